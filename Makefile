@@ -1,0 +1,36 @@
+# Nebula (Go). `make run` starts everything on this machine; `make test` runs
+# every test (what CI runs). Both install what they need.
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DATA    ?= nebula-data
+
+.PHONY: run test deps lint bench fuzz kcat-demo build clean
+
+run: build ## the embedded default: broker + manager on this machine
+	./bin/nebula dev --data-dir $(DATA)
+
+build:
+	$(GO) build -o bin/nebula ./cmd/nebula
+
+test: deps lint ## every test, with the race detector
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Debian packages the tests use: kcat (a Kafka client nobody here wrote).
+deps:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  echo "installing kcat (Debian package) for the event-log interoperability test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+bench: ## performance numbers, each with its baseline from the same run
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 15m ./events/kafkalog ./projections
+
+fuzz: ## a short run of every fuzzer
+	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
+
+clean:
+	rm -rf bin

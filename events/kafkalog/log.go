@@ -1,0 +1,314 @@
+// Package kafkalog is the event log on Kafka: topic bootstrap, Append
+// returning the record offset (the version of whatever the event changed),
+// and readers from an exact offset that never silently rewind. It is the
+// only code that speaks the Kafka protocol for the event log.
+package kafkalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// HeaderCommandID is the record header carrying the envelope's command ID,
+// so that de-duplication and tools need not decode the value.
+const HeaderCommandID = "nebula-command-id"
+
+var (
+	// ErrUnavailable: the log could not be reached in time. Nothing is
+	// known to have been appended (the caller may retry with the same
+	// command ID; the fold discards the duplicate).
+	ErrUnavailable = errors.New("event log unavailable")
+	// ErrOffsetOutOfRange: a reader asked for an offset the log does not
+	// hold (past its end: the log was wiped; before its start: records
+	// were deleted). Readers never rewind on their own.
+	ErrOffsetOutOfRange = errors.New("offset out of range of the event log")
+)
+
+// Log appends to and reads the event topic. It is safe for concurrent use.
+type Log struct {
+	cfg Config
+	cl  *kgo.Client
+	adm *kadm.Client
+}
+
+// Identity names one log: the cluster and the topic incarnation. A topic
+// deleted and re-created has a new topic ID.
+type Identity struct {
+	ClusterID string `json:"cluster_id"`
+	Topic     string `json:"topic"`
+	TopicID   string `json:"topic_id"`
+}
+
+// Open connects to the brokers and bootstraps the event topic: created if
+// missing with one partition (total order) and infinite retention, and its
+// retention repaired if someone changed it. Every start does this.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := cfg.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	l := &Log{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}
+	if err := l.bootstrap(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+var retention = map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+
+func (l *Log) bootstrap(ctx context.Context) error {
+	topic := l.cfg.Topic
+	rf := l.cfg.ReplicationFactor
+	if rf == 0 {
+		rf = -1
+	}
+	configs := map[string]*string{}
+	for k, v := range retention {
+		configs[k] = kadm.StringPtr(v)
+	}
+	_, err := l.adm.CreateTopic(ctx, 1, rf, configs, topic)
+	switch {
+	case err == nil:
+		l.cfg.Logger.Info("created event topic", "topic", topic)
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	default:
+		return fmt.Errorf("%w: create topic %s at %v: %w", ErrUnavailable, topic, l.cfg.Brokers, err)
+	}
+	md, err := l.adm.Metadata(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("%w: metadata of %s: %w", ErrUnavailable, topic, err)
+	}
+	td, ok := md.Topics[topic]
+	if !ok || td.Err != nil {
+		return fmt.Errorf("%w: topic %s: %v", ErrUnavailable, topic, td.Err)
+	}
+	if n := len(td.Partitions); n != 1 {
+		return fmt.Errorf("event topic %s has %d partitions; it must have exactly 1 (the log's total order is the version order)", topic, n)
+	}
+	rcs, err := l.adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("%w: describe %s configs: %w", ErrUnavailable, topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return fmt.Errorf("describe %s configs: %w", topic, err)
+	}
+	var fix []kadm.AlterConfig
+	for k, want := range retention {
+		got := ""
+		for _, c := range rc.Configs {
+			if c.Key == k {
+				got = c.MaybeValue()
+			}
+		}
+		if got != want {
+			l.cfg.Logger.Warn("event topic retention is finite; setting it to infinite", "topic", topic, "config", k, "was", got)
+			fix = append(fix, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kadm.StringPtr(want)})
+		}
+	}
+	if len(fix) > 0 {
+		resps, err := l.adm.AlterTopicConfigs(ctx, fix, topic)
+		if err == nil {
+			_, err = resps.On(topic, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("set infinite retention on %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// Topic is the event topic's name.
+func (l *Log) Topic() string { return l.cfg.Topic }
+
+// Append encodes env and appends it; the returned offset is the event's
+// version. It returns once the brokers acknowledged the record (acks=all,
+// idempotent producer), or ErrUnavailable after the produce timeout.
+func (l *Log) Append(ctx context.Context, env events.Envelope) (int64, error) {
+	value, err := events.Encode(env)
+	if err != nil {
+		return 0, err
+	}
+	return l.AppendRaw(ctx, value, env.CommandID)
+}
+
+// AppendRaw appends an already encoded record. Tools and tests use it; the
+// API appends envelopes through Append.
+func (l *Log) AppendRaw(ctx context.Context, value []byte, commandID string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
+	defer cancel()
+	r, err := l.cl.ProduceSync(ctx, l.record(value, commandID)).First()
+	if err != nil {
+		return 0, l.produceErr(err)
+	}
+	return r.Offset, nil
+}
+
+// AppendBatch appends several envelopes in one round trip and returns their
+// offsets in order. They are consecutive unless another writer interleaves.
+func (l *Log) AppendBatch(ctx context.Context, envs []events.Envelope) ([]int64, error) {
+	recs := make([]*kgo.Record, len(envs))
+	for i, env := range envs {
+		value, err := events.Encode(env)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		recs[i] = l.record(value, env.CommandID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
+	defer cancel()
+	results := l.cl.ProduceSync(ctx, recs...)
+	if err := results.FirstErr(); err != nil {
+		return nil, l.produceErr(err)
+	}
+	offsets := make([]int64, len(results))
+	for i, r := range results {
+		offsets[i] = r.Record.Offset
+	}
+	return offsets, nil
+}
+
+func (l *Log) record(value []byte, commandID string) *kgo.Record {
+	r := &kgo.Record{Value: value, Partition: 0, Topic: l.cfg.Topic}
+	if commandID != "" {
+		r.Headers = []kgo.RecordHeader{{Key: HeaderCommandID, Value: []byte(commandID)}}
+	}
+	return r
+}
+
+func (l *Log) produceErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) {
+		return fmt.Errorf("%w: append to %s: %w", ErrUnavailable, l.cfg.Topic, err)
+	}
+	return fmt.Errorf("append to %s: %w", l.cfg.Topic, err)
+}
+
+// Identity returns the cluster ID and topic ID of the log.
+func (l *Log) Identity(ctx context.Context) (Identity, error) {
+	md, err := l.adm.Metadata(ctx, l.cfg.Topic)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: metadata: %w", ErrUnavailable, err)
+	}
+	td, ok := md.Topics[l.cfg.Topic]
+	if !ok || td.Err != nil {
+		return Identity{}, fmt.Errorf("%w: topic %s: %v", ErrUnavailable, l.cfg.Topic, td.Err)
+	}
+	return Identity{ClusterID: md.Cluster, Topic: l.cfg.Topic, TopicID: td.ID.String()}, nil
+}
+
+// Bounds returns the log's first offset and the offset the next record
+// will get (start == end when empty).
+func (l *Log) Bounds(ctx context.Context) (start, end int64, err error) {
+	get := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
+		lo, err := list(ctx, l.cfg.Topic)
+		if err == nil {
+			err = lo.Error()
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: list offsets: %w", ErrUnavailable, err)
+		}
+		o, ok := lo.Lookup(l.cfg.Topic, 0)
+		if !ok {
+			return 0, fmt.Errorf("%w: no offsets for %s", ErrUnavailable, l.cfg.Topic)
+		}
+		return o.Offset, nil
+	}
+	if start, err = get(l.adm.ListStartOffsets); err != nil {
+		return 0, 0, err
+	}
+	end, err = get(l.adm.ListEndOffsets)
+	return start, end, err
+}
+
+// Ping checks that a broker answers within the context's deadline.
+func (l *Log) Ping(ctx context.Context) error {
+	if err := l.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close releases the client. Readers have their own clients.
+func (l *Log) Close() { l.cl.Close() }
+
+// Reader reads the log in order from an exact offset. It is not safe for
+// concurrent use.
+type Reader struct {
+	cl    *kgo.Client
+	topic string
+}
+
+// NewReader returns a reader whose first record is at offset from. Asking
+// for an offset the log does not hold makes Fetch return
+// ErrOffsetOutOfRange; it never rewinds.
+func (l *Log) NewReader(from int64) (*Reader, error) {
+	opts, err := l.cfg.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.cfg.Topic: {0: kgo.NewOffset().At(from)}}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxWait(time.Second),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka reader: %w", err)
+	}
+	return &Reader{cl: cl, topic: l.cfg.Topic}, nil
+}
+
+// Fetch blocks until records are available or ctx ends and returns them in
+// offset order.
+func (r *Reader) Fetch(ctx context.Context) ([]events.Record, error) {
+	fs := r.cl.PollFetches(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, fe := range fs.Errors() {
+		switch {
+		case errors.Is(fe.Err, kerr.OffsetOutOfRange):
+			return nil, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, r.topic, fe.Err)
+		case errors.Is(fe.Err, context.Canceled), errors.Is(fe.Err, context.DeadlineExceeded):
+			return nil, fe.Err
+		default:
+			return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, r.topic, fe.Err)
+		}
+	}
+	var out []events.Record
+	fs.EachRecord(func(rec *kgo.Record) {
+		er := events.Record{Offset: rec.Offset, Value: rec.Value, Timestamp: rec.Timestamp}
+		for _, h := range rec.Headers {
+			if h.Key == HeaderCommandID {
+				er.CommandID = string(h.Value)
+			}
+		}
+		out = append(out, er)
+	})
+	return out, nil
+}
+
+// Close releases the reader's client.
+func (r *Reader) Close() { r.cl.Close() }
