@@ -173,13 +173,15 @@ func TestEncodeRejectsInvalid(t *testing.T) {
 	t.Parallel()
 	good := samples()[0]
 	cases := map[string]func(e *Envelope){
-		"bad name":          func(e *Envelope) { e.Aggregate.Name = "web app" },
-		"kind mismatch":     func(e *Envelope) { e.Aggregate.Kind = KindCronJob },
-		"payload mismatch":  func(e *Envelope) { e.Payload = AppDeletedV{} },
-		"invalid spec":      func(e *Envelope) { e.Payload = AppCreatedV{Spec: NewAppSpec("")} },
-		"unknown type":      func(e *Envelope) { e.Type = "app.moved" },
-		"empty patch":       func(e *Envelope) { e.Type, e.Payload = AppPatched, AppPatchedV{} },
-		"fleet with a name": func(e *Envelope) { e.Type, e.Aggregate, e.Payload = FleetPruned, Aggregate{KindFleet, "x"}, FleetPrunedV{} },
+		"bad name":         func(e *Envelope) { e.Aggregate.Name = "web app" },
+		"kind mismatch":    func(e *Envelope) { e.Aggregate.Kind = KindCronJob },
+		"payload mismatch": func(e *Envelope) { e.Payload = AppDeletedV{} },
+		"invalid spec":     func(e *Envelope) { e.Payload = AppCreatedV{Spec: NewAppSpec("")} },
+		"unknown type":     func(e *Envelope) { e.Type = "app.moved" },
+		"empty patch":      func(e *Envelope) { e.Type, e.Payload = AppPatched, AppPatchedV{} },
+		"fleet with a name": func(e *Envelope) {
+			e.Type, e.Aggregate, e.Payload = FleetPruned, Aggregate{KindFleet, "x"}, FleetPrunedV{}
+		},
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
