@@ -98,3 +98,13 @@ type Record struct {
 	CommandID string
 	Timestamp time.Time
 }
+
+// LogIdentity names one event log: the cluster and the topic incarnation (a
+// topic deleted and re-created has a new topic ID). A projection records
+// the identity of the log it was built from and is rebuilt, never reused,
+// when the log it reads has another.
+type LogIdentity struct {
+	ClusterID string `json:"cluster_id"`
+	Topic     string `json:"topic"`
+	TopicID   string `json:"topic_id"`
+}

@@ -39,14 +39,6 @@ type Log struct {
 	adm *kadm.Client
 }
 
-// Identity names one log: the cluster and the topic incarnation. A topic
-// deleted and re-created has a new topic ID.
-type Identity struct {
-	ClusterID string `json:"cluster_id"`
-	Topic     string `json:"topic"`
-	TopicID   string `json:"topic_id"`
-}
-
 // Open connects to the brokers and bootstraps the event topic: created if
 // missing with one partition (total order) and infinite retention, and its
 // retention repaired if someone changed it. Every start does this.
@@ -206,16 +198,16 @@ func (l *Log) produceErr(err error) error {
 }
 
 // Identity returns the cluster ID and topic ID of the log.
-func (l *Log) Identity(ctx context.Context) (Identity, error) {
+func (l *Log) Identity(ctx context.Context) (events.LogIdentity, error) {
 	md, err := l.adm.Metadata(ctx, l.cfg.Topic)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: metadata: %w", ErrUnavailable, err)
+		return events.LogIdentity{}, fmt.Errorf("%w: metadata: %w", ErrUnavailable, err)
 	}
 	td, ok := md.Topics[l.cfg.Topic]
 	if !ok || td.Err != nil {
-		return Identity{}, fmt.Errorf("%w: topic %s: %v", ErrUnavailable, l.cfg.Topic, td.Err)
+		return events.LogIdentity{}, fmt.Errorf("%w: topic %s: %v", ErrUnavailable, l.cfg.Topic, td.Err)
 	}
-	return Identity{ClusterID: md.Cluster, Topic: l.cfg.Topic, TopicID: td.ID.String()}, nil
+	return events.LogIdentity{ClusterID: md.Cluster, Topic: l.cfg.Topic, TopicID: td.ID.String()}, nil
 }
 
 // Bounds returns the log's first offset and the offset the next record

@@ -1,0 +1,250 @@
+package projections
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// FoldVersion changes whenever the fold's logic changes what it writes for
+// the same log. A store built by another fold version is rebuilt.
+const FoldVersion = 1
+
+// RecordError is a record the fold cannot read (corrupt, unknown type,
+// newer schema). The projection stops there: it never skips a record.
+type RecordError struct {
+	Offset int64
+	Err    error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("event log record at offset %d cannot be folded: %v", e.Offset, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Result is the outcome of folding one record.
+type Result struct {
+	Verdict Verdict
+	// Groups are the device groups whose /info changed.
+	Groups []string
+}
+
+// Apply folds one record into kv: it decodes the record, decides whether
+// its event is accepted against the state in kv, writes the new state and
+// the verdict. It is deterministic: the same state and record give the same
+// verdict and writes on every manager. Rejections are verdicts, not errors;
+// errors are unreadable records (*RecordError) and storage failures.
+func Apply(kv KV, rec events.Record) (Result, error) {
+	env, err := events.Decode(rec.Value)
+	if err != nil {
+		return Result{}, &RecordError{Offset: rec.Offset, Err: err}
+	}
+	f := &folder{kv: kv, off: rec.Offset, env: env, touched: map[string]bool{}}
+	v := Verdict{Offset: rec.Offset, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
+	err = f.dedupe()
+	if err == nil {
+		err = f.decide()
+	}
+	var rej *rejection
+	switch {
+	case err == nil:
+		v.Accepted = true
+	case errors.As(err, &rej):
+		v.Reason, v.Detail, v.DuplicateOf = rej.reason, rej.detail, rej.duplicateOf
+		f.touched = nil
+	default:
+		return Result{}, fmt.Errorf("fold offset %d: %w", rec.Offset, err)
+	}
+	if err := putDoc(kv, offsetKey(prefixVerdict, rec.Offset), v); err != nil {
+		return Result{}, err
+	}
+	if err := countStats(kv, v.Accepted); err != nil {
+		return Result{}, err
+	}
+	groups := make([]string, 0, len(f.touched))
+	for g := range f.touched {
+		groups = append(groups, g)
+	}
+	slices.Sort(groups)
+	return Result{Verdict: v, Groups: groups}, nil
+}
+
+func countStats(kv KV, accepted bool) error {
+	st, _, err := getDoc[Stats](kv, keyStats)
+	if err != nil {
+		return err
+	}
+	st.Records++
+	if accepted {
+		st.Accepted++
+	} else {
+		st.Rejected++
+	}
+	return putDoc(kv, keyStats, st)
+}
+
+type rejection struct {
+	reason      Reason
+	detail      string
+	duplicateOf int64
+}
+
+func (r *rejection) Error() string { return string(r.reason) + ": " + r.detail }
+
+func reject(reason Reason, format string, args ...any) error {
+	return &rejection{reason: reason, detail: fmt.Sprintf(format, args...)}
+}
+
+// folder holds what folding one record needs.
+type folder struct {
+	kv      KV
+	off     int64
+	env     events.Envelope
+	touched map[string]bool
+}
+
+// dedupe rejects a record whose command ID an earlier record carried, and
+// otherwise remembers the command ID.
+func (f *folder) dedupe() error {
+	id := f.env.CommandID
+	if id == "" {
+		return nil
+	}
+	k := key(prefixCommand, id)
+	prev, found, err := f.kv.Get(k)
+	if err != nil {
+		return err
+	}
+	if found {
+		return &rejection{reason: ReasonDuplicate, detail: fmt.Sprintf("command %q was folded at offset %d", id, decodeInt(prev)), duplicateOf: decodeInt(prev)}
+	}
+	return f.kv.Set(k, encodeInt(f.off))
+}
+
+func (f *folder) decide() error {
+	if err := f.env.Validate(); err != nil {
+		return reject(ReasonInvalid, "%v", err)
+	}
+	if err := f.checkVersion(); err != nil {
+		return err
+	}
+	name := f.env.Aggregate.Name
+	switch p := f.env.Payload.(type) {
+	case events.AppCreatedV:
+		return f.createApp(name, p.Spec)
+	case events.AppReplacedV:
+		return f.changeApp(name, func(a *App) error { a.AppSpec = p.Spec; return nil })
+	case events.AppPatchedV:
+		return f.changeApp(name, func(a *App) error {
+			a.AppSpec = p.Patch.Apply(a.AppSpec)
+			return validSpec(a.AppSpec.Validate())
+		})
+	case events.AppStoppedV:
+		return f.changeApp(name, func(a *App) error { a.Running = false; return nil })
+	case events.AppStartedV:
+		return f.changeApp(name, func(a *App) error { a.Running = true; return nil })
+	case events.AppRestartedV:
+		return f.changeApp(name, func(a *App) error {
+			if !a.Running {
+				return reject(ReasonNotRunning, "app %q is stopped; start it instead", name)
+			}
+			return nil
+		})
+	case events.AppDeletedV:
+		return f.deleteApp(name)
+
+	case events.DeviceGroupCreatedV:
+		return f.createGroup(name, p.Spec)
+	case events.DeviceGroupReplacedV:
+		return f.changeGroup(name, func(g *DeviceGroup) { g.DeviceGroupSpec = p.Spec }, true)
+	case events.DeviceGroupPatchedV:
+		return f.changeGroup(name, func(g *DeviceGroup) { g.DeviceGroupSpec = p.Patch.Apply(g.DeviceGroupSpec) }, true)
+	case events.DeviceGroupPrunedV:
+		return f.changeGroup(name, func(g *DeviceGroup) { g.PruneID = f.off }, false)
+	case events.DeviceGroupDeletedV:
+		return f.deleteGroup(name)
+	case events.FleetPrunedV:
+		return f.pruneFleet()
+
+	case events.CronJobCreatedV:
+		return f.createCron(name, p.Spec)
+	case events.CronJobReplacedV:
+		return f.changeCron(name, func(c *CronJob) error { c.CronJobSpec = p.Spec; return nil })
+	case events.CronJobPatchedV:
+		return f.changeCron(name, func(c *CronJob) error {
+			c.CronJobSpec = p.Patch.Apply(c.CronJobSpec)
+			return validSpec(c.CronJobSpec.Validate())
+		})
+	case events.CronJobDeletedV:
+		return f.deleteCron(name)
+
+	case events.UserCreatedV:
+		return f.createUser(name, p)
+	case events.UserUpdatedV:
+		return f.changeUser(name, p.PasswordHash, p.TokenSHA256)
+	case events.UserTokenRefreshedV:
+		return f.changeUser(name, nil, &p.TokenSHA256)
+	case events.UserDeletedV:
+		return f.deleteUser(name)
+
+	case events.UserGroupCreatedV:
+		return f.createUserGroup(name, p.Spec)
+	case events.UserGroupUpdatedV:
+		return f.changeUserGroup(name, p.Patch)
+	case events.UserGroupDeletedV:
+		return f.deleteUserGroup(name)
+	}
+	// Decode only returns catalogue types, and every one is handled above.
+	return fmt.Errorf("fold has no case for %s", f.env.Type)
+}
+
+func validSpec(err error) error {
+	if err != nil {
+		return reject(ReasonInvalid, "the result would be invalid: %v", err)
+	}
+	return nil
+}
+
+// checkVersion enforces IfVersion: the aggregate's current version (0 when
+// it does not exist) must equal it.
+func (f *folder) checkVersion() error {
+	want := f.env.IfVersion
+	if want == 0 {
+		return nil
+	}
+	var cur int64
+	var err error
+	name := f.env.Aggregate.Name
+	switch f.env.Aggregate.Kind {
+	case events.KindApp:
+		cur, err = version[App](f.kv, key(prefixApp, name), func(d App) int64 { return d.Version })
+	case events.KindDeviceGroup:
+		cur, err = version[DeviceGroup](f.kv, key(prefixGroup, name), func(d DeviceGroup) int64 { return d.Version })
+	case events.KindCronJob:
+		cur, err = version[CronJob](f.kv, key(prefixCron, name), func(d CronJob) int64 { return d.Version })
+	case events.KindUser:
+		cur, err = version[User](f.kv, key(prefixUser, name), func(d User) int64 { return d.Version })
+	case events.KindUserGroup:
+		cur, err = version[UserGroup](f.kv, key(prefixUserGroup, name), func(d UserGroup) int64 { return d.Version })
+	default:
+		return reject(ReasonInvalid, "%s events take no version precondition", f.env.Aggregate.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	if cur != want {
+		return reject(ReasonVersionMismatch, "%s is at version %d, not %d", f.env.Aggregate, cur, want)
+	}
+	return nil
+}
+
+func version[T any](kv KV, k []byte, v func(T) int64) (int64, error) {
+	doc, found, err := getDoc[T](kv, k)
+	if err != nil || !found {
+		return 0, err
+	}
+	return v(doc), nil
+}

@@ -1,0 +1,251 @@
+package projections
+
+import (
+	"slices"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// Apps, device groups and cron jobs: what devices run.
+
+func (f *folder) createApp(name string, spec events.AppSpec) error {
+	k := key(prefixApp, name)
+	if _, found, err := f.kv.Get(k); err != nil || found {
+		return existsOr(err, "app", name)
+	}
+	if err := putDoc(f.kv, k, App{Name: name, Version: f.off, AppSpec: spec}); err != nil {
+		return err
+	}
+	// Groups that listed the app before it was deleted serve it again.
+	return f.bumpGroupsListing(prefixIdxGroupApp, name)
+}
+
+func (f *folder) changeApp(name string, change func(*App) error) error {
+	k := key(prefixApp, name)
+	app, found, err := getDoc[App](f.kv, k)
+	if err != nil || !found {
+		return notFoundOr(err, "app", name)
+	}
+	if err := change(&app); err != nil {
+		return err
+	}
+	app.Version = f.off
+	if err := putDoc(f.kv, k, app); err != nil {
+		return err
+	}
+	return f.bumpGroupsListing(prefixIdxGroupApp, name)
+}
+
+func (f *folder) deleteApp(name string) error {
+	k := key(prefixApp, name)
+	if _, found, err := f.kv.Get(k); err != nil || !found {
+		return notFoundOr(err, "app", name)
+	}
+	if err := f.kv.Delete(k); err != nil {
+		return err
+	}
+	// The groups keep the name (as Nebula did) but get a new version, so
+	// their devices stop the app now rather than at the next group change.
+	return f.bumpGroupsListing(prefixIdxGroupApp, name)
+}
+
+func (f *folder) createCron(name string, spec events.CronJobSpec) error {
+	k := key(prefixCron, name)
+	if _, found, err := f.kv.Get(k); err != nil || found {
+		return existsOr(err, "cron job", name)
+	}
+	if err := putDoc(f.kv, k, CronJob{Name: name, Version: f.off, CronJobSpec: spec}); err != nil {
+		return err
+	}
+	return f.bumpGroupsListing(prefixIdxGroupCron, name)
+}
+
+func (f *folder) changeCron(name string, change func(*CronJob) error) error {
+	k := key(prefixCron, name)
+	cj, found, err := getDoc[CronJob](f.kv, k)
+	if err != nil || !found {
+		return notFoundOr(err, "cron job", name)
+	}
+	if err := change(&cj); err != nil {
+		return err
+	}
+	cj.Version = f.off
+	if err := putDoc(f.kv, k, cj); err != nil {
+		return err
+	}
+	return f.bumpGroupsListing(prefixIdxGroupCron, name)
+}
+
+func (f *folder) deleteCron(name string) error {
+	k := key(prefixCron, name)
+	if _, found, err := f.kv.Get(k); err != nil || !found {
+		return notFoundOr(err, "cron job", name)
+	}
+	if err := f.kv.Delete(k); err != nil {
+		return err
+	}
+	return f.bumpGroupsListing(prefixIdxGroupCron, name)
+}
+
+// bumpGroupsListing gives every device group that lists name (in the
+// index under prefix) the current offset as its version.
+func (f *folder) bumpGroupsListing(prefix []byte, name string) error {
+	groups, err := indexed(f.kv, prefix, name)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if err := f.updateGroup(g, func(*DeviceGroup) {}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *folder) updateGroup(name string, change func(*DeviceGroup)) error {
+	k := key(prefixGroup, name)
+	g, found, err := getDoc[DeviceGroup](f.kv, k)
+	if err != nil || !found {
+		return notFoundOr(err, "device group", name)
+	}
+	change(&g)
+	g.Version = f.off
+	f.touched[name] = true
+	return putDoc(f.kv, k, g)
+}
+
+func (f *folder) createGroup(name string, spec events.DeviceGroupSpec) error {
+	k := key(prefixGroup, name)
+	if _, found, err := f.kv.Get(k); err != nil || found {
+		return existsOr(err, "device group", name)
+	}
+	if err := f.checkMembers(spec); err != nil {
+		return err
+	}
+	if err := putDoc(f.kv, k, DeviceGroup{Name: name, Version: f.off, PruneID: f.off, DeviceGroupSpec: spec}); err != nil {
+		return err
+	}
+	f.touched[name] = true
+	return f.reindexGroup(name, events.DeviceGroupSpec{}, spec)
+}
+
+// changeGroup changes a group; members says whether the change may alter
+// the member lists (which must then name existing apps and cron jobs).
+func (f *folder) changeGroup(name string, change func(*DeviceGroup), members bool) error {
+	k := key(prefixGroup, name)
+	g, found, err := getDoc[DeviceGroup](f.kv, k)
+	if err != nil || !found {
+		return notFoundOr(err, "device group", name)
+	}
+	old := g.DeviceGroupSpec
+	change(&g)
+	if members {
+		if err := validSpec(g.DeviceGroupSpec.Validate()); err != nil {
+			return err
+		}
+		if err := f.checkMembers(g.DeviceGroupSpec); err != nil {
+			return err
+		}
+		if err := f.reindexGroup(name, old, g.DeviceGroupSpec); err != nil {
+			return err
+		}
+	}
+	g.Version = f.off
+	f.touched[name] = true
+	return putDoc(f.kv, k, g)
+}
+
+func (f *folder) deleteGroup(name string) error {
+	k := key(prefixGroup, name)
+	g, found, err := getDoc[DeviceGroup](f.kv, k)
+	if err != nil || !found {
+		return notFoundOr(err, "device group", name)
+	}
+	if err := f.reindexGroup(name, g.DeviceGroupSpec, events.DeviceGroupSpec{}); err != nil {
+		return err
+	}
+	f.touched[name] = true
+	return f.kv.Delete(k)
+}
+
+// pruneFleet is a prune of every device group.
+func (f *folder) pruneFleet() error {
+	var names []string
+	err := f.kv.Keys(prefixGroup, func(k []byte) error {
+		names = append(names, string(k[len(prefixGroup):]))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := f.updateGroup(n, func(g *DeviceGroup) { g.PruneID = f.off }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMembers rejects a group listing an app or cron job that does not
+// exist at this point of the log.
+func (f *folder) checkMembers(spec events.DeviceGroupSpec) error {
+	for _, a := range spec.Apps {
+		if _, found, err := f.kv.Get(key(prefixApp, a)); err != nil || !found {
+			return missingOr(err, "app", a)
+		}
+	}
+	for _, c := range spec.CronJobs {
+		if _, found, err := f.kv.Get(key(prefixCron, c)); err != nil || !found {
+			return missingOr(err, "cron job", c)
+		}
+	}
+	return nil
+}
+
+// reindexGroup moves the group's index entries from the old member lists
+// to the new ones.
+func (f *folder) reindexGroup(group string, old, cur events.DeviceGroupSpec) error {
+	if err := reindex(f.kv, prefixIdxGroupApp, group, old.Apps, cur.Apps); err != nil {
+		return err
+	}
+	return reindex(f.kv, prefixIdxGroupCron, group, old.CronJobs, cur.CronJobs)
+}
+
+// reindex removes index entries (member, owner) for members no longer
+// listed and adds them for new ones.
+func reindex(kv KV, prefix []byte, owner string, old, cur []string) error {
+	for _, m := range old {
+		if !slices.Contains(cur, m) {
+			if err := kv.Delete(indexKey(prefix, m, owner)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range cur {
+		if err := kv.Set(indexKey(prefix, m, owner), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func existsOr(err error, what, name string) error {
+	if err != nil {
+		return err
+	}
+	return reject(ReasonExists, "%s %q exists", what, name)
+}
+
+func notFoundOr(err error, what, name string) error {
+	if err != nil {
+		return err
+	}
+	return reject(ReasonNotFound, "%s %q does not exist", what, name)
+}
+
+func missingOr(err error, what, name string) error {
+	if err != nil {
+		return err
+	}
+	return reject(ReasonMissingMember, "%s %q does not exist", what, name)
+}

@@ -1,0 +1,84 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// KV is the state the fold reads and writes: the Badger store implements it
+// over one transaction; the fold's unit tests use MemKV.
+type KV interface {
+	// Get returns the value of key, or found=false.
+	Get(key []byte) (value []byte, found bool, err error)
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	// Keys calls fn for every key with the prefix, in key order. fn must
+	// not write to the KV.
+	Keys(prefix []byte, fn func(key []byte) error) error
+}
+
+func getDoc[T any](kv KV, k []byte) (T, bool, error) {
+	var doc T
+	b, found, err := kv.Get(k)
+	if err != nil || !found {
+		return doc, false, err
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return doc, false, fmt.Errorf("projection document %q is corrupt: %w", k, err)
+	}
+	return doc, true, nil
+}
+
+func putDoc(kv KV, k []byte, doc any) error {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return kv.Set(k, b)
+}
+
+// indexed returns the second names of the index entries under first name a.
+func indexed(kv KV, prefix []byte, a string) ([]string, error) {
+	var out []string
+	err := kv.Keys(indexPrefix(prefix, a), func(k []byte) error {
+		out = append(out, indexSecond(k))
+		return nil
+	})
+	return out, err
+}
+
+// MemKV is an in-memory KV for tests of the fold.
+type MemKV map[string][]byte
+
+func (m MemKV) Get(k []byte) ([]byte, bool, error) {
+	v, ok := m[string(k)]
+	return v, ok, nil
+}
+
+func (m MemKV) Set(k, v []byte) error {
+	m[string(k)] = append([]byte(nil), v...)
+	return nil
+}
+
+func (m MemKV) Delete(k []byte) error {
+	delete(m, string(k))
+	return nil
+}
+
+func (m MemKV) Keys(prefix []byte, fn func([]byte) error) error {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, string(prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := fn([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

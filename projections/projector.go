@@ -1,0 +1,186 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// LogInfo is what the projector asks the event log about itself.
+type LogInfo interface {
+	// Identity names the log (cluster and topic incarnation).
+	Identity(ctx context.Context) (events.LogIdentity, error)
+	// Bounds returns the first offset and the offset of the next record.
+	Bounds(ctx context.Context) (start, end int64, err error)
+}
+
+// RecordReader reads the log in order from the offset it was opened at.
+// It must never rewind by itself: an offset the log does not hold is an
+// error.
+type RecordReader interface {
+	Fetch(ctx context.Context) ([]events.Record, error)
+	Close()
+}
+
+// OpenReader opens a reader at an exact offset.
+type OpenReader func(from int64) (RecordReader, error)
+
+// Projector keeps a Store folded up to the end of the log.
+type Projector struct {
+	store  *Store
+	log    LogInfo
+	open   OpenReader
+	logger *slog.Logger
+	// Backoff between attempts when the log is unreachable.
+	Backoff time.Duration
+}
+
+// NewProjector returns a projector feeding store from the log.
+func NewProjector(store *Store, log LogInfo, open OpenReader, logger *slog.Logger) *Projector {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Projector{store: store, log: log, open: open, logger: logger, Backoff: time.Second}
+}
+
+// ErrLogTruncated: the log no longer holds records the projection needs
+// (its start is past the projection's next offset). Rebuilding cannot help.
+var ErrLogTruncated = errors.New("event log lost its beginning")
+
+// Run folds the log into the store until ctx ends (nil) or the projection
+// cannot go on (a record it cannot fold, a truncated log): then the store
+// is marked failed and the error returned. An unreachable log is waited
+// for; it is not an error.
+func (p *Projector) Run(ctx context.Context) error {
+	down := false // log the transitions of the log's reachability, not every retry
+	for {
+		from, err := p.prepare(ctx)
+		if err == nil {
+			if down {
+				p.logger.Info("event log reachable again")
+				down = false
+			}
+			err = p.follow(ctx, from)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrLogTruncated), errors.As(err, new(*RecordError)):
+			p.store.Fail(err)
+			return err
+		case err != nil && !down:
+			p.logger.Warn("event log unavailable; serving the projection as it is and retrying", "err", err)
+			down = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(p.Backoff):
+		}
+	}
+}
+
+// prepare checks that the store was built from this log by this fold and
+// that the log still holds what comes next; otherwise it rebuilds. It
+// returns the offset to read from.
+func (p *Projector) prepare(ctx context.Context) (int64, error) {
+	id, err := p.log.Identity(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start, end, err := p.log.Bounds(ctx)
+	if err != nil {
+		return 0, err
+	}
+	meta, err := p.store.Meta()
+	if err != nil {
+		return 0, err
+	}
+	rebuild := ""
+	switch {
+	case meta.Identity == nil:
+		if meta.Applied >= 0 {
+			rebuild = "the projection does not record which log it was built from"
+		}
+	case *meta.Identity != id:
+		rebuild = fmt.Sprintf("the projection was built from another log (cluster %s, topic %s id %s); this log is cluster %s, topic %s id %s",
+			meta.Identity.ClusterID, meta.Identity.Topic, meta.Identity.TopicID, id.ClusterID, id.Topic, id.TopicID)
+	case meta.FoldVersion != FoldVersion:
+		rebuild = fmt.Sprintf("the projection was built by fold version %d, this is %d", meta.FoldVersion, FoldVersion)
+	case meta.Applied >= end:
+		rebuild = fmt.Sprintf("the log ends before offset %d but the projection has folded up to offset %d: the log was wiped or truncated", end, meta.Applied)
+	}
+	if meta.Identity == nil || rebuild != "" {
+		if rebuild != "" {
+			p.logger.Warn("rebuilding the projection from offset 0", "reason", rebuild)
+		}
+		if err := p.store.Reset(id); err != nil {
+			return 0, err
+		}
+		meta.Applied = -1
+	}
+	from := meta.Applied + 1
+	if from < start {
+		return 0, fmt.Errorf("%w: it starts at offset %d, the projection needs offset %d (was the topic's retention changed?)", ErrLogTruncated, start, from)
+	}
+	p.logger.Info("projection following the event log", "from_offset", from, "log_end", end, "topic", id.Topic)
+	return from, nil
+}
+
+// follow reads from offset from and folds every fetch in one batch until
+// an error or the end of ctx.
+func (p *Projector) follow(ctx context.Context, from int64) error {
+	r, err := p.open(from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		recs, err := r.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := p.store.ApplyBatch(recs); err != nil {
+			return err
+		}
+	}
+}
+
+// Rebuild empties the store and folds the log from offset 0 up to its
+// current end, then returns. Run does the same on its own when the store
+// does not match the log; this is the explicit, offline form.
+func Rebuild(ctx context.Context, store *Store, log LogInfo, open OpenReader) error {
+	id, err := log.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	_, end, err := log.Bounds(ctx)
+	if err != nil {
+		return err
+	}
+	if err := store.Reset(id); err != nil {
+		return err
+	}
+	if end == 0 {
+		return nil
+	}
+	r, err := open(0)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for store.Applied() < end-1 {
+		recs, err := r.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := store.ApplyBatch(recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// Store is the Badger projection: the folded state and the offset of the
+// last record folded, always written in the same transaction, so that a
+// crash at any point resumes exactly after the last committed record.
+// It is safe for concurrent use; one process owns a directory.
+type Store struct {
+	db     *badger.DB
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	applied int64         // offset of the last folded record, -1 if none
+	changed chan struct{} // closed and replaced at every commit
+	failed  error         // set when the projection stopped for good
+
+	folded   atomic.Int64 // records folded by this process
+	onCommit func([]Result)
+	// afterFold, when set (tests), runs after each record is folded into
+	// the open transaction, before the commit.
+	afterFold func(offset int64)
+}
+
+// Open opens (or creates) the store in dir; dir "" keeps it in memory.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	return open(dir, logger, nil)
+}
+
+func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		WithNumVersionsToKeep(1).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2)
+	if dir == "" {
+		opts = opts.WithInMemory(true)
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
+	}
+	s := &Store{db: db, logger: logger, changed: make(chan struct{})}
+	err = db.View(func(txn *badger.Txn) error {
+		b, found, err := badgerKV{txn}.Get(keyApplied)
+		s.applied = -1
+		if found {
+			s.applied = decodeInt(b)
+		}
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database. Waiters are released with an error.
+func (s *Store) Close() error {
+	s.Fail(errors.New("projection store closed"))
+	return s.db.Close()
+}
+
+// OnCommit registers fn, called after each commit with the results of the
+// records it folded (in offset order). Register before the projector runs.
+func (s *Store) OnCommit(fn func([]Result)) { s.onCommit = fn }
+
+// Applied is the offset of the last folded record, -1 if none.
+func (s *Store) Applied() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// Folded counts the records this process folded (not those it found
+// already folded in the store).
+func (s *Store) Folded() int64 { return s.folded.Load() }
+
+// WaitFor blocks until the record at offset is folded (read-your-writes:
+// a command appends, then waits for its own offset), the context ends, or
+// the projection stops.
+func (s *Store) WaitFor(ctx context.Context, offset int64) error {
+	for {
+		s.mu.Lock()
+		applied, ch, failed := s.applied, s.changed, s.failed
+		s.mu.Unlock()
+		if applied >= offset {
+			return nil
+		}
+		if failed != nil {
+			return fmt.Errorf("waiting for offset %d: %w", offset, failed)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for offset %d (applied %d): %w", offset, applied, ctx.Err())
+		}
+	}
+}
+
+// Fail marks the projection as stopped: waiters get err.
+func (s *Store) Fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == nil {
+		s.failed = err
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+// Meta is what the store knows about how it was built.
+type Meta struct {
+	Identity    *events.LogIdentity
+	FoldVersion int64
+	Applied     int64
+	Stats       Stats
+}
+
+// Meta reads the store's metadata.
+func (s *Store) Meta() (Meta, error) {
+	m := Meta{Applied: -1}
+	err := s.db.View(func(txn *badger.Txn) error {
+		kv := badgerKV{txn}
+		id, found, err := getDoc[events.LogIdentity](kv, keyIdentity)
+		if err != nil {
+			return err
+		}
+		if found {
+			m.Identity = &id
+		}
+		if b, found, err := kv.Get(keyFoldVersion); err != nil {
+			return err
+		} else if found {
+			m.FoldVersion = decodeInt(b)
+		}
+		if b, found, err := kv.Get(keyApplied); err != nil {
+			return err
+		} else if found {
+			m.Applied = decodeInt(b)
+		}
+		m.Stats, _, err = getDoc[Stats](kv, keyStats)
+		return err
+	})
+	return m, err
+}
+
+// Reset empties the store and records that it will be built from the log
+// with identity id by this fold version, starting at offset 0.
+func (s *Store) Reset(id events.LogIdentity) error {
+	if err := s.db.DropAll(); err != nil {
+		return fmt.Errorf("reset projection: %w", err)
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		kv := badgerKV{txn}
+		if err := putDoc(kv, keyIdentity, id); err != nil {
+			return err
+		}
+		return kv.Set(keyFoldVersion, encodeInt(FoldVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("reset projection: %w", err)
+	}
+	s.mu.Lock()
+	s.applied = -1
+	s.mu.Unlock()
+	return nil
+}
+
+// errTooBig reports that the first n records fit in one transaction but
+// record n did not.
+type errTooBig struct{ n int }
+
+func (e errTooBig) Error() string { return fmt.Sprintf("transaction too big after %d records", e.n) }
+
+// ApplyBatch folds records in offset order, skipping those already folded,
+// in as few transactions as fit (usually one per fetch). Each transaction
+// also stores its last offset. On a record the fold cannot read, the
+// records before it are committed and the *RecordError returned.
+func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
+	var all []Result
+	limit := len(recs)
+	for len(recs) > 0 {
+		n, results, err := s.applyChunk(recs[:min(limit, len(recs))])
+		var tooBig errTooBig
+		if errors.As(err, &tooBig) {
+			if tooBig.n == 0 {
+				return all, fmt.Errorf("event at offset %d does not fit in one projection transaction", recs[0].Offset)
+			}
+			limit = tooBig.n
+			continue
+		}
+		all = append(all, results...)
+		recs = recs[n:]
+		if err != nil {
+			return all, err
+		}
+		limit = len(recs)
+	}
+	return all, nil
+}
+
+// applyChunk folds recs in one transaction and returns how many it
+// consumed.
+func (s *Store) applyChunk(recs []events.Record) (int, []Result, error) {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	kv := badgerKV{txn}
+	applied := s.Applied()
+	last := applied
+	var results []Result
+	var recErr error
+	n := 0
+	for ; n < len(recs); n++ {
+		rec := recs[n]
+		if rec.Offset <= last {
+			continue // folded before (a resumed or repeated fetch)
+		}
+		res, err := Apply(kv, rec)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return 0, nil, errTooBig{n}
+		}
+		var re *RecordError
+		if errors.As(err, &re) {
+			recErr = err // Decode failed before any write: commit the rest
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		results = append(results, res)
+		last = rec.Offset
+		if s.afterFold != nil {
+			s.afterFold(rec.Offset)
+		}
+	}
+	if last != applied {
+		if err := kv.Set(keyApplied, encodeInt(last)); err != nil {
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return 0, nil, errTooBig{n - 1}
+			}
+			return 0, nil, err
+		}
+		if err := txn.Commit(); err != nil {
+			return 0, nil, fmt.Errorf("commit projection up to offset %d: %w", last, err)
+		}
+		s.committed(last, results)
+	}
+	return n, results, recErr
+}
+
+func (s *Store) committed(last int64, results []Result) {
+	s.folded.Add(int64(len(results)))
+	s.mu.Lock()
+	s.applied = last
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if s.onCommit != nil {
+		s.onCommit(results)
+	}
+}
+
+// RunGC reclaims value-log space every interval until ctx ends.
+func (s *Store) RunGC(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// View runs fn with a consistent read-only view of the projection.
+func (s *Store) View(fn func(r Reader) error) error {
+	return s.db.View(func(txn *badger.Txn) error { return fn(Reader{badgerKV{txn}}) })
+}
+
+// Reader reads the projection inside View.
+type Reader struct{ kv KV }
+
+// App returns an app.
+func (r Reader) App(name string) (App, bool, error) { return getDoc[App](r.kv, key(prefixApp, name)) }
+
+// DeviceGroup returns a device group.
+func (r Reader) DeviceGroup(name string) (DeviceGroup, bool, error) {
+	return getDoc[DeviceGroup](r.kv, key(prefixGroup, name))
+}
+
+// CronJob returns a cron job.
+func (r Reader) CronJob(name string) (CronJob, bool, error) {
+	return getDoc[CronJob](r.kv, key(prefixCron, name))
+}
+
+// User returns a user.
+func (r Reader) User(name string) (User, bool, error) {
+	return getDoc[User](r.kv, key(prefixUser, name))
+}
+
+// UserByToken returns the user whose token has the given SHA-256 (hex).
+func (r Reader) UserByToken(sha string) (User, bool, error) {
+	name, found, err := r.kv.Get(key(prefixToken, sha))
+	if err != nil || !found {
+		return User{}, false, err
+	}
+	return r.User(string(name))
+}
+
+// UserGroup returns a user group.
+func (r Reader) UserGroup(name string) (UserGroup, bool, error) {
+	return getDoc[UserGroup](r.kv, key(prefixUserGroup, name))
+}
+
+// Verdict returns the fold's verdict on the record at offset.
+func (r Reader) Verdict(offset int64) (Verdict, bool, error) {
+	return getDoc[Verdict](r.kv, offsetKey(prefixVerdict, offset))
+}
+
+// Names lists the names of one kind of aggregate, sorted.
+func (r Reader) Names(kind events.Kind) ([]string, error) {
+	prefix, ok := map[events.Kind][]byte{
+		events.KindApp: prefixApp, events.KindDeviceGroup: prefixGroup, events.KindCronJob: prefixCron,
+		events.KindUser: prefixUser, events.KindUserGroup: prefixUserGroup,
+	}[kind]
+	if !ok {
+		return nil, fmt.Errorf("no names for aggregate kind %q", kind)
+	}
+	names := []string{}
+	err := r.kv.Keys(prefix, func(k []byte) error {
+		names = append(names, string(k[len(prefix):]))
+		return nil
+	})
+	return names, err
+}
+
+// badgerKV is the KV of one Badger transaction.
+type badgerKV struct{ txn *badger.Txn }
+
+func (b badgerKV) Get(k []byte) ([]byte, bool, error) {
+	item, err := b.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v, err := item.ValueCopy(nil)
+	return v, err == nil, err
+}
+
+func (b badgerKV) Set(k, v []byte) error { return b.txn.Set(k, v) }
+func (b badgerKV) Delete(k []byte) error { return b.txn.Delete(k) }
+
+func (b badgerKV) Keys(prefix []byte, fn func([]byte) error) error {
+	it := b.txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefix})
+	defer it.Close()
+	var keys [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	// fn runs after the iterator is done with the keys, so it may read.
+	for _, k := range keys {
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// badgerLogger passes Badger's warnings and errors to slog.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}

@@ -1,0 +1,393 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+)
+
+func openLog(t testing.TB, addr string) *kafkalog.Log {
+	t.Helper()
+	l, err := kafkalog.Open(testenv.Context(t, 30*time.Second), kafkalog.Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+func openStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func opener(l *kafkalog.Log) OpenReader {
+	return func(from int64) (RecordReader, error) { return l.NewReader(from) }
+}
+
+// runProjector runs a projector until the test ends; its error, if any,
+// is delivered on the returned channel.
+func runProjector(t testing.TB, s *Store, l *kafkalog.Log) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	p := NewProjector(s, l, opener(l), nil)
+	p.Backoff = 50 * time.Millisecond
+	go func() { done <- p.Run(ctx); close(finished) }()
+	t.Cleanup(func() { cancel(); <-finished })
+	return done
+}
+
+func appendApps(t testing.TB, l *kafkalog.Log, prefix string, n int) int64 {
+	t.Helper()
+	ctx := testenv.Context(t, 60*time.Second)
+	var envs []events.Envelope
+	var last int64
+	for i := range n {
+		envs = append(envs, ev(events.KindApp, fmt.Sprintf("%s%d", prefix, i), events.AppCreatedV{Spec: events.NewAppSpec("nginx")}))
+		if len(envs) == 500 || i == n-1 {
+			offs, err := l.AppendBatch(ctx, envs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = offs[len(offs)-1]
+			envs = envs[:0]
+		}
+	}
+	return last
+}
+
+func TestProjectorFollowsAndResumes(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	l := openLog(t, b.Addr())
+	dir := t.TempDir()
+	last := appendApps(t, l, "app", 300)
+
+	s := openStore(t, dir)
+	runProjector(t, s, l)
+	ctx := testenv.Context(t, 30*time.Second)
+	if err := s.WaitFor(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	// Read-your-writes: an append is visible once WaitFor(offset) returns.
+	off, err := l.Append(ctx, app("late", "nginx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitFor(ctx, off); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(r Reader) error {
+		a, found, err := r.App("late")
+		if !found || a.Version != off {
+			return fmt.Errorf("app late: %+v found=%v err=%v", a, found, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Folded() != 301 {
+		t.Fatalf("folded %d records, want 301", s.Folded())
+	}
+	s.Close()
+
+	// Restarted on the same directory: resumes after the stored offset and
+	// folds nothing twice.
+	s2 := openStore(t, dir)
+	if s2.Applied() != off {
+		t.Fatalf("reopened store applied %d, want %d", s2.Applied(), off)
+	}
+	runProjector(t, s2, l)
+	off2, err := l.Append(ctx, app("later", "nginx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.WaitFor(ctx, off2); err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := s2.Meta()
+	if s2.Folded() != 1 || meta.Stats.Records != 302 {
+		t.Fatalf("after restart folded %d (want 1), stats %+v (want 302 records)", s2.Folded(), meta.Stats)
+	}
+}
+
+// TestKilledMidBatchResumesExactlyOnce kills (SIGKILL) a process folding a
+// batch in the middle of its transaction, then resumes on the same Badger
+// directory: every record is folded exactly once.
+func TestKilledMidBatchResumesExactlyOnce(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	l := openLog(t, b.Addr())
+	const n = 2000
+	last := appendApps(t, l, "app", n)
+	dir := t.TempDir()
+	const killAt = 1234
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFoldAndDie$")
+	cmd.Env = append(os.Environ(), "NEBULA_HELPER_BROKER="+b.Addr(), "NEBULA_HELPER_DIR="+dir, "NEBULA_HELPER_KILL_AT="+strconv.Itoa(killAt))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("helper did not die by SIGKILL: %v\n%s", err, out)
+	}
+
+	s := openStore(t, dir)
+	if a := s.Applied(); a >= killAt {
+		t.Fatalf("applied %d survived a kill before offset %d was committed", a, killAt)
+	}
+	runProjector(t, s, l)
+	if err := s.WaitFor(testenv.Context(t, 60*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := s.Meta()
+	if meta.Stats.Records != n || meta.Stats.Accepted != n {
+		t.Fatalf("stats %+v: want every one of %d records folded exactly once", meta.Stats, n)
+	}
+	err = s.View(func(r Reader) error {
+		for i := range n {
+			if v, found, err := r.Verdict(int64(i)); err != nil || !found || !v.Accepted {
+				return fmt.Errorf("offset %d: verdict %+v found=%v err=%v", i, v, found, err)
+			}
+		}
+		names, err := r.Names(events.KindApp)
+		if len(names) != n {
+			return fmt.Errorf("%d apps, want %d (%v)", len(names), n, err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHelperFoldAndDie is the process TestKilledMidBatchResumesExactlyOnce
+// kills; it does nothing in a normal test run.
+func TestHelperFoldAndDie(t *testing.T) {
+	addr := os.Getenv("NEBULA_HELPER_BROKER")
+	if addr == "" {
+		return
+	}
+	killAt, _ := strconv.ParseInt(os.Getenv("NEBULA_HELPER_KILL_AT"), 10, 64)
+	s, err := Open(os.Getenv("NEBULA_HELPER_DIR"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.afterFold = func(off int64) {
+		if off == killAt {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	l := openLog(t, addr)
+	_ = NewProjector(s, l, opener(l), nil).Run(context.Background())
+}
+
+func TestWipedLogIsDetectedAndRebuilt(t *testing.T) {
+	for _, sameCluster := range []bool{false, true} {
+		t.Run(fmt.Sprintf("same cluster id %v", sameCluster), func(t *testing.T) {
+			logDir, projDir := t.TempDir(), t.TempDir()
+			b := testenv.StartBroker(t, logDir)
+			addr := b.Addr()
+			l := openLog(t, addr)
+			last := appendApps(t, l, "old", 50)
+			s := openStore(t, projDir)
+			ctx, cancel := context.WithCancel(context.Background())
+			p := NewProjector(s, l, opener(l), nil)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			<-done
+			l.Close()
+			b.Close()
+
+			// The log is wiped; the projection is kept.
+			if sameCluster {
+				// Keep the cluster ID, lose the log: only the topic ID
+				// and the offsets tell.
+				if err := os.RemoveAll(logDir + "/log"); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.RemoveAll(logDir); err != nil {
+				t.Fatal(err)
+			}
+			b2 := testenv.StartBrokerAt(t, addr, logDir)
+			l2 := openLog(t, b2.Addr())
+			last2 := appendApps(t, l2, "new", 3)
+			id2, err := l2.Identity(testenv.Context(t, 10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Applied() < last2 {
+				t.Fatalf("test needs the old projection (applied %d) ahead of the new log (end %d)", s.Applied(), last2)
+			}
+			runProjector(t, s, l2)
+			// The old projection is already past last2, so WaitFor alone
+			// proves nothing: wait for the rebuilt identity first.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				m, err := s.Meta()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Identity != nil && *m.Identity == id2 && m.Applied >= last2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("projection not rebuilt from the new log: meta %+v, want identity %+v", m, id2)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			err = s.View(func(r Reader) error {
+				names, err := r.Names(events.KindApp)
+				if strings.Join(names, ",") != "new0,new1,new2" {
+					return fmt.Errorf("apps after rebuild: %v %v", names, err)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestUnreadableRecordStopsTheProjection(t *testing.T) {
+	b := testenv.StartBroker(t, "")
+	l := openLog(t, b.Addr())
+	ctx := testenv.Context(t, 30*time.Second)
+	good := appendApps(t, l, "a", 5)
+	badOff, err := l.AppendRaw(ctx, []byte(`{"type":"app.teleported","schema":1}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendApps(t, l, "after", 5)
+	s := openStore(t, "")
+	done := runProjector(t, s, l)
+	select {
+	case err := <-done:
+		if !strings.Contains(err.Error(), fmt.Sprintf("offset %d", badOff)) || !errors.Is(err, events.ErrUnknownType) {
+			t.Fatalf("projector error %v does not name offset %d and the unknown type", err, badOff)
+		}
+	case <-ctx.Done():
+		t.Fatal("projector did not stop at the unreadable record")
+	}
+	if s.Applied() != good {
+		t.Fatalf("applied %d, want %d (everything before the bad record, nothing after)", s.Applied(), good)
+	}
+	if err := s.WaitFor(ctx, badOff+1); err == nil || !strings.Contains(err.Error(), "app.teleported") {
+		t.Fatalf("WaitFor past the bad record = %v, want the projection's error", err)
+	}
+}
+
+// TestRacingManagers: two managers (each its own client and projection)
+// create the same app at the same time; both projections agree on the
+// single winner.
+func TestRacingManagers(t *testing.T) {
+	b := testenv.StartBroker(t, "")
+	la, lb := openLog(t, b.Addr()), openLog(t, b.Addr())
+	sa, sb := openStore(t, t.TempDir()), openStore(t, t.TempDir())
+	runProjector(t, sa, la)
+	runProjector(t, sb, lb)
+	ctx := testenv.Context(t, 60*time.Second)
+	const rounds = 20
+	for i := range rounds {
+		name := fmt.Sprintf("app%d", i)
+		var offs [2]int64
+		var wg sync.WaitGroup
+		for j, l := range []*kafkalog.Log{la, lb} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				offs[j], err = l.Append(ctx, app(name, fmt.Sprintf("image%d", j)))
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		var verdicts [2][2]Verdict
+		var apps [2]App
+		for k, s := range []*Store{sa, sb} {
+			if err := s.WaitFor(ctx, max(offs[0], offs[1])); err != nil {
+				t.Fatal(err)
+			}
+			_ = s.View(func(r Reader) error {
+				verdicts[k][0], _, _ = r.Verdict(offs[0])
+				verdicts[k][1], _, _ = r.Verdict(offs[1])
+				apps[k], _, _ = r.App(name)
+				return nil
+			})
+		}
+		if verdicts[0] != verdicts[1] || apps[0].DockerImage != apps[1].DockerImage || apps[0].Version != apps[1].Version {
+			t.Fatalf("round %d: managers disagree: %+v vs %+v; %+v vs %+v", i, verdicts[0], verdicts[1], apps[0], apps[1])
+		}
+		if verdicts[0][0].Accepted == verdicts[0][1].Accepted {
+			t.Fatalf("round %d: want exactly one winner: %+v", i, verdicts[0])
+		}
+		winner := 0
+		if verdicts[0][1].Accepted {
+			winner = 1
+		}
+		if offs[winner] != min(offs[0], offs[1]) || verdicts[0][1-winner].Reason != ReasonExists {
+			t.Fatalf("round %d: the first in log order must win: offsets %v verdicts %+v", i, offs, verdicts[0])
+		}
+	}
+}
+
+// TestBigBatchIsSplitAcrossTransactions folds more than one Badger
+// transaction can hold and checks nothing is lost at the seams.
+func TestBigBatchIsSplitAcrossTransactions(t *testing.T) {
+	s, err := open("", nil, func(o *badger.Options) { *o = o.WithMemTableSize(1 << 20).WithValueThreshold(1 << 10) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []events.Record
+	for i := range 3000 {
+		b, err := events.Encode(app(fmt.Sprintf("a%d", i), "nginx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, events.Record{Offset: int64(i), Value: b})
+	}
+	commits := 0
+	s.OnCommit(func([]Result) { commits++ })
+	res, err := s.ApplyBatch(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := s.Meta()
+	if len(res) != 3000 || meta.Stats.Records != 3000 || s.Applied() != 2999 || commits < 2 {
+		t.Fatalf("results %d, stats %+v, applied %d, commits %d", len(res), meta.Stats, s.Applied(), commits)
+	}
+	// Folding the same batch again changes nothing.
+	if res, err := s.ApplyBatch(recs); err != nil || len(res) != 0 {
+		t.Fatalf("re-applied %d records (%v)", len(res), err)
+	}
+}
