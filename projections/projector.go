@@ -58,13 +58,13 @@ var ErrLogTruncated = errors.New("event log lost its beginning")
 func (p *Projector) Run(ctx context.Context) error {
 	down := false // log the transitions of the log's reachability, not every retry
 	for {
-		from, err := p.prepare(ctx)
+		from, end, err := p.prepare(ctx)
 		if err == nil {
 			if down {
 				p.logger.Info("event log reachable again")
 				down = false
 			}
-			err = p.follow(ctx, from)
+			err = p.follow(ctx, from, end)
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -86,19 +86,19 @@ func (p *Projector) Run(ctx context.Context) error {
 
 // prepare checks that the store was built from this log by this fold and
 // that the log still holds what comes next; otherwise it rebuilds. It
-// returns the offset to read from.
-func (p *Projector) prepare(ctx context.Context) (int64, error) {
+// returns the offset to read from and the log's end.
+func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 	id, err := p.log.Identity(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	start, end, err := p.log.Bounds(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	meta, err := p.store.Meta()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	rebuild := ""
 	switch {
@@ -119,26 +119,40 @@ func (p *Projector) prepare(ctx context.Context) (int64, error) {
 			p.logger.Warn("rebuilding the projection from offset 0", "reason", rebuild)
 		}
 		if err := p.store.Reset(id); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		meta.Applied = -1
 	}
-	from := meta.Applied + 1
+	from = meta.Applied + 1
 	if from < start {
-		return 0, fmt.Errorf("%w: it starts at offset %d, the projection needs offset %d (was the topic's retention changed?)", ErrLogTruncated, start, from)
+		return 0, 0, fmt.Errorf("%w: it starts at offset %d, the projection needs offset %d (was the topic's retention changed?)", ErrLogTruncated, start, from)
 	}
 	p.logger.Info("projection following the event log", "from_offset", from, "log_end", end, "topic", id.Topic)
-	return from, nil
+	return from, end, nil
 }
 
+// ProgressEvery is how often a long catch-up logs its progress.
+const ProgressEvery = 5 * time.Second
+
 // follow reads from offset from and folds every fetch in one batch until
-// an error or the end of ctx.
-func (p *Projector) follow(ctx context.Context, from int64) error {
+// an error or the end of ctx. It logs progress while catching up to the
+// log's end as it was at the start, and once when it gets there.
+func (p *Projector) follow(ctx context.Context, from, end int64) error {
 	r, err := p.open(from)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	started, folded0 := time.Now(), p.store.Folded()
+	caughtUp := func() {
+		p.logger.Info("projection caught up", "applied_offset", p.store.Applied(),
+			"folded", p.store.Folded()-folded0, "took", time.Since(started).Round(time.Millisecond))
+	}
+	behind := from < end
+	if !behind {
+		caughtUp()
+	}
+	lastProgress := started
 	for {
 		recs, err := r.Fetch(ctx)
 		if err != nil {
@@ -146,6 +160,17 @@ func (p *Projector) follow(ctx context.Context, from int64) error {
 		}
 		if _, err := p.store.ApplyBatch(recs); err != nil {
 			return err
+		}
+		if !behind {
+			continue
+		}
+		if applied := p.store.Applied(); applied >= end-1 {
+			behind = false
+			caughtUp()
+		} else if time.Since(lastProgress) >= ProgressEvery {
+			lastProgress = time.Now()
+			p.logger.Info("projection catching up", "applied_offset", applied, "log_end", end,
+				"percent", 100*(applied-from+1)/max(end-from, 1))
 		}
 	}
 }

@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := c.run(ctx, args[1:], stdout, logger.With("component", c.name))
+		err := c.run(ctx, args[1:], stdout, logger.With("cmd", c.name))
 		switch {
 		case err == nil:
 			return exitOK

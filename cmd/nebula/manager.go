@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+type managerSettings struct {
+	listen, dataDir string
+	kafka           kafkalog.Config
+}
+
+func runManager(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	var m managerSettings
+	var k kafkaFlags
+	f := newFlags("manager", "Runs the manager: the /api/v2 REST API, served from a projection of the Kafka event log\n"+
+		"kept in DATA_DIR/projection (a cache: delete it and it is rebuilt from the log).\n"+
+		"Any number of managers can run against one Kafka cluster.")
+	f.String(&m.listen, "listen", ":80", "HTTP API address host:port (the original manager's port is 80)", "NEBULA_LISTEN")
+	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of the projection", "NEBULA_DATA_DIR")
+	addKafkaFlags(f, &k)
+	if err := f.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := k.config()
+	if err != nil {
+		if len(cfg.Brokers) == 0 {
+			err = fmt.Errorf("%w (give --kafka-brokers, or run `nebula dev` for the embedded broker)", err)
+		}
+		return usageError{err}
+	}
+	m.kafka = cfg
+	return serveManager(ctx, m, stdout, logger)
+}
+
+// serveManager opens the event log and the projection, keeps the
+// projection folded, and serves the API until ctx ends.
+func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", m.listen)
+	if err != nil {
+		return fmt.Errorf("manager listen: %w", err)
+	}
+	defer ln.Close()
+
+	m.kafka.Logger = logger.With("component", "kafka")
+	m.kafka.ClientID = "nebula-manager"
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	log, err := kafkalog.Open(openCtx, m.kafka)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open the event log at %v: %w", m.kafka.Brokers, err)
+	}
+	defer log.Close()
+
+	projDir := filepath.Join(m.dataDir, "projection")
+	store, err := projections.Open(projDir, logger.With("component", "projection"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	projErr := make(chan error, 1)
+	proj := projections.NewProjector(store, log, func(from int64) (projections.RecordReader, error) {
+		return log.NewReader(from)
+	}, logger.With("component", "projection"))
+	go func() { projErr <- proj.Run(runCtx) }()
+	go store.RunGC(runCtx, 10*time.Minute)
+
+	srv := manager.HTTPServer(manager.New(store, log, logger), logger)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "nebula manager: API on http://%s/api/v2 (event log %s on %v, projection in %s)\n",
+		ln.Addr(), log.Topic(), m.kafka.Brokers, projDir)
+
+	var runErr error
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case err := <-srvErr:
+			runErr, done = fmt.Errorf("manager HTTP server: %w", err), true
+		case err := <-projErr:
+			projErr = nil // Run returns once
+			if err != nil {
+				// Keep serving what is folded: reads stay correct up to
+				// the failed offset; writes report the error.
+				logger.Error("the projection stopped; serving it as it is until the event log is fixed", "err", err)
+			}
+		}
+	}
+	fmt.Fprintln(stdout, "nebula manager: stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("HTTP shutdown", "err", err)
+	}
+	stop()
+	if projErr != nil {
+		<-projErr
+	}
+	return runErr
+}

@@ -1,0 +1,109 @@
+package manager
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// requestMetrics counts requests by route pattern (not raw path, so the
+// number of series stays bounded) and status code.
+type requestMetrics struct {
+	mu     sync.Mutex
+	counts map[routeCode]uint64
+}
+
+type routeCode struct {
+	method, route string
+	code          int
+}
+
+func newRequestMetrics() *requestMetrics { return &requestMetrics{counts: map[routeCode]uint64{}} }
+
+func (m *requestMetrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		code := ww.Status()
+		if code == 0 {
+			code = http.StatusOK
+		}
+		if code == http.StatusNotFound && strings.HasSuffix(route, "*") {
+			route = "unmatched" // a subrouter's catch-all, not a route
+		}
+		m.mu.Lock()
+		m.counts[routeCode{r.Method, route, code}]++
+		m.mu.Unlock()
+	})
+}
+
+func (m *requestMetrics) write(w io.Writer) {
+	m.mu.Lock()
+	keys := make([]routeCode, 0, len(m.counts))
+	for k := range m.counts {
+		keys = append(keys, k)
+	}
+	counts := make(map[routeCode]uint64, len(m.counts))
+	for k, v := range m.counts {
+		counts[k] = v
+	}
+	m.mu.Unlock()
+	slices.SortFunc(keys, func(a, b routeCode) int {
+		return cmp.Or(cmp.Compare(a.route, b.route), cmp.Compare(a.method, b.method), cmp.Compare(a.code, b.code))
+	})
+	header(w, "nebula_http_requests_total", "counter", "HTTP requests served, by method, route pattern and status code.")
+	for _, k := range keys {
+		fmt.Fprintf(w, "nebula_http_requests_total{method=%q,route=%q,code=\"%d\"} %d\n", k.method, k.route, k.code, counts[k])
+	}
+}
+
+func header(w io.Writer, name, typ, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// serveMetrics writes the Prometheus text exposition format.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	applied := s.proj.Applied()
+	header(w, "nebula_projection_applied_offset", "gauge", "Offset of the last event folded into this manager's projection (-1: none).")
+	fmt.Fprintf(w, "nebula_projection_applied_offset %d\n", applied)
+	header(w, "nebula_projection_records_folded_total", "counter", "Events this process folded into the projection (not those it found folded on disk).")
+	fmt.Fprintf(w, "nebula_projection_records_folded_total %d\n", s.proj.Folded())
+	failed := 0
+	if s.proj.Err() != nil {
+		failed = 1
+	}
+	header(w, "nebula_projection_failed", "gauge", "1 when the projection stopped on an event it cannot fold (see the manager's log).")
+	fmt.Fprintf(w, "nebula_projection_failed %d\n", failed)
+
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	up := 1
+	_, end, err := s.log.Bounds(ctx)
+	if err != nil {
+		up = 0
+	}
+	header(w, "nebula_event_log_up", "gauge", "1 when the event log answered this scrape.")
+	fmt.Fprintf(w, "nebula_event_log_up %d\n", up)
+	if up == 1 {
+		header(w, "nebula_event_log_end_offset", "gauge", "Offset the next event appended to the log will get.")
+		fmt.Fprintf(w, "nebula_event_log_end_offset %d\n", end)
+		header(w, "nebula_projection_lag_events", "gauge", "Events in the log not yet folded into this manager's projection.")
+		fmt.Fprintf(w, "nebula_projection_lag_events %s\n", strconv.FormatInt(max(end-1-applied, 0), 10))
+	}
+	s.metrics.write(w)
+}

@@ -1,0 +1,89 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// Projection is what the manager needs to know about its projection.
+type Projection interface {
+	// Applied is the offset of the last folded event, -1 if none.
+	Applied() int64
+	// Folded counts the events this process folded.
+	Folded() int64
+	// Err is why the projection stopped for good, nil while it runs.
+	Err() error
+}
+
+// LogEnd reports the event log's next offset (for the lag metric).
+type LogEnd interface {
+	Bounds(ctx context.Context) (start, end int64, err error)
+}
+
+// Server is the manager's HTTP handler.
+type Server struct {
+	proj    Projection
+	log     LogEnd
+	logger  *slog.Logger
+	metrics *requestMetrics
+	router  chi.Router
+}
+
+// New returns the manager's handler over proj and the event log.
+func New(proj Projection, log LogEnd, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{proj: proj, log: log, logger: logger, metrics: newRequestMetrics()}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, s.metrics.middleware)
+	r.Get("/metrics", s.serveMetrics)
+	r.Route("/api/v2", func(r chi.Router) {
+		r.Get("/status", s.status)
+	})
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "not found"})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"message": "method not allowed"})
+	})
+	s.router = r
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// HTTPServer wraps h with the timeouts every listener of ours uses. The
+// write timeout leaves room for the longest long-poll.
+func HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// status is the original's health check: 200 {"api_available": true}.
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"message":"cannot encode the response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,77 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+type fakeProjection struct {
+	applied, folded int64
+	err             error
+}
+
+func (f fakeProjection) Applied() int64 { return f.applied }
+func (f fakeProjection) Folded() int64  { return f.folded }
+func (f fakeProjection) Err() error     { return f.err }
+
+type fakeLog struct {
+	end int64
+	err error
+}
+
+func (f fakeLog) Bounds(context.Context) (int64, int64, error) { return 0, f.end, f.err }
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestStatusAndMetrics(t *testing.T) {
+	srv := httptest.NewServer(New(fakeProjection{applied: 41, folded: 7}, fakeLog{end: 50}, nil))
+	defer srv.Close()
+	if code, body := get(t, srv.URL+"/api/v2/status"); code != 200 || body != "{\"api_available\":true}\n" {
+		t.Fatalf("status: %d %q", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/api/v2/nope"); code != 404 {
+		t.Fatalf("unknown path: %d", code)
+	}
+	_, body := get(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		"nebula_projection_applied_offset 41\n",
+		"nebula_projection_records_folded_total 7\n",
+		"nebula_projection_lag_events 8\n",
+		"nebula_event_log_up 1\n",
+		"nebula_projection_failed 0\n",
+		`nebula_http_requests_total{method="GET",route="/api/v2/status",code="200"} 1` + "\n",
+		`nebula_http_requests_total{method="GET",route="unmatched",code="404"} 1` + "\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestMetricsWhenLogDownAndProjectionFailed(t *testing.T) {
+	srv := httptest.NewServer(New(fakeProjection{applied: 3, err: errors.New("bad record")}, fakeLog{err: errors.New("down")}, nil))
+	defer srv.Close()
+	_, body := get(t, srv.URL+"/metrics")
+	for _, want := range []string{"nebula_event_log_up 0\n", "nebula_projection_failed 1\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "nebula_projection_lag_events") {
+		t.Errorf("lag reported without a log end:\n%s", body)
+	}
+}
