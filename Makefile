@@ -32,5 +32,8 @@ fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
 
+kcat-demo: deps ## print the event log of a running `make run` with kcat
+	kcat -b 127.0.0.1:9092 -t nebula-events -C -e -f '%o\t%k\t%h\t%s\n'
+
 clean:
 	rm -rf bin
