@@ -10,7 +10,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 1
+const FoldVersion = 2
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -42,9 +42,24 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 	if err != nil {
 		return Result{}, &RecordError{Offset: rec.Offset, Err: err}
 	}
-	f := &folder{kv: kv, off: rec.Offset, env: env, touched: map[string]bool{}}
-	v := Verdict{Offset: rec.Offset, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
-	err = f.dedupe()
+	res, err := applyEnvelope(kv, rec.Offset, env)
+	if err != nil {
+		return res, err
+	}
+	st, _, err := getDoc[Stats](kv, keyStats)
+	if err != nil {
+		return res, err
+	}
+	st.count(res.Verdict.Accepted)
+	return res, putDoc(kv, keyStats, st)
+}
+
+// applyEnvelope folds a decoded event (everything Apply does but the
+// decoding and the stats).
+func applyEnvelope(kv KV, off int64, env events.Envelope) (Result, error) {
+	f := &folder{kv: kv, off: off, env: env, touched: map[string]bool{}}
+	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
+	err := f.dedupe()
 	if err == nil {
 		err = f.decide()
 	}
@@ -56,12 +71,9 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 		v.Reason, v.Detail, v.DuplicateOf = rej.reason, rej.detail, rej.duplicateOf
 		f.touched = nil
 	default:
-		return Result{}, fmt.Errorf("fold offset %d: %w", rec.Offset, err)
+		return Result{}, fmt.Errorf("fold offset %d: %w", off, err)
 	}
-	if err := putDoc(kv, offsetKey(prefixVerdict, rec.Offset), v); err != nil {
-		return Result{}, err
-	}
-	if err := countStats(kv, v.Accepted); err != nil {
+	if err := putDoc(kv, offsetKey(prefixVerdict, off), v); err != nil {
 		return Result{}, err
 	}
 	groups := make([]string, 0, len(f.touched))
@@ -72,18 +84,13 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 	return Result{Verdict: v, Groups: groups}, nil
 }
 
-func countStats(kv KV, accepted bool) error {
-	st, _, err := getDoc[Stats](kv, keyStats)
-	if err != nil {
-		return err
-	}
+func (st *Stats) count(accepted bool) {
 	st.Records++
 	if accepted {
 		st.Accepted++
 	} else {
 		st.Rejected++
 	}
-	return putDoc(kv, keyStats, st)
 }
 
 type rejection struct {

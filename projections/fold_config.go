@@ -216,13 +216,13 @@ func (f *folder) reindexGroup(group string, old, cur events.DeviceGroupSpec) err
 func reindex(kv KV, prefix []byte, owner string, old, cur []string) error {
 	for _, m := range old {
 		if !slices.Contains(cur, m) {
-			if err := kv.Delete(indexKey(prefix, m, owner)); err != nil {
+			if err := indexRemove(kv, prefix, m, owner); err != nil {
 				return err
 			}
 		}
 	}
 	for _, m := range cur {
-		if err := kv.Set(indexKey(prefix, m, owner), nil); err != nil {
+		if err := indexAdd(kv, prefix, m, owner); err != nil {
 			return err
 		}
 	}

@@ -77,9 +77,9 @@ func (f *folder) deleteUser(name string) error {
 		if err := putDoc(f.kv, gk, ug); err != nil {
 			return err
 		}
-		if err := f.kv.Delete(indexKey(prefixIdxGroupUser, name, g)); err != nil {
-			return err
-		}
+	}
+	if err := f.kv.Delete(key(prefixIdxGroupUser, name)); err != nil {
+		return err
 	}
 	if err := f.kv.Delete(key(prefixToken, u.TokenSHA256)); err != nil {
 		return err

@@ -1,13 +1,11 @@
 package projections
 
 import (
-	"bytes"
 	"encoding/binary"
 )
 
 // Key layout of the Badger store. Names are validated by the fold before
-// they become keys (letters, digits, _ . - and @ for users: never '/' or
-// NUL), and index keys separate their two names with a NUL byte.
+// they become keys (letters, digits, _ . - and @ for users: never '/').
 //
 //	meta/applied                 int64 BE: the offset of the last record folded
 //	meta/identity                JSON events.LogIdentity of the log folded
@@ -21,9 +19,13 @@ import (
 //	token/<sha256 hex>           user name: Bearer tokens looked up in O(1)
 //	ug/<name>                    JSON UserGroup
 //
-//	idx/dg-app/<app>\x00<dg>     empty: device group <dg> lists app <app>
-//	idx/dg-cron/<cron>\x00<dg>   empty: device group <dg> lists cron job <cron>
-//	idx/ug-user/<user>\x00<ug>   empty: user group <ug> has member <user>
+//	idx/dg-app/<app>             JSON sorted []string: the device groups listing app <app>
+//	idx/dg-cron/<cron>           JSON sorted []string: the device groups listing cron job <cron>
+//	idx/ug-user/<user>           JSON sorted []string: the user groups with member <user>
+//
+// An index is one key per first name, never one key per pair: the fold
+// must not iterate inside its write transaction (a Badger iterator there
+// sorts every pending write, so a replay batch would go quadratic).
 //
 //	verdict/<offset int64 BE>    JSON Verdict of the record at that offset
 //	cmd/<command id>             int64 BE: offset of the first record with that command ID
@@ -53,24 +55,6 @@ var (
 func key(prefix []byte, name string) []byte {
 	k := make([]byte, 0, len(prefix)+len(name))
 	return append(append(k, prefix...), name...)
-}
-
-// indexKey is prefix + a + NUL + b.
-func indexKey(prefix []byte, a, b string) []byte {
-	k := make([]byte, 0, len(prefix)+len(a)+1+len(b))
-	k = append(append(k, prefix...), a...)
-	k = append(k, 0)
-	return append(k, b...)
-}
-
-// indexPrefix is the prefix of every index key whose first name is a.
-func indexPrefix(prefix []byte, a string) []byte {
-	return append(key(prefix, a), 0)
-}
-
-// indexSecond returns the second name of an index key.
-func indexSecond(k []byte) string {
-	return string(k[bytes.IndexByte(k, 0)+1:])
 }
 
 func offsetKey(prefix []byte, off int64) []byte {

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -39,14 +40,43 @@ func putDoc(kv KV, k []byte, doc any) error {
 	return kv.Set(k, b)
 }
 
-// indexed returns the second names of the index entries under first name a.
+// An index maps a first name to the sorted list of second names under one
+// key (not one key per pair: the fold never iterates inside its write
+// transaction, where a Badger iterator costs a sort of every pending write).
+
+// indexed returns the second names indexed under first name a, sorted.
 func indexed(kv KV, prefix []byte, a string) ([]string, error) {
-	var out []string
-	err := kv.Keys(indexPrefix(prefix, a), func(k []byte) error {
-		out = append(out, indexSecond(k))
+	list, _, err := getDoc[[]string](kv, key(prefix, a))
+	return list, err
+}
+
+// indexAdd adds b under a.
+func indexAdd(kv KV, prefix []byte, a, b string) error {
+	list, err := indexed(kv, prefix, a)
+	if err != nil {
+		return err
+	}
+	i, found := slices.BinarySearch(list, b)
+	if found {
 		return nil
-	})
-	return out, err
+	}
+	return putDoc(kv, key(prefix, a), slices.Insert(list, i, b))
+}
+
+// indexRemove removes b from under a.
+func indexRemove(kv KV, prefix []byte, a, b string) error {
+	list, err := indexed(kv, prefix, a)
+	if err != nil {
+		return err
+	}
+	i, found := slices.BinarySearch(list, b)
+	if !found {
+		return nil
+	}
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+		return kv.Delete(key(prefix, a))
+	}
+	return putDoc(kv, key(prefix, a), list)
 }
 
 // MemKV is an in-memory KV for tests of the fold.

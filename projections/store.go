@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,10 +198,12 @@ func (e errTooBig) Error() string { return fmt.Sprintf("transaction too big afte
 // also stores its last offset. On a record the fold cannot read, the
 // records before it are committed and the *RecordError returned.
 func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
+	decoded := decodeAll(recs)
 	var all []Result
 	limit := len(recs)
 	for len(recs) > 0 {
-		n, results, err := s.applyChunk(recs[:min(limit, len(recs))])
+		end := min(limit, len(recs))
+		n, results, err := s.applyChunk(recs[:end], decoded[:end])
 		var tooBig errTooBig
 		if errors.As(err, &tooBig) {
 			if tooBig.n == 0 {
@@ -210,7 +213,7 @@ func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
 			continue
 		}
 		all = append(all, results...)
-		recs = recs[n:]
+		recs, decoded = recs[n:], decoded[n:]
 		if err != nil {
 			return all, err
 		}
@@ -219,9 +222,36 @@ func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
 	return all, nil
 }
 
+// decoded is a record's envelope or why it cannot be read.
+type decoded struct {
+	env events.Envelope
+	err error
+}
+
+// decodeAll decodes records on every core: decoding is pure and costs as
+// much as the fold itself, which must stay sequential.
+func decodeAll(recs []events.Record) []decoded {
+	out := make([]decoded, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(recs); i += workers {
+				env, err := events.Decode(recs[i].Value)
+				if err != nil {
+					err = &RecordError{Offset: recs[i].Offset, Err: err}
+				}
+				out[i] = decoded{env, err}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // applyChunk folds recs in one transaction and returns how many it
 // consumed.
-func (s *Store) applyChunk(recs []events.Record) (int, []Result, error) {
+func (s *Store) applyChunk(recs []events.Record, envs []decoded) (int, []Result, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	kv := badgerKV{txn}
@@ -229,24 +259,28 @@ func (s *Store) applyChunk(recs []events.Record) (int, []Result, error) {
 	last := applied
 	var results []Result
 	var recErr error
+	stats, _, err := getDoc[Stats](kv, keyStats)
+	if err != nil {
+		return 0, nil, err
+	}
 	n := 0
 	for ; n < len(recs); n++ {
 		rec := recs[n]
 		if rec.Offset <= last {
 			continue // folded before (a resumed or repeated fetch)
 		}
-		res, err := Apply(kv, rec)
+		if envs[n].err != nil {
+			recErr = envs[n].err // unreadable: commit what comes before it
+			break
+		}
+		res, err := applyEnvelope(kv, rec.Offset, envs[n].env)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			return 0, nil, errTooBig{n}
-		}
-		var re *RecordError
-		if errors.As(err, &re) {
-			recErr = err // Decode failed before any write: commit the rest
-			break
 		}
 		if err != nil {
 			return 0, nil, err
 		}
+		stats.count(res.Verdict.Accepted)
 		results = append(results, res)
 		last = rec.Offset
 		if s.afterFold != nil {
@@ -254,7 +288,11 @@ func (s *Store) applyChunk(recs []events.Record) (int, []Result, error) {
 		}
 	}
 	if last != applied {
-		if err := kv.Set(keyApplied, encodeInt(last)); err != nil {
+		err := putDoc(kv, keyStats, stats)
+		if err == nil {
+			err = kv.Set(keyApplied, encodeInt(last))
+		}
+		if err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
 				return 0, nil, errTooBig{n - 1}
 			}
