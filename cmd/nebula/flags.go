@@ -26,9 +26,11 @@ func newFlags(name, usage string) *flags {
 	return &flags{fs: fs}
 }
 
+// lookup returns the first of envs set to a non-empty value (an empty
+// variable counts as unset, as in a compose file's "VAR=").
 func (f *flags) lookup(envs []string) (string, string, bool) {
 	for _, e := range envs {
-		if v, ok := os.LookupEnv(e); ok {
+		if v, ok := os.LookupEnv(e); ok && v != "" {
 			return e, v, true
 		}
 	}

@@ -12,12 +12,14 @@ import (
 // fallbacks, so one environment can configure every component.
 type kafkaFlags struct {
 	brokers, protocol string
+	replication       int
 	cfg               kafkalog.Config
 }
 
 func addKafkaFlags(f *flags, k *kafkaFlags) {
 	f.String(&k.brokers, "kafka-brokers", "", "bootstrap servers of the Kafka cluster, host:port,host:port", "NEBULA_KAFKA_BROKERS", "KAFKA_BOOTSTRAP_SERVERS")
 	f.String(&k.cfg.Topic, "kafka-topic", kafkalog.DefaultTopic, "event topic (created at start if missing: 1 partition, infinite retention)", "NEBULA_KAFKA_TOPIC")
+	f.Int(&k.replication, "kafka-replication-factor", 0, "replication factor of the event topic when this process creates it (0: the cluster's default; use 3 in production)", "NEBULA_KAFKA_REPLICATION_FACTOR")
 	f.String(&k.protocol, "kafka-security-protocol", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (SSL turns TLS on)", "NEBULA_KAFKA_SECURITY_PROTOCOL", "KAFKA_SECURITY_PROTOCOL")
 	f.String(&k.cfg.TLS.CAFile, "kafka-tls-ca", "", "PEM file of the CAs to trust instead of the system's", "NEBULA_KAFKA_TLS_CA", "KAFKA_SSL_CAFILE")
 	f.String(&k.cfg.TLS.CertFile, "kafka-tls-cert", "", "PEM client certificate (mutual TLS)", "NEBULA_KAFKA_TLS_CERT", "KAFKA_SSL_CERTFILE")
@@ -33,6 +35,10 @@ func addKafkaFlags(f *flags, k *kafkaFlags) {
 func (k *kafkaFlags) config() (kafkalog.Config, error) {
 	cfg := k.cfg
 	cfg.Brokers = splitList(k.brokers)
+	if k.replication < 0 || k.replication > 32767 {
+		return cfg, fmt.Errorf("kafka replication factor %d is not between 0 and 32767", k.replication)
+	}
+	cfg.ReplicationFactor = int16(k.replication)
 	switch p := strings.ToUpper(k.protocol); p {
 	case "PLAINTEXT", "SASL_PLAINTEXT":
 		if p == "SASL_PLAINTEXT" && cfg.SASL.Mechanism == "" {

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func parseKafka(t *testing.T, env map[string]string, args ...string) (kafkaFlags, error) {
+	t.Helper()
+	for _, k := range []string{"NEBULA_KAFKA_BROKERS", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "NEBULA_KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM"} {
+		t.Setenv(k, env[k])
+	}
+	var k kafkaFlags
+	f := newFlags("test", "")
+	addKafkaFlags(f, &k)
+	if err := f.Parse(args); err != nil {
+		return k, err
+	}
+	_, err := k.config()
+	return k, err
+}
+
+func TestKafkaFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, k kafkaFlags)
+	}{
+		{name: "flag", args: []string{"--kafka-brokers", "a:9092, b:9093"}, check: func(t *testing.T, k kafkaFlags) {
+			cfg, _ := k.config()
+			if strings.Join(cfg.Brokers, ",") != "a:9092,b:9093" || cfg.TLS.Enabled {
+				t.Errorf("config %+v", cfg)
+			}
+		}},
+		{name: "original worker variable", env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "KAFKA_SECURITY_PROTOCOL": "ssl"},
+			check: func(t *testing.T, k kafkaFlags) {
+				cfg, _ := k.config()
+				if strings.Join(cfg.Brokers, ",") != "k:9092" || !cfg.TLS.Enabled {
+					t.Errorf("config %+v", cfg)
+				}
+			}},
+		{name: "nebula variable wins", env: map[string]string{"NEBULA_KAFKA_BROKERS": "n:1", "KAFKA_BOOTSTRAP_SERVERS": "k:2"},
+			check: func(t *testing.T, k kafkaFlags) {
+				if cfg, _ := k.config(); strings.Join(cfg.Brokers, ",") != "n:1" {
+					t.Errorf("brokers %v", cfg.Brokers)
+				}
+			}},
+		{name: "no brokers", wantErr: "no brokers"},
+		{name: "bad protocol", args: []string{"--kafka-brokers", "a:1", "--kafka-security-protocol", "TLS"}, wantErr: "not PLAINTEXT"},
+		{name: "sasl protocol without mechanism", args: []string{"--kafka-brokers", "a:1", "--kafka-security-protocol", "SASL_SSL"}, wantErr: "needs --kafka-sasl-mechanism"},
+		{name: "bad mechanism", args: []string{"--kafka-brokers", "a:1", "--kafka-sasl-mechanism", "GSSAPI", "--kafka-sasl-user", "u"}, wantErr: "GSSAPI"},
+		{name: "replication out of range", args: []string{"--kafka-brokers", "a:1", "--kafka-replication-factor", "-1"}, wantErr: "replication factor"},
+		{name: "broker not host:port", args: []string{"--kafka-brokers", "a"}, wantErr: "not host:port"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k, err := parseKafka(t, c.env, c.args...)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, k)
+		})
+	}
+}
