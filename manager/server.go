@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
 // Projection is what the manager needs to know about its projection.
@@ -19,6 +21,8 @@ type Projection interface {
 	Folded() int64
 	// Err is why the projection stopped for good, nil while it runs.
 	Err() error
+	// View reads a consistent snapshot of the projection.
+	View(fn func(r projections.Reader) error) error
 }
 
 // LogEnd reports the event log's next offset (for the lag metric).
@@ -29,6 +33,7 @@ type LogEnd interface {
 // Server is the manager's HTTP handler.
 type Server struct {
 	proj    Projection
+	cmds    Commands
 	log     LogEnd
 	logger  *slog.Logger
 	metrics *requestMetrics
@@ -36,17 +41,15 @@ type Server struct {
 }
 
 // New returns the manager's handler over proj and the event log.
-func New(proj Projection, log LogEnd, logger *slog.Logger) *Server {
+func New(proj Projection, cmds Commands, log LogEnd, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{proj: proj, log: log, logger: logger, metrics: newRequestMetrics()}
+	s := &Server{proj: proj, cmds: cmds, log: log, logger: logger, metrics: newRequestMetrics()}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.metrics.middleware)
 	r.Get("/metrics", s.serveMetrics)
-	r.Route("/api/v2", func(r chi.Router) {
-		r.Get("/status", s.status)
-	})
+	r.Route("/api/v2", s.routes)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "not found"})
 	})

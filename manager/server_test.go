@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
 type fakeProjection struct {
@@ -18,6 +21,9 @@ type fakeProjection struct {
 func (f fakeProjection) Applied() int64 { return f.applied }
 func (f fakeProjection) Folded() int64  { return f.folded }
 func (f fakeProjection) Err() error     { return f.err }
+func (f fakeProjection) View(func(projections.Reader) error) error {
+	return errors.New("no projection in this test")
+}
 
 type fakeLog struct {
 	end int64
@@ -26,7 +32,7 @@ type fakeLog struct {
 
 func (f fakeLog) Bounds(context.Context) (int64, int64, error) { return 0, f.end, f.err }
 
-func get(t *testing.T, url string) (int, string) {
+func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -38,15 +44,15 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestStatusAndMetrics(t *testing.T) {
-	srv := httptest.NewServer(New(fakeProjection{applied: 41, folded: 7}, fakeLog{end: 50}, nil))
+	srv := httptest.NewServer(New(fakeProjection{applied: 41, folded: 7}, commands.New(nil, nil), fakeLog{end: 50}, nil))
 	defer srv.Close()
-	if code, body := get(t, srv.URL+"/api/v2/status"); code != 200 || body != "{\"api_available\":true}\n" {
+	if code, body := httpGet(t, srv.URL+"/api/v2/status"); code != 200 || body != "{\"api_available\":true}\n" {
 		t.Fatalf("status: %d %q", code, body)
 	}
-	if code, _ := get(t, srv.URL+"/api/v2/nope"); code != 404 {
+	if code, _ := httpGet(t, srv.URL+"/api/v2/nope"); code != 404 {
 		t.Fatalf("unknown path: %d", code)
 	}
-	_, body := get(t, srv.URL+"/metrics")
+	_, body := httpGet(t, srv.URL+"/metrics")
 	for _, want := range []string{
 		"nebula_projection_applied_offset 41\n",
 		"nebula_projection_records_folded_total 7\n",
@@ -63,9 +69,9 @@ func TestStatusAndMetrics(t *testing.T) {
 }
 
 func TestMetricsWhenLogDownAndProjectionFailed(t *testing.T) {
-	srv := httptest.NewServer(New(fakeProjection{applied: 3, err: errors.New("bad record")}, fakeLog{err: errors.New("down")}, nil))
+	srv := httptest.NewServer(New(fakeProjection{applied: 3, err: errors.New("bad record")}, commands.New(nil, nil), fakeLog{err: errors.New("down")}, nil))
 	defer srv.Close()
-	_, body := get(t, srv.URL+"/metrics")
+	_, body := httpGet(t, srv.URL+"/metrics")
 	for _, want := range []string{"nebula_event_log_up 0\n", "nebula_projection_failed 1\n"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)

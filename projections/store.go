@@ -378,6 +378,16 @@ func (r Reader) Verdict(offset int64) (Verdict, bool, error) {
 	return getDoc[Verdict](r.kv, offsetKey(prefixVerdict, offset))
 }
 
+// CommandOffset returns the offset of the first record that carried the
+// command ID.
+func (r Reader) CommandOffset(id string) (int64, bool, error) {
+	b, found, err := r.kv.Get(key(prefixCommand, id))
+	if err != nil || !found {
+		return 0, false, err
+	}
+	return decodeInt(b), true, nil
+}
+
 // Names lists the names of one kind of aggregate, sorted.
 func (r Reader) Names(kind events.Kind) ([]string, error) {
 	prefix, ok := map[events.Kind][]byte{

@@ -23,7 +23,7 @@ type command struct {
 	run           func(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error
 }
 
-func commands() []command {
+func subcommands() []command {
 	return []command{
 		{"dev", "run everything on this machine: embedded broker, manager (and, as they land, reporter and worker)", runDev},
 		{"manager", "run the manager (REST API, projections) against a Kafka cluster or the embedded broker", runManager},
@@ -45,7 +45,7 @@ func notYet(name string, issue int) func(context.Context, []string, io.Writer, *
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: nebula <command> [flags]\n\ncommands:")
-	for _, c := range commands() {
+	for _, c := range subcommands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'nebula <command> -h' for a command's flags.")
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
-	for _, c := range commands() {
+	for _, c := range subcommands() {
 		if c.name != args[0] {
 			continue
 		}

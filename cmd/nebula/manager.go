@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -79,7 +80,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	go func() { projErr <- proj.Run(runCtx) }()
 	go store.RunGC(runCtx, 10*time.Minute)
 
-	srv := manager.HTTPServer(manager.New(store, log, logger), logger)
+	srv := manager.HTTPServer(manager.New(store, commands.New(log, store), log, logger), logger)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "nebula manager: API on http://%s/api/v2 (event log %s on %v, projection in %s)\n",

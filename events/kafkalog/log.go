@@ -24,13 +24,20 @@ const HeaderCommandID = "nebula-command-id"
 var (
 	// ErrUnavailable: the log could not be reached in time. Nothing is
 	// known to have been appended (the caller may retry with the same
-	// command ID; the fold discards the duplicate).
-	ErrUnavailable = errors.New("event log unavailable")
+	// command ID; the fold discards the duplicate). It reports
+	// Temporary() true, so callers can recognise it without importing
+	// this package.
+	ErrUnavailable error = unavailable{}
 	// ErrOffsetOutOfRange: a reader asked for an offset the log does not
 	// hold (past its end: the log was wiped; before its start: records
 	// were deleted). Readers never rewind on their own.
 	ErrOffsetOutOfRange = errors.New("offset out of range of the event log")
 )
+
+type unavailable struct{}
+
+func (unavailable) Error() string   { return "event log unavailable" }
+func (unavailable) Temporary() bool { return true }
 
 // Log appends to and reads the event topic. It is safe for concurrent use.
 type Log struct {

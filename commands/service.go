@@ -1,0 +1,231 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// Log is where commands append their events.
+type Log interface {
+	Append(ctx context.Context, env events.Envelope) (int64, error)
+}
+
+// Projection is what commands read and wait on.
+type Projection interface {
+	WaitFor(ctx context.Context, offset int64) error
+	View(fn func(r projections.Reader) error) error
+}
+
+// Service runs commands.
+type Service struct {
+	log  Log
+	proj Projection
+	now  func() time.Time
+}
+
+// New returns a service appending to log and answering from proj.
+func New(log Log, proj Projection) *Service {
+	return &Service{log: log, proj: proj, now: time.Now}
+}
+
+// Meta is what a command carries besides its input.
+type Meta struct {
+	// Actor is who asks (user name or "local-admin").
+	Actor string
+	// IdempotencyKey, when set, makes a retried request with the same key
+	// (from the same actor) a duplicate that changes nothing and gets the
+	// first request's answer.
+	IdempotencyKey string
+	// IfVersion, when non-zero, is the version the object must have
+	// (HTTP If-Match).
+	IfVersion int64
+}
+
+// Code classifies why a command failed.
+type Code string
+
+// Failure codes. The manager maps each to Nebula's status code and body.
+const (
+	CodeInvalid         Code = "invalid"          // bad input; Fields says which
+	CodeExists          Code = "exists"           // create of an existing name
+	CodeNotFound        Code = "not_found"        // the object does not exist
+	CodeMissingApp      Code = "missing_app"      // a device group lists an app that does not exist
+	CodeMissingCronJob  Code = "missing_cron_job" // a device group lists a cron job that does not exist
+	CodeMissingUser     Code = "missing_user"     // a user group lists a user that does not exist
+	CodeNotRunning      Code = "not_running"      // restart of a stopped app
+	CodeVersionMismatch Code = "version_mismatch" // If-Match differs from the current version
+	CodeTokenInUse      Code = "token_in_use"     // another user has this token
+)
+
+// Error is a command that was refused: by validation or by the fold.
+type Error struct {
+	Code   Code
+	Kind   events.Kind // the kind of object concerned
+	Detail string
+	// Fields are the invalid fields for CodeInvalid ("starting_ports[0]": "...").
+	Fields []events.FieldError
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s %s: %s", e.Kind, e.Code, e.Detail) }
+
+// invalid turns a validation error of the events package into an *Error
+// listing every field.
+func invalid(kind events.Kind, err error) error {
+	e := &Error{Code: CodeInvalid, Kind: kind, Detail: strings.TrimPrefix(err.Error(), "invalid: ")}
+	collectFields(err, &e.Fields)
+	return e
+}
+
+func collectFields(err error, out *[]events.FieldError) {
+	var fe *events.FieldError
+	switch x := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range x.Unwrap() {
+			collectFields(e, out)
+		}
+		return
+	}
+	if errors.As(err, &fe) {
+		*out = append(*out, *fe)
+		return
+	}
+	if u := errors.Unwrap(err); u != nil {
+		collectFields(u, out)
+	}
+}
+
+// execute appends env, waits for it to be folded and returns the verdict
+// (for a duplicate: the verdict of the first record of the command).
+func (s *Service) execute(ctx context.Context, m Meta, env events.Envelope) (projections.Verdict, error) {
+	env.Actor = m.Actor
+	env.IfVersion = m.IfVersion
+	env.Time = s.now().UTC()
+	env.CommandID = commandID(m)
+	if err := env.Validate(); err != nil {
+		return projections.Verdict{}, invalid(env.Aggregate.Kind, err)
+	}
+	off, err := s.log.Append(ctx, env)
+	if err != nil {
+		return projections.Verdict{}, err
+	}
+	if err := s.proj.WaitFor(ctx, off); err != nil {
+		return projections.Verdict{}, err
+	}
+	return s.verdict(env, off)
+}
+
+// commandID is the command ID of a request: derived from its idempotency
+// key (per actor), random otherwise.
+func commandID(m Meta) string {
+	if m.IdempotencyKey != "" {
+		return m.Actor + "/" + m.IdempotencyKey
+	}
+	return newCommandID()
+}
+
+// replayed returns the verdict of an earlier request with the same
+// idempotency key, found=false if there was none.
+func (s *Service) replayed(m Meta, env events.Envelope) (projections.Verdict, bool, error) {
+	if m.IdempotencyKey == "" {
+		return projections.Verdict{}, false, nil
+	}
+	var off int64
+	var found bool
+	err := s.proj.View(func(r projections.Reader) error {
+		var err error
+		off, found, err = r.CommandOffset(commandID(m))
+		return err
+	})
+	if err != nil || !found {
+		return projections.Verdict{}, false, err
+	}
+	v, err := s.verdict(env, off)
+	return v, true, err
+}
+
+// verdict reads the fold's verdict on the record at off (for a duplicate:
+// on the first record of the command) and turns a rejection into *Error.
+func (s *Service) verdict(env events.Envelope, off int64) (projections.Verdict, error) {
+	var v projections.Verdict
+	err := s.proj.View(func(r projections.Reader) error {
+		var found bool
+		var err error
+		v, found, err = r.Verdict(off)
+		if err == nil && found && v.Reason == projections.ReasonDuplicate {
+			v, found, err = r.Verdict(v.DuplicateOf)
+		}
+		if err == nil && !found {
+			err = fmt.Errorf("no verdict for offset %d after it was folded", off)
+		}
+		return err
+	})
+	if err != nil {
+		return v, err
+	}
+	if !v.Accepted {
+		return v, rejected(env, v)
+	}
+	return v, nil
+}
+
+// rejected turns a verdict into an *Error.
+func rejected(env events.Envelope, v projections.Verdict) error {
+	e := &Error{Kind: env.Aggregate.Kind, Detail: v.Detail}
+	switch v.Reason {
+	case projections.ReasonExists:
+		e.Code = CodeExists
+	case projections.ReasonNotFound:
+		e.Code = CodeNotFound
+	case projections.ReasonVersionMismatch:
+		e.Code = CodeVersionMismatch
+	case projections.ReasonNotRunning:
+		e.Code = CodeNotRunning
+	case projections.ReasonTokenInUse:
+		e.Code = CodeTokenInUse
+	case projections.ReasonMissingMember:
+		switch {
+		case strings.HasPrefix(v.Detail, "app "):
+			e.Code, e.Kind = CodeMissingApp, events.KindApp
+		case strings.HasPrefix(v.Detail, "cron job "):
+			e.Code, e.Kind = CodeMissingCronJob, events.KindCronJob
+		default:
+			e.Code, e.Kind = CodeMissingUser, events.KindUser
+		}
+	default:
+		e.Code = CodeInvalid
+	}
+	return e
+}
+
+func newCommandID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// view reads the projection.
+func (s *Service) view(fn func(r projections.Reader) error) error { return s.proj.View(fn) }
+
+func notFound(kind events.Kind, name string) error {
+	return &Error{Code: CodeNotFound, Kind: kind, Detail: fmt.Sprintf("%s %q does not exist", strings.ReplaceAll(string(kind), "_", " "), name)}
+}
+
+func exists(kind events.Kind, name string) error {
+	return &Error{Code: CodeExists, Kind: kind, Detail: fmt.Sprintf("%s %q exists", strings.ReplaceAll(string(kind), "_", " "), name)}
+}
+
+func checkName(kind events.Kind, name string) error {
+	if err := events.ValidateName(kind, name); err != nil {
+		return &Error{Code: CodeInvalid, Kind: kind, Detail: strings.TrimPrefix(err.Error(), "invalid: "),
+			Fields: []events.FieldError{{Field: "name", Err: err}}}
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// Commands are the mutations the API offers.
+type Commands interface {
+	CreateApp(ctx context.Context, m commands.Meta, name string, spec events.AppSpec) (projections.App, error)
+	ReplaceApp(ctx context.Context, m commands.Meta, name string, spec events.AppSpec) (projections.App, error)
+	PatchApp(ctx context.Context, m commands.Meta, name string, patch events.AppPatch) (projections.App, error)
+	StopApp(ctx context.Context, m commands.Meta, name string) (projections.App, error)
+	StartApp(ctx context.Context, m commands.Meta, name string) (projections.App, error)
+	RestartApp(ctx context.Context, m commands.Meta, name string) (projections.App, error)
+	DeleteApp(ctx context.Context, m commands.Meta, name string) error
+
+	CreateDeviceGroup(ctx context.Context, m commands.Meta, name string, spec events.DeviceGroupSpec) (projections.DeviceGroup, error)
+	ReplaceDeviceGroup(ctx context.Context, m commands.Meta, name string, spec events.DeviceGroupSpec) (projections.DeviceGroup, error)
+	PatchDeviceGroup(ctx context.Context, m commands.Meta, name string, patch events.DeviceGroupPatch) (projections.DeviceGroup, error)
+	DeleteDeviceGroup(ctx context.Context, m commands.Meta, name string) error
+	PruneDeviceGroup(ctx context.Context, m commands.Meta, name string) (projections.DeviceGroup, error)
+	PruneFleet(ctx context.Context, m commands.Meta) (map[string]int64, error)
+
+	CreateCronJob(ctx context.Context, m commands.Meta, name string, spec events.CronJobSpec) (projections.CronJob, error)
+	ReplaceCronJob(ctx context.Context, m commands.Meta, name string, spec events.CronJobSpec) (projections.CronJob, error)
+	PatchCronJob(ctx context.Context, m commands.Meta, name string, patch events.CronJobPatch) (projections.CronJob, error)
+	DeleteCronJob(ctx context.Context, m commands.Meta, name string) error
+}
+
+// Limits of a request.
+const (
+	maxBody        = 1 << 20
+	commandTimeout = 30 * time.Second
+)
+
+// readBody reads a request body of at most maxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"message": "request body over " + strconv.Itoa(maxBody) + " bytes"})
+		return nil, false
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "cannot read the request body: " + err.Error()})
+		return nil, false
+	}
+	return b, true
+}
+
+// meta is the command metadata of a request; ok=false when If-Match is
+// malformed (the answer is written).
+func (s *Server) meta(w http.ResponseWriter, r *http.Request) (commands.Meta, bool) {
+	m := commands.Meta{Actor: actor(r), IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if len(m.IdempotencyKey) > 200 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Idempotency-Key is longer than 200 characters"})
+		return m, false
+	}
+	if im := r.Header.Get("If-Match"); im != "" {
+		v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(strings.TrimSpace(im), "W/"), `"`), 10, 64)
+		if err != nil || v < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "If-Match must be a version (an ETag this API returned)"})
+			return m, false
+		}
+		// Offset 0 is a real version, but IfVersion 0 means "no
+		// precondition"; the log's first record is always a create.
+		m.IfVersion = v
+	}
+	return m, true
+}
+
+// fail writes the answer for a command's or a query's error.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var be *bodyError
+	var ce *commands.Error
+	switch {
+	case errors.As(err, &be):
+		writeJSON(w, be.status, be.body)
+	case errors.As(err, &ce):
+		status, body := commandError(ce)
+		writeJSON(w, status, body)
+	case errors.Is(err, context.DeadlineExceeded), temporary(err):
+		s.logger.Warn("request could not complete", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "the event log or the projection is not available; retry"})
+	case errors.Is(err, context.Canceled):
+		// The client went away.
+	default:
+		s.logger.Error("request failed", "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"message": "internal error (see the manager's log)"})
+	}
+}
+
+// temporary reports an error that means "try again" (an unreachable
+// event log says so with Temporary() true).
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// commandError maps a refused command to Nebula's status and body: "not
+// found" and "exists" are 403 with a boolean body, as in 2.7.
+func commandError(e *commands.Error) (int, map[string]any) {
+	key := existsKey(e.Kind)
+	switch e.Code {
+	case commands.CodeExists:
+		return http.StatusForbidden, map[string]any{key: true}
+	case commands.CodeNotFound, commands.CodeMissingApp, commands.CodeMissingCronJob, commands.CodeMissingUser:
+		return http.StatusForbidden, map[string]any{key: false, "message": e.Detail}
+	case commands.CodeNotRunning:
+		return http.StatusForbidden, map[string]any{"running_before_restart": false}
+	case commands.CodeVersionMismatch:
+		return http.StatusPreconditionFailed, map[string]any{"version_mismatch": true, "message": e.Detail}
+	case commands.CodeTokenInUse:
+		return http.StatusConflict, map[string]any{"token_in_use": true}
+	}
+	var probs []string
+	for _, f := range e.Fields {
+		probs = append(probs, f.Error())
+	}
+	if len(probs) == 0 {
+		probs = []string{e.Detail}
+	}
+	return http.StatusBadRequest, invalidBody(probs)
+}
+
+func existsKey(k events.Kind) string {
+	switch k {
+	case events.KindApp:
+		return "app_exists"
+	case events.KindDeviceGroup:
+		return "device_group_exists"
+	case events.KindCronJob:
+		return "cron_job_exists"
+	case events.KindUser:
+		return "user_exists"
+	case events.KindUserGroup:
+		return "user_group_exists"
+	}
+	return "exists"
+}
+
+// actor names the caller in the events it causes.
+func actor(r *http.Request) string {
+	if id, ok := r.Context().Value(identityKey{}).(string); ok {
+		return id
+	}
+	return "anonymous"
+}
+
+type identityKey struct{}
+
+func name(r *http.Request) string { return chi.URLParam(r, "name") }
+
+// withETag sets the ETag of a versioned document.
+func withETag(w http.ResponseWriter, version int64) {
+	w.Header().Set("ETag", `"`+strconv.FormatInt(version, 10)+`"`)
+}
+
+// command runs a mutation that answers with a document.
+func command[T any](s *Server, status int, run func(ctx context.Context, m commands.Meta) (T, error), version func(T) int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m, ok := s.meta(w, r)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+		defer cancel()
+		doc, err := run(ctx, m)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if version != nil {
+			withETag(w, version(doc))
+		}
+		writeJSON(w, status, doc)
+	}
+}
+
+// withBody decodes the request body with decode before running the command.
+func withBody[B, T any](s *Server, status int, decode func([]byte) (B, error),
+	run func(ctx context.Context, m commands.Meta, name string, body B) (T, error), version func(T) int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		raw, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		b, err := decode(raw)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		n := name(r)
+		command(s, status, func(ctx context.Context, m commands.Meta) (T, error) { return run(ctx, m, n, b) }, version)(w, r)
+	}
+}
+
+// simple runs a body-less command on the named object.
+func simple[T any](s *Server, status int, run func(ctx context.Context, m commands.Meta, name string) (T, error), version func(T) int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n := name(r)
+		command(s, status, func(ctx context.Context, m commands.Meta) (T, error) { return run(ctx, m, n) }, version)(w, r)
+	}
+}
+
+// deletion runs a delete command: 200 {}.
+func deletion(s *Server, run func(ctx context.Context, m commands.Meta, name string) error) http.HandlerFunc {
+	return simple(s, http.StatusOK, func(ctx context.Context, m commands.Meta, n string) (struct{}, error) {
+		return struct{}{}, run(ctx, m, n)
+	}, nil)
+}
+
+// get serves one document from the projection.
+func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, name string) (T, bool, error), version func(T) int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n := name(r)
+		var doc T
+		var found bool
+		err := s.proj.View(func(pr projections.Reader) error {
+			var err error
+			doc, found, err = read(pr, n)
+			return err
+		})
+		switch {
+		case err != nil:
+			s.fail(w, r, err)
+		case !found:
+			writeJSON(w, http.StatusForbidden, map[string]any{existsKey(kind): false})
+		default:
+			withETag(w, version(doc))
+			writeJSON(w, http.StatusOK, doc)
+		}
+	}
+}
+
+// list serves the names of one kind: {"<key>": [...]}.
+func list(s *Server, kind events.Kind, key string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var names []string
+		err := s.proj.View(func(pr projections.Reader) error {
+			var err error
+			names, err = pr.Names(kind)
+			return err
+		})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{key: names})
+	}
+}
+
+func appVersion(a projections.App) int64           { return a.Version }
+func groupVersion(g projections.DeviceGroup) int64 { return g.Version }
+func cronVersion(c projections.CronJob) int64      { return c.Version }
+
+func readApp(r projections.Reader, n string) (projections.App, bool, error) { return r.App(n) }
+func readGroup(r projections.Reader, n string) (projections.DeviceGroup, bool, error) {
+	return r.DeviceGroup(n)
+}
+func readCron(r projections.Reader, n string) (projections.CronJob, bool, error) { return r.CronJob(n) }
+
+// routes mounts /api/v2.
+func (s *Server) routes(r chi.Router) {
+	c := s.cmds
+	r.Get("/status", s.status)
+
+	r.Get("/apps", list(s, events.KindApp, "apps"))
+	r.Route("/apps/{name}", func(r chi.Router) {
+		r.Get("/", get(s, events.KindApp, readApp, appVersion))
+		r.Post("/", withBody(s, http.StatusOK, appSpecBody, c.CreateApp, appVersion))
+		r.Delete("/", deletion(s, c.DeleteApp))
+		r.Post("/restart", simple(s, http.StatusAccepted, c.RestartApp, appVersion))
+		r.Post("/stop", simple(s, http.StatusAccepted, c.StopApp, appVersion))
+		r.Post("/start", simple(s, http.StatusAccepted, c.StartApp, appVersion))
+		r.Post("/update", withBody(s, http.StatusAccepted, appSpecBody, c.ReplaceApp, appVersion))
+		r.Put("/update", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion))
+		r.Patch("/update", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion))
+	})
+
+	r.Get("/device_groups", list(s, events.KindDeviceGroup, "device_groups"))
+	r.Route("/device_groups/{name}", func(r chi.Router) {
+		r.Get("/", get(s, events.KindDeviceGroup, readGroup, groupVersion))
+		r.Post("/", withBody(s, http.StatusOK, groupSpecBody, c.CreateDeviceGroup, groupVersion))
+		r.Delete("/", deletion(s, c.DeleteDeviceGroup))
+		r.Post("/update", withBody(s, http.StatusAccepted, groupSpecBody, c.ReplaceDeviceGroup, groupVersion))
+		r.Put("/update", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion))
+		r.Patch("/update", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion))
+		r.Post("/prune", simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion))
+		r.Get("/info", s.info)
+	})
+	r.Post("/prune", command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
+		ids, err := c.PruneFleet(ctx, m)
+		return map[string]any{"prune_ids": ids}, err
+	}, nil))
+
+	r.Get("/cron_jobs", list(s, events.KindCronJob, "cron_jobs"))
+	r.Route("/cron_jobs/{name}", func(r chi.Router) {
+		r.Get("/", get(s, events.KindCronJob, readCron, cronVersion))
+		r.Post("/", withBody(s, http.StatusOK, cronSpecBody, c.CreateCronJob, cronVersion))
+		r.Delete("/", deletion(s, c.DeleteCronJob))
+		r.Post("/update", withBody(s, http.StatusAccepted, cronSpecBody, c.ReplaceCronJob, cronVersion))
+		r.Put("/update", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion))
+		r.Patch("/update", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion))
+	})
+}

@@ -1,0 +1,123 @@
+package manager_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// cluster is a manager on the embedded broker with its projection in
+// Badger on disk, served over real HTTP.
+type cluster struct {
+	addr string // broker
+	url  string // manager
+}
+
+// startManager starts one manager against the broker at addr with its
+// projection in dir.
+func startManager(t *testing.T, addr, dir string) string {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	store, err := projections.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
+	go func() { _ = p.Run(runCtx); close(done) }()
+	srv := httptest.NewServer(manager.New(store, commands.New(l, store), l, nil))
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		store.Close()
+	})
+	return srv.URL
+}
+
+func newCluster(t *testing.T) cluster {
+	b := testenv.StartBroker(t, t.TempDir())
+	return cluster{addr: b.Addr(), url: startManager(t, b.Addr(), t.TempDir())}
+}
+
+type response struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+}
+
+func call(t *testing.T, method, url string, body any, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, raw: raw}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// expect checks the status and that every key of want has that value in
+// the body (compared as JSON).
+func (r response) expect(t *testing.T, status int, want map[string]any) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %s", r.status, status, r.raw)
+	}
+	for k, v := range want {
+		got, _ := json.Marshal(r.body[k])
+		exp, _ := json.Marshal(v)
+		if !bytes.Equal(got, exp) {
+			t.Fatalf("%s = %s, want %s; body %s", k, got, exp, r.raw)
+		}
+	}
+}
+
+func (r response) num(t *testing.T, key string) int64 {
+	t.Helper()
+	f, ok := r.body[key].(float64)
+	if !ok {
+		t.Fatalf("%s is not a number in %s", key, r.raw)
+	}
+	return int64(f)
+}
