@@ -247,7 +247,7 @@ func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, nam
 }
 
 // list serves the names of one kind: {"<key>": [...]}.
-func list(s *Server, kind events.Kind, key string) http.HandlerFunc {
+func names(s *Server, kind events.Kind, key string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var names []string
 		err := s.proj.View(func(pr projections.Reader) error {
@@ -278,7 +278,7 @@ func (s *Server) routes(r chi.Router) {
 	c := s.cmds
 	r.Get("/status", s.status)
 
-	r.Get("/apps", list(s, events.KindApp, "apps"))
+	r.Get("/apps", names(s, events.KindApp, "apps"))
 	r.Route("/apps/{name}", func(r chi.Router) {
 		r.Get("/", get(s, events.KindApp, readApp, appVersion))
 		r.Post("/", withBody(s, http.StatusOK, appSpecBody, c.CreateApp, appVersion))
@@ -291,7 +291,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Patch("/update", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion))
 	})
 
-	r.Get("/device_groups", list(s, events.KindDeviceGroup, "device_groups"))
+	r.Get("/device_groups", names(s, events.KindDeviceGroup, "device_groups"))
 	r.Route("/device_groups/{name}", func(r chi.Router) {
 		r.Get("/", get(s, events.KindDeviceGroup, readGroup, groupVersion))
 		r.Post("/", withBody(s, http.StatusOK, groupSpecBody, c.CreateDeviceGroup, groupVersion))
@@ -307,7 +307,7 @@ func (s *Server) routes(r chi.Router) {
 		return map[string]any{"prune_ids": ids}, err
 	}, nil))
 
-	r.Get("/cron_jobs", list(s, events.KindCronJob, "cron_jobs"))
+	r.Get("/cron_jobs", names(s, events.KindCronJob, "cron_jobs"))
 	r.Route("/cron_jobs/{name}", func(r chi.Router) {
 		r.Get("/", get(s, events.KindCronJob, readCron, cronVersion))
 		r.Post("/", withBody(s, http.StatusOK, cronSpecBody, c.CreateCronJob, cronVersion))

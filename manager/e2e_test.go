@@ -42,7 +42,10 @@ func startManager(t *testing.T, addr, dir string) string {
 	done := make(chan struct{})
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
 	go func() { _ = p.Run(runCtx); close(done) }()
-	srv := httptest.NewServer(manager.New(store, commands.New(l, store), l, nil))
+	api := manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, CacheTime: time.Minute})
+	store.OnCommit(api.Invalidate)
+	store.OnReset(api.InvalidateAll)
+	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -2,6 +2,9 @@ package manager
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -49,21 +52,119 @@ func buildInfo(r projections.Reader, group string) (Info, bool, error) {
 	return info, true, nil
 }
 
-func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+// readInfo reads a group's info from the projection (the cache's source).
+func (s *Server) readInfo(group string) (Info, bool, error) {
 	var info Info
 	var found bool
 	err := s.proj.View(func(pr projections.Reader) error {
 		var err error
-		info, found, err = buildInfo(pr, name(r))
+		info, found, err = buildInfo(pr, group)
 		return err
 	})
-	switch {
-	case err != nil:
-		s.fail(w, r, err)
-	case !found:
-		writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
-	default:
-		withETag(w, info.DeviceGroupID)
-		writeJSON(w, http.StatusOK, info)
+	return info, found, err
+}
+
+// maxWait bounds a long-poll (the server's write timeout is longer).
+const maxWait = 60 * time.Second
+
+// info serves GET /device_groups/<dg>/info from the cache: ETag is the
+// group's version; If-None-Match with it answers 304, or with ?wait=30s
+// waits until the version changes (long-poll) and answers 200 with the new
+// config, or 304 when the wait ends.
+func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	group := name(r)
+	var wait time.Duration
+	if q := r.URL.Query().Get("wait"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil {
+			if n, nerr := strconv.Atoi(q); nerr == nil {
+				d, err = time.Duration(n)*time.Second, nil
+			}
+		}
+		if err != nil || d < 0 || d > maxWait {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "wait must be a duration from 0s to " + maxWait.String() + ` (e.g. "30s")`})
+			return
+		}
+		wait = d
 	}
+	inm := r.Header.Get("If-None-Match")
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		changed := s.cache.changed(group)
+		e, err := s.cache.get(group)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !e.found {
+			writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
+			return
+		}
+		etag := `"` + strconv.FormatInt(e.version, 10) + `"`
+		if !etagMatches(inm, etag) {
+			serveInfo(w, r, e, etag)
+			return
+		}
+		if timeout == nil {
+			w.Header().Set("ETag", etag)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			timeout = nil // answer 304 unless it changed meanwhile
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func serveInfo(w http.ResponseWriter, r *http.Request, e *infoEntry, etag string) {
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Content-Type", "application/json")
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Cache-Control", "no-cache")
+	body := e.body
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		h.Set("Content-Encoding", "gzip")
+		body = e.gz
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// etagMatches implements If-None-Match: a list of entity tags (weak or
+// strong, compared weakly) or "*".
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }

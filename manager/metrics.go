@@ -105,5 +105,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		header(w, "nebula_projection_lag_events", "gauge", "Events in the log not yet folded into this manager's projection.")
 		fmt.Fprintf(w, "nebula_projection_lag_events %s\n", strconv.FormatInt(max(end-1-applied, 0), 10))
 	}
+	header(w, "nebula_info_cache_hits_total", "counter", "Device group /info answers served from memory.")
+	fmt.Fprintf(w, "nebula_info_cache_hits_total %d\n", s.cache.hits.Load())
+	header(w, "nebula_info_backend_reads_total", "counter", "Device group /info reads of the projection (cache misses): bounded by groups/CACHE_TIME plus changes, whatever the number of devices.")
+	fmt.Fprintf(w, "nebula_info_backend_reads_total %d\n", s.cache.reads.Load())
 	s.metrics.write(w)
 }

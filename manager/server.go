@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -30,6 +31,27 @@ type LogEnd interface {
 	Bounds(ctx context.Context) (start, end int64, err error)
 }
 
+// Config is what a Server serves and how.
+type Config struct {
+	Projection Projection
+	Commands   Commands
+	Log        LogEnd
+	Logger     *slog.Logger
+	// CacheTime is how long a device group's /info is served from memory
+	// (CACHE_TIME; 0 turns the cache off). Changes folded by this manager
+	// invalidate it at once; the TTL bounds what a missed change costs.
+	CacheTime time.Duration
+	// CacheMaxSize is the number of device groups whose /info is kept
+	// (CACHE_MAX_SIZE), least recently used first out.
+	CacheMaxSize int
+}
+
+// Defaults of Nebula 2.7.
+const (
+	DefaultCacheTime    = 10 * time.Second
+	DefaultCacheMaxSize = 1024
+)
+
 // Server is the manager's HTTP handler.
 type Server struct {
 	proj    Projection
@@ -37,15 +59,18 @@ type Server struct {
 	log     LogEnd
 	logger  *slog.Logger
 	metrics *requestMetrics
+	cache   *infoCache
 	router  chi.Router
 }
 
-// New returns the manager's handler over proj and the event log.
-func New(proj Projection, cmds Commands, log LogEnd, logger *slog.Logger) *Server {
+// New returns the manager's handler.
+func New(cfg Config) *Server {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{proj: proj, cmds: cmds, log: log, logger: logger, metrics: newRequestMetrics()}
+	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
+	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.metrics.middleware)
 	r.Get("/metrics", s.serveMetrics)

@@ -44,7 +44,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestStatusAndMetrics(t *testing.T) {
-	srv := httptest.NewServer(New(fakeProjection{applied: 41, folded: 7}, commands.New(nil, nil), fakeLog{end: 50}, nil))
+	srv := httptest.NewServer(New(Config{Projection: fakeProjection{applied: 41, folded: 7}, Commands: commands.New(nil, nil), Log: fakeLog{end: 50}}))
 	defer srv.Close()
 	if code, body := httpGet(t, srv.URL+"/api/v2/status"); code != 200 || body != "{\"api_available\":true}\n" {
 		t.Fatalf("status: %d %q", code, body)
@@ -69,7 +69,7 @@ func TestStatusAndMetrics(t *testing.T) {
 }
 
 func TestMetricsWhenLogDownAndProjectionFailed(t *testing.T) {
-	srv := httptest.NewServer(New(fakeProjection{applied: 3, err: errors.New("bad record")}, commands.New(nil, nil), fakeLog{err: errors.New("down")}, nil))
+	srv := httptest.NewServer(New(Config{Projection: fakeProjection{applied: 3, err: errors.New("bad record")}, Commands: commands.New(nil, nil), Log: fakeLog{err: errors.New("down")}}))
 	defer srv.Close()
 	_, body := httpGet(t, srv.URL+"/metrics")
 	for _, want := range []string{"nebula_event_log_up 0\n", "nebula_projection_failed 1\n"} {

@@ -30,6 +30,7 @@ type Store struct {
 
 	folded   atomic.Int64 // records folded by this process
 	onCommit func([]Result)
+	onReset  func()
 	// afterFold, when set (tests), runs after each record is folded into
 	// the open transaction, before the commit.
 	afterFold func(offset int64)
@@ -84,6 +85,9 @@ func (s *Store) Close() error {
 // OnCommit registers fn, called after each commit with the results of the
 // records it folded (in offset order). Register before the projector runs.
 func (s *Store) OnCommit(fn func([]Result)) { s.onCommit = fn }
+
+// OnReset registers fn, called after the store was emptied for a rebuild.
+func (s *Store) OnReset(fn func()) { s.onReset = fn }
 
 // Applied is the offset of the last folded record, -1 if none.
 func (s *Store) Applied() int64 {
@@ -184,6 +188,9 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	s.mu.Lock()
 	s.applied = -1
 	s.mu.Unlock()
+	if s.onReset != nil {
+		s.onReset()
+	}
 	return nil
 }
 

@@ -21,7 +21,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of everything stored (broker log and projection)", "NEBULA_DATA_DIR")
 	f.String(&kafkaListen, "kafka-listen", "127.0.0.1:9092", "embedded broker address host:port (port 0 picks one)", "NEBULA_KAFKA_LISTEN")
 	f.Bool(&syncWrites, "kafka-sync-writes", false, "fsync every broker write (survives power loss, slower)", "NEBULA_KAFKA_SYNC_WRITES")
+	addAPIFlags(f, &m)
 	if err := f.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if err := m.validate(); err != nil {
 		return usageError{err}
 	}
 	bcfg := broker.Config{Listen: kafkaListen, DataDir: filepath.Join(m.dataDir, "kafka"), SyncWrites: syncWrites,

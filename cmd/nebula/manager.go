@@ -20,6 +20,25 @@ import (
 type managerSettings struct {
 	listen, dataDir string
 	kafka           kafkalog.Config
+	cacheTime       time.Duration
+	cacheMaxSize    int
+}
+
+// addAPIFlags adds the settings of the API that `nebula dev` and `nebula
+// manager` share, with the original manager's variable names.
+func addAPIFlags(f *flags, m *managerSettings) {
+	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
+	f.Int(&m.cacheMaxSize, "cache-max-size", manager.DefaultCacheMaxSize, "device groups whose /info is kept in memory", "NEBULA_CACHE_MAX_SIZE", "CACHE_MAX_SIZE")
+}
+
+func (m managerSettings) validate() error {
+	if m.cacheTime < 0 {
+		return fmt.Errorf("cache time %v is negative", m.cacheTime)
+	}
+	if m.cacheMaxSize < 1 {
+		return fmt.Errorf("cache max size %d must be at least 1", m.cacheMaxSize)
+	}
+	return nil
 }
 
 func runManager(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -31,7 +50,11 @@ func runManager(ctx context.Context, args []string, stdout io.Writer, logger *sl
 	f.String(&m.listen, "listen", ":80", "HTTP API address host:port (the original manager's port is 80)", "NEBULA_LISTEN")
 	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of the projection", "NEBULA_DATA_DIR")
 	addKafkaFlags(f, &k)
+	addAPIFlags(f, &m)
 	if err := f.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if err := m.validate(); err != nil {
 		return usageError{err}
 	}
 	cfg, err := k.config()
@@ -80,7 +103,11 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	go func() { projErr <- proj.Run(runCtx) }()
 	go store.RunGC(runCtx, 10*time.Minute)
 
-	srv := manager.HTTPServer(manager.New(store, commands.New(log, store), log, logger), logger)
+	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
+		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize})
+	store.OnCommit(api.Invalidate)
+	store.OnReset(api.InvalidateAll)
+	srv := manager.HTTPServer(api, logger)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "nebula manager: API on http://%s/api/v2 (event log %s on %v, projection in %s)\n",
