@@ -37,6 +37,15 @@ type Commands interface {
 	ReplaceCronJob(ctx context.Context, m commands.Meta, name string, spec events.CronJobSpec) (projections.CronJob, error)
 	PatchCronJob(ctx context.Context, m commands.Meta, name string, patch events.CronJobPatch) (projections.CronJob, error)
 	DeleteCronJob(ctx context.Context, m commands.Meta, name string) error
+
+	CreateUser(ctx context.Context, m commands.Meta, name string, sec commands.Secrets) (commands.CreatedUser, error)
+	UpdateUser(ctx context.Context, m commands.Meta, name string, sec commands.Secrets) (projections.User, error)
+	RefreshToken(ctx context.Context, m commands.Meta, name string) (string, error)
+	DeleteUser(ctx context.Context, m commands.Meta, name string) error
+
+	CreateUserGroup(ctx context.Context, m commands.Meta, name string, spec events.UserGroupSpec) (projections.UserGroup, error)
+	UpdateUserGroup(ctx context.Context, m commands.Meta, name string, patch events.UserGroupPatch) (projections.UserGroup, error)
+	DeleteUserGroup(ctx context.Context, m commands.Meta, name string) error
 }
 
 // Limits of a request.
@@ -154,13 +163,11 @@ func existsKey(k events.Kind) string {
 
 // actor names the caller in the events it causes.
 func actor(r *http.Request) string {
-	if id, ok := r.Context().Value(identityKey{}).(string); ok {
-		return id
+	if id := identityOf(r); id != nil {
+		return id.name
 	}
 	return "anonymous"
 }
-
-type identityKey struct{}
 
 func name(r *http.Request) string { return chi.URLParam(r, "name") }
 
@@ -273,47 +280,117 @@ func readGroup(r projections.Reader, n string) (projections.DeviceGroup, bool, e
 }
 func readCron(r projections.Reader, n string) (projections.CronJob, bool, error) { return r.CronJob(n) }
 
-// routes mounts /api/v2.
+// userDoc is a user as the API shows it: never its password or token
+// hashes (2.7 returned the bcrypt hashes); the token in clear only when
+// this request generated it.
+type userDoc struct {
+	Name    string `json:"user_name"`
+	Version int64  `json:"version"`
+	Token   string `json:"token,omitempty"`
+}
+
+func showUser(u projections.User) userDoc { return userDoc{Name: u.Name, Version: u.Version} }
+
+func userVersion(u userDoc) int64                    { return u.Version }
+func userGroupVersion(g projections.UserGroup) int64 { return g.Version }
+
+func readUser(r projections.Reader, n string) (userDoc, bool, error) {
+	u, found, err := r.User(n)
+	return showUser(u), found, err
+}
+func readUserGroup(r projections.Reader, n string) (projections.UserGroup, bool, error) {
+	return r.UserGroup(n)
+}
+
+func secretsCreate(b []byte) (commands.Secrets, error) { return secretsBody(b, false) }
+func secretsUpdate(b []byte) (commands.Secrets, error) { return secretsBody(b, true) }
+
+// routes mounts /api/v2: every route needs authentication; each object
+// route also its permission (2.7's, except that rw implies ro and deleting
+// a cron job needs rw on it, not admin).
 func (s *Server) routes(r chi.Router) {
 	c := s.cmds
+	r.Use(s.authenticated)
 	r.Get("/status", s.status)
 
+	apps := func(level string, h http.HandlerFunc) http.HandlerFunc {
+		return allow(onObject(events.KindApp, level), h)
+	}
 	r.Get("/apps", names(s, events.KindApp, "apps"))
 	r.Route("/apps/{name}", func(r chi.Router) {
-		r.Get("/", get(s, events.KindApp, readApp, appVersion))
-		r.Post("/", withBody(s, http.StatusOK, appSpecBody, c.CreateApp, appVersion))
-		r.Delete("/", deletion(s, c.DeleteApp))
-		r.Post("/restart", simple(s, http.StatusAccepted, c.RestartApp, appVersion))
-		r.Post("/stop", simple(s, http.StatusAccepted, c.StopApp, appVersion))
-		r.Post("/start", simple(s, http.StatusAccepted, c.StartApp, appVersion))
-		r.Post("/update", withBody(s, http.StatusAccepted, appSpecBody, c.ReplaceApp, appVersion))
-		r.Put("/update", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion))
-		r.Patch("/update", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion))
+		r.Get("/", apps("ro", get(s, events.KindApp, readApp, appVersion)))
+		r.Post("/", apps("rw", withBody(s, http.StatusOK, appSpecBody, c.CreateApp, appVersion)))
+		r.Delete("/", apps("rw", deletion(s, c.DeleteApp)))
+		r.Post("/restart", apps("rw", simple(s, http.StatusAccepted, c.RestartApp, appVersion)))
+		r.Post("/stop", apps("rw", simple(s, http.StatusAccepted, c.StopApp, appVersion)))
+		r.Post("/start", apps("rw", simple(s, http.StatusAccepted, c.StartApp, appVersion)))
+		r.Post("/update", apps("rw", withBody(s, http.StatusAccepted, appSpecBody, c.ReplaceApp, appVersion)))
+		r.Put("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
+		r.Patch("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
 	})
 
+	groups := func(level string, h http.HandlerFunc) http.HandlerFunc {
+		return allow(onObject(events.KindDeviceGroup, level), h)
+	}
 	r.Get("/device_groups", names(s, events.KindDeviceGroup, "device_groups"))
 	r.Route("/device_groups/{name}", func(r chi.Router) {
-		r.Get("/", get(s, events.KindDeviceGroup, readGroup, groupVersion))
-		r.Post("/", withBody(s, http.StatusOK, groupSpecBody, c.CreateDeviceGroup, groupVersion))
-		r.Delete("/", deletion(s, c.DeleteDeviceGroup))
-		r.Post("/update", withBody(s, http.StatusAccepted, groupSpecBody, c.ReplaceDeviceGroup, groupVersion))
-		r.Put("/update", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion))
-		r.Patch("/update", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion))
-		r.Post("/prune", simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion))
-		r.Get("/info", s.info)
+		r.Get("/", groups("ro", get(s, events.KindDeviceGroup, readGroup, groupVersion)))
+		r.Post("/", groups("rw", withBody(s, http.StatusOK, groupSpecBody, c.CreateDeviceGroup, groupVersion)))
+		r.Delete("/", groups("rw", deletion(s, c.DeleteDeviceGroup)))
+		r.Post("/update", groups("rw", withBody(s, http.StatusAccepted, groupSpecBody, c.ReplaceDeviceGroup, groupVersion)))
+		r.Put("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
+		r.Patch("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
+		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
+		r.Get("/info", groups("ro", s.info))
 	})
-	r.Post("/prune", command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
+	r.Post("/prune", allow(pruning, command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
 		ids, err := c.PruneFleet(ctx, m)
 		return map[string]any{"prune_ids": ids}, err
-	}, nil))
+	}, nil)))
 
+	crons := func(level string, h http.HandlerFunc) http.HandlerFunc {
+		return allow(onObject(events.KindCronJob, level), h)
+	}
 	r.Get("/cron_jobs", names(s, events.KindCronJob, "cron_jobs"))
 	r.Route("/cron_jobs/{name}", func(r chi.Router) {
-		r.Get("/", get(s, events.KindCronJob, readCron, cronVersion))
-		r.Post("/", withBody(s, http.StatusOK, cronSpecBody, c.CreateCronJob, cronVersion))
-		r.Delete("/", deletion(s, c.DeleteCronJob))
-		r.Post("/update", withBody(s, http.StatusAccepted, cronSpecBody, c.ReplaceCronJob, cronVersion))
-		r.Put("/update", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion))
-		r.Patch("/update", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion))
+		r.Get("/", crons("ro", get(s, events.KindCronJob, readCron, cronVersion)))
+		r.Post("/", crons("rw", withBody(s, http.StatusOK, cronSpecBody, c.CreateCronJob, cronVersion)))
+		r.Delete("/", crons("rw", deletion(s, c.DeleteCronJob)))
+		r.Post("/update", crons("rw", withBody(s, http.StatusAccepted, cronSpecBody, c.ReplaceCronJob, cronVersion)))
+		r.Put("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
+		r.Patch("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
+	})
+
+	r.Get("/users", names(s, events.KindUser, "users"))
+	r.Route("/users/{name}", func(r chi.Router) {
+		r.Get("/", allow(admin, get(s, events.KindUser, readUser, userVersion)))
+		r.Post("/", allow(admin, withBody(s, http.StatusOK, secretsCreate,
+			func(ctx context.Context, m commands.Meta, n string, sec commands.Secrets) (userDoc, error) {
+				u, err := c.CreateUser(ctx, m, n, sec)
+				d := showUser(u.User)
+				d.Token = u.Token
+				return d, err
+			}, userVersion)))
+		r.Delete("/", allow(admin, deletion(s, c.DeleteUser)))
+		update := allow(admin, withBody(s, http.StatusOK, secretsUpdate,
+			func(ctx context.Context, m commands.Meta, n string, sec commands.Secrets) (userDoc, error) {
+				u, err := c.UpdateUser(ctx, m, n, sec)
+				return showUser(u), err
+			}, userVersion))
+		r.Put("/update", update)
+		r.Patch("/update", update)
+		r.Post("/refresh", allow(admin, simple(s, http.StatusOK, func(ctx context.Context, m commands.Meta, n string) (map[string]string, error) {
+			token, err := c.RefreshToken(ctx, m, n)
+			return map[string]string{"token": token}, err
+		}, nil)))
+	})
+
+	r.Get("/user_groups", names(s, events.KindUserGroup, "user_groups"))
+	r.Route("/user_groups/{name}", func(r chi.Router) {
+		r.Get("/", allow(admin, get(s, events.KindUserGroup, readUserGroup, userGroupVersion)))
+		r.Post("/", allow(admin, withBody(s, http.StatusOK, userGroupSpecBody, c.CreateUserGroup, userGroupVersion)))
+		r.Delete("/", allow(admin, deletion(s, c.DeleteUserGroup)))
+		r.Put("/update", allow(admin, withBody(s, http.StatusOK, userGroupPatchBody, c.UpdateUserGroup, userGroupVersion)))
+		r.Patch("/update", allow(admin, withBody(s, http.StatusOK, userGroupPatchBody, c.UpdateUserGroup, userGroupVersion)))
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
@@ -370,4 +371,73 @@ func cronPatchBody(body []byte) (events.CronJobPatch, error) {
 	optional(m, "devices", &p.Devices, &errs)
 	optional(m, "privileged", &p.Privileged, &errs)
 	return p, errs.err()
+}
+
+// secretsBody reads a user create or update: {"password"?, "token"?}.
+func secretsBody(body []byte, update bool) (commands.Secrets, error) {
+	var sec commands.Secrets
+	m, err := object(body, missingParams(true))
+	if err != nil {
+		return sec, err
+	}
+	if update && len(m) == 0 {
+		return sec, missingParams(true)
+	}
+	if err := unknownKeys(m, "password", "token"); err != nil {
+		return sec, err
+	}
+	var errs fieldErrors
+	optional(m, "password", &sec.Password, &errs)
+	optional(m, "token", &sec.Token, &errs)
+	return sec, errs.err()
+}
+
+var userGroupKeys = []string{"group_members", "pruning_allowed", "apps", "device_groups", "cron_jobs", "admin"}
+
+// userGroupSpecBody reads a user group create: absent keys take the empty
+// defaults; keys Nebula does not declare are refused, as in 2.7.
+func userGroupSpecBody(body []byte) (events.UserGroupSpec, error) {
+	s := events.NewUserGroupSpec()
+	m, err := object(body, missingParams([]string{"user_group"}))
+	if err != nil {
+		return s, err
+	}
+	if err := unknownKeys(m, userGroupKeys...); err != nil {
+		return s, err
+	}
+	var p events.UserGroupPatch
+	var errs fieldErrors
+	decodeUserGroup(m, &p, &errs)
+	if err := errs.err(); err != nil {
+		return s, err
+	}
+	s = p.Apply(s)
+	return s, validation(s.Validate())
+}
+
+// userGroupPatchBody reads a user group update.
+func userGroupPatchBody(body []byte) (events.UserGroupPatch, error) {
+	var p events.UserGroupPatch
+	m, err := object(body, missingParams(true))
+	if err != nil {
+		return p, err
+	}
+	if len(m) == 0 {
+		return p, missingParams(true)
+	}
+	if err := unknownKeys(m, userGroupKeys...); err != nil {
+		return p, err
+	}
+	var errs fieldErrors
+	decodeUserGroup(m, &p, &errs)
+	return p, errs.err()
+}
+
+func decodeUserGroup(m map[string]json.RawMessage, p *events.UserGroupPatch, errs *fieldErrors) {
+	optional(m, "group_members", &p.GroupMembers, errs)
+	optional(m, "pruning_allowed", &p.PruningAllowed, errs)
+	optional(m, "apps", &p.Apps, errs)
+	optional(m, "device_groups", &p.DeviceGroups, errs)
+	optional(m, "cron_jobs", &p.CronJobs, errs)
+	optional(m, "admin", &p.Admin, errs)
 }

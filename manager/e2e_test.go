@@ -28,6 +28,11 @@ type cluster struct {
 // projection in dir.
 func startManager(t *testing.T, addr, dir string) string {
 	t.Helper()
+	return startManagerWith(t, addr, dir, manager.Auth{})
+}
+
+func startManagerWith(t *testing.T, addr, dir string, auth manager.Auth) string {
+	t.Helper()
 	ctx := testenv.Context(t, 30*time.Second)
 	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
 	if err != nil {
@@ -42,7 +47,7 @@ func startManager(t *testing.T, addr, dir string) string {
 	done := make(chan struct{})
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
 	go func() { _ = p.Run(runCtx); close(done) }()
-	api := manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, CacheTime: time.Minute})
+	api := manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, CacheTime: time.Minute, Auth: auth})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	srv := httptest.NewServer(api)

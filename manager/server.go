@@ -44,6 +44,7 @@ type Config struct {
 	// CacheMaxSize is the number of device groups whose /info is kept
 	// (CACHE_MAX_SIZE), least recently used first out.
 	CacheMaxSize int
+	Auth         Auth
 }
 
 // Defaults of Nebula 2.7.
@@ -60,6 +61,7 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *requestMetrics
 	cache   *infoCache
+	auth    *authenticator
 	router  chi.Router
 }
 
@@ -70,10 +72,13 @@ func New(cfg Config) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
+	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.metrics.middleware)
 	r.Get("/metrics", s.serveMetrics)
+	// Unauthenticated, for load balancers (2.7's /status needs credentials).
+	r.Get("/healthz", s.healthz)
 	r.Route("/api/v2", s.routes)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "not found"})
@@ -103,6 +108,16 @@ func HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 
 // status is the original's health check: 200 {"api_available": true}.
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
+}
+
+// healthz answers 503 when the projection stopped (the manager can serve
+// reads but not writes: take it out of rotation).
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.proj.Err(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": "projection stopped: " + err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
 }
 

@@ -380,6 +380,25 @@ func (r Reader) UserGroup(name string) (UserGroup, bool, error) {
 	return getDoc[UserGroup](r.kv, key(prefixUserGroup, name))
 }
 
+// UserGroupsOf returns the user groups the user is a member of, sorted.
+func (r Reader) UserGroupsOf(user string) ([]UserGroup, error) {
+	names, err := indexed(r.kv, prefixIdxGroupUser, user)
+	if err != nil {
+		return nil, err
+	}
+	var out []UserGroup
+	for _, n := range names {
+		ug, found, err := r.UserGroup(n)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, ug)
+		}
+	}
+	return out, nil
+}
+
 // Verdict returns the fold's verdict on the record at offset.
 func (r Reader) Verdict(offset int64) (Verdict, bool, error) {
 	return getDoc[Verdict](r.kv, offsetKey(prefixVerdict, offset))

@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/nebula-orchestrator/nebula-go/commands"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/broker"
 )
@@ -40,5 +46,38 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	defer b.Close()
 	fmt.Fprintf(stdout, "nebula dev: Kafka broker on %s (data in %s)\n", b.Addr(), bcfg.DataDir)
 	m.kafka.Brokers = []string{b.Addr()}
+	if m.auth.Enabled && m.auth.User == "" && m.auth.Token == "" {
+		// No local admin configured: make one, kept in the data
+		// directory, so that a first run can use the API at once.
+		path := filepath.Join(m.dataDir, "admin-token")
+		token, err := adminToken(path)
+		if err != nil {
+			return err
+		}
+		m.auth.Token = token
+		fmt.Fprintf(stdout, "nebula dev: local admin token in %s (curl -H \"Authorization: Bearer $(cat %s)\" ...)\n", path, path)
+	}
 	return serveManager(ctx, m, stdout, logger)
+}
+
+// adminToken reads the token at path, creating it (mode 0600) if missing.
+func adminToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); len(t) >= 8 {
+			return t, nil
+		}
+		return "", fmt.Errorf("%s holds no usable token (at least 8 characters); delete it to get a new one", path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	t := commands.NewSecret()
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write the admin token: %w", err)
+	}
+	return t, nil
 }

@@ -94,20 +94,25 @@ func appendEvents(t *testing.T, addr string, prefix string, n int) int64 {
 func TestDevResumesWithoutRefolding(t *testing.T) {
 	dir := t.TempDir()
 	d := startDev(t, dir)
-	resp, err := http.Get(d.api + "/api/v2/status")
-	if err != nil {
-		t.Fatal(err)
+	if code, _ := devCall(t, "GET", d.api+"/api/v2/status", "", ""); code != 401 {
+		t.Fatalf("status without credentials: %d", code)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"api_available":true}` {
-		t.Fatalf("status: %d %s", resp.StatusCode, body)
+	token, err := os.ReadFile(dir + "/admin-token")
+	if err != nil {
+		t.Fatalf("nebula dev made no admin token: %v", err)
+	}
+	tok := strings.TrimSpace(string(token))
+	if code, body := devCall(t, "GET", d.api+"/api/v2/status", tok, ""); code != 200 || body != `{"api_available":true}` {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	if code, body := devCall(t, "POST", d.api+"/api/v2/apps/through-the-api", tok, `{"docker_image": "nginx"}`); code != 200 {
+		t.Fatalf("create app: %d %s", code, body)
 	}
 
 	last := appendEvents(t, d.kafka, "app", 40)
 	waitMetric(t, d.api, "nebula_projection_applied_offset", last)
-	if got := metric(t, d.api, "nebula_projection_records_folded_total"); got != 40 {
-		t.Fatalf("folded %d records, want 40", got)
+	if got := metric(t, d.api, "nebula_projection_records_folded_total"); got != 41 {
+		t.Fatalf("folded %d records, want 41", got)
 	}
 
 	if err := d.p.Cmd.Process.Signal(os.Interrupt); err != nil {
@@ -123,6 +128,9 @@ func TestDevResumesWithoutRefolding(t *testing.T) {
 	}
 
 	d2 := startDev(t, dir)
+	if code, body := devCall(t, "GET", d2.api+"/api/v2/apps/through-the-api", tok, ""); code != 200 {
+		t.Fatalf("app after restart (same admin token): %d %s", code, body)
+	}
 	d2.p.WaitLine(t, regexp.MustCompile(`projection caught up`), 30*time.Second)
 	if got := metric(t, d2.api, "nebula_projection_applied_offset"); got != last {
 		t.Fatalf("restarted projection at offset %d, want %d", got, last)
@@ -138,6 +146,24 @@ func TestDevResumesWithoutRefolding(t *testing.T) {
 	if got := metric(t, d2.api, "nebula_projection_records_folded_total"); got != 2 {
 		t.Fatalf("folded %d records after restart, want 2", got)
 	}
+}
+
+func devCall(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
 func TestManagerNeedsBrokers(t *testing.T) {

@@ -22,6 +22,7 @@ type managerSettings struct {
 	kafka           kafkalog.Config
 	cacheTime       time.Duration
 	cacheMaxSize    int
+	auth            manager.Auth
 }
 
 // addAPIFlags adds the settings of the API that `nebula dev` and `nebula
@@ -29,6 +30,10 @@ type managerSettings struct {
 func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
 	f.Int(&m.cacheMaxSize, "cache-max-size", manager.DefaultCacheMaxSize, "device groups whose /info is kept in memory", "NEBULA_CACHE_MAX_SIZE", "CACHE_MAX_SIZE")
+	f.Bool(&m.auth.Enabled, "auth-enabled", true, "require credentials (false: only behind an authenticating proxy)", "NEBULA_AUTH_ENABLED", "AUTH_ENABLED")
+	f.String(&m.auth.User, "basic-auth-user", "", "local admin user (Basic)", "NEBULA_BASIC_AUTH_USER", "BASIC_AUTH_USER")
+	f.String(&m.auth.Password, "basic-auth-password", "", "local admin password (prefer the environment variable)", "NEBULA_BASIC_AUTH_PASSWORD", "BASIC_AUTH_PASSWORD")
+	f.String(&m.auth.Token, "auth-token", "", "local admin Bearer token (prefer the environment variable)", "NEBULA_AUTH_TOKEN", "AUTH_TOKEN")
 }
 
 func (m managerSettings) validate() error {
@@ -37,6 +42,14 @@ func (m managerSettings) validate() error {
 	}
 	if m.cacheMaxSize < 1 {
 		return fmt.Errorf("cache max size %d must be at least 1", m.cacheMaxSize)
+	}
+	if (m.auth.User == "") != (m.auth.Password == "") {
+		return fmt.Errorf("give both the basic auth user and password of the local admin, or neither")
+	}
+	for what, v := range map[string]string{"basic auth password": m.auth.Password, "auth token": m.auth.Token} {
+		if v != "" && len(v) < 8 {
+			return fmt.Errorf("the local admin's %s must have at least 8 characters", what)
+		}
 	}
 	return nil
 }
@@ -104,12 +117,18 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	go store.RunGC(runCtx, 10*time.Minute)
 
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
-		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize})
+		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	srv := manager.HTTPServer(api, logger)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
+	if m.auth.Enabled && m.auth.User == "" && m.auth.Token == "" {
+		logger.Warn("authentication is on and no local admin is configured: only users already in the event log can log in (set BASIC_AUTH_USER and BASIC_AUTH_PASSWORD, or AUTH_TOKEN)")
+	}
+	if !m.auth.Enabled {
+		logger.Warn("authentication is off: anyone who reaches the API is the admin")
+	}
 	fmt.Fprintf(stdout, "nebula manager: API on http://%s/api/v2 (event log %s on %v, projection in %s)\n",
 		ln.Addr(), log.Topic(), m.kafka.Brokers, projDir)
 

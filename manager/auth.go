@@ -1,0 +1,222 @@
+package manager
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// Auth is how the API authenticates (Nebula 2.7's settings).
+type Auth struct {
+	// Enabled false accepts every request as the local admin
+	// (AUTH_ENABLED=false: only behind an authenticating proxy).
+	Enabled bool
+	// The local admin: Basic (BASIC_AUTH_USER, BASIC_AUTH_PASSWORD) and/or
+	// Bearer (AUTH_TOKEN). Empty means not configured.
+	User, Password, Token string
+}
+
+// identity is who a request is from, with the permissions of its user
+// groups merged.
+type identity struct {
+	name    string
+	local   bool // the local admin, or auth disabled
+	admin   bool
+	pruning bool
+	perms   map[events.Kind]map[string]string
+}
+
+// can reports whether the identity may do level ("ro" or "rw") on the
+// named object of kind. rw implies ro (in 2.7 it did not).
+func (id *identity) can(kind events.Kind, name, level string) bool {
+	if id.local || id.admin {
+		return true
+	}
+	got := id.perms[kind][name]
+	return got == level || got == events.PermRW
+}
+
+// merge adds a user group's permissions; of ro and rw on one object, rw
+// wins (2.7 let the group read last win).
+func (id *identity) merge(ug projections.UserGroup) {
+	id.admin = id.admin || ug.Admin
+	id.pruning = id.pruning || ug.PruningAllowed
+	for kind, m := range map[events.Kind]map[string]string{events.KindApp: ug.Apps, events.KindDeviceGroup: ug.DeviceGroups, events.KindCronJob: ug.CronJobs} {
+		if id.perms[kind] == nil {
+			id.perms[kind] = map[string]string{}
+		}
+		for n, p := range m {
+			if id.perms[kind][n] != events.PermRW {
+				id.perms[kind][n] = p
+			}
+		}
+	}
+}
+
+// authenticator checks credentials. Successful password checks are
+// remembered for a minute (by a hash of user, password and stored hash),
+// because bcrypt costs a quarter of a second and workers poll every few
+// seconds with Basic credentials.
+type authenticator struct {
+	cfg  Auth
+	proj Projection
+
+	mu       sync.Mutex
+	verified map[[32]byte]time.Time
+}
+
+const (
+	verifiedTTL = time.Minute
+	verifiedMax = 100_000
+)
+
+func newAuthenticator(cfg Auth, proj Projection) *authenticator {
+	return &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Time{}}
+}
+
+// equal compares secrets in constant time, whatever their lengths.
+func equal(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// authenticate returns the request's identity, or nil and the scheme to
+// challenge with.
+func (a *authenticator) authenticate(r *http.Request) (*identity, string, error) {
+	if !a.cfg.Enabled {
+		return &identity{name: "local-admin", local: true}, "", nil
+	}
+	h := r.Header.Get("Authorization")
+	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(token)
+		if token == "" {
+			return nil, "Bearer", nil
+		}
+		if a.cfg.Token != "" && equal(token, a.cfg.Token) {
+			return &identity{name: "local-admin", local: true}, "", nil
+		}
+		sum := sha256.Sum256([]byte(token))
+		return a.user(func(r projections.Reader) (projections.User, bool, error) {
+			return r.UserByToken(hex.EncodeToString(sum[:]))
+		}, "Bearer")
+	}
+	user, password, ok := r.BasicAuth()
+	if !ok {
+		return nil, "Basic", nil
+	}
+	if a.cfg.User != "" && a.cfg.Password != "" && equal(user, a.cfg.User) && equal(password, a.cfg.Password) {
+		return &identity{name: "local-admin", local: true}, "", nil
+	}
+	return a.user(func(r projections.Reader) (projections.User, bool, error) {
+		u, found, err := r.User(user)
+		if err != nil || !found || !a.checkPassword(user, password, u.PasswordHash) {
+			return u, false, err
+		}
+		return u, true, nil
+	}, "Basic")
+}
+
+// user finds a DB user with find and merges its groups' permissions.
+func (a *authenticator) user(find func(projections.Reader) (projections.User, bool, error), scheme string) (*identity, string, error) {
+	var id *identity
+	err := a.proj.View(func(r projections.Reader) error {
+		u, found, err := find(r)
+		if err != nil || !found {
+			return err
+		}
+		groups, err := r.UserGroupsOf(u.Name)
+		if err != nil {
+			return err
+		}
+		id = &identity{name: u.Name, perms: map[events.Kind]map[string]string{}}
+		for _, g := range groups {
+			id.merge(g)
+		}
+		return nil
+	})
+	if err != nil || id == nil {
+		return nil, scheme, err
+	}
+	return id, "", nil
+}
+
+func (a *authenticator) checkPassword(user, password, hash string) bool {
+	key := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + hash))
+	now := time.Now()
+	a.mu.Lock()
+	until, ok := a.verified[key]
+	a.mu.Unlock()
+	if ok && now.Before(until) {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return false
+	}
+	a.mu.Lock()
+	if len(a.verified) >= verifiedMax {
+		clear(a.verified)
+	}
+	a.verified[key] = now.Add(verifiedTTL)
+	a.mu.Unlock()
+	return true
+}
+
+type identityCtxKey struct{}
+
+func identityOf(r *http.Request) *identity {
+	id, _ := r.Context().Value(identityCtxKey{}).(*identity)
+	return id
+}
+
+// authenticated is the middleware of every /api/v2 route: 401 without
+// valid credentials (as JSON; 2.7 sent plain text labelled JSON).
+func (s *Server) authenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, scheme, err := s.auth.authenticate(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if id == nil {
+			if scheme == "Bearer" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="Authentication Required"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Basic realm="nebula"`)
+			}
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Unauthorized Access"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
+	})
+}
+
+// Permission requirements of routes.
+type need func(id *identity, r *http.Request) bool
+
+func onObject(kind events.Kind, level string) need {
+	return func(id *identity, r *http.Request) bool { return id.can(kind, name(r), level) }
+}
+
+func pruning(id *identity, _ *http.Request) bool { return id.local || id.admin || id.pruning }
+func admin(id *identity, _ *http.Request) bool   { return id.local || id.admin }
+
+// allow wraps h with a permission check: 403 {"access_allowed": false}.
+func allow(n need, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if id := identityOf(r); id == nil || !n(id, r) {
+			writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
+			return
+		}
+		h(w, r)
+	}
+}
