@@ -29,11 +29,13 @@ type Service struct {
 	log  Log
 	proj Projection
 	now  func() time.Time
+	// BcryptCost of new password hashes (DefaultBcryptCost).
+	BcryptCost int
 }
 
 // New returns a service appending to log and answering from proj.
 func New(log Log, proj Projection) *Service {
-	return &Service{log: log, proj: proj, now: time.Now}
+	return &Service{log: log, proj: proj, now: time.Now, BcryptCost: DefaultBcryptCost}
 }
 
 // Meta is what a command carries besides its input.

@@ -20,7 +20,7 @@ import (
 // a hash of it cannot be brute-forced, which is what bcrypt guards
 // passwords against.
 const (
-	BcryptCost     = 12
+	DefaultBcryptCost = 12
 	minSecretLen   = 8
 	maxSecretLen   = 72 // bcrypt's limit
 	generatedBytes = 32
@@ -48,8 +48,8 @@ func checkSecret(field, v string) error {
 	return nil
 }
 
-func hashPassword(p string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(p), BcryptCost)
+func (s *Service) hashPassword(p string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(p), s.BcryptCost)
 	return string(h), err
 }
 
@@ -92,7 +92,7 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, name string, sec Secre
 	if err := s.view(mustNotExist(events.KindUser, name, getUser)); err != nil {
 		return out, err
 	}
-	hash, err := hashPassword(password)
+	hash, err := s.hashPassword(password)
 	if err != nil {
 		return out, err
 	}
@@ -129,7 +129,7 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, name string, sec Secre
 		return projections.User{}, err
 	}
 	if sec.Password != nil {
-		h, err := hashPassword(*sec.Password)
+		h, err := s.hashPassword(*sec.Password)
 		if err != nil {
 			return projections.User{}, err
 		}
@@ -209,4 +209,3 @@ func getUser(r projections.Reader, n string) (projections.User, bool, error) { r
 func getUserGroup(r projections.Reader, n string) (projections.UserGroup, bool, error) {
 	return r.UserGroup(n)
 }
-

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
@@ -47,7 +49,9 @@ func startManagerWith(t *testing.T, addr, dir string, auth manager.Auth) string 
 	done := make(chan struct{})
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
 	go func() { _ = p.Run(runCtx); close(done) }()
-	api := manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, CacheTime: time.Minute, Auth: auth})
+	cmds := commands.New(l, store)
+	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	srv := httptest.NewServer(api)
