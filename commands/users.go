@@ -21,9 +21,9 @@ import (
 // passwords against.
 const (
 	DefaultBcryptCost = 12
-	minSecretLen   = 8
-	maxSecretLen   = 72 // bcrypt's limit
-	generatedBytes = 32
+	minSecretLen      = 8
+	maxSecretLen      = 72 // bcrypt's limit
+	generatedBytes    = 32
 )
 
 // TokenHash is the SHA-256 (hex) a token is stored and looked up by.
