@@ -310,7 +310,7 @@ func secretsUpdate(b []byte) (commands.Secrets, error) { return secretsBody(b, t
 // a cron job needs rw on it, not admin).
 func (s *Server) routes(r chi.Router) {
 	c := s.cmds
-	r.Use(s.authenticated)
+	r.Use(s.whenReady, s.authenticated)
 	r.Get("/status", s.status)
 
 	apps := func(level string, h http.HandlerFunc) http.HandlerFunc {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,17 +31,27 @@ type cluster struct {
 // projection in dir.
 func startManager(t *testing.T, addr, dir string) string {
 	t.Helper()
-	return startManagerWith(t, addr, dir, manager.Auth{})
+	return launch(t, addr, dir, manager.Auth{}).url
 }
 
 func startManagerWith(t *testing.T, addr, dir string, auth manager.Auth) string {
+	t.Helper()
+	return launch(t, addr, dir, auth).url
+}
+
+// running is a manager a test can stop before its end.
+type running struct {
+	url  string
+	stop func()
+}
+
+func launch(t *testing.T, addr, dir string, auth manager.Auth) running {
 	t.Helper()
 	ctx := testenv.Context(t, 30*time.Second)
 	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.Close)
 	store, err := projections.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -48,20 +59,30 @@ func startManagerWith(t *testing.T, addr, dir string, auth manager.Auth) string 
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	go func() { _ = p.Run(runCtx); close(done) }()
 	cmds := commands.New(l, store)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
-	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth})
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready()})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
+	go func() { _ = p.Run(runCtx); close(done) }()
+	select {
+	case <-p.Ready():
+	case <-ctx.Done():
+		t.Fatal("projection did not catch up")
+	}
 	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		store.Close()
-	})
-	return srv.URL
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Close()
+			cancel()
+			<-done
+			store.Close()
+			l.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return running{url: srv.URL, stop: stop}
 }
 
 func newCluster(t *testing.T) cluster {

@@ -45,6 +45,9 @@ type Config struct {
 	// (CACHE_MAX_SIZE), least recently used first out.
 	CacheMaxSize int
 	Auth         Auth
+	// Ready is closed when the projection has caught up with the log at
+	// start; until then the API answers 503 (nil: ready at once).
+	Ready <-chan struct{}
 }
 
 // Defaults of Nebula 2.7.
@@ -62,6 +65,7 @@ type Server struct {
 	metrics *requestMetrics
 	cache   *infoCache
 	auth    *authenticator
+	ready   <-chan struct{}
 	router  chi.Router
 }
 
@@ -73,6 +77,12 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
+	s.ready = cfg.Ready
+	if s.ready == nil {
+		closed := make(chan struct{})
+		close(closed)
+		s.ready = closed
+	}
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, s.metrics.middleware)
@@ -114,11 +124,38 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 // healthz answers 503 when the projection stopped (the manager can serve
 // reads but not writes: take it out of rotation).
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if !s.isReady() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": "catching up with the event log"})
+		return
+	}
 	if err := s.proj.Err(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": "projection stopped: " + err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
+}
+
+func (s *Server) isReady() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// whenReady answers 503 until the projection has caught up: a manager
+// that just started must not say "does not exist" of what exists.
+func (s *Server) whenReady(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.isReady() {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "the manager is catching up with the event log; retry",
+				"applied_offset": s.proj.Applied()})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -37,6 +38,9 @@ type Projector struct {
 	logger *slog.Logger
 	// Backoff between attempts when the log is unreachable.
 	Backoff time.Duration
+
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // NewProjector returns a projector feeding store from the log.
@@ -44,8 +48,13 @@ func NewProjector(store *Store, log LogInfo, open OpenReader, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Projector{store: store, log: log, open: open, logger: logger, Backoff: time.Second}
+	return &Projector{store: store, log: log, open: open, logger: logger, Backoff: time.Second, ready: make(chan struct{})}
 }
+
+// Ready is closed once the projection has caught up with the end the log
+// had when the projector started: before that, it may lack objects that
+// exist, and must not answer for them.
+func (p *Projector) Ready() <-chan struct{} { return p.ready }
 
 // ErrLogTruncated: the log no longer holds records the projection needs
 // (its start is past the projection's next offset). Rebuilding cannot help.
@@ -145,6 +154,7 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 	defer r.Close()
 	started, folded0 := time.Now(), p.store.Folded()
 	caughtUp := func() {
+		p.readyOnce.Do(func() { close(p.ready) })
 		p.logger.Info("projection caught up", "applied_offset", p.store.Applied(),
 			"folded", p.store.Folded()-folded0, "took", time.Since(started).Round(time.Millisecond))
 	}

@@ -19,6 +19,7 @@ import (
 var (
 	devBroker = regexp.MustCompile(`Kafka broker on (\S+) `)
 	devAPI    = regexp.MustCompile(`API on (http://\S+)/api/v2 `)
+	devReady  = regexp.MustCompile(`nebula manager: ready`)
 )
 
 type devProcess struct {
@@ -31,6 +32,7 @@ func startDev(t *testing.T, dataDir string) devProcess {
 	p := testenv.Start(t, nil, "dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0")
 	kafka := p.WaitLine(t, devBroker, 30*time.Second)[1]
 	api := p.WaitLine(t, devAPI, 60*time.Second)[1]
+	p.WaitLine(t, devReady, 60*time.Second)
 	return devProcess{p, kafka, api}
 }
 
@@ -131,7 +133,6 @@ func TestDevResumesWithoutRefolding(t *testing.T) {
 	if code, body := devCall(t, "GET", d2.api+"/api/v2/apps/through-the-api", tok, ""); code != 200 {
 		t.Fatalf("app after restart (same admin token): %d %s", code, body)
 	}
-	d2.p.WaitLine(t, regexp.MustCompile(`projection caught up`), 30*time.Second)
 	if got := metric(t, d2.api, "nebula_projection_applied_offset"); got != last {
 		t.Fatalf("restarted projection at offset %d, want %d", got, last)
 	}

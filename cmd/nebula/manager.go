@@ -113,13 +113,13 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	proj := projections.NewProjector(store, log, func(from int64) (projections.RecordReader, error) {
 		return log.NewReader(from)
 	}, logger.With("component", "projection"))
+	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
+		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Ready: proj.Ready()})
+	store.OnCommit(api.Invalidate)
+	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()
 	go store.RunGC(runCtx, 10*time.Minute)
 
-	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
-		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth})
-	store.OnCommit(api.Invalidate)
-	store.OnReset(api.InvalidateAll)
 	srv := manager.HTTPServer(api, logger)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
@@ -131,6 +131,14 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}
 	fmt.Fprintf(stdout, "nebula manager: API on http://%s/api/v2 (event log %s on %v, projection in %s)\n",
 		ln.Addr(), log.Topic(), m.kafka.Brokers, projDir)
+
+	go func() {
+		select {
+		case <-proj.Ready():
+			fmt.Fprintf(stdout, "nebula manager: ready (projection at offset %d)\n", store.Applied())
+		case <-runCtx.Done():
+		}
+	}()
 
 	var runErr error
 	for done := false; !done; {

@@ -1,0 +1,65 @@
+package manager_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+)
+
+// TestTwoManagersRaceOnOneName: the same create sent at the same time to
+// two managers on one broker: exactly one 200, one "exists", and both
+// managers then serve the winner's document.
+func TestTwoManagersRaceOnOneName(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	a := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
+	c := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
+	for i := range 15 {
+		name := fmt.Sprintf("app%d", i)
+		var wg sync.WaitGroup
+		var ra, rc response
+		wg.Go(func() { ra = call(t, "POST", a+"/apps/"+name, map[string]any{"docker_image": "image-a"}) })
+		wg.Go(func() { rc = call(t, "POST", c+"/apps/"+name, map[string]any{"docker_image": "image-b"}) })
+		wg.Wait()
+		codes := map[int]int{ra.status: 1}
+		codes[rc.status]++
+		if codes[200] != 1 || codes[403] != 1 {
+			t.Fatalf("%s: statuses %d (%s) and %d (%s), want one 200 and one 403", name, ra.status, ra.raw, rc.status, rc.raw)
+		}
+		winner := ra
+		if rc.status == 200 {
+			winner = rc
+		}
+		for _, m := range []string{a, c} {
+			got := call(t, "GET", m+"/apps/"+name, nil)
+			got.expect(t, 200, map[string]any{"docker_image": winner.body["docker_image"], "app_id": winner.body["app_id"]})
+		}
+	}
+}
+
+// TestManagerRestartKeepsEverything: a manager stopped and started again
+// on the same directory (and a new manager with an empty directory, which
+// rebuilds from the log) serve the same state.
+func TestManagerRestartKeepsEverything(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	dir := t.TempDir()
+	first := launch(t, b.Addr(), dir, manager.Auth{})
+	api := first.url + "/api/v2"
+	call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx", "env_vars": map[string]any{"K": "V"}}).expect(t, 200, nil)
+	call(t, "POST", api+"/cron_jobs/job", map[string]any{"docker_image": "job", "schedule": "@hourly"}).expect(t, 200, nil)
+	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web"}, "cron_jobs": []any{"job"}}).expect(t, 200, nil)
+	before := call(t, "GET", api+"/device_groups/edge/info", nil)
+	before.expect(t, 200, nil)
+	first.stop()
+
+	for _, d := range []string{dir, t.TempDir()} {
+		url := startManager(t, b.Addr(), d) + "/api/v2"
+		after := call(t, "GET", url+"/device_groups/edge/info", nil)
+		if after.status != 200 || string(after.raw) != string(before.raw) {
+			t.Fatalf("after restart on %s: %d %s, want %s", d, after.status, after.raw, before.raw)
+		}
+		call(t, "POST", url+"/apps/web", map[string]any{"docker_image": "nginx"}).expect(t, 403, map[string]any{"app_exists": true})
+	}
+}
