@@ -22,7 +22,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	var syncWrites bool
 	f := newFlags("dev", "Runs Nebula on this machine with no Kafka install: the embedded Kafka-protocol broker\n"+
 		"(its log in DATA_DIR/kafka) and the manager (its projection in DATA_DIR/projection).\n"+
-		"Past one machine, run `nebula kafka` or Apache Kafka and `nebula manager --kafka-brokers`.")
+		"Past one machine, run `nebula kafka` or Apache Kafka and `nebula manager --kafka-brokers`.", args)
 	f.String(&m.listen, "listen", "127.0.0.1:5000", "manager HTTP API address host:port", "NEBULA_LISTEN")
 	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of everything stored (broker log and projection)", "NEBULA_DATA_DIR")
 	f.String(&kafkaListen, "kafka-listen", "127.0.0.1:9092", "embedded broker address host:port (port 0 picks one)", "NEBULA_KAFKA_LISTEN")

@@ -1,37 +1,118 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // flags wraps a flag.FlagSet so that every flag has environment variable
-// equivalents: the first variable set (in the order given) overrides the
-// built-in default, and the command line overrides both.
+// and config file equivalents. Precedence, highest first: the command
+// line, the first environment variable set (in the order given), the
+// config file (--config or NEBULA_CONFIG: a JSON object whose keys are the
+// variables' names in lower case without NEBULA_, as Nebula 2.7's
+// conf.json: {"basic_auth_user": "admin", "cache_time": 10}), the default.
 type flags struct {
 	fs   *flag.FlagSet
 	errs []error
+
+	file     map[string]string // the config file's settings
+	fileName string
+	known    map[string]bool // file keys some flag reads
 }
 
-func newFlags(name, usage string) *flags {
+func newFlags(name, usage string, args []string) *flags {
 	fs := flag.NewFlagSet("nebula "+name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: nebula %s [flags]\n\n%s\n\nflags (environment variables in brackets):\n", name, usage)
+		fmt.Fprintf(fs.Output(), "usage: nebula %s [flags]\n\n%s\n\nflags (environment variables in brackets; "+
+			"a --config JSON file may set each under the variable's lower-case name without NEBULA_):\n", name, usage)
 		fs.PrintDefaults()
 	}
-	return &flags{fs: fs}
+	f := &flags{fs: fs, known: map[string]bool{}}
+	f.fileName = configArg(args)
+	fs.String("config", f.fileName, "JSON config file [NEBULA_CONFIG]")
+	if f.fileName != "" {
+		f.file, f.errs = readConfigFile(f.fileName)
+	}
+	return f
 }
 
+// configArg finds --config in args (flags are parsed later), or
+// NEBULA_CONFIG.
+func configArg(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			return value
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return os.Getenv("NEBULA_CONFIG")
+}
+
+// readConfigFile reads a JSON object of scalar settings.
+func readConfigFile(path string) (map[string]string, []error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("config file: %w", err)}
+	}
+	var raw map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, []error{fmt.Errorf("config file %s is not a JSON object: %v", path, err)}
+	}
+	out := map[string]string{}
+	var errs []error
+	for k, v := range raw {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case json.Number:
+			out[k] = v.String()
+		case bool:
+			out[k] = strconv.FormatBool(v)
+		case nil:
+		default:
+			errs = append(errs, fmt.Errorf("config file %s: %q must be a string, number or boolean", path, k))
+		}
+	}
+	return out, errs
+}
+
+// fileKey is the config file key of an environment variable.
+func fileKey(env string) string { return strings.ToLower(strings.TrimPrefix(env, "NEBULA_")) }
+
 // lookup returns the first of envs set to a non-empty value (an empty
-// variable counts as unset, as in a compose file's "VAR=").
+// variable counts as unset, as in a compose file's "VAR="), else the
+// config file's value of one of them.
 func (f *flags) lookup(envs []string) (string, string, bool) {
+	for _, e := range envs {
+		f.known[fileKey(e)] = true
+	}
 	for _, e := range envs {
 		if v, ok := os.LookupEnv(e); ok && v != "" {
 			return e, v, true
+		}
+	}
+	for _, e := range envs {
+		k := fileKey(e)
+		if v, ok := f.file[k]; ok {
+			return f.fileName + ": " + k, v, true
 		}
 	}
 	return "", "", false
@@ -109,6 +190,21 @@ func (f *flags) Parse(args []string) error {
 	}
 	if f.fs.NArg() > 0 {
 		f.errs = append(f.errs, fmt.Errorf("unexpected arguments: %q", f.fs.Args()))
+	}
+	var unknown []string
+	for k := range f.file {
+		if !f.known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		var known []string
+		for k := range f.known {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		f.errs = append(f.errs, fmt.Errorf("config file %s: unknown settings %q (this command reads %s)", f.fileName, unknown, strings.Join(known, ", ")))
 	}
 	if len(f.errs) > 0 {
 		return fmt.Errorf("%w", joinErrs(f.errs))

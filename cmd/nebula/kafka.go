@@ -12,7 +12,7 @@ import (
 func runKafka(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	var cfg broker.Config
 	f := newFlags("kafka", "Runs the embedded Kafka-protocol broker (franz-go kfake) with its log in --data-dir.\n"+
-		"Any Kafka client can use it; managers reach it with --kafka-brokers.")
+		"Any Kafka client can use it; managers reach it with --kafka-brokers.", args)
 	f.String(&cfg.Listen, "listen", "127.0.0.1:9092", "broker address host:port (an IP clients can reach; port 0 picks one)", "NEBULA_LISTEN")
 	f.String(&cfg.DataDir, "data-dir", "nebula-data/kafka", "directory of the broker's log", "NEBULA_DATA_DIR")
 	f.Bool(&cfg.SyncWrites, "sync-writes", false, "fsync every write (survives power loss, slower)", "NEBULA_KAFKA_SYNC_WRITES")

@@ -11,7 +11,7 @@ func parseKafka(t *testing.T, env map[string]string, args ...string) (kafkaFlags
 		t.Setenv(k, env[k])
 	}
 	var k kafkaFlags
-	f := newFlags("test", "")
+	f := newFlags("test", "", args)
 	addKafkaFlags(f, &k)
 	if err := f.Parse(args); err != nil {
 		return k, err

@@ -59,7 +59,7 @@ func runManager(ctx context.Context, args []string, stdout io.Writer, logger *sl
 	var k kafkaFlags
 	f := newFlags("manager", "Runs the manager: the /api/v2 REST API, served from a projection of the Kafka event log\n"+
 		"kept in DATA_DIR/projection (a cache: delete it and it is rebuilt from the log).\n"+
-		"Any number of managers can run against one Kafka cluster.")
+		"Any number of managers can run against one Kafka cluster.", args)
 	f.String(&m.listen, "listen", ":80", "HTTP API address host:port (the original manager's port is 80)", "NEBULA_LISTEN")
 	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of the projection", "NEBULA_DATA_DIR")
 	addKafkaFlags(f, &k)

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "conf.json")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func parseAPI(t *testing.T, args ...string) (managerSettings, kafkaFlags, error) {
+	t.Helper()
+	var m managerSettings
+	var k kafkaFlags
+	f := newFlags("manager", "", args)
+	addKafkaFlags(f, &k)
+	addAPIFlags(f, &m)
+	return m, k, f.Parse(args)
+}
+
+func TestConfigFile(t *testing.T) {
+	for _, e := range []string{"BASIC_AUTH_USER", "NEBULA_BASIC_AUTH_USER", "CACHE_TIME", "NEBULA_CACHE_TIME", "NEBULA_CONFIG", "AUTH_ENABLED", "KAFKA_BOOTSTRAP_SERVERS", "NEBULA_KAFKA_BROKERS"} {
+		t.Setenv(e, "")
+	}
+	// Nebula 2.7's keys, with its types (numbers and booleans unquoted).
+	path := writeConfig(t, `{"basic_auth_user": "admin", "basic_auth_password": "password1", "cache_time": 30,
+		"auth_enabled": false, "kafka_brokers": "k1:9092,k2:9092"}`)
+	m, k, err := parseAPI(t, "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := k.config()
+	if m.auth.User != "admin" || m.auth.Password != "password1" || m.cacheTime != 30*time.Second || m.auth.Enabled ||
+		strings.Join(cfg.Brokers, ",") != "k1:9092,k2:9092" {
+		t.Fatalf("from the file: %+v %v", m, cfg.Brokers)
+	}
+
+	// The environment beats the file; the command line beats both.
+	t.Setenv("CACHE_TIME", "5")
+	t.Setenv("NEBULA_CONFIG", path)
+	m, _, err = parseAPI(t, "--basic-auth-user", "flag-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.cacheTime != 5*time.Second || m.auth.User != "flag-user" || m.auth.Password != "password1" {
+		t.Fatalf("precedence: %+v", m)
+	}
+
+	t.Setenv("CACHE_TIME", "")
+	for body, want := range map[string]string{
+		`{"cache_tim": 3}`:         `unknown settings ["cache_tim"]`,
+		`[1, 2]`:                   "not a JSON object",
+		`{"cache_time": [1]}`:      "must be a string, number or boolean",
+		`{"cache_time": "soon"}`:   "not a duration",
+		`{"auth_enabled": "nope"}`: "not a boolean",
+	} {
+		_, _, err := parseAPI(t, "--config="+writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %s: error %v, want one containing %q", body, err, want)
+		}
+	}
+	if _, _, err := parseAPI(t, "-config", filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing config file: %v", err)
+	}
+}
