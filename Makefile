@@ -29,7 +29,8 @@ bench: ## performance numbers, each with its baseline from the same run
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 15m ./events/kafkalog ./projections
 
 fuzz: ## a short run of every fuzzer
-	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
+	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
+	@for f in FuzzAppBodies FuzzGroupBodies FuzzCronBodies FuzzUserBodies; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./manager || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
 
 kcat-demo: deps ## print the event log of a running `make run` with kcat

@@ -115,6 +115,9 @@ func (s *Service) execute(ctx context.Context, m Meta, env events.Envelope) (pro
 		return projections.Verdict{}, invalid(env.Aggregate.Kind, err)
 	}
 	off, err := s.log.Append(ctx, env)
+	if errors.Is(err, events.ErrInvalid) { // e.g. over the record size limit
+		return projections.Verdict{}, invalid(env.Aggregate.Kind, err)
+	}
 	if err != nil {
 		return projections.Verdict{}, err
 	}

@@ -179,3 +179,27 @@ func FuzzValidateImage(f *testing.F) {
 		_ = ValidateImage(s) // must not panic
 	})
 }
+
+// FuzzNamesAndPaths: names, volumes and devices either validate or are
+// refused with ErrInvalid-wrapped errors, never a panic; a name that
+// validates is a safe Docker container name prefix.
+func FuzzNamesAndPaths(f *testing.F) {
+	for _, s := range []string{"web", "a.b-c_d", "-x", "user@example.com", "/data:/data:rw", "vol:/x", "/dev/ttyUSB0:/dev/ttyUSB0:rwm", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, kind := range []Kind{KindApp, KindUser, KindDeviceGroup} {
+			err := ValidateName(kind, s)
+			if err == nil {
+				if len(s) == 0 || len(s) > MaxNameLen || strings.ContainsAny(s, "/ \x00:") {
+					t.Fatalf("%s name %q validated", kind, s)
+				}
+			} else if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%s name %q: error %v is not ErrInvalid", kind, s, err)
+			}
+		}
+		_ = validateVolume(s)
+		_ = validateDevice(s)
+		_ = validateNetworks([]string{s, "bridge"})
+	})
+}

@@ -106,3 +106,13 @@ func TestApps(t *testing.T) {
 		t.Fatalf("re-created app has version %d, not above %d", r.num(t, "app_id"), v4)
 	}
 }
+
+// TestAppOverRecordLimit: a body under the HTTP limit whose event is over
+// the log's record limit is a 400, not a 500.
+func TestAppOverRecordLimit(t *testing.T) {
+	c := newCluster(t)
+	r := call(t, "POST", c.url+"/api/v2/apps/big", map[string]any{"docker_image": "nginx", "env_vars": map[string]any{"X": strings.Repeat("x", 700<<10)}})
+	if r.status != 400 || !strings.Contains(string(r.raw), "exceeds") && !strings.Contains(string(r.raw), "limit") {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+}
