@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -73,6 +74,17 @@ type authenticator struct {
 
 	mu       sync.Mutex
 	verified map[[32]byte]time.Time
+	// Identities of recently seen credentials, valid while no user or
+	// user group changed (gen) and for at most verifiedTTL: a device
+	// polling every few seconds costs no projection read.
+	ids map[[32]byte]cachedIdentity
+	gen atomic.Uint64
+}
+
+type cachedIdentity struct {
+	id    *identity
+	gen   uint64
+	until time.Time
 }
 
 const (
@@ -81,7 +93,32 @@ const (
 )
 
 func newAuthenticator(cfg Auth, proj Projection) *authenticator {
-	return &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Time{}}
+	return &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Time{}, ids: map[[32]byte]cachedIdentity{}}
+}
+
+// usersChanged forgets every cached identity.
+func (a *authenticator) usersChanged() { a.gen.Add(1) }
+
+// cached runs find unless the credentials' identity is cached.
+func (a *authenticator) cached(cred string, find func() (*identity, string, error)) (*identity, string, error) {
+	key := sha256.Sum256([]byte(cred))
+	gen, now := a.gen.Load(), time.Now()
+	a.mu.Lock()
+	c, ok := a.ids[key]
+	a.mu.Unlock()
+	if ok && c.gen == gen && now.Before(c.until) {
+		return c.id, "", nil
+	}
+	id, scheme, err := find()
+	if id != nil {
+		a.mu.Lock()
+		if len(a.ids) >= verifiedMax {
+			clear(a.ids)
+		}
+		a.ids[key] = cachedIdentity{id: id, gen: gen, until: now.Add(verifiedTTL)}
+		a.mu.Unlock()
+	}
+	return id, scheme, err
 }
 
 // equal compares secrets in constant time, whatever their lengths.
@@ -105,10 +142,12 @@ func (a *authenticator) authenticate(r *http.Request) (*identity, string, error)
 		if a.cfg.Token != "" && equal(token, a.cfg.Token) {
 			return &identity{name: "local-admin", local: true}, "", nil
 		}
-		sum := sha256.Sum256([]byte(token))
-		return a.user(func(r projections.Reader) (projections.User, bool, error) {
-			return r.UserByToken(hex.EncodeToString(sum[:]))
-		}, "Bearer")
+		return a.cached("bearer\x00"+token, func() (*identity, string, error) {
+			sum := sha256.Sum256([]byte(token))
+			return a.user(func(r projections.Reader) (projections.User, bool, error) {
+				return r.UserByToken(hex.EncodeToString(sum[:]))
+			}, "Bearer")
+		})
 	}
 	user, password, ok := r.BasicAuth()
 	if !ok {
@@ -117,13 +156,15 @@ func (a *authenticator) authenticate(r *http.Request) (*identity, string, error)
 	if a.cfg.User != "" && a.cfg.Password != "" && equal(user, a.cfg.User) && equal(password, a.cfg.Password) {
 		return &identity{name: "local-admin", local: true}, "", nil
 	}
-	return a.user(func(r projections.Reader) (projections.User, bool, error) {
-		u, found, err := r.User(user)
-		if err != nil || !found || !a.checkPassword(user, password, u.PasswordHash) {
-			return u, false, err
-		}
-		return u, true, nil
-	}, "Basic")
+	return a.cached("basic\x00"+user+"\x00"+password, func() (*identity, string, error) {
+		return a.user(func(r projections.Reader) (projections.User, bool, error) {
+			u, found, err := r.User(user)
+			if err != nil || !found || !a.checkPassword(user, password, u.PasswordHash) {
+				return u, false, err
+			}
+			return u, true, nil
+		}, "Basic")
+	})
 }
 
 // user finds a DB user with find and merges its groups' permissions.

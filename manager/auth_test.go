@@ -127,6 +127,10 @@ func TestAuthAndPermissions(t *testing.T) {
 	call(t, "POST", api+"/users/ops", map[string]any{"password": "ops-password"}, adm...).expect(t, 200, nil)
 	call(t, "GET", api+"/apps/web", nil, ops...).expect(t, 403, map[string]any{"access_allowed": false})
 	call(t, "GET", api+"/users", nil, adm...).expect(t, 200, map[string]any{"users": []any{"device", "nobody", "ops"}})
+	call(t, "GET", api+"/user_groups/ghost", nil, adm...).expect(t, 403, map[string]any{"user_group_exists": false})
+	call(t, "DELETE", api+"/user_groups/ghost", nil, adm...).expect(t, 403, map[string]any{"user_group_exists": false})
+	call(t, "GET", api+"/users/ghost", nil, adm...).expect(t, 403, map[string]any{"user_exists": false})
+	call(t, "POST", api+"/users/ghost/refresh", nil, adm...).expect(t, 403, map[string]any{"user_exists": false})
 	call(t, "DELETE", api+"/user_groups/devices", nil, adm...).expect(t, 200, nil)
 	call(t, "GET", api+"/user_groups", nil, adm...).expect(t, 200, map[string]any{"user_groups": []any{"operators"}})
 }

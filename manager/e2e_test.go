@@ -45,7 +45,7 @@ type running struct {
 	stop func()
 }
 
-func launch(t *testing.T, addr, dir string, auth manager.Auth) running {
+func launch(t testing.TB, addr, dir string, auth manager.Auth) running {
 	t.Helper()
 	ctx := testenv.Context(t, 30*time.Second)
 	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})

@@ -25,6 +25,12 @@ func TestDeviceGroupsCronJobsAndInfo(t *testing.T) {
 		expect(t, 202, map[string]any{"schedule": "*/5 * * * *", "docker_image": "backup"})
 	call(t, "PATCH", api+"/cron_jobs/backup/update", map[string]any{"schedule": "nope"}).expect(t, 400, map[string]any{"schedule_valid": false})
 	call(t, "PATCH", api+"/cron_jobs/backup/update", map[string]any{"colour": "red"}).expect(t, 400, map[string]any{"unknown_parameters": []any{"colour"}})
+	call(t, "POST", api+"/cron_jobs/backup/update", map[string]any{"docker_image": "backup:2", "schedule": "@daily"}).
+		expect(t, 202, map[string]any{"docker_image": "backup:2", "schedule": "@daily", "networks": []any{"nebula", "bridge"}, "env_vars": map[string]any{}})
+	call(t, "POST", api+"/cron_jobs/backup/update", map[string]any{"docker_image": "backup:2"}).
+		expect(t, 400, map[string]any{"missing_parameters": []any{"schedule"}})
+	call(t, "POST", api+"/cron_jobs/none/update", map[string]any{"docker_image": "x", "schedule": "@daily"}).
+		expect(t, 403, map[string]any{"cron_job_exists": false})
 	call(t, "GET", api+"/cron_jobs", nil).expect(t, 200, map[string]any{"cron_jobs": []any{"backup"}})
 	call(t, "GET", api+"/cron_jobs/none", nil).expect(t, 403, map[string]any{"cron_job_exists": false})
 

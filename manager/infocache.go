@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
@@ -170,6 +171,9 @@ func (s *Server) Invalidate(results []projections.Result) {
 	var groups []string
 	for _, r := range results {
 		groups = append(groups, r.Groups...)
+		if k := r.Verdict.Aggregate.Kind; r.Verdict.Accepted && (k == events.KindUser || k == events.KindUserGroup) {
+			s.auth.usersChanged()
+		}
 	}
 	if len(groups) > 0 {
 		s.cache.invalidate(groups)
@@ -177,4 +181,7 @@ func (s *Server) Invalidate(results []projections.Result) {
 }
 
 // InvalidateAll is the projection's reset hook.
-func (s *Server) InvalidateAll() { s.cache.invalidateAll() }
+func (s *Server) InvalidateAll() {
+	s.cache.invalidateAll()
+	s.auth.usersChanged()
+}

@@ -313,16 +313,18 @@ func (s *Store) applyChunk(recs []events.Record, envs []decoded) (int, []Result,
 	return n, results, recErr
 }
 
+// committed publishes a commit: the hook first (caches drop what changed),
+// then the waiters, so that whoever WaitFor releases sees no stale cache.
 func (s *Store) committed(last int64, results []Result) {
 	s.folded.Add(int64(len(results)))
+	if s.onCommit != nil {
+		s.onCommit(results)
+	}
 	s.mu.Lock()
 	s.applied = last
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	if s.onCommit != nil {
-		s.onCommit(results)
-	}
 }
 
 // RunGC reclaims value-log space every interval until ctx ends.
