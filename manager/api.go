@@ -127,7 +127,11 @@ func commandError(e *commands.Error) (int, map[string]any) {
 	case commands.CodeExists:
 		return http.StatusForbidden, map[string]any{key: true}
 	case commands.CodeNotFound, commands.CodeMissingApp, commands.CodeMissingCronJob, commands.CodeMissingUser:
-		return http.StatusForbidden, map[string]any{key: false, "message": e.Detail}
+		body := map[string]any{key: false, "message": e.Detail}
+		if e.Kind == events.KindUser && e.Code == commands.CodeNotFound {
+			body["user_name"] = false // 2.7's key on user update and refresh
+		}
+		return http.StatusForbidden, body
 	case commands.CodeNotRunning:
 		return http.StatusForbidden, map[string]any{"running_before_restart": false}
 	case commands.CodeVersionMismatch:

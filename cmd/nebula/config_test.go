@@ -32,7 +32,7 @@ func TestConfigFile(t *testing.T) {
 		t.Setenv(e, "")
 	}
 	// Nebula 2.7's keys, with its types (numbers and booleans unquoted).
-	path := writeConfig(t, `{"basic_auth_user": "admin", "basic_auth_password": "password1", "cache_time": 30,
+	path := writeConfig(t, `{"mongo_url": "mongodb://old:27017", "basic_auth_user": "admin", "basic_auth_password": "password1", "cache_time": 30,
 		"auth_enabled": false, "kafka_brokers": "k1:9092,k2:9092"}`)
 	m, k, err := parseAPI(t, "--config", path)
 	if err != nil {

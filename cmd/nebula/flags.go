@@ -94,6 +94,10 @@ func readConfigFile(path string) (map[string]string, []error) {
 	return out, errs
 }
 
+// mongoKeys are Nebula 2.7 settings of its MongoDB, which a 2.7 config
+// file may hold: accepted and ignored (the event log replaces MongoDB).
+var mongoKeys = map[string]bool{"mongo_url": true, "schema_name": true, "mongo_max_pool_size": true}
+
 // fileKey is the config file key of an environment variable.
 func fileKey(env string) string { return strings.ToLower(strings.TrimPrefix(env, "NEBULA_")) }
 
@@ -193,7 +197,7 @@ func (f *flags) Parse(args []string) error {
 	}
 	var unknown []string
 	for k := range f.file {
-		if !f.known[k] {
+		if !f.known[k] && !mongoKeys[k] {
 			unknown = append(unknown, k)
 		}
 	}
