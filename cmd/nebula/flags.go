@@ -98,7 +98,8 @@ func readConfigFile(path string) (map[string]string, []error) {
 // file may hold: accepted and ignored (the event log replaces MongoDB).
 var mongoKeys = map[string]bool{"mongo_url": true, "schema_name": true, "mongo_max_pool_size": true}
 
-// fileKey is the config file key of an environment variable.
+// fileKey is the config file key of an environment variable (its lower
+// case name is accepted too: nebula_manager_host, as 2.7's worker).
 func fileKey(env string) string { return strings.ToLower(strings.TrimPrefix(env, "NEBULA_")) }
 
 // lookup returns the first of envs set to a non-empty value (an empty
@@ -107,6 +108,7 @@ func fileKey(env string) string { return strings.ToLower(strings.TrimPrefix(env,
 func (f *flags) lookup(envs []string) (string, string, bool) {
 	for _, e := range envs {
 		f.known[fileKey(e)] = true
+		f.known[strings.ToLower(e)] = true
 	}
 	for _, e := range envs {
 		if v, ok := os.LookupEnv(e); ok && v != "" {
@@ -114,9 +116,10 @@ func (f *flags) lookup(envs []string) (string, string, bool) {
 		}
 	}
 	for _, e := range envs {
-		k := fileKey(e)
-		if v, ok := f.file[k]; ok {
-			return f.fileName + ": " + k, v, true
+		for _, k := range []string{strings.ToLower(e), fileKey(e)} {
+			if v, ok := f.file[k]; ok {
+				return f.fileName + ": " + k, v, true
+			}
 		}
 	}
 	return "", "", false

@@ -25,10 +25,10 @@ type command struct {
 
 func subcommands() []command {
 	return []command{
-		{"dev", "run everything on this machine: embedded broker, manager (and, as they land, reporter and worker)", runDev},
+		{"dev", "run everything on this machine: embedded broker, manager, and a worker when Docker is reachable", runDev},
 		{"manager", "run the manager (REST API, projections) against a Kafka cluster or the embedded broker", runManager},
 		{"kafka", "run the embedded Kafka-protocol broker as its own process", runKafka},
-		{"worker", "run the device agent (not built yet: issue 4)", notYet("worker", 4)},
+		{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker},
 		{"reporter", "run the report pipeline (not built yet: issue 5)", notYet("reporter", 5)},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
 			_, err := fmt.Fprintln(w, "nebula", version)

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
+	"github.com/nebula-orchestrator/nebula-go/worker"
+)
+
+// workerSettings are the worker's flags (Nebula 2.7's worker variables).
+type workerSettings struct {
+	cfg                                 worker.Config
+	host, protocol, uri                 string
+	port                                int
+	registryUser, registryPass, regHost string
+}
+
+func addWorkerFlags(f *flags, w *workerSettings) {
+	f.String(&w.cfg.Group, "device-group", "", "the device group of this device (required)", "DEVICE_GROUP")
+	f.String(&w.uri, "manager-uri", "", "manager base URI, e.g. https://h:8080/nebula (wins over host/port/protocol)", "NEBULA_MANAGER_URI")
+	f.String(&w.host, "manager-host", "", "manager host name or IP", "NEBULA_MANAGER_HOST")
+	f.Int(&w.port, "manager-port", 80, "manager port", "NEBULA_MANAGER_PORT")
+	f.String(&w.protocol, "manager-protocol", "http", "http or https", "NEBULA_MANAGER_PROTOCOL")
+	f.String(&w.cfg.User, "manager-auth-user", "", "Basic user", "NEBULA_MANAGER_AUTH_USER")
+	f.String(&w.cfg.Password, "manager-auth-password", "", "Basic password (prefer the environment variable)", "NEBULA_MANAGER_AUTH_PASSWORD")
+	f.String(&w.cfg.Token, "manager-auth-token", "", "Bearer token, wins over Basic (prefer the environment variable)", "NEBULA_MANAGER_AUTH_TOKEN")
+	f.Duration(&w.cfg.RequestTimeout, "manager-request-timeout", 60*time.Second, "timeout of one request", "NEBULA_MANAGER_REQUEST_TIMEOUT")
+	f.Duration(&w.cfg.CheckIn, "manager-check-in-time", 30*time.Second, "time between polls (with a manager that long-polls: the longest wait)", "NEBULA_MANAGER_CHECK_IN_TIME")
+	f.String(&w.registryUser, "registry-auth-user", "", `registry user for pulls ("skip": none)`, "REGISTRY_AUTH_USER")
+	f.String(&w.registryPass, "registry-auth-password", "", `registry password ("skip": none)`, "REGISTRY_AUTH_PASSWORD")
+	f.String(&w.regHost, "registry-host", "https://index.docker.io/v1/", "registry the credentials are for", "REGISTRY_HOST")
+	f.Duration(&w.cfg.MaxRestartWait, "max-restart-wait", 0, "random wait up to this before an app's containers are replaced", "MAX_RESTART_WAIT_IN_SECONDS")
+}
+
+// config returns the validated worker configuration.
+func (w *workerSettings) config(dataDir string) (worker.Config, error) {
+	cfg := w.cfg
+	var errs []error
+	if cfg.Group == "" {
+		errs = append(errs, errors.New("no device group: give --device-group or DEVICE_GROUP"))
+	}
+	switch {
+	case w.uri != "":
+		u, err := url.Parse(w.uri)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("manager URI %q is not an http(s) URL", w.uri))
+		}
+		cfg.Manager = w.uri
+	case w.host != "":
+		if w.protocol != "http" && w.protocol != "https" {
+			errs = append(errs, fmt.Errorf("manager protocol %q is not http or https", w.protocol))
+		}
+		if w.port < 1 || w.port > 65535 {
+			errs = append(errs, fmt.Errorf("manager port %d is not 1-65535", w.port))
+		}
+		cfg.Manager = w.protocol + "://" + net.JoinHostPort(w.host, strconv.Itoa(w.port))
+	default:
+		errs = append(errs, errors.New("no manager: give --manager-uri, or --manager-host (NEBULA_MANAGER_URI, NEBULA_MANAGER_HOST)"))
+	}
+	if cfg.CheckIn <= 0 || cfg.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("check-in time and request timeout must be positive"))
+	}
+	if cfg.MaxRestartWait < 0 {
+		errs = append(errs, errors.New("max restart wait is negative"))
+	}
+	if w.registryUser != "" && w.registryUser != "skip" && w.registryPass != "skip" {
+		cfg.Registry = &worker.RegistryAuth{Host: w.regHost, User: w.registryUser, Password: w.registryPass}
+	}
+	cfg.StateDir = dataDir
+	return cfg, errors.Join(errs...)
+}
+
+func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	var w workerSettings
+	var dataDir string
+	f := newFlags("worker", "Runs the device agent: polls DEVICE_GROUP's config from the manager and reconciles the local\n"+
+		"Docker engine to it (DOCKER_HOST, or the local socket). App containers outlive the agent.", args)
+	addWorkerFlags(f, &w)
+	f.String(&dataDir, "data-dir", "nebula-worker", "directory of the device ID and the last config (for offline restarts)", "NEBULA_DATA_DIR")
+	if err := f.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := w.config(dataDir)
+	if err != nil {
+		return usageError{err}
+	}
+	return serveWorker(ctx, cfg, stdout, logger)
+}
+
+// serveWorker runs the agent against the local Docker engine.
+func serveWorker(ctx context.Context, cfg worker.Config, stdout io.Writer, logger *slog.Logger) error {
+	engine, err := dockerengine.New()
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = engine.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	id, err := worker.DeviceID(cfg.StateDir)
+	if err != nil {
+		return fmt.Errorf("device ID in %s: %w", cfg.StateDir, err)
+	}
+	if cfg.Host == (worker.Host{}) {
+		cfg.Host = worker.DetectHost()
+	}
+	cfg.Logger = logger.With("device_id", id)
+	fmt.Fprintf(stdout, "nebula worker: device %s in group %s, manager %s, %.1f CPUs, %d MiB\n", id, cfg.Group, cfg.Manager, cfg.Host.CPUs, cfg.Host.MemoryMB)
+	err = worker.NewAgent(cfg, engine).Run(ctx)
+	fmt.Fprintln(stdout, "nebula worker: stopping (app containers keep running)")
+	return err
+}

@@ -1,0 +1,100 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RequireDocker skips the test (fails it in CI) when no Docker daemon
+// answers.
+func RequireDocker(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+		SkipUnlessAvailable(t, "no Docker daemon: %v %s", err, out)
+	}
+}
+
+var (
+	imageMu    sync.Mutex
+	imageBuilt = map[string]error{}
+)
+
+// TestImage builds (once per test process) an image tagged tag holding
+// the test app (a static binary in a FROM scratch image, so no registry is
+// needed), with a HEALTHCHECK when healthcheck is true.
+func TestImage(t testing.TB, tag string, healthcheck bool) string {
+	t.Helper()
+	RequireDocker(t)
+	imageMu.Lock()
+	defer imageMu.Unlock()
+	if err, done := imageBuilt[tag]; done {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tag
+	}
+	err := buildImage(tag, healthcheck)
+	imageBuilt[tag] = err
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
+
+func buildImage(tag string, healthcheck bool) error {
+	dir, err := os.MkdirTemp("", "nebula-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "testapp"), "./internal/testenv/testapp")
+	build.Dir = moduleRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the test app: %v\n%s", err, out)
+	}
+	df := "FROM scratch\nCOPY testapp /testapp\nENTRYPOINT [\"/testapp\"]\n"
+	if healthcheck {
+		df += "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"/testapp\", \"health\"]\n"
+	}
+	// A label makes each tag's image distinct (same binary otherwise).
+	df += fmt.Sprintf("LABEL nebula.test.tag=%q\n", tag)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	out, err := exec.Command("docker", "build", "-q", "-t", tag, dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("docker build %s: %v\n%s", tag, err, out)
+	}
+	return nil
+}
+
+// Docker runs the docker CLI and returns its trimmed output.
+func Docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// RemoveContainersLabelled removes, when the test ends, every container
+// with the label.
+func RemoveContainersLabelled(t testing.TB, label string) {
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+label).Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+	})
+}

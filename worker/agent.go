@@ -1,0 +1,348 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is the worker's configuration (Nebula 2.7's worker settings).
+type Config struct {
+	Group string
+	// Manager is the manager's base URI (NEBULA_MANAGER_URI, or built from
+	// NEBULA_MANAGER_PROTOCOL/HOST/PORT); /api/v2/... is appended.
+	Manager string
+	// Credentials: Token (Bearer) wins over User/Password (Basic).
+	User, Password, Token string
+	// CheckIn is the time between polls of a manager without long-poll,
+	// and the longest wait of one long-poll.
+	CheckIn time.Duration
+	// RequestTimeout bounds one request (plus CheckIn for a long-poll).
+	RequestTimeout time.Duration
+	// Registry, when set, are the credentials of pulls.
+	Registry *RegistryAuth
+	// MaxRestartWait: each app waits a random time up to this before its
+	// running containers are replaced or restarted, so that the devices
+	// of a group do not all restart at once.
+	MaxRestartWait time.Duration
+	// StateDir keeps the device ID and the last config.
+	StateDir string
+	Host     Host
+	Logger   *slog.Logger
+}
+
+// Agent polls the manager and reconciles the engine.
+type Agent struct {
+	cfg    Config
+	engine Engine
+	http   *http.Client
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	state    State
+	pullWait map[string]time.Time // image -> no pull retry before
+	pullFail map[string]int       // image -> consecutive failures
+}
+
+// NewAgent returns an agent; Run starts it.
+func NewAgent(cfg Config, engine Engine) *Agent {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, engine: engine, logger: cfg.Logger,
+		http:     &http.Client{Timeout: cfg.RequestTimeout + cfg.CheckIn},
+		pullWait: map[string]time.Time{}, pullFail: map[string]int{}}
+}
+
+// errGroupMissing: the manager says the device group does not exist.
+var errGroupMissing = errors.New("device group does not exist")
+
+// poll asks for the group's config. It returns the new config, or nil
+// when it did not change (304); longPoll says whether the manager held
+// the request (it speaks ETag).
+func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag string, longPoll bool, err error) {
+	u := strings.TrimRight(a.cfg.Manager, "/") + "/api/v2/device_groups/" + url.PathEscape(a.cfg.Group) + "/info"
+	if etag != "" {
+		u += "?wait=" + a.cfg.CheckIn.String()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	switch {
+	case a.cfg.Token != "":
+		req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	case a.cfg.User != "":
+		req.SetBasicAuth(a.cfg.User, a.cfg.Password)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, "", false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, "", false, err
+	}
+	newETag = resp.Header.Get("ETag")
+	longPoll = newETag != ""
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return nil, etag, longPoll, nil
+	case http.StatusOK:
+		var in Info
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, "", false, fmt.Errorf("manager sent a config that is not JSON: %w", err)
+		}
+		return &in, newETag, longPoll, nil
+	case http.StatusForbidden:
+		if strings.Contains(string(body), `"device_group_exists":false`) {
+			return nil, "", longPoll, errGroupMissing
+		}
+	}
+	return nil, "", false, fmt.Errorf("manager answered %s: %.200s", resp.Status, body)
+}
+
+// Run polls and reconciles until ctx ends. It never stops containers
+// because the manager is unreachable, and leaves them running when it
+// stops.
+func (a *Agent) Run(ctx context.Context) error {
+	st, err := LoadState(a.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	if st.Group != a.cfg.Group {
+		st = State{Group: a.cfg.Group, Applied: map[string]int64{}}
+	}
+	a.state = st
+	if err := a.engine.EnsureNetwork(ctx, DefaultNetwork); err != nil {
+		return err
+	}
+	if st.Info != nil {
+		a.logger.Info("bringing back the last config while the manager is asked", "device_group_id", st.Info.DeviceGroupID)
+		a.Reconcile(ctx, *st.Info)
+	}
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		info, etag, longPoll, err := a.poll(ctx, a.state.ETag)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errGroupMissing):
+			a.logger.Warn("the manager says the device group does not exist; keeping the containers as they are", "device_group", a.cfg.Group)
+		case err != nil:
+			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
+			a.logger.Warn("cannot reach the manager; containers keep running", "err", err, "retry_in", backoff)
+			sleep(ctx, jitter(backoff))
+			continue
+		}
+		backoff = 0
+		if info != nil {
+			a.mu.Lock()
+			a.state.Info, a.state.ETag = info, etag
+			a.mu.Unlock()
+		}
+		if a.state.Info != nil {
+			a.Reconcile(ctx, *a.state.Info) // also repairs what was changed by hand
+		}
+		if !longPoll {
+			sleep(ctx, jitter(a.cfg.CheckIn))
+		}
+	}
+	return nil
+}
+
+// jitter spreads d by +-10%, so devices do not poll in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d - d/10 + rand.N(d/5+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Reconcile brings the engine to the config: pull what changed, plan,
+// execute the plans of the apps in parallel, prune, save the state.
+func (a *Agent) Reconcile(ctx context.Context, info Info) {
+	a.mu.Lock()
+	applied := make(map[string]int64, len(a.state.Applied))
+	for k, v := range a.state.Applied {
+		applied[k] = v
+	}
+	a.mu.Unlock()
+
+	images := map[string]string{}
+	for _, app := range info.Apps {
+		if !app.Running {
+			continue
+		}
+		if _, done := images[app.DockerImage]; done {
+			continue
+		}
+		id, found, err := a.engine.ImageID(ctx, app.DockerImage)
+		if err != nil {
+			a.logger.Warn("inspect image", "image", app.DockerImage, "err", err)
+			continue
+		}
+		last, ok := applied[app.Name]
+		changed := !ok || app.Version > last
+		if (!found || changed) && a.mayPull(app.DockerImage) {
+			if err := a.engine.Pull(ctx, app.DockerImage, a.cfg.Registry); err != nil {
+				a.pullFailed(app.DockerImage, err)
+			} else {
+				a.pullDone(app.DockerImage)
+				id, found, err = a.engine.ImageID(ctx, app.DockerImage)
+				if err != nil {
+					a.logger.Warn("inspect image", "image", app.DockerImage, "err", err)
+				}
+			}
+		}
+		if found {
+			images[app.DockerImage] = id
+		}
+	}
+	actual, err := a.engine.Containers(ctx)
+	if err != nil {
+		a.logger.Warn("cannot list containers; will retry", "err", err)
+		return
+	}
+	plans := Plan(Desired{Group: a.cfg.Group, Apps: info.Apps, Host: a.cfg.Host}, actual, images, applied)
+	planned := map[string]bool{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, p := range plans {
+		planned[p.App] = true
+		if p.Blocked != "" {
+			a.logger.Warn("app not updated", "app", p.App, "why", p.Blocked)
+			continue
+		}
+		wg.Go(func() {
+			err := a.execute(ctx, p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				a.logger.Error("app not brought to its config; will retry", "app", p.App, "err", err)
+				return
+			}
+			applied[p.App] = p.Version
+		})
+	}
+	wg.Wait()
+	for _, app := range info.Apps {
+		if !planned[app.Name] {
+			applied[app.Name] = app.Version // already as wanted
+		}
+	}
+	for name := range applied {
+		if !contains(info.Apps, name) {
+			delete(applied, name)
+		}
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if info.PruneID > a.state.PruneID && a.state.PruneID != 0 {
+		if err := a.engine.PruneImages(ctx); err != nil {
+			a.logger.Warn("image prune failed; will retry", "err", err)
+		} else {
+			a.logger.Info("pruned unused images", "prune_id", info.PruneID)
+			a.state.PruneID = info.PruneID
+		}
+	} else if a.state.PruneID == 0 {
+		a.state.PruneID = info.PruneID
+	}
+	a.state.Applied = applied
+	if err := SaveState(a.cfg.StateDir, a.state); err != nil {
+		a.logger.Error("cannot save the worker state", "dir", a.cfg.StateDir, "err", err)
+	}
+}
+
+func contains(apps []App, name string) bool {
+	for _, a := range apps {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Agent) mayPull(image string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return time.Now().After(a.pullWait[image])
+}
+
+func (a *Agent) pullFailed(image string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pullFail[image]++
+	wait := min(time.Duration(1<<min(a.pullFail[image], 9))*time.Second, 10*time.Minute)
+	a.pullWait[image] = time.Now().Add(wait)
+	a.logger.Warn("image pull failed; running containers are kept", "image", image, "err", err, "retry_in", wait)
+}
+
+func (a *Agent) pullDone(image string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.pullFail, image)
+	delete(a.pullWait, image)
+}
+
+// execute runs one app's plan.
+func (a *Agent) execute(ctx context.Context, p AppPlan) error {
+	if p.Jitter && a.cfg.MaxRestartWait > 0 {
+		sleep(ctx, rand.N(a.cfg.MaxRestartWait+1))
+	}
+	for _, s := range p.Steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		switch s.Kind {
+		case StepRemove:
+			err = a.engine.Remove(ctx, s.Container)
+		case StepRestart:
+			err = a.engine.Restart(ctx, s.Container)
+		case StepWait:
+			sleep(ctx, s.Wait)
+		case StepCreate:
+			for _, n := range append([]string{s.Spec.Network}, s.Spec.Extra...) {
+				if n == DefaultNetwork {
+					if err = a.engine.EnsureNetwork(ctx, n); err != nil {
+						return err
+					}
+				}
+			}
+			err = a.engine.Create(ctx, s.Spec, map[string]string{
+				LabelOrchestrator: "nebula", LabelContainerType: "app", LabelAppName: s.Spec.App,
+				LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(p.Version), LabelSpecHash: s.Spec.Hash(),
+				LabelIndex: fmt.Sprint(s.Spec.Index),
+			})
+		}
+		if err != nil {
+			return err
+		}
+		a.logger.Info("app step done", "app", p.App, "step", s.Kind.String(), "container", s.Container.Name+s.Spec.Name)
+	}
+	return nil
+}

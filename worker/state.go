@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Info is the device group config /info serves.
+type Info struct {
+	Apps          []App     `json:"apps"`
+	AppsList      []string  `json:"apps_list"`
+	PruneID       int64     `json:"prune_id"`
+	CronJobs      []CronJob `json:"cron_jobs"`
+	CronJobsList  []string  `json:"cron_jobs_list"`
+	DeviceGroupID int64     `json:"device_group_id"`
+}
+
+// CronJob is one cron job of the group's config.
+type CronJob struct {
+	Name        string            `json:"cron_job_name"`
+	Version     int64             `json:"cron_job_id"`
+	Schedule    string            `json:"schedule"`
+	DockerImage string            `json:"docker_image"`
+	EnvVars     map[string]string `json:"env_vars"`
+	Running     bool              `json:"running"`
+	Networks    []string          `json:"networks"`
+	Volumes     []string          `json:"volumes"`
+	Devices     []string          `json:"devices"`
+	Privileged  bool              `json:"privileged"`
+}
+
+// State is what the worker keeps on the device, so that after a reboot
+// with no manager reachable it brings the containers back.
+type State struct {
+	// Group the config is of; a state of another group is not used.
+	Group string `json:"device_group"`
+	// Info is the last config received, ETag its version.
+	Info *Info  `json:"info,omitempty"`
+	ETag string `json:"etag,omitempty"`
+	// Applied are the app versions the containers were made from.
+	Applied map[string]int64 `json:"applied"`
+	// PruneID is the last prune_id acted on.
+	PruneID int64 `json:"prune_id"`
+}
+
+const (
+	stateFile    = "state.json"
+	deviceIDFile = "device-id"
+)
+
+// LoadState reads the state in dir; a missing file is an empty state.
+func LoadState(dir string) (State, error) {
+	st := State{Applied: map[string]int64{}}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{Applied: map[string]int64{}}, fmt.Errorf("worker state %s is corrupt (delete it to start afresh): %w", filepath.Join(dir, stateFile), err)
+	}
+	if st.Applied == nil {
+		st.Applied = map[string]int64{}
+	}
+	return st, nil
+}
+
+// SaveState writes the state atomically (write, sync, rename).
+func SaveState(dir string, st State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, stateFile), b)
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// DeviceID returns the device's ID, generated once and kept in dir: stable
+// across reboots and renames, unlike the hostname.
+func DeviceID(dir string) (string, error) {
+	path := filepath.Join(dir, deviceIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	id := hex.EncodeToString(r[:])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return id, writeAtomic(path, []byte(id+"\n"))
+}
