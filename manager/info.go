@@ -101,29 +101,32 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		if !e.found {
+		switch {
+		case !e.found && timeout == nil:
 			writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
 			return
-		}
-		etag := `"` + strconv.FormatInt(e.version, 10) + `"`
-		if !etagMatches(inm, etag) {
-			serveInfo(w, r, e, etag)
+		case !e.found:
+			// Long-poll for the group to be created: a device set up
+			// before its group gets its config the moment it exists.
+		case !etagMatches(inm, etagOf(e.version)):
+			serveInfo(w, r, e, etagOf(e.version))
 			return
-		}
-		if timeout == nil {
-			w.Header().Set("ETag", etag)
+		case timeout == nil:
+			w.Header().Set("ETag", etagOf(e.version))
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		select {
 		case <-changed:
 		case <-timeout:
-			timeout = nil // answer 304 unless it changed meanwhile
+			timeout = nil // answer 304 (403 if still missing) unless it changed meanwhile
 		case <-r.Context().Done():
 			return
 		}
 	}
 }
+
+func etagOf(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 func serveInfo(w http.ResponseWriter, r *http.Request, e *infoEntry, etag string) {
 	h := w.Header()

@@ -111,6 +111,20 @@ func TestInfoCacheETagGzipAndLongPoll(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("long-poll did not return after the change")
 	}
+	// A long-poll for a group that does not exist yet returns when it is
+	// created (a device set up before its group), or 403 after the wait.
+	created := make(chan response, 1)
+	go func() { created <- call(t, "GET", api+"/device_groups/later/info?wait=20s", nil) }()
+	time.Sleep(200 * time.Millisecond)
+	call(t, "POST", api+"/device_groups/later", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
+	select {
+	case r := <-created:
+		r.expect(t, 200, map[string]any{"apps_list": []any{"web"}})
+	case <-time.After(15 * time.Second):
+		t.Fatal("long-poll on a missing group did not return when it was created")
+	}
+	call(t, "GET", api+"/device_groups/never/info?wait=200ms", nil).expect(t, 403, map[string]any{"device_group_exists": false})
+
 	// And answers 304 when the wait ends with no change.
 	cur := call(t, "GET", info, nil).header.Get("ETag")
 	start := time.Now()

@@ -67,13 +67,15 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 var errGroupMissing = errors.New("device group does not exist")
 
 // poll asks for the group's config. It returns the new config, or nil
-// when it did not change (304); longPoll says whether the manager held
-// the request (it speaks ETag).
-func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag string, longPoll bool, err error) {
-	u := strings.TrimRight(a.cfg.Manager, "/") + "/api/v2/device_groups/" + url.PathEscape(a.cfg.Group) + "/info"
-	if etag != "" {
-		u += "?wait=" + a.cfg.CheckIn.String()
-	}
+// when it did not change (304); held says whether the manager held the
+// request (a long-poll) or answered a new config: either way, poll again
+// at once.
+func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag string, held bool, err error) {
+	start := time.Now()
+	defer func() { held = held || time.Since(start) >= time.Second }()
+	// ?wait asks a manager that long-polls to hold the request until the
+	// config changes (or the group appears); Nebula 2.7 ignores it.
+	u := strings.TrimRight(a.cfg.Manager, "/") + "/api/v2/device_groups/" + url.PathEscape(a.cfg.Group) + "/info?wait=" + a.cfg.CheckIn.String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, "", false, err
@@ -97,19 +99,20 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 		return nil, "", false, err
 	}
 	newETag = resp.Header.Get("ETag")
-	longPoll = newETag != ""
 	switch resp.StatusCode {
 	case http.StatusNotModified:
-		return nil, etag, longPoll, nil
+		return nil, etag, false, nil
 	case http.StatusOK:
 		var in Info
 		if err := json.Unmarshal(body, &in); err != nil {
 			return nil, "", false, fmt.Errorf("manager sent a config that is not JSON: %w", err)
 		}
-		return &in, newETag, longPoll, nil
+		// A new config: poll again at once (a 2.7 manager sends no ETag
+		// and the same config every time: wait for it).
+		return &in, newETag, newETag != "" && newETag != etag, nil
 	case http.StatusForbidden:
 		if strings.Contains(string(body), `"device_group_exists":false`) {
-			return nil, "", longPoll, errGroupMissing
+			return nil, "", false, errGroupMissing
 		}
 	}
 	return nil, "", false, fmt.Errorf("manager answered %s: %.200s", resp.Status, body)
@@ -136,7 +139,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		info, etag, longPoll, err := a.poll(ctx, a.state.ETag)
+		info, etag, held, err := a.poll(ctx, a.state.ETag)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -157,7 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.state.Info != nil {
 			a.Reconcile(ctx, *a.state.Info) // also repairs what was changed by hand
 		}
-		if !longPoll {
+		if !held {
 			sleep(ctx, jitter(a.cfg.CheckIn))
 		}
 	}

@@ -10,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/broker"
+	"github.com/nebula-orchestrator/nebula-go/worker"
 )
 
 func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -21,13 +24,18 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	var kafkaListen string
 	var syncWrites bool
 	f := newFlags("dev", "Runs Nebula on this machine with no Kafka install: the embedded Kafka-protocol broker\n"+
-		"(its log in DATA_DIR/kafka) and the manager (its projection in DATA_DIR/projection).\n"+
+		"(its log in DATA_DIR/kafka), the manager (its projection in DATA_DIR/projection), and a worker of\n"+
+		"device group `local` against the local Docker engine (DATA_DIR/worker).\n"+
 		"Past one machine, run `nebula kafka` or Apache Kafka and `nebula manager --kafka-brokers`.", args)
 	f.String(&m.listen, "listen", "127.0.0.1:5000", "manager HTTP API address host:port", "NEBULA_LISTEN")
 	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of everything stored (broker log and projection)", "NEBULA_DATA_DIR")
 	f.String(&kafkaListen, "kafka-listen", "127.0.0.1:9092", "embedded broker address host:port (port 0 picks one)", "NEBULA_KAFKA_LISTEN")
 	f.Bool(&syncWrites, "kafka-sync-writes", false, "fsync every broker write (survives power loss, slower)", "NEBULA_KAFKA_SYNC_WRITES")
 	addAPIFlags(f, &m)
+	var runWorker bool
+	var group string
+	f.Bool(&runWorker, "worker", true, "also run a worker against the local Docker engine (when one answers)", "NEBULA_DEV_WORKER")
+	f.String(&group, "device-group", "local", "device group of that worker", "DEVICE_GROUP")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -57,7 +65,35 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		m.auth.Token = token
 		fmt.Fprintf(stdout, "nebula dev: local admin token in %s (curl -H \"Authorization: Bearer $(cat %s)\" ...)\n", path, path)
 	}
-	return serveManager(ctx, m, stdout, logger)
+	var wmu sync.Mutex
+	var workerDone chan struct{}
+	if runWorker {
+		m.ready = func(url string) {
+			wmu.Lock()
+			defer wmu.Unlock()
+			if ctx.Err() != nil {
+				return
+			}
+			cfg := worker.Config{Group: group, Manager: url, Token: m.auth.Token, User: m.auth.User, Password: m.auth.Password,
+				CheckIn: 30 * time.Second, RequestTimeout: 30 * time.Second, StateDir: filepath.Join(m.dataDir, "worker")}
+			workerDone = make(chan struct{})
+			go func() {
+				defer close(workerDone)
+				err := serveWorker(ctx, cfg, stdout, logger.With("component", "worker"))
+				if err != nil && ctx.Err() == nil {
+					fmt.Fprintf(stdout, "nebula dev: no worker (%v); the manager runs on\n", err)
+				}
+			}()
+		}
+	}
+	err = serveManager(ctx, m, stdout, logger)
+	wmu.Lock()
+	done := workerDone
+	wmu.Unlock()
+	if done != nil {
+		<-done
+	}
+	return err
 }
 
 // adminToken reads the token at path, creating it (mode 0600) if missing.

@@ -23,6 +23,8 @@ type managerSettings struct {
 	cacheTime       time.Duration
 	cacheMaxSize    int
 	auth            manager.Auth
+	// ready, when set, is called once the API serves (with its base URL).
+	ready func(url string)
 }
 
 // addAPIFlags adds the settings of the API that `nebula dev` and `nebula
@@ -136,6 +138,9 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 		select {
 		case <-proj.Ready():
 			fmt.Fprintf(stdout, "nebula manager: ready (projection at offset %d)\n", store.Applied())
+			if m.ready != nil {
+				m.ready("http://" + ln.Addr().String())
+			}
 		case <-runCtx.Done():
 		}
 	}()
