@@ -133,7 +133,7 @@ func BenchmarkInfo(b *testing.B) {
 }
 
 func launchB(b *testing.B, addr string) string {
-	return launch(b, addr, b.TempDir(), manager.Auth{Enabled: true, Token: "bench-admin-token"}).url
+	return launch(b, addr, b.TempDir(), manager.Auth{Enabled: true, Token: "bench-admin-token"}).URL
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -46,13 +46,13 @@ func TestManagerRestartKeepsEverything(t *testing.T) {
 	b := testenv.StartBroker(t, t.TempDir())
 	dir := t.TempDir()
 	first := launch(t, b.Addr(), dir, manager.Auth{})
-	api := first.url + "/api/v2"
+	api := first.URL + "/api/v2"
 	call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx", "env_vars": map[string]any{"K": "V"}}).expect(t, 200, nil)
 	call(t, "POST", api+"/cron_jobs/job", map[string]any{"docker_image": "job", "schedule": "@hourly"}).expect(t, 200, nil)
 	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web"}, "cron_jobs": []any{"job"}}).expect(t, 200, nil)
 	before := call(t, "GET", api+"/device_groups/edge/info", nil)
 	before.expect(t, 200, nil)
-	first.stop()
+	first.Stop()
 
 	for _, d := range []string{dir, t.TempDir()} {
 		url := startManager(t, b.Addr(), d) + "/api/v2"

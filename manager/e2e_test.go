@@ -2,22 +2,14 @@ package manager_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
-	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/nebula-orchestrator/nebula-go/commands"
-	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
-	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
 // cluster is a manager on the embedded broker with its projection in
@@ -31,58 +23,20 @@ type cluster struct {
 // projection in dir.
 func startManager(t *testing.T, addr, dir string) string {
 	t.Helper()
-	return launch(t, addr, dir, manager.Auth{}).url
+	return launch(t, addr, dir, manager.Auth{}).URL
 }
 
 func startManagerWith(t *testing.T, addr, dir string, auth manager.Auth) string {
 	t.Helper()
-	return launch(t, addr, dir, auth).url
+	return launch(t, addr, dir, auth).URL
 }
 
 // running is a manager a test can stop before its end.
-type running struct {
-	url  string
-	stop func()
-}
+type running = testmanager.Manager
 
 func launch(t testing.TB, addr, dir string, auth manager.Auth) running {
 	t.Helper()
-	ctx := testenv.Context(t, 30*time.Second)
-	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := projections.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	cmds := commands.New(l, store)
-	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
-	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready()})
-	store.OnCommit(api.Invalidate)
-	store.OnReset(api.InvalidateAll)
-	go func() { _ = p.Run(runCtx); close(done) }()
-	select {
-	case <-p.Ready():
-	case <-ctx.Done():
-		t.Fatal("projection did not catch up")
-	}
-	srv := httptest.NewServer(api)
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			srv.Close()
-			cancel()
-			<-done
-			store.Close()
-			l.Close()
-		})
-	}
-	t.Cleanup(stop)
-	return running{url: srv.URL, stop: stop}
+	return testmanager.Start(t, addr, dir, auth)
 }
 
 func newCluster(t *testing.T) cluster {

@@ -133,6 +133,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.engine.EnsureNetwork(ctx, DefaultNetwork); err != nil {
 		return err
 	}
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); a.watchHealth(ctx) }()
+	defer func() { <-healthDone }()
 	if st.Info != nil {
 		a.logger.Info("bringing back the last config while the manager is asked", "device_group_id", st.Info.DeviceGroupID)
 		a.Reconcile(ctx, *st.Info)

@@ -23,6 +23,10 @@ type Engine interface {
 	Restart(ctx context.Context, c Container) error
 	// PruneImages removes every image no container uses.
 	PruneImages(ctx context.Context) error
+	// Unhealthy streams the worker's app containers whose healthcheck
+	// turned unhealthy, until ctx ends or the stream fails (the error
+	// channel then gets one error).
+	Unhealthy(ctx context.Context) (<-chan Container, <-chan error)
 }
 
 // RegistryAuth are credentials for pulls (REGISTRY_AUTH_USER, ...).

@@ -162,3 +162,8 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func dockerOut(args ...string) (string, error) {
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}

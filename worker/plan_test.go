@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
@@ -194,6 +195,23 @@ func TestContainers(t *testing.T) {
 	} {
 		if got := Replicas(c.cp, host); got != c.want {
 			t.Errorf("%+v: %d, want %d", c.cp, got, c.want)
+		}
+	}
+}
+
+func TestHealthBackoff(t *testing.T) {
+	h := newHealthRestarter()
+	now := time.Unix(1000, 0)
+	h.now = func() time.Time { return now }
+	steps := []struct {
+		after time.Duration
+		want  bool
+	}{{0, true}, {time.Second, false}, {10 * time.Second, true}, {10 * time.Second, false}, {10 * time.Second, true},
+		{39 * time.Second, false}, {time.Second, true}, {11 * time.Minute, true}, {time.Second, false}}
+	for i, s := range steps {
+		now = now.Add(s.after)
+		if got, n := h.allow("web-1"); got != s.want {
+			t.Fatalf("step %d (+%v): allow=%v (restarts %d), want %v", i, s.after, got, n, s.want)
 		}
 	}
 }

@@ -224,3 +224,41 @@ func (e *Engine) PruneImages(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Unhealthy streams the health_status events of the worker's app
+// containers that say unhealthy (healthcheck exec events are filtered
+// out by the event filter).
+func (e *Engine) Unhealthy(ctx context.Context) (<-chan worker.Container, <-chan error) {
+	out := make(chan worker.Container)
+	errs := make(chan error, 1)
+	res := e.cli.Events(ctx, client.EventsListOptions{Filters: client.Filters{}.
+		Add("type", "container").
+		Add("event", "health_status").
+		Add("label", worker.LabelOrchestrator+"=nebula", worker.LabelContainerType+"=app")})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-res.Err:
+				if err != nil && ctx.Err() == nil {
+					errs <- fmt.Errorf("docker events: %w", err)
+				}
+				return
+			case m := <-res.Messages:
+				if !strings.HasSuffix(string(m.Action), "unhealthy") {
+					continue
+				}
+				c := worker.Container{ID: m.Actor.ID, Name: m.Actor.Attributes["name"], App: m.Actor.Attributes[worker.LabelAppName],
+					SpecHash: m.Actor.Attributes[worker.LabelSpecHash], Running: true}
+				select {
+				case out <- c:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, errs
+}

@@ -1,0 +1,69 @@
+// Package testmanager runs a real manager in the test process: the event
+// log on a broker, the projection in Badger, the HTTP API on a loopback
+// port. For tests of the manager's clients (the worker, the CLI).
+package testmanager
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// Manager is a running manager.
+type Manager struct {
+	URL string
+	// Stop stops it (also done when the test ends).
+	Stop func()
+}
+
+// Start runs a manager against the broker at addr with its projection in
+// dir, and returns once it has caught up with the log.
+func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := projections.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
+	cmds := commands.New(l, store)
+	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready()})
+	store.OnCommit(api.Invalidate)
+	store.OnReset(api.InvalidateAll)
+	go func() { _ = p.Run(runCtx); close(done) }()
+	select {
+	case <-p.Ready():
+	case <-ctx.Done():
+		t.Fatal("projection did not catch up")
+	}
+	srv := httptest.NewServer(api)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Close()
+			cancel()
+			<-done
+			store.Close()
+			l.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return Manager{URL: srv.URL, Stop: stop}
+}

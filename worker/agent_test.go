@@ -1,0 +1,110 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/worker"
+)
+
+const adminToken = "worker-test-admin-token"
+
+func api(t *testing.T, method, url, body string, want int) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d, want %d", method, url, resp.StatusCode, want)
+	}
+}
+
+func startedAt(t *testing.T, name string) string {
+	t.Helper()
+	out, err := dockerOut("inspect", "--format", "{{.State.StartedAt}} {{.State.Running}}", name)
+	if err != nil {
+		return ""
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func runAgent(t *testing.T, cfg worker.Config) context.CancelFunc {
+	t.Helper()
+	e, err := dockerengine.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.StopTimeout = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = worker.NewAgent(cfg, e).Run(ctx); e.Close(); close(done) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}
+
+// TestAgentAgainstManagerAndDocker: a worker polling a real manager runs
+// the app, restarts it when its healthcheck fails, leaves it running when
+// it stops, and after a "reboot" with no manager brings it back from the
+// config it saved.
+func TestAgentAgainstManagerAndDocker(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:health", true)
+	group := fmt.Sprintf("agent%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`", "env_vars": {"UNHEALTHY_AFTER": "4s"}}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+
+	stateDir := t.TempDir()
+	cfg := worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: stateDir, Host: worker.Host{CPUs: 1, MemoryMB: 512}}
+	stop := runAgent(t, cfg)
+	container := app + "-1"
+	var first string
+	waitUntil(t, "the app to run", 60*time.Second, func() bool { first = startedAt(t, container); return first != "" })
+
+	// Unhealthy after 4 s: restarted by the worker (the events stream).
+	waitUntil(t, "the unhealthy container to be restarted", 60*time.Second, func() bool {
+		s := startedAt(t, container)
+		return s != "" && s != first
+	})
+
+	// The worker stops; the app keeps running.
+	stop()
+	if s := startedAt(t, container); s == "" || s[len(s)-4:] != "true" {
+		t.Fatalf("app container after the worker stopped: %q", s)
+	}
+
+	// A "reboot" that lost the containers, with the manager down: the
+	// worker brings them back from its saved config.
+	m.Stop()
+	testenv.Docker(t, "rm", "-f", container)
+	runAgent(t, cfg)
+	waitUntil(t, "the app to come back from the saved config", 60*time.Second, func() bool { return startedAt(t, container) != "" })
+}
