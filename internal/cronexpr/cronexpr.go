@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Schedule is a parsed expression: one bit set per allowed value.
@@ -124,4 +125,51 @@ func value(s string, f field) (int, error) {
 		return 0, fmt.Errorf("%d is outside %d-%d", n, f.min, f.max)
 	}
 	return n, nil
+}
+
+// Next returns the first time after t (to the minute, in t's location)
+// that the schedule matches, or the zero time if none within five years
+// (a schedule like "0 0 30 2 *" never fires).
+func (s Schedule) Next(t time.Time) time.Time {
+	loc := t.Location()
+	t = t.Truncate(time.Minute).Add(time.Minute)
+	limit := t.AddDate(5, 0, 0)
+	for t.Before(limit) {
+		var next time.Time
+		switch {
+		case s.Month&(1<<uint(t.Month())) == 0:
+			next = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
+		case !s.dayMatches(t):
+			next = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
+		case s.Hour&(1<<uint(t.Hour())) == 0:
+			next = t.Add(time.Hour - time.Duration(t.Minute())*time.Minute)
+		case s.Minute&(1<<uint(t.Minute())) == 0:
+			next = t.Add(time.Minute)
+		default:
+			return t
+		}
+		// A local midnight that does not exist (a DST change) may be
+		// normalised backwards: always move forward.
+		if !next.After(t) {
+			next = t.Add(time.Hour - time.Duration(t.Minute())*time.Minute)
+		}
+		t = next
+	}
+	return time.Time{}
+}
+
+// dayMatches applies cron's day rule: with both day fields restricted, a
+// match of either is enough.
+func (s Schedule) dayMatches(t time.Time) bool {
+	dom := s.Dom&(1<<uint(t.Day())) != 0
+	dow := s.Dow&(1<<uint(t.Weekday())) != 0
+	switch {
+	case s.DomStar && s.DowStar:
+		return true
+	case s.DomStar:
+		return dow
+	case s.DowStar:
+		return dom
+	}
+	return dom || dow
 }
