@@ -47,6 +47,8 @@ type Agent struct {
 	http   *http.Client
 	logger *slog.Logger
 
+	cron *cronRunner
+
 	mu       sync.Mutex
 	state    State
 	pullWait map[string]time.Time // image -> no pull retry before
@@ -58,9 +60,11 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, engine: engine, logger: cfg.Logger,
+	a := &Agent{cfg: cfg, engine: engine, logger: cfg.Logger,
 		http:     &http.Client{Timeout: cfg.RequestTimeout + cfg.CheckIn},
 		pullWait: map[string]time.Time{}, pullFail: map[string]int{}}
+	a.cron = newCronRunner(a)
+	return a
 }
 
 // errGroupMissing: the manager says the device group does not exist.
@@ -133,9 +137,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.engine.EnsureNetwork(ctx, DefaultNetwork); err != nil {
 		return err
 	}
-	healthDone := make(chan struct{})
-	go func() { defer close(healthDone); a.watchHealth(ctx) }()
-	defer func() { <-healthDone }()
+	var bg sync.WaitGroup
+	bg.Go(func() { a.watchHealth(ctx) })
+	bg.Go(func() { a.cron.run(ctx) })
+	defer bg.Wait()
 	if st.Info != nil {
 		a.logger.Info("bringing back the last config while the manager is asked", "device_group_id", st.Info.DeviceGroupID)
 		a.Reconcile(ctx, *st.Info)
@@ -264,6 +269,8 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 			delete(applied, name)
 		}
 	}
+
+	a.cron.removeRuns(ctx, a.cron.update(info.CronJobs))
 
 	a.mu.Lock()
 	defer a.mu.Unlock()

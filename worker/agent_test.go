@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,13 +53,18 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
-func runAgent(t *testing.T, cfg worker.Config) context.CancelFunc {
+func runAgent(t *testing.T, cfg worker.Config, pruneLabel ...string) context.CancelFunc {
 	t.Helper()
 	e, err := dockerengine.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.StopTimeout = 1
+	// Prune only what the test says: other tests share the engine.
+	e.PruneLabel = "nebula.test.never=pruned"
+	if len(pruneLabel) > 0 {
+		e.PruneLabel = pruneLabel[0]
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = worker.NewAgent(cfg, e).Run(ctx); e.Close(); close(done) }()
@@ -107,4 +113,66 @@ func TestAgentAgainstManagerAndDocker(t *testing.T) {
 	testenv.Docker(t, "rm", "-f", container)
 	runAgent(t, cfg)
 	waitUntil(t, "the app to come back from the saved config", 60*time.Second, func() bool { return startedAt(t, container) != "" })
+}
+
+// TestCronJobRunsOnSchedule: a cron job of the group runs at the next
+// minute, in its own container with Nebula's labels and no restart
+// policy; when it leaves the group, its runs go.
+func TestCronJobRunsOnSchedule(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("cron%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	job := group + "-job"
+	api(t, "POST", m.URL+"/api/v2/cron_jobs/"+job, `{"docker_image": "`+image+`", "schedule": "* * * * *", "env_vars": {"RUN": "cron"}}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"cron_jobs": ["`+job+`"]}`, 200)
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
+	var runs string
+	waitUntil(t, "the cron job to run (at the next minute)", 75*time.Second, func() bool {
+		runs, _ = dockerOut("ps", "-a", "--filter", "label=cron_job_name="+job, "--format", "{{.Names}}")
+		return runs != ""
+	})
+	name := strings.Fields(runs)[0]
+	policy, _ := dockerOut("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"container_type\"}}", name)
+	if policy != "no cron_job" {
+		t.Fatalf("cron run %s: restart policy and type %q", name, policy)
+	}
+	// Out of the group: its runs are removed.
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group+"/update", `{}`, 202)
+	waitUntil(t, "the runs of a job that left the group to go", 30*time.Second, func() bool {
+		out, _ := dockerOut("ps", "-aq", "--filter", "label=cron_job_name="+job)
+		return out == ""
+	})
+}
+
+// TestPruneRemovesUnusedImages: a prune of the group removes images no
+// container uses.
+func TestPruneRemovesUnusedImages(t *testing.T) {
+	group := fmt.Sprintf("prune%d", rand.N(1_000_000))
+	t.Cleanup(func() { _, _ = dockerOut("rmi", "-f", "nebula-test/used:"+group) }) // runs after the containers are gone
+	var image string
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	// Another image, used by no container, labelled for this test only.
+	pruneLabel := fmt.Sprintf("nebula.test.prune=%s", group)
+	unused := testenv.TestImage(t, fmt.Sprintf("nebula-test/unused:%d", rand.N(1_000_000)), false, pruneLabel)
+	// The image the app uses carries the label too: a prune must keep it.
+	image = testenv.TestImage(t, "nebula-test/used:"+group, false, pruneLabel)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}}, pruneLabel)
+	waitUntil(t, "the app to run", 60*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group+"/prune", ``, 202)
+	waitUntil(t, "the unused tag to be pruned", 30*time.Second, func() bool {
+		_, err := dockerOut("image", "inspect", unused)
+		return err != nil
+	})
+	if _, err := dockerOut("image", "inspect", image); err != nil {
+		t.Fatal("prune removed the image a running container uses")
+	}
 }

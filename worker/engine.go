@@ -7,6 +7,9 @@ import "context"
 type Engine interface {
 	// Containers lists the worker's app containers (by label), any state.
 	Containers(ctx context.Context) ([]Container, error)
+	// CronContainers lists the containers of cron job runs, any state
+	// (Container.App is the cron job).
+	CronContainers(ctx context.Context) ([]Container, error)
 	// Pull fetches ref (a changed digest behind the same tag included);
 	// auth may be nil.
 	Pull(ctx context.Context, ref string, auth *RegistryAuth) error

@@ -9,10 +9,11 @@ import (
 type Container struct {
 	ID       string
 	Name     string
-	App      string
+	App      string // the app, or for a cron job's run the cron job
 	SpecHash string
 	ImageID  string
 	Running  bool
+	Created  time.Time
 }
 
 // Desired is what the device group wants of this host.

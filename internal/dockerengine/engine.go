@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -25,6 +26,9 @@ type Engine struct {
 	cli *client.Client
 	// StopTimeout is the grace period of a stop, in seconds.
 	StopTimeout int
+	// PruneLabel, when set ("key=value"), limits image prunes to images
+	// with that label (tests share the engine with other tests).
+	PruneLabel string
 }
 
 // New connects to the daemon DOCKER_HOST names (the local socket by
@@ -52,8 +56,17 @@ var _ worker.Engine = (*Engine)(nil)
 
 // Containers lists the containers labelled as the worker's apps.
 func (e *Engine) Containers(ctx context.Context) ([]worker.Container, error) {
+	return e.list(ctx, "app", worker.LabelAppName)
+}
+
+// CronContainers lists the containers of cron job runs.
+func (e *Engine) CronContainers(ctx context.Context) ([]worker.Container, error) {
+	return e.list(ctx, "cron_job", worker.LabelCronJobName)
+}
+
+func (e *Engine) list(ctx context.Context, kind, nameLabel string) ([]worker.Container, error) {
 	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.
-		Add("label", worker.LabelOrchestrator+"=nebula", worker.LabelContainerType+"=app")})
+		Add("label", worker.LabelOrchestrator+"=nebula", worker.LabelContainerType+"="+kind)})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -64,8 +77,9 @@ func (e *Engine) Containers(ctx context.Context) ([]worker.Container, error) {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		out = append(out, worker.Container{
-			ID: c.ID, Name: name, App: c.Labels[worker.LabelAppName], SpecHash: c.Labels[worker.LabelSpecHash],
+			ID: c.ID, Name: name, App: c.Labels[nameLabel], SpecHash: c.Labels[worker.LabelSpecHash],
 			ImageID: c.ImageID, Running: c.State == container.StateRunning || c.State == container.StateRestarting,
+			Created: time.Unix(c.Created, 0),
 		})
 	}
 	return out, nil
@@ -219,7 +233,11 @@ func (e *Engine) Restart(ctx context.Context, c worker.Container) error {
 
 // PruneImages removes all images no container uses (docker image prune -a).
 func (e *Engine) PruneImages(ctx context.Context) error {
-	if _, err := e.cli.ImagePrune(ctx, client.ImagePruneOptions{Filters: client.Filters{}.Add("dangling", "false")}); err != nil {
+	f := client.Filters{}.Add("dangling", "false")
+	if e.PruneLabel != "" {
+		f = f.Add("label", e.PruneLabel)
+	}
+	if _, err := e.cli.ImagePrune(ctx, client.ImagePruneOptions{Filters: f}); err != nil {
 		return fmt.Errorf("prune images: %w", err)
 	}
 	return nil

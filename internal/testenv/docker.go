@@ -28,10 +28,14 @@ var (
 	imageBuilt = map[string]error{}
 )
 
+// TestImageLabel marks the images TestImage builds.
+const TestImageLabel = "nebula.test.image=true"
+
 // TestImage builds (once per test process) an image tagged tag holding
 // the test app (a static binary in a FROM scratch image, so no registry is
 // needed), with a HEALTHCHECK when healthcheck is true.
-func TestImage(t testing.TB, tag string, healthcheck bool) string {
+// Extra labels ("key=value") are added to the image.
+func TestImage(t testing.TB, tag string, healthcheck bool, labels ...string) string {
 	t.Helper()
 	RequireDocker(t)
 	imageMu.Lock()
@@ -42,7 +46,7 @@ func TestImage(t testing.TB, tag string, healthcheck bool) string {
 		}
 		return tag
 	}
-	err := buildImage(tag, healthcheck)
+	err := buildImage(tag, healthcheck, labels)
 	imageBuilt[tag] = err
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +54,7 @@ func TestImage(t testing.TB, tag string, healthcheck bool) string {
 	return tag
 }
 
-func buildImage(tag string, healthcheck bool) error {
+func buildImage(tag string, healthcheck bool, labels []string) error {
 	dir, err := os.MkdirTemp("", "nebula-image-")
 	if err != nil {
 		return err
@@ -62,12 +66,19 @@ func buildImage(tag string, healthcheck bool) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build the test app: %v\n%s", err, out)
 	}
-	df := "FROM scratch\nCOPY testapp /testapp\nENTRYPOINT [\"/testapp\"]\n"
+	// A file holding the tag makes each tag's image distinct.
+	if err := os.WriteFile(filepath.Join(dir, "tag"), []byte(tag), 0o644); err != nil {
+		return err
+	}
+	df := "FROM scratch\nCOPY testapp /testapp\nCOPY tag /tag\nENTRYPOINT [\"/testapp\"]\n"
 	if healthcheck {
 		df += "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"/testapp\", \"health\"]\n"
 	}
-	// A label makes each tag's image distinct (same binary otherwise).
-	df += fmt.Sprintf("LABEL nebula.test.tag=%q\n", tag)
+	df += "LABEL " + TestImageLabel + "\n"
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		df += fmt.Sprintf("LABEL %s=%q\n", k, v)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		return err
 	}

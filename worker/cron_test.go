@@ -1,0 +1,46 @@
+package worker
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCronDueAndMissed(t *testing.T) {
+	a := NewAgent(Config{Group: "g"}, nil)
+	r := a.cron
+	now := time.Date(2026, 11, 25, 10, 0, 30, 0, time.UTC)
+	r.now = func() time.Time { return now }
+	gone := r.update([]CronJob{
+		{Name: "every-minute", Version: 1, Schedule: "* * * * *", Running: true},
+		{Name: "hourly", Version: 1, Schedule: "@hourly", Running: true},
+		{Name: "broken", Version: 1, Schedule: "61 * * * *", Running: true},
+	})
+	if len(gone) != 0 {
+		t.Fatalf("gone %v", gone)
+	}
+	if _, ok := r.jobs["broken"]; ok {
+		t.Fatal("a job with a bad schedule was scheduled")
+	}
+	jobs, _, wake := r.due(now)
+	if len(jobs) != 0 || !wake.Equal(time.Date(2026, 11, 25, 10, 1, 0, 0, time.UTC)) {
+		t.Fatalf("at 10:00:30: due %v, wake %v", jobs, wake)
+	}
+	// The worker was busy from 10:01 to 10:05:30: the job runs once, and
+	// the four runs it missed are counted.
+	now = time.Date(2026, 11, 25, 10, 5, 30, 0, time.UTC)
+	jobs, missed, wake := r.due(now)
+	if len(jobs) != 1 || jobs[0].Name != "every-minute" || missed[0] != 4 {
+		t.Fatalf("at 10:05:30: due %v missed %v", jobs, missed)
+	}
+	if !wake.Equal(time.Date(2026, 11, 25, 10, 6, 0, 0, time.UTC)) {
+		t.Fatalf("wake %v", wake)
+	}
+	// A new version is rescheduled from now; a job that left is reported.
+	gone = r.update([]CronJob{{Name: "hourly", Version: 2, Schedule: "*/10 * * * *", Running: true}})
+	if len(gone) != 1 || gone[0] != "every-minute" {
+		t.Fatalf("gone %v", gone)
+	}
+	if next := r.jobs["hourly"].next; !next.Equal(time.Date(2026, 11, 25, 10, 10, 0, 0, time.UTC)) {
+		t.Fatalf("rescheduled next %v", next)
+	}
+}
