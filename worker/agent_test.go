@@ -176,3 +176,63 @@ func TestPruneRemovesUnusedImages(t *testing.T) {
 		t.Fatal("prune removed the image a running container uses")
 	}
 }
+
+func imageOf(t *testing.T, container string) string {
+	out, err := dockerOut("inspect", "--format", "{{.Image}}", container)
+	if err != nil {
+		return ""
+	}
+	return out
+}
+
+// TestRegistryPullAuthRepushAndOutage: the worker pulls from a registry
+// with credentials, recreates the app when the same tag is pushed again
+// with another image, and keeps the app up while the registry is down.
+func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
+	v1 := testenv.TestImage(t, "nebula-test/app:v1", false)
+	v2 := testenv.TestImage(t, "nebula-test/app:health", true)
+	reg := testenv.StartRegistry(t, "pusher", "registry-password")
+	ref := reg.Push(t, v1, "team/app:stable")
+	testenv.Docker(t, "rmi", ref) // the worker must pull it
+	group := fmt.Sprintf("reg%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	t.Cleanup(func() { _, _ = dockerOut("rmi", "-f", ref) })
+
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+ref+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	cfg := worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512},
+		Registry: &worker.RegistryAuth{Host: reg.Addr, User: "pusher", Password: "registry-password"}}
+	runAgent(t, cfg)
+	container := app + "-1"
+	var first string
+	waitUntil(t, "the app pulled with credentials to run", 60*time.Second, func() bool { first = imageOf(t, container); return first != "" })
+
+	// The same tag pushed again with another image, then "restart" (as a
+	// CI pipeline does): the worker pulls and recreates on the new image.
+	reg.Push(t, v2, "team/app:stable")
+	api(t, "POST", m.URL+"/api/v2/apps/"+app+"/restart", ``, 202)
+	waitUntil(t, "the app to run the re-pushed image", 60*time.Second, func() bool {
+		img := imageOf(t, container)
+		return img != "" && img != first
+	})
+	second := imageOf(t, container)
+
+	// Registry down, a change arrives: the app keeps running on what it
+	// has (2.7 exited and, restarted, removed every container).
+	reg.Stop()
+	api(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"DURING": "outage"}}`, 202)
+	time.Sleep(3 * time.Second)
+	if s := startedAt(t, container); s == "" || !strings.HasSuffix(s, "true") {
+		t.Fatalf("app not running during the registry outage: %q", s)
+	}
+	// The pull failed, but the image is on the device: the change is
+	// applied with it.
+	waitUntil(t, "the change to be applied with the local image", 30*time.Second, func() bool {
+		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
+		return strings.Contains(env, "DURING=outage") && imageOf(t, container) == second
+	})
+}

@@ -109,3 +109,5 @@ func RemoveContainersLabelled(t testing.TB, label string) {
 		}
 	})
 }
+
+func stringReader(s string) *strings.Reader { return strings.NewReader(s) }
