@@ -49,6 +49,9 @@ type Agent struct {
 
 	cron *cronRunner
 
+	netMu sync.Mutex
+	netOK bool // the nebula network was there at this reconcile
+
 	mu       sync.Mutex
 	state    State
 	pullWait map[string]time.Time // image -> no pull retry before
@@ -237,6 +240,9 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 		a.logger.Warn("cannot list containers; will retry", "err", err)
 		return
 	}
+	a.netMu.Lock()
+	a.netOK = false // someone may have removed it: check again when needed
+	a.netMu.Unlock()
 	plans := Plan(Desired{Group: a.cfg.Group, Apps: info.Apps, Host: a.cfg.Host}, actual, images, applied)
 	planned := map[string]bool{}
 	var wg sync.WaitGroup
@@ -321,41 +327,82 @@ func (a *Agent) pullDone(image string) {
 	delete(a.pullWait, image)
 }
 
-// execute runs one app's plan.
+// execute runs one app's plan. Consecutive creates (or removes) of a
+// plan that is not rolling run in parallel, as 2.7 started an app's
+// containers in parallel threads.
 func (a *Agent) execute(ctx context.Context, p AppPlan) error {
 	if p.Jitter && a.cfg.MaxRestartWait > 0 {
 		sleep(ctx, rand.N(a.cfg.MaxRestartWait+1))
 	}
+	rolling := false
 	for _, s := range p.Steps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var err error
-		switch s.Kind {
-		case StepRemove:
-			err = a.engine.Remove(ctx, s.Container)
-		case StepRestart:
-			err = a.engine.Restart(ctx, s.Container)
-		case StepWait:
-			sleep(ctx, s.Wait)
-		case StepCreate:
-			for _, n := range append([]string{s.Spec.Network}, s.Spec.Extra...) {
-				if n == DefaultNetwork {
-					if err = a.engine.EnsureNetwork(ctx, n); err != nil {
-						return err
-					}
-				}
-			}
-			err = a.engine.Create(ctx, s.Spec, map[string]string{
-				LabelOrchestrator: "nebula", LabelContainerType: "app", LabelAppName: s.Spec.App,
-				LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(p.Version), LabelSpecHash: s.Spec.Hash(),
-				LabelIndex: fmt.Sprint(s.Spec.Index),
-			})
-		}
-		if err != nil {
-			return err
-		}
-		a.logger.Info("app step done", "app", p.App, "step", s.Kind.String(), "container", s.Container.Name+s.Spec.Name)
+		rolling = rolling || s.Kind == StepWait
 	}
+	for i := 0; i < len(p.Steps); {
+		j := i + 1
+		if !rolling {
+			for j < len(p.Steps) && p.Steps[j].Kind == p.Steps[i].Kind {
+				j++
+			}
+		}
+		errs := make([]error, j-i)
+		var wg sync.WaitGroup
+		for k := i; k < j; k++ {
+			wg.Go(func() { errs[k-i] = a.step(ctx, p, p.Steps[k]) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// step runs one step.
+func (a *Agent) step(ctx context.Context, p AppPlan, s Step) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	switch s.Kind {
+	case StepRemove:
+		err = a.engine.Remove(ctx, s.Container)
+	case StepRestart:
+		err = a.engine.Restart(ctx, s.Container)
+	case StepWait:
+		sleep(ctx, s.Wait)
+		return nil
+	case StepCreate:
+		if s.Spec.Network == DefaultNetwork {
+			if err := a.ensureNetwork(ctx); err != nil {
+				return err
+			}
+		}
+		err = a.engine.Create(ctx, s.Spec, map[string]string{
+			LabelOrchestrator: "nebula", LabelContainerType: "app", LabelAppName: s.Spec.App,
+			LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(p.Version), LabelSpecHash: s.Spec.Hash(),
+			LabelIndex: fmt.Sprint(s.Spec.Index),
+		})
+	}
+	if err != nil {
+		return err
+	}
+	a.logger.Info("app step done", "app", p.App, "step", s.Kind.String(), "container", s.Container.Name+s.Spec.Name)
+	return nil
+}
+
+// ensureNetwork makes sure the nebula network exists, asking the engine
+// once per reconcile.
+func (a *Agent) ensureNetwork(ctx context.Context) error {
+	a.netMu.Lock()
+	defer a.netMu.Unlock()
+	if a.netOK {
+		return nil
+	}
+	if err := a.engine.EnsureNetwork(ctx, DefaultNetwork); err != nil {
+		return err
+	}
+	a.netOK = true
 	return nil
 }
