@@ -29,6 +29,7 @@ type inspected struct {
 		RestartPolicy struct{ Name string }
 		Binds         []string
 		Privileged    bool
+		Devices       []struct{ PathOnHost, PathInContainer, CgroupPermissions string }
 		NetworkMode   string
 	}
 	NetworkSettings struct {
@@ -74,6 +75,7 @@ func TestReconcileAgainstDocker(t *testing.T) {
 	app.StartingPorts = []events.PortSpec{{Map: []events.PortPair{{Host: port, Container: 80}}}}
 	app.EnvVars = map[string]string{"MODE": "test"}
 	app.Volumes = []string{group + "-data:/data:ro"}
+	app.Devices = []string{"/dev/null:/dev/nebula-null:rw"}
 	info := worker.Info{Apps: []worker.App{app}, DeviceGroupID: 5, PruneID: 1}
 
 	agent, _ := newAgent(t, group, dir)
@@ -96,6 +98,9 @@ func TestReconcileAgainstDocker(t *testing.T) {
 		}
 		if len(c.HostConfig.Binds) != 1 || c.HostConfig.Binds[0] != group+"-data:/data:ro" {
 			t.Fatalf("%s binds %v", c.Name, c.HostConfig.Binds)
+		}
+		if d := c.HostConfig.Devices; len(d) != 1 || d[0].PathOnHost != "/dev/null" || d[0].PathInContainer != "/dev/nebula-null" || d[0].CgroupPermissions != "rw" {
+			t.Fatalf("%s devices %+v", c.Name, d)
 		}
 		if _, ok := c.NetworkSettings.Networks["nebula"]; !ok {
 			t.Fatalf("%s networks %v, want nebula", c.Name, c.NetworkSettings.Networks)

@@ -33,8 +33,8 @@ type Engine struct {
 
 // New connects to the daemon DOCKER_HOST names (the local socket by
 // default), negotiating the API version.
-func New() (*Engine, error) {
-	cli, err := client.New(client.FromEnv)
+func New(opts ...client.Opt) (*Engine, error) {
+	cli, err := client.New(append([]client.Opt{client.FromEnv}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
