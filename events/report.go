@@ -1,0 +1,175 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Report is a device's status report: Nebula 2.7's fields (same JSON
+// keys) plus the device ID, the applied version and per-app status. It
+// travels from the worker to the manager over HTTP, then through the
+// reports topic to the reporter.
+type Report struct {
+	MemoryUsage        MemoryUsage        `json:"memory_usage"`
+	RootDiskUsage      DiskUsage          `json:"root_disk_usage"`
+	CPUUsage           CPUUsage           `json:"cpu_usage"`
+	CronJobsContainers []ContainerStatus  `json:"cron_jobs_containers"`
+	AppsContainers     []ContainerStatus  `json:"apps_containers"`
+	CurrentConfig      CurrentConfig      `json:"current_device_group_config"`
+	DeviceGroup        string             `json:"device_group"`
+	ReportCreationTime int64              `json:"report_creation_time"` // unix seconds, device clock
+	Hostname           string             `json:"hostname"`
+	Updated            bool               `json:"updated"` // something changed since the last report
+	DeviceID           string             `json:"device_id"`
+	AppliedVersion     int64              `json:"applied_version"` // device_group_id the containers are from
+	AppsStatus         []AppStatus        `json:"apps_status"`
+	Errors             []string           `json:"errors"`
+	Extra              map[string]float64 `json:"extra,omitempty"` // room for numeric gauges
+}
+
+// MemoryUsage in MiB.
+type MemoryUsage struct {
+	Total     int64 `json:"total"`
+	Used      int64 `json:"used"`
+	Free      int64 `json:"free"`
+	Available int64 `json:"available"`
+}
+
+// DiskUsage in MiB.
+type DiskUsage struct {
+	Total int64 `json:"total"`
+	Used  int64 `json:"used"`
+	Free  int64 `json:"free"`
+}
+
+// CPUUsage of the device.
+type CPUUsage struct {
+	Cores       int     `json:"cores"`
+	UsedPercent float64 `json:"used_percent"`
+}
+
+// ContainerStatus is one container of the device (2.7 sent the raw output
+// of a Docker stats call per container, which took seconds each).
+type ContainerStatus struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Owner  string `json:"owner"`  // app or cron job
+	State  string `json:"state"`  // running, exited, ...
+	Health string `json:"health"` // healthy, unhealthy, starting, or ""
+	Image  string `json:"image"`
+}
+
+// CurrentConfig is the /info the device applies, as 2.7 wrapped it.
+type CurrentConfig struct {
+	StatusCode int             `json:"status_code"`
+	Reply      json.RawMessage `json:"reply"`
+}
+
+// AppStatus is where one app stands on the device.
+type AppStatus struct {
+	Name     string `json:"name"`
+	Version  int64  `json:"version"` // app_id the containers are from
+	Status   string `json:"status"`  // one of the AppStatus* values
+	Running  int    `json:"running"` // containers running
+	Expected int    `json:"expected"`
+	Error    string `json:"error,omitempty"`
+}
+
+// App statuses.
+const (
+	AppStatusRunning    = "running"     // at its version, every container running
+	AppStatusStopped    = "stopped"     // running=false, no container
+	AppStatusPending    = "pending"     // not yet at its version
+	AppStatusPullFailed = "pull_failed" // its image could not be pulled
+	AppStatusUnhealthy  = "unhealthy"   // a container's healthcheck fails
+	AppStatusFailed     = "failed"      // the engine refused a step
+)
+
+// Report bounds.
+const (
+	MaxReportSize       = 512 << 10
+	maxReportContainers = 2000
+	maxReportErrors     = 100
+	maxReportText       = 1024
+)
+
+// DecodeReport parses and validates a report: unknown fields, missing
+// identity, out-of-bound lists or values are errors (ErrInvalid).
+func DecodeReport(b []byte) (Report, error) {
+	var r Report
+	if len(b) > MaxReportSize {
+		return r, fmt.Errorf("%w: report of %d bytes exceeds %d", ErrInvalid, len(b), MaxReportSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("%w: report: %v", ErrInvalid, err)
+	}
+	if dec.More() {
+		return r, fmt.Errorf("%w: report: trailing data", ErrInvalid)
+	}
+	return r, r.Validate()
+}
+
+// Validate checks the report's identity and bounds.
+func (r Report) Validate() error {
+	var errs []error
+	if err := validateDeviceID(r.DeviceID); err != nil {
+		errs = append(errs, fieldErr("device_id", err))
+	}
+	if err := ValidateName(KindDeviceGroup, r.DeviceGroup); err != nil {
+		errs = append(errs, fieldErr("device_group", err))
+	}
+	if len(r.Hostname) > 255 || strings.ContainsAny(r.Hostname, "\x00\n") {
+		errs = append(errs, fieldErr("hostname", errors.New("must be at most 255 characters on one line")))
+	}
+	if r.ReportCreationTime <= 0 || r.ReportCreationTime > 1<<40 {
+		errs = append(errs, fieldErr("report_creation_time", errors.New("must be a positive unix time in seconds")))
+	}
+	if len(r.AppsContainers)+len(r.CronJobsContainers) > maxReportContainers || len(r.AppsStatus) > maxReportContainers {
+		errs = append(errs, errors.New("too many containers or apps"))
+	}
+	if len(r.Errors) > maxReportErrors {
+		errs = append(errs, fieldErr("errors", fmt.Errorf("at most %d", maxReportErrors)))
+	}
+	for _, e := range r.Errors {
+		if len(e) > maxReportText {
+			errs = append(errs, fieldErr("errors", fmt.Errorf("an error is longer than %d characters", maxReportText)))
+			break
+		}
+	}
+	if r.MemoryUsage.Total < 0 || r.RootDiskUsage.Total < 0 || r.CPUUsage.Cores < 0 || r.CPUUsage.UsedPercent < 0 || r.CPUUsage.UsedPercent > 100*1024 {
+		errs = append(errs, errors.New("usage figures must not be negative"))
+	}
+	for _, a := range r.AppsStatus {
+		switch a.Status {
+		case AppStatusRunning, AppStatusStopped, AppStatusPending, AppStatusPullFailed, AppStatusUnhealthy, AppStatusFailed:
+		default:
+			errs = append(errs, fieldErr("apps_status", fmt.Errorf("unknown status %q of app %q", a.Status, a.Name)))
+		}
+		if len(a.Error) > maxReportText {
+			errs = append(errs, fieldErr("apps_status", errors.New("an error is too long")))
+		}
+	}
+	if len(r.CurrentConfig.Reply) > 0 && !json.Valid(r.CurrentConfig.Reply) {
+		errs = append(errs, fieldErr("current_device_group_config", errors.New("reply is not JSON")))
+	}
+	return joinInvalid(errs)
+}
+
+// validateDeviceID: 8 to 64 characters of [A-Za-z0-9_.-].
+func validateDeviceID(id string) error {
+	if len(id) < 8 || len(id) > 64 {
+		return errors.New("must have 8 to 64 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return fmt.Errorf("character %q is not allowed", c)
+		}
+	}
+	return nil
+}
