@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Report is a device's status report: Nebula 2.7's fields (same JSON
@@ -173,3 +174,20 @@ func validateDeviceID(id string) error {
 	}
 	return nil
 }
+
+// DeviceEvent is a fact about a device, on the device events topic (keyed
+// by device ID). The reporter writes them; the managers fold them into
+// their report projections.
+type DeviceEvent struct {
+	Type        string    `json:"type"` // DeviceReported, ...
+	ID          string    `json:"id"`   // unique; the same for a redelivered message
+	DeviceID    string    `json:"device_id"`
+	DeviceGroup string    `json:"device_group"`
+	Time        time.Time `json:"time"` // when the reporter accepted it
+	Report      *Report   `json:"report,omitempty"`
+}
+
+// Device event types.
+const (
+	DeviceReported = "device.reported"
+)

@@ -1,0 +1,99 @@
+package reporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+)
+
+// Reporter turns reports into device events.
+type Reporter struct {
+	router *message.Router
+	sub    *kafka.Subscriber
+	pub    *kafka.Publisher
+	now    func() time.Time
+}
+
+// New builds a reporter on the cluster cfg describes; Run starts it.
+func New(cfg kafkalog.Config, logger *slog.Logger) (*Reporter, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	wl := watermill.NewSlogLogger(logger)
+	sc, err := saramaConfig(cfg, kafka.DefaultSaramaSubscriberConfig())
+	if err != nil {
+		return nil, err
+	}
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest // a new group reads what is there
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: cfg.Brokers, Unmarshaler: marshaler,
+		OverwriteSaramaConfig: sc, ConsumerGroup: ConsumerGroup}, wl)
+	if err != nil {
+		return nil, fmt.Errorf("reports subscriber: %w", err)
+	}
+	pub, err := NewPublisher(cfg, logger)
+	if err != nil {
+		sub.Close()
+		return nil, fmt.Errorf("device events publisher: %w", err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wl)
+	if err != nil {
+		return nil, err
+	}
+	// A report that cannot be accepted goes to the poison topic at once,
+	// with the reason; anything else (the cluster) is retried.
+	poison, err := middleware.PoisonQueueWithFilter(pub, PoisonTopic, func(err error) bool { return errors.Is(err, events.ErrInvalid) })
+	if err != nil {
+		return nil, err
+	}
+	retry := middleware.Retry{MaxRetries: 8, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second, Multiplier: 2,
+		ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, events.ErrInvalid) }, Logger: wl}
+	router.AddMiddleware(poison, retry.Middleware, middleware.Recoverer)
+	r := &Reporter{router: router, sub: sub, pub: pub, now: time.Now}
+	router.AddHandler("reports", ReportsTopic, sub, DeviceEventsTopic, pub, r.handle)
+	return r, nil
+}
+
+// handle turns one report into a DeviceReported event. The event's ID is
+// the message's, so a redelivered report makes an event the projections
+// recognise as the same.
+func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
+	rep, err := events.DecodeReport(m.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if d := m.Metadata.Get(metaDevice); d != rep.DeviceID {
+		return nil, fmt.Errorf("%w: report of device %q arrived keyed as device %q", events.ErrInvalid, rep.DeviceID, d)
+	}
+	ev := events.DeviceEvent{Type: events.DeviceReported, ID: m.UUID, DeviceID: rep.DeviceID, DeviceGroup: rep.DeviceGroup,
+		Time: r.now().UTC(), Report: &rep}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	out := message.NewMessage(m.UUID, b)
+	out.Metadata.Set(metaDevice, rep.DeviceID)
+	return []*message.Message{out}, nil
+}
+
+// Run consumes until ctx ends, then closes the router (in-flight
+// messages are finished and their offsets committed).
+func (r *Reporter) Run(ctx context.Context) error {
+	err := r.router.Run(ctx)
+	r.pub.Close()
+	return err
+}
+
+// Running is closed once the router consumes.
+func (r *Reporter) Running() <-chan struct{} { return r.router.Running() }
