@@ -365,6 +365,10 @@ func (s *Server) routes(r chi.Router) {
 		r.Patch("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
 	})
 
+	r.Get("/reports", s.listReports)
+	r.Post("/reports", s.ingestReport)
+	r.Get("/devices", s.listDevices)
+
 	r.Get("/users", names(s, events.KindUser, "users"))
 	r.Route("/users/{name}", func(r chi.Router) {
 		r.Get("/", allow(admin, get(s, events.KindUser, readUser, userVersion)))

@@ -48,6 +48,9 @@ type Config struct {
 	// Ready is closed when the projection has caught up with the log at
 	// start; until then the API answers 503 (nil: ready at once).
 	Ready <-chan struct{}
+	// Reports and ReportSink serve reporting (nil: 503 on those routes).
+	Reports    Reports
+	ReportSink ReportSink
 }
 
 // Defaults of Nebula 2.7.
@@ -66,6 +69,8 @@ type Server struct {
 	cache   *infoCache
 	auth    *authenticator
 	ready   <-chan struct{}
+	reports Reports
+	sink    ReportSink
 	router  chi.Router
 }
 
@@ -78,6 +83,7 @@ func New(cfg Config) *Server {
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
 	s.ready = cfg.Ready
+	s.reports, s.sink = cfg.Reports, cfg.ReportSink
 	if s.ready == nil {
 		closed := make(chan struct{})
 		close(closed)

@@ -24,7 +24,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	var kafkaListen string
 	var syncWrites bool
 	f := newFlags("dev", "Runs Nebula on this machine with no Kafka install: the embedded Kafka-protocol broker\n"+
-		"(its log in DATA_DIR/kafka), the manager (its projection in DATA_DIR/projection), and a worker of\n"+
+		"(its log in DATA_DIR/kafka), the manager (its projection in DATA_DIR/projection), the reporter, and a worker of\n"+
 		"device group `local` against the local Docker engine (DATA_DIR/worker).\n"+
 		"Past one machine, run `nebula kafka` or Apache Kafka and `nebula manager --kafka-brokers`.", args)
 	f.String(&m.listen, "listen", "127.0.0.1:5000", "manager HTTP API address host:port", "NEBULA_LISTEN")
@@ -86,7 +86,17 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			}()
 		}
 	}
+	reporterDone := make(chan struct{})
+	rctx, stopReporter := context.WithCancel(ctx)
+	go func() {
+		defer close(reporterDone)
+		if err := serveReporter(rctx, m.kafka, stdout, logger.With("component", "reporter")); err != nil && rctx.Err() == nil {
+			fmt.Fprintf(stdout, "nebula dev: the reporter stopped: %v\n", err)
+		}
+	}()
 	err = serveManager(ctx, m, stdout, logger)
+	stopReporter()
+	<-reporterDone
 	wmu.Lock()
 	done := workerDone
 	wmu.Unlock()

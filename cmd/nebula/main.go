@@ -29,7 +29,7 @@ func subcommands() []command {
 		{"manager", "run the manager (REST API, projections) against a Kafka cluster or the embedded broker", runManager},
 		{"kafka", "run the embedded Kafka-protocol broker as its own process", runKafka},
 		{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker},
-		{"reporter", "run the report pipeline (not built yet: issue 5)", notYet("reporter", 5)},
+		{"reporter", "run the reporter: device reports in, device events out (watermill consumer group)", runReporter},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
 			_, err := fmt.Fprintln(w, "nebula", version)
 			return err

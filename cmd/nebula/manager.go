@@ -15,6 +15,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
 type managerSettings struct {
@@ -22,6 +23,7 @@ type managerSettings struct {
 	kafka           kafkalog.Config
 	cacheTime       time.Duration
 	cacheMaxSize    int
+	reportTTL       time.Duration
 	auth            manager.Auth
 	// ready, when set, is called once the API serves (with its base URL).
 	ready func(url string)
@@ -31,6 +33,7 @@ type managerSettings struct {
 // manager` share, with the original manager's variable names.
 func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
+	f.Duration(&m.reportTTL, "report-ttl", time.Hour, "how long device reports are kept for GET /reports", "NEBULA_REPORT_TTL", "MONGO_REPORT_TTL")
 	f.Int(&m.cacheMaxSize, "cache-max-size", manager.DefaultCacheMaxSize, "device groups whose /info is kept in memory", "NEBULA_CACHE_MAX_SIZE", "CACHE_MAX_SIZE")
 	f.Bool(&m.auth.Enabled, "auth-enabled", true, "require credentials (false: only behind an authenticating proxy)", "NEBULA_AUTH_ENABLED", "AUTH_ENABLED")
 	f.String(&m.auth.User, "basic-auth-user", "", "local admin user (Basic)", "NEBULA_BASIC_AUTH_USER", "BASIC_AUTH_USER")
@@ -41,6 +44,9 @@ func addAPIFlags(f *flags, m *managerSettings) {
 func (m managerSettings) validate() error {
 	if m.cacheTime < 0 {
 		return fmt.Errorf("cache time %v is negative", m.cacheTime)
+	}
+	if m.reportTTL < time.Minute {
+		return fmt.Errorf("report TTL %v is under a minute", m.reportTTL)
 	}
 	if m.cacheMaxSize < 1 {
 		return fmt.Errorf("cache max size %d must be at least 1", m.cacheMaxSize)
@@ -109,14 +115,46 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}
 	defer store.Close()
 
+	// Reporting: the topics, the publisher of incoming reports, and the
+	// projection of the device events the reporter writes.
+	topicsCtx, cancelTopics := context.WithTimeout(ctx, time.Minute)
+	err = reporter.EnsureTopics(topicsCtx, m.kafka)
+	cancelTopics()
+	if err != nil {
+		return err
+	}
+	pub, err := reporter.NewPublisher(m.kafka, logger.With("component", "reports"))
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	reports, err := projections.OpenReports(filepath.Join(m.dataDir, "reports"), m.reportTTL, logger.With("component", "reports"))
+	if err != nil {
+		return err
+	}
+	defer reports.Close()
+
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	reportsDone := make(chan struct{})
+	go func() {
+		defer close(reportsDone)
+		projections.FollowReports(runCtx, reports, func(from map[int32]int64) (projections.ReportReader, error) {
+			r, err := kafkalog.NewTopicReader(runCtx, m.kafka, reporter.DeviceEventsTopic, from)
+			if err != nil {
+				return nil, err
+			}
+			return deviceEvents{r}, nil
+		})
+	}()
+	defer func() { <-reportsDone }()
 	projErr := make(chan error, 1)
 	proj := projections.NewProjector(store, log, func(from int64) (projections.RecordReader, error) {
 		return log.NewReader(from)
 	}, logger.With("component", "projection"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
-		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Ready: proj.Ready()})
+		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Ready: proj.Ready(),
+		Reports: reports, ReportSink: reporter.NewSink(pub)})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()
@@ -173,3 +211,17 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}
 	return runErr
 }
+
+// deviceEvents adapts the topic reader to the report projection.
+type deviceEvents struct{ r *kafkalog.TopicReader }
+
+func (d deviceEvents) Fetch(ctx context.Context) ([]projections.DeviceRecord, error) {
+	recs, err := d.r.Fetch(ctx)
+	out := make([]projections.DeviceRecord, len(recs))
+	for i, r := range recs {
+		out[i] = projections.DeviceRecord{Partition: r.Partition, Offset: r.Offset, Value: r.Value}
+	}
+	return out, err
+}
+
+func (d deviceEvents) Close() { d.r.Close() }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -51,3 +52,72 @@ func (c Config) TLSClientConfig() (*tls.Config, error) {
 	}
 	return c.TLS.build()
 }
+
+// PartitionRecord is a record of a partitioned topic.
+type PartitionRecord struct {
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Timestamp time.Time
+}
+
+// TopicReader reads every partition of a topic from given offsets.
+type TopicReader struct{ cl *kgo.Client }
+
+// NewTopicReader reads topic; from holds the next offset per partition
+// (partitions missing from it are read from their start).
+func NewTopicReader(ctx context.Context, cfg Config, topic string, from map[int32]int64) (*TopicReader, error) {
+	cfg.setDefaults()
+	opts, err := cfg.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	meta, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	md, err := kadm.NewClient(meta).Metadata(ctx, topic)
+	meta.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: metadata of %s: %w", ErrUnavailable, topic, err)
+	}
+	td, ok := md.Topics[topic]
+	if !ok || td.Err != nil {
+		return nil, fmt.Errorf("%w: topic %s: %v", ErrUnavailable, topic, td.Err)
+	}
+	parts := map[int32]kgo.Offset{}
+	for p := range td.Partitions {
+		o := kgo.NewOffset().AtStart()
+		if next, ok := from[p]; ok {
+			o = kgo.NewOffset().At(next)
+		}
+		parts[p] = o
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+		// Retention deletes old device records: start from what is left.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(time.Second))...)
+	if err != nil {
+		return nil, err
+	}
+	return &TopicReader{cl: cl}, nil
+}
+
+// Fetch blocks until records arrive or ctx ends.
+func (r *TopicReader) Fetch(ctx context.Context) ([]PartitionRecord, error) {
+	fs := r.cl.PollFetches(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, fe := range fs.Errors() {
+		return nil, fmt.Errorf("%w: fetch: %w", ErrUnavailable, fe.Err)
+	}
+	var out []PartitionRecord
+	fs.EachRecord(func(rec *kgo.Record) {
+		out = append(out, PartitionRecord{Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
+	})
+	return out, nil
+}
+
+// Close releases the client.
+func (r *TopicReader) Close() { r.cl.Close() }

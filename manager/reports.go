@@ -1,0 +1,193 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// ReportSink takes the reports devices send (the reports topic).
+type ReportSink interface {
+	Publish(ctx context.Context, deviceID string, report []byte) error
+}
+
+// Reports answers the report queries (the manager's report projection).
+type Reports interface {
+	Reports(q projections.ReportQuery, allowed func(group string) bool) ([]projections.StoredReport, error)
+	Devices(allowed func(group string) bool) ([]projections.Device, error)
+}
+
+// ingestReport is POST /api/v2/reports: a device reports for its own
+// group (its credentials need ro on it), the report is validated and
+// published, keyed by device ID.
+func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
+	if s.sink == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "reporting is not configured on this manager"})
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	rep, err := events.DecodeReport(body)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, invalidBody(problems(err)))
+		return
+	}
+	if id := identityOf(r); id == nil || !id.can(events.KindDeviceGroup, rep.DeviceGroup, events.PermRO) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	if err := s.sink.Publish(ctx, rep.DeviceID, body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": true})
+}
+
+// readable is the permission filter of report queries: the groups the
+// caller may read (2.7 showed every report to every user).
+func readable(r *http.Request) func(string) bool {
+	id := identityOf(r)
+	return func(group string) bool { return id != nil && id.can(events.KindDeviceGroup, group, events.PermRO) }
+}
+
+// queryError is a bad query parameter: 400 (2.7 answered some with 500).
+type queryError struct{ param, why string }
+
+func (e queryError) Error() string { return e.param + ": " + e.why }
+
+func parseReportQuery(r *http.Request) (projections.ReportQuery, error) {
+	v := r.URL.Query()
+	q := projections.ReportQuery{PageSize: 10, CreationOp: "eq"}
+	if s := v.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return q, queryError{"page_size", "must be an integer from 1 to 1000"}
+		}
+		q.PageSize = n
+	}
+	if s := v.Get("last_id"); s != "" {
+		if len(s) != 24 || strings.Trim(s, "0123456789abcdef") != "" {
+			return q, queryError{"last_id", "must be the 24 hex digits of a report's _id"}
+		}
+		q.LastID = s
+	}
+	if v.Has("hostname") {
+		h := v.Get("hostname")
+		q.Hostname = &h
+	}
+	if v.Has("device_group") {
+		g := v.Get("device_group")
+		q.DeviceGroup = &g
+	}
+	if s := v.Get("report_creation_time"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return q, queryError{"report_creation_time", "must be a unix time in seconds"}
+		}
+		q.CreationTime = &n
+	}
+	if s := v.Get("report_creation_time_filter"); s != "" {
+		switch s {
+		case "eq", "gt", "lt", "gte", "lte", "ne":
+			q.CreationOp = s
+		default:
+			return q, queryError{"report_creation_time_filter", "must be one of eq, gt, lt, gte, lte, ne"}
+		}
+	}
+	if s := v.Get("updated"); s != "" {
+		switch strings.ToLower(s) {
+		case "true":
+			b := true
+			q.Updated = &b
+		case "false":
+			b := false
+			q.Updated = &b
+		default:
+			return q, queryError{"updated", "must be True or False"}
+		}
+	}
+	return q, nil
+}
+
+// listReports is GET /api/v2/reports, as 2.7: {"data": [...], "last_id":
+// {"$oid": ...}}, and {"data": null, "last_id": null} past the end.
+func (s *Server) listReports(w http.ResponseWriter, r *http.Request) {
+	if s.reports == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "reporting is not configured on this manager"})
+		return
+	}
+	q, err := parseReportQuery(r)
+	var qe queryError
+	if errors.As(err, &qe) {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{qe.Error()}})
+		return
+	}
+	found, err := s.reports.Reports(q, readable(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(found) == 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"data": nil, "last_id": nil})
+		return
+	}
+	data := make([]json.RawMessage, 0, len(found))
+	for _, f := range found {
+		doc, err := reportDoc(f)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		data = append(data, doc)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "last_id": map[string]string{"$oid": found[len(found)-1].ID}})
+}
+
+// reportDoc renders a stored report as 2.7's document: the report's
+// fields, "_id" and "report_insert_date" in MongoDB's extended JSON.
+func reportDoc(f projections.StoredReport) (json.RawMessage, error) {
+	b, err := json.Marshal(f.Report)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["_id"], _ = json.Marshal(map[string]string{"$oid": f.ID})
+	m["report_insert_date"], _ = json.Marshal(map[string]int64{"$date": f.InsertedAt.UnixMilli()})
+	return json.Marshal(m)
+}
+
+// listDevices is GET /api/v2/devices: the inventory (last seen, group,
+// applied version, apps' status), of the groups the caller may read.
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	if s.reports == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "reporting is not configured on this manager"})
+		return
+	}
+	devs, err := s.reports.Devices(readable(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	out := make([]map[string]any, 0, len(devs))
+	for _, d := range devs {
+		out = append(out, map[string]any{"device_id": d.DeviceID, "device_group": d.DeviceGroup, "hostname": d.Hostname,
+			"last_seen": d.LastSeen, "seconds_since_seen": int64(now.Sub(d.LastSeen).Seconds()),
+			"applied_version": d.AppliedVersion, "apps_status": d.Apps, "errors": d.Errors})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}

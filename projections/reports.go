@@ -1,0 +1,344 @@
+package projections
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// Reports key layout (a Badger directory of its own):
+//
+//	o/<partition int32 BE>        int64 BE: next offset of the device events topic partition
+//	r/<id>                        JSON StoredReport (TTL)
+//	g/<device group>\x00<id>      empty: index of reports by group (TTL)
+//	e/<event id>                  empty: the device event was folded (TTL; redeliveries are skipped)
+//	d/<device id>                 JSON Device: the device's last report in short (TTL x 24)
+//
+// id is 24 hex digits, like a MongoDB ObjectId and in the same order:
+// the acceptance time in seconds, then partition and offset.
+var (
+	prefixOffset      = []byte("o/")
+	prefixReport      = []byte("r/")
+	prefixGroupReport = []byte("g/")
+	prefixEvent       = []byte("e/")
+	prefixDevice      = []byte("d/")
+)
+
+// DeviceRecord is one record of the device events topic.
+type DeviceRecord struct {
+	Partition int32
+	Offset    int64
+	Value     []byte
+}
+
+// StoredReport is a report as the reports API serves it.
+type StoredReport struct {
+	ID         string        `json:"id"`
+	InsertedAt time.Time     `json:"inserted_at"`
+	Report     events.Report `json:"report"`
+}
+
+// Device is what the inventory knows of a device.
+type Device struct {
+	DeviceID       string             `json:"device_id"`
+	DeviceGroup    string             `json:"device_group"`
+	Hostname       string             `json:"hostname"`
+	LastSeen       time.Time          `json:"last_seen"`
+	AppliedVersion int64              `json:"applied_version"`
+	Apps           []events.AppStatus `json:"apps_status"`
+	Errors         []string           `json:"errors"`
+}
+
+// ReportStore keeps device reports for the reports API, for TTL (as
+// Nebula 2.7's mongo_report_ttl), with the topic offsets in the same
+// transactions: exactly once per record, whatever restarts.
+type ReportStore struct {
+	db     *badger.DB
+	ttl    time.Duration
+	logger *slog.Logger
+	folded atomic.Int64
+}
+
+// OpenReports opens the report store in dir ("" = memory).
+func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportStore, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := badger.DefaultOptions(dir).WithLogger(badgerLogger{logger}).WithNumVersionsToKeep(1).
+		WithValueLogFileSize(64 << 20).WithNumCompactors(2)
+	if dir == "" {
+		opts = opts.WithInMemory(true)
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open report store %s: %w", dir, err)
+	}
+	return &ReportStore{db: db, ttl: ttl, logger: logger}, nil
+}
+
+// Close closes the store.
+func (s *ReportStore) Close() error { return s.db.Close() }
+
+// Folded counts the reports this process stored.
+func (s *ReportStore) Folded() int64 { return s.folded.Load() }
+
+// Offsets returns the next offset of each partition folded so far.
+func (s *ReportStore) Offsets() (map[int32]int64, error) {
+	out := map[int32]int64{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixOffset, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out[int32(binary.BigEndian.Uint32(k[len(prefixOffset):]))] = decodeInt(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func partitionKey(p int32) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(nil), prefixOffset...), uint32(p))
+}
+
+// reportsPerTxn bounds a transaction (Badger refuses too big ones).
+const reportsPerTxn = 500
+
+// Apply folds records (in order per partition); records at offsets
+// already folded, and events already seen, are skipped. An undecodable
+// record is logged and skipped: this topic is a feed, not the source of
+// truth.
+func (s *ReportStore) Apply(recs []DeviceRecord) error {
+	for len(recs) > 0 {
+		n := min(len(recs), reportsPerTxn)
+		if err := s.applyChunk(recs[:n]); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
+	offsets, err := s.Offsets()
+	if err != nil {
+		return err
+	}
+	stored := 0
+	err = s.db.Update(func(txn *badger.Txn) error {
+		next := map[int32]int64{}
+		for _, rec := range recs {
+			if rec.Offset < offsets[rec.Partition] {
+				continue
+			}
+			next[rec.Partition] = rec.Offset + 1
+			var ev events.DeviceEvent
+			if err := json.Unmarshal(rec.Value, &ev); err != nil || ev.Type != events.DeviceReported || ev.Report == nil || ev.ID == "" {
+				s.logger.Error("device event skipped: not a device report", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				continue
+			}
+			ek := append(append([]byte(nil), prefixEvent...), ev.ID...)
+			if _, err := txn.Get(ek); err == nil {
+				continue // redelivered
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			id := fmt.Sprintf("%08x%02x%014x", uint32(ev.Time.Unix()), uint8(rec.Partition), uint64(rec.Offset)&(1<<56-1))
+			doc, err := json.Marshal(StoredReport{ID: id, InsertedAt: ev.Time, Report: *ev.Report})
+			if err != nil {
+				return err
+			}
+			dev, err := json.Marshal(Device{DeviceID: ev.DeviceID, DeviceGroup: ev.DeviceGroup, Hostname: ev.Report.Hostname,
+				LastSeen: ev.Time, AppliedVersion: ev.Report.AppliedVersion, Apps: ev.Report.AppsStatus, Errors: ev.Report.Errors})
+			if err != nil {
+				return err
+			}
+			for _, e := range []*badger.Entry{
+				badger.NewEntry(append(append([]byte(nil), prefixReport...), id...), doc).WithTTL(s.ttl),
+				badger.NewEntry(groupReportKey(ev.DeviceGroup, id), nil).WithTTL(s.ttl),
+				badger.NewEntry(ek, nil).WithTTL(s.ttl),
+				badger.NewEntry(append(append([]byte(nil), prefixDevice...), ev.DeviceID...), dev).WithTTL(24 * s.ttl),
+			} {
+				if err := txn.SetEntry(e); err != nil {
+					return err
+				}
+			}
+			stored++
+		}
+		for p, o := range next {
+			if err := txn.Set(partitionKey(p), encodeInt(o)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.folded.Add(int64(stored))
+	}
+	return err
+}
+
+func groupReportKey(group, id string) []byte {
+	k := append(append([]byte(nil), prefixGroupReport...), group...)
+	return append(append(k, 0), id...)
+}
+
+// ReportQuery is GET /reports' filters (Nebula 2.7's).
+type ReportQuery struct {
+	PageSize     int
+	LastID       string  // the id of the last report of the previous page
+	Hostname     *string // exact
+	DeviceGroup  *string // exact
+	CreationTime *int64  // report_creation_time compared with CreationOp
+	CreationOp   string  // eq, gt, lt, gte, lte, ne
+	Updated      *bool
+}
+
+// Reports returns a page of reports in id order after q.LastID, those of
+// groups allowed(group) only.
+func (s *ReportStore) Reports(q ReportQuery, allowed func(group string) bool) ([]StoredReport, error) {
+	var out []StoredReport
+	err := s.db.View(func(txn *badger.Txn) error {
+		prefix := prefixReport
+		if q.DeviceGroup != nil {
+			prefix = append(append(append([]byte(nil), prefixGroupReport...), *q.DeviceGroup...), 0)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		seek := append(append([]byte(nil), prefix...), q.LastID...)
+		for it.Seek(seek); it.Valid() && len(out) < q.PageSize; it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			if q.LastID != "" && id <= q.LastID {
+				continue
+			}
+			item := it.Item()
+			if q.DeviceGroup != nil {
+				var err error
+				if item, err = txn.Get(append(append([]byte(nil), prefixReport...), id...)); err != nil {
+					if errors.Is(err, badger.ErrKeyNotFound) {
+						continue
+					}
+					return err
+				}
+			}
+			b, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			var r StoredReport
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("stored report %s is corrupt: %w", id, err)
+			}
+			if q.matches(r.Report) && allowed(r.Report.DeviceGroup) {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (q ReportQuery) matches(r events.Report) bool {
+	if q.Hostname != nil && r.Hostname != *q.Hostname || q.DeviceGroup != nil && r.DeviceGroup != *q.DeviceGroup ||
+		q.Updated != nil && r.Updated != *q.Updated {
+		return false
+	}
+	if q.CreationTime == nil {
+		return true
+	}
+	v, t := r.ReportCreationTime, *q.CreationTime
+	switch q.CreationOp {
+	case "gt":
+		return v > t
+	case "lt":
+		return v < t
+	case "gte":
+		return v >= t
+	case "lte":
+		return v <= t
+	case "ne":
+		return v != t
+	}
+	return v == t
+}
+
+// Devices returns the inventory, sorted by device ID.
+func (s *ReportStore) Devices(allowed func(group string) bool) ([]Device, error) {
+	out := []Device{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixDevice, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			b, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			var d Device
+			if err := json.Unmarshal(b, &d); err != nil {
+				return err
+			}
+			if allowed(d.DeviceGroup) {
+				out = append(out, d)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReportReader reads the device events topic from given offsets.
+type ReportReader interface {
+	Fetch(ctx context.Context) ([]DeviceRecord, error)
+	Close()
+}
+
+// FollowReports folds the device events topic into the store until ctx
+// ends, reopening the reader after errors.
+func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32]int64) (ReportReader, error)) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := func() error {
+			from, err := s.Offsets()
+			if err != nil {
+				return err
+			}
+			r, err := open(from)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			for {
+				recs, err := r.Fetch(ctx)
+				if err != nil {
+					return err
+				}
+				if err := s.Apply(recs); err != nil {
+					return err
+				}
+				backoff = time.Second
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		s.logger.Warn("device events unavailable; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
