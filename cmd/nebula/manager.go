@@ -13,6 +13,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
@@ -139,13 +140,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	reportsDone := make(chan struct{})
 	go func() {
 		defer close(reportsDone)
-		projections.FollowReports(runCtx, reports, func(from map[int32]int64) (projections.ReportReader, error) {
-			r, err := kafkalog.NewTopicReader(runCtx, m.kafka, reporter.DeviceEventsTopic, from)
-			if err != nil {
-				return nil, err
-			}
-			return deviceEvents{r}, nil
-		})
+		projections.FollowReports(runCtx, reports, reportfeed.Opener(runCtx, m.kafka, reporter.DeviceEventsTopic))
 	}()
 	defer func() { <-reportsDone }()
 	projErr := make(chan error, 1)
@@ -211,17 +206,3 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}
 	return runErr
 }
-
-// deviceEvents adapts the topic reader to the report projection.
-type deviceEvents struct{ r *kafkalog.TopicReader }
-
-func (d deviceEvents) Fetch(ctx context.Context) ([]projections.DeviceRecord, error) {
-	recs, err := d.r.Fetch(ctx)
-	out := make([]projections.DeviceRecord, len(recs))
-	for i, r := range recs {
-		out[i] = projections.DeviceRecord{Partition: r.Partition, Offset: r.Offset, Value: r.Value}
-	}
-	return out, err
-}
-
-func (d deviceEvents) Close() { d.r.Close() }

@@ -14,10 +14,33 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
+
+// StartReporter runs a reporter on the broker at addr until the test ends.
+func StartReporter(t testing.TB, addr string) (stop func()) {
+	t.Helper()
+	r, err := reporter.New(kafkalog.Config{Brokers: []string{addr}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	select {
+	case <-r.Running():
+	case <-time.After(30 * time.Second):
+		t.Fatal("reporter did not start")
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
 
 // Manager is a running manager.
 type Manager struct {
@@ -39,12 +62,29 @@ func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := reporter.EnsureTopics(ctx, kafkalog.Config{Brokers: []string{addr}}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := reporter.NewPublisher(kafkalog.Config{Brokers: []string{addr}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports, err := projections.OpenReports("", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	reportsDone := make(chan struct{})
+	go func() {
+		defer close(reportsDone)
+		projections.FollowReports(runCtx, reports, reportfeed.Opener(runCtx, kafkalog.Config{Brokers: []string{addr}}, reporter.DeviceEventsTopic))
+	}()
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
 	cmds := commands.New(l, store)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
-	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready()})
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready(),
+		Reports: reports, ReportSink: reporter.NewSink(pub)})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()
@@ -60,7 +100,10 @@ func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 			srv.Close()
 			cancel()
 			<-done
+			<-reportsDone
 			store.Close()
+			reports.Close()
+			pub.Close()
 			l.Close()
 		})
 	}

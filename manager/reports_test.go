@@ -1,0 +1,121 @@
+package manager_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+)
+
+func deviceReport(device, group, host string, at int64, updated bool) map[string]any {
+	var m map[string]any
+	b, _ := json.Marshal(events.Report{DeviceID: device, DeviceGroup: group, Hostname: host, ReportCreationTime: at, Updated: updated,
+		AppsStatus: []events.AppStatus{{Name: "web", Version: 1, Status: events.AppStatusRunning, Running: 1, Expected: 1}}})
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// TestReportsEndToEnd: devices send reports over HTTP; the reporter turns
+// them into device events; GET /reports serves them with 2.7's filters and
+// pagination, to the users who may read their groups.
+func TestReportsEndToEnd(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "reports-admin-token"})
+	testmanager.StartReporter(t, b.Addr())
+	api := m.URL + "/api/v2"
+	adm := bearer("reports-admin-token")
+	call(t, "POST", api+"/device_groups/edge", map[string]any{}, adm...).expect(t, 200, nil)
+	call(t, "POST", api+"/device_groups/other", map[string]any{}, adm...).expect(t, 200, nil)
+	dev := call(t, "POST", api+"/users/edge-device", map[string]any{"password": "edge-device-pw"}, adm...)
+	devTok := bearer(dev.body["token"].(string))
+	call(t, "POST", api+"/user_groups/edge-devices", map[string]any{"group_members": []any{"edge-device"}, "device_groups": map[string]any{"edge": "ro"}}, adm...).expect(t, 200, nil)
+	oth := call(t, "POST", api+"/users/other-ops", map[string]any{"password": "other-ops-pw"}, adm...)
+	othTok := bearer(oth.body["token"].(string))
+	call(t, "POST", api+"/user_groups/other-ops", map[string]any{"group_members": []any{"other-ops"}, "device_groups": map[string]any{"other": "ro"}}, adm...).expect(t, 200, nil)
+
+	// Ingestion: a device reports for its own group only; bad reports 400.
+	for i := range 5 {
+		call(t, "POST", api+"/reports", deviceReport(fmt.Sprintf("device-%08d", i%2), "edge", fmt.Sprintf("host-%d", i%2), int64(1000+i), i%2 == 0), devTok...).
+			expect(t, 202, map[string]any{"accepted": true})
+	}
+	call(t, "POST", api+"/reports", deviceReport("device-00000009", "other", "h", 2000, true), devTok...).expect(t, 403, map[string]any{"access_allowed": false})
+	call(t, "POST", api+"/reports", map[string]any{"device_id": "x"}, devTok...).expect(t, 400, nil)
+	call(t, "POST", api+"/reports", deviceReport("device-00000009", "other", "h", 2000, true), adm...).expect(t, 202, nil)
+
+	var all response
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all = call(t, "GET", api+"/reports?page_size=100", nil, adm...)
+		if data, _ := all.body["data"].([]any); len(data) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reports not queryable: %s", all.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first := all.body["data"].([]any)[0].(map[string]any)
+	if first["_id"].(map[string]any)["$oid"] == nil || first["report_insert_date"].(map[string]any)["$date"] == nil || first["device_group"] == nil {
+		t.Fatalf("report document %v", first)
+	}
+
+	count := func(query string, who []string) int {
+		t.Helper()
+		r := call(t, "GET", api+"/reports?page_size=100&"+query, nil, who...)
+		r.expect(t, 200, nil)
+		data, _ := r.body["data"].([]any)
+		return len(data)
+	}
+	for q, want := range map[string]int{
+		"hostname=host-0":           3,
+		"device_group=edge":         5,
+		"device_group=nobody":       0,
+		"updated=True":              4, // 3 edge (i even) + other
+		"updated=False":             2,
+		"report_creation_time=1002": 1,
+		"report_creation_time=1002&report_creation_time_filter=gt":  3, // 1003, 1004, 2000
+		"report_creation_time=1002&report_creation_time_filter=gte": 4,
+		"report_creation_time=1002&report_creation_time_filter=lt":  2,
+		"report_creation_time=1002&report_creation_time_filter=lte": 3,
+		"report_creation_time=1002&report_creation_time_filter=ne":  5,
+		"hostname=host-1&updated=False":                             2,
+	} {
+		if got := count(q, adm); got != want {
+			t.Errorf("%s: %d reports, want %d", q, got, want)
+		}
+	}
+	// Permissions: each user sees the reports of the groups it may read.
+	if got := count("", devTok); got != 5 {
+		t.Errorf("edge device sees %d reports, want 5", got)
+	}
+	if got := count("", othTok); got != 1 {
+		t.Errorf("other-ops sees %d reports, want 1", got)
+	}
+
+	// Keyset pagination: 6 reports, pages of 4, then the end.
+	p1 := call(t, "GET", api+"/reports?page_size=4", nil, adm...)
+	last := p1.body["last_id"].(map[string]any)["$oid"].(string)
+	p2 := call(t, "GET", api+"/reports?page_size=4&last_id="+last, nil, adm...)
+	if len(p1.body["data"].([]any)) != 4 || len(p2.body["data"].([]any)) != 2 {
+		t.Fatalf("pages: %s / %s", p1.raw, p2.raw)
+	}
+	end := call(t, "GET", api+"/reports?page_size=4&last_id="+p2.body["last_id"].(map[string]any)["$oid"].(string), nil, adm...)
+	end.expect(t, 200, map[string]any{"data": nil, "last_id": nil})
+
+	for _, q := range []string{"page_size=0", "page_size=x", "last_id=zz", "report_creation_time=soon", "report_creation_time_filter=like", "updated=maybe"} {
+		call(t, "GET", api+"/reports?"+q, nil, adm...).expect(t, 400, nil)
+	}
+
+	devs := call(t, "GET", api+"/devices", nil, adm...)
+	if list, _ := devs.body["devices"].([]any); len(list) != 3 {
+		t.Fatalf("devices: %s", devs.raw)
+	}
+	if list, _ := call(t, "GET", api+"/devices", nil, othTok...).body["devices"].([]any); len(list) != 1 {
+		t.Fatalf("other-ops sees %d devices, want 1", len(list))
+	}
+}
