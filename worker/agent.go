@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 // Config is the worker's configuration (Nebula 2.7's worker settings).
@@ -34,10 +36,16 @@ type Config struct {
 	// running containers are replaced or restarted, so that the devices
 	// of a group do not all restart at once.
 	MaxRestartWait time.Duration
-	// StateDir keeps the device ID and the last config.
+	// StateDir keeps the device ID, the last config and unsent reports.
 	StateDir string
-	Host     Host
-	Logger   *slog.Logger
+	// DeviceID identifies the device in its reports.
+	DeviceID string
+	// ReportInterval: a report after each change and at least this often
+	// (0: no reports). ReportOnUpdateOnly: only after changes.
+	ReportInterval     time.Duration
+	ReportOnUpdateOnly bool
+	Host               Host
+	Logger             *slog.Logger
 }
 
 // Agent polls the manager and reconciles the engine.
@@ -52,10 +60,15 @@ type Agent struct {
 	netMu sync.Mutex
 	netOK bool // the nebula network was there at this reconcile
 
-	mu       sync.Mutex
-	state    State
-	pullWait map[string]time.Time // image -> no pull retry before
-	pullFail map[string]int       // image -> consecutive failures
+	mu           sync.Mutex
+	state        State
+	problems     map[string]appProblem // of the last reconcile
+	changed      bool                  // since the last report
+	appliedGroup int64                 // device_group_id fully applied
+	lastReport   time.Time
+	cpu          cpuMeter
+	pullWait     map[string]time.Time // image -> no pull retry before
+	pullFail     map[string]int       // image -> consecutive failures
 }
 
 // NewAgent returns an agent; Run starts it.
@@ -90,12 +103,7 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
-	switch {
-	case a.cfg.Token != "":
-		req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	case a.cfg.User != "":
-		req.SetBasicAuth(a.cfg.User, a.cfg.Password)
-	}
+	a.authorize(req)
 	resp, err := a.http.Do(req)
 	if err != nil {
 		return nil, "", false, err
@@ -123,6 +131,16 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 		}
 	}
 	return nil, "", false, fmt.Errorf("manager answered %s: %.200s", resp.Status, body)
+}
+
+// authorize adds the worker's credentials: Bearer wins over Basic.
+func (a *Agent) authorize(req *http.Request) {
+	switch {
+	case a.cfg.Token != "":
+		req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	case a.cfg.User != "":
+		req.SetBasicAuth(a.cfg.User, a.cfg.Password)
+	}
 }
 
 // Run polls and reconciles until ctx ends. It never stops containers
@@ -159,6 +177,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
 			a.logger.Warn("cannot reach the manager; containers keep running", "err", err, "retry_in", backoff)
+			a.maybeReport(ctx) // queued on disk until the manager is back
 			sleep(ctx, jitter(backoff))
 			continue
 		}
@@ -170,6 +189,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		if a.state.Info != nil {
 			a.Reconcile(ctx, *a.state.Info) // also repairs what was changed by hand
+			a.maybeReport(ctx)
 		}
 		if !held {
 			sleep(ctx, jitter(a.cfg.CheckIn))
@@ -245,12 +265,14 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 	a.netMu.Unlock()
 	plans := Plan(Desired{Group: a.cfg.Group, Apps: info.Apps, Host: a.cfg.Host}, actual, images, applied)
 	planned := map[string]bool{}
+	problems := map[string]appProblem{}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, p := range plans {
 		planned[p.App] = true
 		if p.Blocked != "" {
 			a.logger.Warn("app not updated", "app", p.App, "why", p.Blocked)
+			problems[p.App] = appProblem{events.AppStatusPullFailed, p.Blocked}
 			continue
 		}
 		wg.Go(func() {
@@ -259,12 +281,20 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 			defer mu.Unlock()
 			if err != nil {
 				a.logger.Error("app not brought to its config; will retry", "app", p.App, "err", err)
+				problems[p.App] = appProblem{events.AppStatusFailed, err.Error()}
 				return
 			}
 			applied[p.App] = p.Version
 		})
 	}
 	wg.Wait()
+	a.mu.Lock()
+	a.problems = problems
+	a.changed = a.changed || len(plans) > 0
+	if len(problems) == 0 {
+		a.appliedGroup = info.DeviceGroupID
+	}
+	a.mu.Unlock()
 	for _, app := range info.Apps {
 		if !planned[app.Name] {
 			applied[app.Name] = app.Version // already as wanted

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
@@ -234,5 +236,43 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	waitUntil(t, "the change to be applied with the local image", 30*time.Second, func() bool {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
 		return strings.Contains(env, "DURING=outage") && imageOf(t, container) == second
+	})
+}
+
+// TestWorkerReports: the worker's reports reach GET /reports and
+// /devices through the manager and the reporter.
+func TestWorkerReports(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("rep%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	testmanager.StartReporter(t, b.Addr())
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second})
+	waitUntil(t, "a report saying the app runs", 60*time.Second, func() bool {
+		req, _ := http.NewRequest("GET", m.URL+"/api/v2/reports?page_size=100&device_group="+group, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data []events.Report `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) != nil {
+			return false
+		}
+		for _, r := range body.Data {
+			if r.DeviceID == "device-"+group && len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusRunning &&
+				len(r.AppsContainers) == 1 && r.MemoryUsage.Total > 0 {
+				return true
+			}
+		}
+		return false
 	})
 }

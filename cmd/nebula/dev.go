@@ -75,7 +75,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 				return
 			}
 			cfg := worker.Config{Group: group, Manager: url, Token: m.auth.Token, User: m.auth.User, Password: m.auth.Password,
-				CheckIn: 30 * time.Second, RequestTimeout: 30 * time.Second, StateDir: filepath.Join(m.dataDir, "worker")}
+				CheckIn: 30 * time.Second, RequestTimeout: 30 * time.Second, StateDir: filepath.Join(m.dataDir, "worker"),
+				ReportInterval: 30 * time.Second}
 			workerDone = make(chan struct{})
 			go func() {
 				defer close(workerDone)

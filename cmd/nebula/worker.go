@@ -37,6 +37,8 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 	f.String(&w.registryUser, "registry-auth-user", "", `registry user for pulls ("skip": none)`, "REGISTRY_AUTH_USER")
 	f.String(&w.registryPass, "registry-auth-password", "", `registry password ("skip": none)`, "REGISTRY_AUTH_PASSWORD")
 	f.String(&w.regHost, "registry-host", "https://index.docker.io/v1/", "registry the credentials are for", "REGISTRY_HOST")
+	f.Duration(&w.cfg.ReportInterval, "report-interval", 30*time.Second, "a status report to the manager after each change and at least this often (0: none)", "NEBULA_REPORT_INTERVAL")
+	f.Bool(&w.cfg.ReportOnUpdateOnly, "report-on-update-only", false, "report only after changes", "REPORT_ON_UPDATE_ONLY")
 	f.Duration(&w.cfg.MaxRestartWait, "max-restart-wait", 0, "random wait up to this before an app's containers are replaced", "MAX_RESTART_WAIT_IN_SECONDS")
 }
 
@@ -67,6 +69,9 @@ func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	}
 	if cfg.CheckIn <= 0 || cfg.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("check-in time and request timeout must be positive"))
+	}
+	if cfg.ReportInterval < 0 {
+		errs = append(errs, errors.New("report interval is negative"))
 	}
 	if cfg.MaxRestartWait < 0 {
 		errs = append(errs, errors.New("max restart wait is negative"))
@@ -116,6 +121,7 @@ func serveWorker(ctx context.Context, cfg worker.Config, stdout io.Writer, logge
 		cfg.Host = worker.DetectHost()
 	}
 	cfg.Logger = logger.With("device_id", id)
+	cfg.DeviceID = id
 	fmt.Fprintf(stdout, "nebula worker: device %s in group %s, manager %s, %.1f CPUs, %d MiB\n", id, cfg.Group, cfg.Manager, cfg.Host.CPUs, cfg.Host.MemoryMB)
 	err = worker.NewAgent(cfg, engine).Run(ctx)
 	fmt.Fprintln(stdout, "nebula worker: stopping (app containers keep running)")

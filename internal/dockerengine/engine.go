@@ -139,9 +139,27 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string) error {
 			return nil
 		}
 	}
-	_, err = e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{worker.LabelOrchestrator: "nebula"}})
+	created, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{worker.LabelOrchestrator: "nebula"}})
 	if err != nil && !cerrdefs.IsConflict(err) {
 		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	// Engines before API 1.44 accept two networks of one name (two
+	// workers starting at once): keep the oldest, remove ours if newer.
+	if err == nil {
+		res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", name)})
+		if err != nil {
+			return fmt.Errorf("list networks: %w", err)
+		}
+		oldest := created.ID
+		var oldestAt time.Time
+		for _, n := range res.Items {
+			if n.Name == name && (oldestAt.IsZero() || n.Created.Before(oldestAt)) {
+				oldest, oldestAt = n.ID, n.Created
+			}
+		}
+		if oldest != created.ID {
+			_, _ = e.cli.NetworkRemove(ctx, created.ID, client.NetworkRemoveOptions{})
+		}
 	}
 	return nil
 }

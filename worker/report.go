@@ -1,0 +1,266 @@
+package worker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// appProblem is why an app is not at its config.
+type appProblem struct{ status, err string }
+
+// maxQueuedReports bounds the reports kept on disk while the manager is
+// unreachable (the oldest go first).
+const maxQueuedReports = 200
+
+const queueFile = "reports-queue.jsonl"
+
+// maybeReport sends a report if one is due: after a change, or when the
+// interval has passed (unless only changes are reported).
+func (a *Agent) maybeReport(ctx context.Context) {
+	if a.cfg.ReportInterval <= 0 {
+		return
+	}
+	a.mu.Lock()
+	changed := a.changed
+	due := changed || (!a.cfg.ReportOnUpdateOnly && time.Since(a.lastReport) >= a.cfg.ReportInterval)
+	if due {
+		a.changed = false
+		a.lastReport = time.Now()
+	}
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	rep, err := a.buildReport(ctx, changed)
+	if err != nil {
+		a.logger.Warn("cannot build a report", "err", err)
+		return
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return
+	}
+	a.sendReports(ctx, b)
+}
+
+// sendReports sends the queued reports, then b; what cannot be sent is
+// queued on disk.
+func (a *Agent) sendReports(ctx context.Context, b []byte) {
+	path := filepath.Join(a.cfg.StateDir, queueFile)
+	queued := readQueue(path)
+	pending := append(queued, b)
+	sent := 0
+	for _, r := range pending {
+		if err := a.postReport(ctx, r); err != nil {
+			a.logger.Warn("report not sent; kept on disk for later", "err", err, "queued", len(pending)-sent)
+			break
+		}
+		sent++
+	}
+	rest := pending[sent:]
+	if len(rest) > maxQueuedReports {
+		rest = rest[len(rest)-maxQueuedReports:]
+	}
+	if len(rest) == 0 && len(queued) == 0 {
+		return
+	}
+	if err := writeAtomic(path, bytes.Join(append(rest, nil), []byte("\n"))); err != nil {
+		a.logger.Warn("cannot keep reports on disk", "err", err)
+	}
+}
+
+func readQueue(path string) [][]byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), events.MaxReportSize+1)
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			out = append(out, append([]byte(nil), line...))
+		}
+	}
+	return out
+}
+
+func (a *Agent) postReport(ctx context.Context, b []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.Manager, "/")+"/api/v2/reports", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	a.authorize(req)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusAccepted:
+		return nil
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusForbidden:
+		a.logger.Error("the manager refused a report; dropped", "status", resp.Status)
+		return nil // resending would not help
+	}
+	return fmt.Errorf("manager answered %s", resp.Status)
+}
+
+// buildReport describes the device now.
+func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, error) {
+	a.mu.Lock()
+	info, problems, appliedGroup, applied := a.state.Info, a.problems, a.appliedGroup, a.state.Applied
+	appliedCopy := make(map[string]int64, len(applied))
+	for k, v := range applied {
+		appliedCopy[k] = v
+	}
+	a.mu.Unlock()
+	host, _ := os.Hostname()
+	rep := events.Report{DeviceGroup: a.cfg.Group, DeviceID: a.cfg.DeviceID, Hostname: host, ReportCreationTime: time.Now().Unix(),
+		Updated: changed, AppliedVersion: appliedGroup, CronJobsContainers: []events.ContainerStatus{}, AppsContainers: []events.ContainerStatus{},
+		AppsStatus: []events.AppStatus{}, Errors: []string{}}
+	rep.MemoryUsage = memoryUsage()
+	rep.RootDiskUsage = diskUsage("/")
+	rep.CPUUsage = events.CPUUsage{Cores: runtime.NumCPU(), UsedPercent: a.cpu.percent()}
+	apps, err := a.engine.Containers(ctx)
+	if err != nil {
+		return rep, err
+	}
+	running := map[string]int{}
+	for _, c := range apps {
+		state := "exited"
+		if c.Running {
+			state = "running"
+			running[c.App]++
+		}
+		rep.AppsContainers = append(rep.AppsContainers, events.ContainerStatus{ID: c.ID, Name: c.Name, Owner: c.App, State: state, Image: c.ImageID})
+	}
+	if crons, err := a.engine.CronContainers(ctx); err == nil {
+		for _, c := range crons {
+			state := "exited"
+			if c.Running {
+				state = "running"
+			}
+			rep.CronJobsContainers = append(rep.CronJobsContainers, events.ContainerStatus{ID: c.ID, Name: c.Name, Owner: c.App, State: state, Image: c.ImageID})
+		}
+	}
+	if info != nil {
+		reply, _ := json.Marshal(info)
+		rep.CurrentConfig = events.CurrentConfig{StatusCode: 200, Reply: reply}
+		for _, app := range info.Apps {
+			st := events.AppStatus{Name: app.Name, Version: appliedCopy[app.Name], Running: running[app.Name]}
+			if app.Running {
+				st.Expected = Replicas(app.ContainersPer, a.cfg.Host)
+			}
+			switch p, bad := problems[app.Name]; {
+			case bad:
+				st.Status, st.Error = p.status, p.err
+				rep.Errors = append(rep.Errors, app.Name+": "+truncate(p.err, 900))
+			case appliedCopy[app.Name] < app.Version:
+				st.Status = events.AppStatusPending
+			case !app.Running:
+				st.Status = events.AppStatusStopped
+			case st.Running < st.Expected:
+				st.Status = events.AppStatusPending
+			default:
+				st.Status = events.AppStatusRunning
+			}
+			st.Error = truncate(st.Error, 1000)
+			rep.AppsStatus = append(rep.AppsStatus, st)
+		}
+	}
+	if len(rep.Errors) > 100 {
+		rep.Errors = rep.Errors[:100]
+	}
+	return rep, rep.Validate()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func memoryUsage() events.MemoryUsage {
+	var m events.MemoryUsage
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "MemTotal:":
+			m.Total = kb >> 10
+		case "MemFree:":
+			m.Free = kb >> 10
+		case "MemAvailable:":
+			m.Available = kb >> 10
+		}
+	}
+	m.Used = m.Total - m.Available
+	return m
+}
+
+func diskUsage(path string) events.DiskUsage {
+	var st syscall.Statfs_t
+	if syscall.Statfs(path, &st) != nil {
+		return events.DiskUsage{}
+	}
+	bs := int64(st.Bsize)
+	total, free := int64(st.Blocks)*bs>>20, int64(st.Bavail)*bs>>20
+	return events.DiskUsage{Total: total, Free: free, Used: total - int64(st.Bfree)*bs>>20}
+}
+
+// cpuMeter computes CPU use between two reports from /proc/stat.
+type cpuMeter struct{ idle, total uint64 }
+
+func (c *cpuMeter) percent() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 5 {
+		return 0
+	}
+	var total, idle uint64
+	for i, f := range fields[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		total += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	dt, di := total-c.total, idle-c.idle
+	c.total, c.idle = total, idle
+	if dt == 0 || di > dt {
+		return 0
+	}
+	return float64(dt-di) * 100 / float64(dt)
+}
