@@ -133,6 +133,24 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 	return nil, "", false, fmt.Errorf("manager answered %s: %.200s", resp.Status, body)
 }
 
+// containers lists this worker's app containers: those of its group, and
+// Nebula 2.7's (no group label), which it takes over. Another group's
+// (a second worker on the engine) are not its business.
+func (a *Agent) containers(ctx context.Context) ([]Container, error) {
+	all, err := a.engine.Containers(ctx)
+	return ours(all, a.cfg.Group), err
+}
+
+func ours(all []Container, group string) []Container {
+	out := all[:0:0]
+	for _, c := range all {
+		if c.Group == "" || c.Group == group {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // authorize adds the worker's credentials: Bearer wins over Basic.
 func (a *Agent) authorize(req *http.Request) {
 	switch {
@@ -255,7 +273,7 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 			images[app.DockerImage] = id
 		}
 	}
-	actual, err := a.engine.Containers(ctx)
+	actual, err := a.containers(ctx)
 	if err != nil {
 		a.logger.Warn("cannot list containers; will retry", "err", err)
 		return

@@ -130,6 +130,7 @@ func (r *cronRunner) start(ctx context.Context, j CronJob) {
 		a.logger.Error("cron job not run: cannot list its containers", "cron_job", j.Name, "err", err)
 		return
 	}
+	runs = ours(runs, a.cfg.Group)
 	runs = slices.DeleteFunc(runs, func(c Container) bool { return c.App != j.Name })
 	for _, c := range runs {
 		if c.Running {
@@ -186,6 +187,7 @@ func (r *cronRunner) removeRuns(ctx context.Context, jobs []string) {
 		r.a.logger.Warn("cannot list cron job runs", "err", err)
 		return
 	}
+	runs = ours(runs, r.a.cfg.Group)
 	for _, c := range runs {
 		if slices.Contains(jobs, c.App) {
 			if err := r.a.engine.Remove(ctx, c); err != nil {

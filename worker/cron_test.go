@@ -44,3 +44,10 @@ func TestCronDueAndMissed(t *testing.T) {
 		t.Fatalf("rescheduled next %v", next)
 	}
 }
+
+func TestOursKeepsGroupAnd27Containers(t *testing.T) {
+	got := ours([]Container{{Name: "a-1", Group: "g"}, {Name: "b-1", Group: "other"}, {Name: "old-1"}}, "g")
+	if len(got) != 2 || got[0].Name != "a-1" || got[1].Name != "old-1" {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -14,6 +14,7 @@ type Container struct {
 	ImageID  string
 	Running  bool
 	Created  time.Time
+	Group    string // the device group label ("" on Nebula 2.7's containers)
 }
 
 // Desired is what the device group wants of this host.

@@ -139,7 +139,7 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 	rep.MemoryUsage = memoryUsage()
 	rep.RootDiskUsage = diskUsage("/")
 	rep.CPUUsage = events.CPUUsage{Cores: runtime.NumCPU(), UsedPercent: a.cpu.percent()}
-	apps, err := a.engine.Containers(ctx)
+	apps, err := a.containers(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -153,7 +153,7 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 		rep.AppsContainers = append(rep.AppsContainers, events.ContainerStatus{ID: c.ID, Name: c.Name, Owner: c.App, State: state, Image: c.ImageID})
 	}
 	if crons, err := a.engine.CronContainers(ctx); err == nil {
-		for _, c := range crons {
+		for _, c := range ours(crons, a.cfg.Group) {
 			state := "exited"
 			if c.Running {
 				state = "running"
