@@ -25,7 +25,7 @@ type Report struct {
 	Hostname           string             `json:"hostname"`
 	Updated            bool               `json:"updated"` // something changed since the last report
 	DeviceID           string             `json:"device_id"`
-	AppliedVersion     int64              `json:"applied_version"` // device_group_id the containers are from
+	AppliedVersion     int64              `json:"applied_version"` // device_group_id the containers are from; -1: none yet
 	AppsStatus         []AppStatus        `json:"apps_status"`
 	Errors             []string           `json:"errors"`
 	Extra              map[string]float64 `json:"extra,omitempty"` // room for numeric gauges
@@ -141,6 +141,9 @@ func (r Report) Validate() error {
 			errs = append(errs, fieldErr("errors", fmt.Errorf("an error is longer than %d characters", maxReportText)))
 			break
 		}
+	}
+	if r.AppliedVersion < -1 {
+		errs = append(errs, fieldErr("applied_version", errors.New("must be a version, or -1 for none")))
 	}
 	if r.MemoryUsage.Total < 0 || r.RootDiskUsage.Total < 0 || r.CPUUsage.Cores < 0 || r.CPUUsage.UsedPercent < 0 || r.CPUUsage.UsedPercent > 100*1024 {
 		errs = append(errs, errors.New("usage figures must not be negative"))

@@ -346,6 +346,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Patch("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
 		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
 		r.Get("/info", groups("ro", s.info))
+		r.Get("/rollout", groups("ro", s.rollout))
 	})
 	r.Post("/prune", allow(pruning, command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
 		ids, err := c.PruneFleet(ctx, m)

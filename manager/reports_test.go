@@ -14,7 +14,7 @@ import (
 
 func deviceReport(device, group, host string, at int64, updated bool) map[string]any {
 	var m map[string]any
-	b, _ := json.Marshal(events.Report{DeviceID: device, DeviceGroup: group, Hostname: host, ReportCreationTime: at, Updated: updated,
+	b, _ := json.Marshal(events.Report{DeviceID: device, DeviceGroup: group, Hostname: host, ReportCreationTime: at, Updated: updated, AppliedVersion: -1,
 		AppsStatus: []events.AppStatus{{Name: "web", Version: 1, Status: events.AppStatusRunning, Running: 1, Expected: 1}}})
 	_ = json.Unmarshal(b, &m)
 	return m
@@ -111,8 +111,39 @@ func TestReportsEndToEnd(t *testing.T) {
 		call(t, "GET", api+"/reports?"+q, nil, adm...).expect(t, 400, nil)
 	}
 
+	// Rollout of "edge" (version v): device-00000000 reported version 0
+	// (pending), device-00000001 too; after a report at v, converged;
+	// one with a failed app: failed; silent_after=1ns: all silent.
+	v := call(t, "GET", api+"/device_groups/edge", nil, adm...).num(t, "device_group_id")
+	conv := deviceReport("device-00000001", "edge", "host-1", 3000, true)
+	conv["applied_version"] = v
+	call(t, "POST", api+"/reports", conv, devTok...).expect(t, 202, nil)
+	bad := deviceReport("device-00000002", "edge", "host-2", 3000, true)
+	bad["apps_status"] = []any{map[string]any{"name": "web", "version": 0, "status": "pull_failed", "running": 0, "expected": 1, "error": "registry down"}}
+	call(t, "POST", api+"/reports", bad, devTok...).expect(t, 202, nil)
+	var ro response
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		ro = call(t, "GET", api+"/device_groups/edge/rollout", nil, devTok...)
+		if ro.status == 200 && ro.num(t, "devices") == 3 && ro.num(t, "converged") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout: %s", ro.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ro.expect(t, 200, map[string]any{"pending": 1, "failed": 1, "silent": 0, "device_group_id": v})
+	if slow := ro.body["slowest"].([]any); len(slow) != 2 {
+		t.Fatalf("slowest: %v", slow)
+	}
+	call(t, "GET", api+"/device_groups/edge/rollout?silent_after=1ns", nil, adm...).expect(t, 200, map[string]any{"silent": 3, "converged": 0})
+	call(t, "GET", api+"/device_groups/edge/rollout?silent_after=soon", nil, adm...).expect(t, 400, nil)
+	call(t, "GET", api+"/device_groups/other/rollout", nil, devTok...).expect(t, 403, map[string]any{"access_allowed": false})
+	call(t, "GET", api+"/device_groups/nope/rollout", nil, adm...).expect(t, 403, map[string]any{"device_group_exists": false})
+
 	devs := call(t, "GET", api+"/devices", nil, adm...)
-	if list, _ := devs.body["devices"].([]any); len(list) != 3 {
+	if list, _ := devs.body["devices"].([]any); len(list) != 4 {
 		t.Fatalf("devices: %s", devs.raw)
 	}
 	if list, _ := call(t, "GET", api+"/devices", nil, othTok...).body["devices"].([]any); len(list) != 1 {

@@ -80,6 +80,7 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 		http:     &http.Client{Timeout: cfg.RequestTimeout + cfg.CheckIn},
 		pullWait: map[string]time.Time{}, pullFail: map[string]int{}}
 	a.cron = newCronRunner(a)
+	a.appliedGroup = -1 // versions start at 0: nothing applied yet is -1
 	return a
 }
 
