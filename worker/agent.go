@@ -139,13 +139,15 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 // (a second worker on the engine) are not its business.
 func (a *Agent) containers(ctx context.Context) ([]Container, error) {
 	all, err := a.engine.Containers(ctx)
-	return ours(all, a.cfg.Group), err
+	return ours(all, a.cfg.Group, a.cfg.DeviceID), err
 }
 
-func ours(all []Container, group string) []Container {
+// ours keeps the containers of this worker: its group's, made by this
+// device (or by one that did not label its device), and 2.7's.
+func ours(all []Container, group, device string) []Container {
 	out := all[:0:0]
 	for _, c := range all {
-		if c.Group == "" || c.Group == group {
+		if (c.Group == "" || c.Group == group) && (c.Device == "" || device == "" || c.Device == device) {
 			out = append(out, c)
 		}
 	}
@@ -431,7 +433,7 @@ func (a *Agent) step(ctx context.Context, p AppPlan, s Step) error {
 		err = a.engine.Create(ctx, s.Spec, map[string]string{
 			LabelOrchestrator: "nebula", LabelContainerType: "app", LabelAppName: s.Spec.App,
 			LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(p.Version), LabelSpecHash: s.Spec.Hash(),
-			LabelIndex: fmt.Sprint(s.Spec.Index),
+			LabelIndex: fmt.Sprint(s.Spec.Index), LabelDevice: a.cfg.DeviceID,
 		})
 	}
 	if err != nil {

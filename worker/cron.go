@@ -130,7 +130,7 @@ func (r *cronRunner) start(ctx context.Context, j CronJob) {
 		a.logger.Error("cron job not run: cannot list its containers", "cron_job", j.Name, "err", err)
 		return
 	}
-	runs = ours(runs, a.cfg.Group)
+	runs = ours(runs, a.cfg.Group, a.cfg.DeviceID)
 	runs = slices.DeleteFunc(runs, func(c Container) bool { return c.App != j.Name })
 	for _, c := range runs {
 		if c.Running {
@@ -151,7 +151,7 @@ func (r *cronRunner) start(ctx context.Context, j CronJob) {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	spec := ContainerSpec{Name: fmt.Sprintf("%s-%d-1", j.Name, r.now().Unix()), App: j.Name, Index: 1, Image: j.DockerImage,
+	spec := ContainerSpec{Name: fmt.Sprintf("%s%s-%d-1", a.cfg.Host.NamePrefix, j.Name, r.now().Unix()), App: j.Name, Index: 1, Image: j.DockerImage,
 		Env: env, Binds: j.Volumes, Devices: j.Devices, Privileged: j.Privileged, Network: network, Extra: extra, RestartPolicy: "no"}
 	if network == DefaultNetwork {
 		if err := a.engine.EnsureNetwork(ctx, network); err != nil {
@@ -161,7 +161,7 @@ func (r *cronRunner) start(ctx context.Context, j CronJob) {
 	}
 	err = a.engine.Create(ctx, spec, map[string]string{
 		LabelOrchestrator: "nebula", LabelContainerType: "cron_job", LabelCronJobName: j.Name,
-		LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(j.Version),
+		LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(j.Version), LabelDevice: a.cfg.DeviceID,
 	})
 	if err != nil {
 		a.logger.Error("cron job run failed to start", "cron_job", j.Name, "err", err)
@@ -187,7 +187,7 @@ func (r *cronRunner) removeRuns(ctx context.Context, jobs []string) {
 		r.a.logger.Warn("cannot list cron job runs", "err", err)
 		return
 	}
-	runs = ours(runs, r.a.cfg.Group)
+	runs = ours(runs, r.a.cfg.Group, r.a.cfg.DeviceID)
 	for _, c := range runs {
 		if slices.Contains(jobs, c.App) {
 			if err := r.a.engine.Remove(ctx, c); err != nil {

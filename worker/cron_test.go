@@ -46,8 +46,9 @@ func TestCronDueAndMissed(t *testing.T) {
 }
 
 func TestOursKeepsGroupAnd27Containers(t *testing.T) {
-	got := ours([]Container{{Name: "a-1", Group: "g"}, {Name: "b-1", Group: "other"}, {Name: "old-1"}}, "g")
-	if len(got) != 2 || got[0].Name != "a-1" || got[1].Name != "old-1" {
+	got := ours([]Container{{Name: "a-1", Group: "g"}, {Name: "b-1", Group: "other"}, {Name: "old-1"},
+		{Name: "d2-a-1", Group: "g", Device: "d2"}, {Name: "d1-a-1", Group: "g", Device: "d1"}}, "g", "d1")
+	if len(got) != 3 || got[0].Name != "a-1" || got[1].Name != "old-1" || got[2].Name != "d1-a-1" {
 		t.Fatalf("%+v", got)
 	}
 }

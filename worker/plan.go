@@ -15,6 +15,7 @@ type Container struct {
 	Running  bool
 	Created  time.Time
 	Group    string // the device group label ("" on Nebula 2.7's containers)
+	Device   string // the device ID label ("" on Nebula 2.7's containers)
 }
 
 // Desired is what the device group wants of this host.

@@ -153,7 +153,7 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 		rep.AppsContainers = append(rep.AppsContainers, events.ContainerStatus{ID: c.ID, Name: c.Name, Owner: c.App, State: state, Image: c.ImageID})
 	}
 	if crons, err := a.engine.CronContainers(ctx); err == nil {
-		for _, c := range ours(crons, a.cfg.Group) {
+		for _, c := range ours(crons, a.cfg.Group, a.cfg.DeviceID) {
 			state := "exited"
 			if c.Running {
 				state = "running"

@@ -23,6 +23,9 @@ type App struct {
 type Host struct {
 	CPUs     float64 // usable CPUs (cgroup limit if any)
 	MemoryMB int64   // usable memory (cgroup limit if any)
+	// NamePrefix is put before container names: several workers (devices)
+	// sharing one engine, as in tests and simulations, do not collide.
+	NamePrefix string
 }
 
 // Labels the worker puts on its containers. The first three are Nebula
@@ -36,6 +39,7 @@ const (
 	LabelAppVersion    = "nebula.app_version"
 	LabelSpecHash      = "nebula.spec_hash"
 	LabelIndex         = "nebula.index"
+	LabelDevice        = "nebula.device_id"
 )
 
 // PortBinding publishes a container port on a host port (TCP).
@@ -141,7 +145,7 @@ func Containers(app App, group string, h Host) []ContainerSpec {
 			}
 		}
 		specs = append(specs, ContainerSpec{
-			Name: fmt.Sprintf("%s-%d", app.Name, i), App: app.Name, Index: i, Image: app.DockerImage,
+			Name: fmt.Sprintf("%s%s-%d", h.NamePrefix, app.Name, i), App: app.Name, Index: i, Image: app.DockerImage,
 			Env: env, Ports: ports, Binds: slices.Clone(app.Volumes), Devices: slices.Clone(app.Devices),
 			Privileged: app.Privileged, Network: network, Extra: extra, RestartPolicy: "unless-stopped",
 		})

@@ -39,6 +39,7 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 	f.String(&w.regHost, "registry-host", "https://index.docker.io/v1/", "registry the credentials are for", "REGISTRY_HOST")
 	f.Duration(&w.cfg.ReportInterval, "report-interval", 30*time.Second, "a status report to the manager after each change and at least this often (0: none)", "NEBULA_REPORT_INTERVAL")
 	f.Bool(&w.cfg.ReportOnUpdateOnly, "report-on-update-only", false, "report only after changes", "REPORT_ON_UPDATE_ONLY")
+	f.String(&w.cfg.Host.NamePrefix, "container-name-prefix", "", "prefix of container names (several workers on one engine)", "NEBULA_CONTAINER_NAME_PREFIX")
 	f.Duration(&w.cfg.MaxRestartWait, "max-restart-wait", 0, "random wait up to this before an app's containers are replaced", "MAX_RESTART_WAIT_IN_SECONDS")
 }
 
@@ -117,8 +118,10 @@ func serveWorker(ctx context.Context, cfg worker.Config, stdout io.Writer, logge
 	if err != nil {
 		return fmt.Errorf("device ID in %s: %w", cfg.StateDir, err)
 	}
-	if cfg.Host == (worker.Host{}) {
+	if cfg.Host.CPUs == 0 {
+		prefix := cfg.Host.NamePrefix
 		cfg.Host = worker.DetectHost()
+		cfg.Host.NamePrefix = prefix
 	}
 	cfg.Logger = logger.With("device_id", id)
 	cfg.DeviceID = id

@@ -38,7 +38,7 @@ func apiCall(t testing.TB, method, url, body string, want int) {
 func workerEnv(managerURL, group, dataDir string) []string {
 	host, port, _ := strings.Cut(strings.TrimPrefix(managerURL, "http://"), ":")
 	return []string{"DEVICE_GROUP=" + group, "NEBULA_MANAGER_HOST=" + host, "NEBULA_MANAGER_PORT=" + port,
-		"NEBULA_MANAGER_PROTOCOL=http", "NEBULA_MANAGER_AUTH_TOKEN=" + testToken, "NEBULA_MANAGER_CHECK_IN_TIME=5",
+		"NEBULA_MANAGER_PROTOCOL=http", "NEBULA_MANAGER_AUTH_TOKEN=" + testToken, "NEBULA_CONTAINER_NAME_PREFIX=", "NEBULA_REPORT_INTERVAL=30s", "NEBULA_MANAGER_CHECK_IN_TIME=5",
 		"NEBULA_MANAGER_REQUEST_TIMEOUT=5", "MAX_RESTART_WAIT_IN_SECONDS=0", "REGISTRY_AUTH_USER=skip", "NEBULA_DATA_DIR=" + dataDir}
 }
 

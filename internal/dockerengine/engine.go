@@ -79,7 +79,7 @@ func (e *Engine) list(ctx context.Context, kind, nameLabel string) ([]worker.Con
 		out = append(out, worker.Container{
 			ID: c.ID, Name: name, App: c.Labels[nameLabel], SpecHash: c.Labels[worker.LabelSpecHash],
 			ImageID: c.ImageID, Running: c.State == container.StateRunning || c.State == container.StateRestarting,
-			Created: time.Unix(c.Created, 0), Group: c.Labels[worker.LabelDeviceGroup],
+			Created: time.Unix(c.Created, 0), Group: c.Labels[worker.LabelDeviceGroup], Device: c.Labels[worker.LabelDevice],
 		})
 	}
 	return out, nil
