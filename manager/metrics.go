@@ -109,5 +109,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "nebula_info_cache_hits_total %d\n", s.cache.hits.Load())
 	header(w, "nebula_info_backend_reads_total", "counter", "Device group /info reads of the projection (cache misses): bounded by groups/CACHE_TIME plus changes, whatever the number of devices.")
 	fmt.Fprintf(w, "nebula_info_backend_reads_total %d\n", s.cache.reads.Load())
+	if f, ok := s.reports.(interface{ Folded() int64 }); ok {
+		header(w, "nebula_reports_stored_total", "counter", "Device reports this manager stored in its report projection.")
+		fmt.Fprintf(w, "nebula_reports_stored_total %d\n", f.Folded())
+	}
 	s.metrics.write(w)
 }
