@@ -188,9 +188,18 @@ type DeviceEvent struct {
 	DeviceGroup string    `json:"device_group"`
 	Time        time.Time `json:"time"` // when the reporter accepted it
 	Report      *Report   `json:"report,omitempty"`
+	// Version is the device group version of DeviceConverged.
+	Version int64 `json:"version,omitempty"`
+	// Detail explains DeviceFailed (the apps' errors).
+	Detail string `json:"detail,omitempty"`
 }
 
-// Device event types.
+// Device event types: a report, and the changes of a device's status the
+// reporter derives from the reports (and from their absence).
 const (
-	DeviceReported = "device.reported"
+	DeviceReported  = "device.reported"
+	DeviceOnline    = "device.online"    // first report, or first after silence
+	DeviceSilent    = "device.silent"    // no report for longer than the silence threshold
+	DeviceConverged = "device.converged" // applied a new group version, every app as wanted
+	DeviceFailed    = "device.failed"    // an app failed (engine refused, image not pullable)
 )

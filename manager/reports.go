@@ -187,7 +187,8 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	for _, d := range devs {
 		out = append(out, map[string]any{"device_id": d.DeviceID, "device_group": d.DeviceGroup, "hostname": d.Hostname,
 			"last_seen": d.LastSeen, "seconds_since_seen": int64(now.Sub(d.LastSeen).Seconds()),
-			"applied_version": d.AppliedVersion, "apps_status": d.Apps, "errors": d.Errors})
+			"applied_version": d.AppliedVersion, "apps_status": d.Apps, "errors": d.Errors,
+			"silent": d.Silent, "converged_version": d.ConvergedAt, "failure": d.Failure, "status_changed_at": d.StatusChangedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }

@@ -146,6 +146,23 @@ func TestReportsEndToEnd(t *testing.T) {
 	if list, _ := devs.body["devices"].([]any); len(list) != 4 {
 		t.Fatalf("devices: %s", devs.raw)
 	}
+	// The reporter's status events reach the inventory.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var conv1, failed2 bool
+		for _, d := range call(t, "GET", api+"/devices", nil, adm...).body["devices"].([]any) {
+			m := d.(map[string]any)
+			conv1 = conv1 || m["device_id"] == "device-00000001" && m["converged_version"] == float64(v)
+			failed2 = failed2 || m["device_id"] == "device-00000002" && m["failure"] != nil && m["failure"] != ""
+		}
+		if conv1 && failed2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status events not in /devices: %s", call(t, "GET", api+"/devices", nil, adm...).raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if list, _ := call(t, "GET", api+"/devices", nil, othTok...).body["devices"].([]any); len(list) != 1 {
 		t.Fatalf("other-ops sees %d devices, want 1", len(list))
 	}

@@ -56,6 +56,11 @@ type Device struct {
 	AppliedVersion int64              `json:"applied_version"`
 	Apps           []events.AppStatus `json:"apps_status"`
 	Errors         []string           `json:"errors"`
+	// From the reporter's status events.
+	Silent          bool      `json:"silent"`
+	ConvergedAt     int64     `json:"converged_version"` // last version converged, -1 none
+	StatusChangedAt time.Time `json:"status_changed_at"`
+	Failure         string    `json:"failure,omitempty"`
 }
 
 // ReportStore keeps device reports for the reports API, for TTL (as
@@ -146,8 +151,8 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 			}
 			next[rec.Partition] = rec.Offset + 1
 			var ev events.DeviceEvent
-			if err := json.Unmarshal(rec.Value, &ev); err != nil || ev.Type != events.DeviceReported || ev.Report == nil || ev.ID == "" {
-				s.logger.Error("device event skipped: not a device report", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			if err := json.Unmarshal(rec.Value, &ev); err != nil || ev.ID == "" || ev.DeviceID == "" {
+				s.logger.Error("device event skipped: not readable", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
 			}
 			ek := append(append([]byte(nil), prefixEvent...), ev.ID...)
@@ -156,13 +161,31 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
+			if ev.Type != events.DeviceReported {
+				if err := s.applyStatus(txn, ev); err != nil {
+					return err
+				}
+				if err := txn.SetEntry(badger.NewEntry(ek, nil).WithTTL(s.ttl)); err != nil {
+					return err
+				}
+				continue
+			}
+			if ev.Report == nil {
+				s.logger.Error("device report event without a report skipped", "partition", rec.Partition, "offset", rec.Offset)
+				continue
+			}
 			id := fmt.Sprintf("%08x%02x%014x", uint32(ev.Time.Unix()), uint8(rec.Partition), uint64(rec.Offset)&(1<<56-1))
 			doc, err := json.Marshal(StoredReport{ID: id, InsertedAt: ev.Time, Report: *ev.Report})
 			if err != nil {
 				return err
 			}
-			dev, err := json.Marshal(Device{DeviceID: ev.DeviceID, DeviceGroup: ev.DeviceGroup, Hostname: ev.Report.Hostname,
-				LastSeen: ev.Time, AppliedVersion: ev.Report.AppliedVersion, Apps: ev.Report.AppsStatus, Errors: ev.Report.Errors})
+			d, _, err := s.device(txn, ev.DeviceID)
+			if err != nil {
+				return err
+			}
+			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
+			d.AppliedVersion, d.Apps, d.Errors = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors
+			dev, err := json.Marshal(d)
 			if err != nil {
 				return err
 			}
@@ -189,6 +212,58 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 		s.folded.Add(int64(stored))
 	}
 	return err
+}
+
+// device reads a device's inventory entry (a new one if none).
+func (s *ReportStore) device(txn *badger.Txn, id string) (Device, bool, error) {
+	d := Device{ConvergedAt: -1}
+	item, err := txn.Get(append(append([]byte(nil), prefixDevice...), id...))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, err
+	}
+	b, err := item.ValueCopy(nil)
+	if err != nil {
+		return d, false, err
+	}
+	return d, true, json.Unmarshal(b, &d)
+}
+
+// applyStatus folds a status event into the device's entry; one that
+// changes nothing (a restarted reporter's "online") is a no-op.
+func (s *ReportStore) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error {
+	d, found, err := s.device(txn, ev.DeviceID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		d.DeviceID, d.DeviceGroup, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Time
+	}
+	before := d
+	switch ev.Type {
+	case events.DeviceOnline:
+		d.Silent = false
+	case events.DeviceSilent:
+		d.Silent = true
+	case events.DeviceConverged:
+		d.ConvergedAt, d.Failure = ev.Version, ""
+	case events.DeviceFailed:
+		d.Failure = ev.Detail
+	default:
+		s.logger.Warn("unknown device event type skipped", "type", ev.Type)
+		return nil
+	}
+	if d.Silent == before.Silent && d.ConvergedAt == before.ConvergedAt && d.Failure == before.Failure && found {
+		return nil
+	}
+	d.StatusChangedAt = ev.Time
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return txn.SetEntry(badger.NewEntry(append(append([]byte(nil), prefixDevice...), ev.DeviceID...), b).WithTTL(24 * s.ttl))
 }
 
 func groupReportKey(group, id string) []byte {

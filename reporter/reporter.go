@@ -20,10 +20,15 @@ import (
 
 // Reporter turns reports into device events.
 type Reporter struct {
-	router *message.Router
-	sub    *kafka.Subscriber
-	pub    *kafka.Publisher
-	now    func() time.Time
+	router  *message.Router
+	sub     *kafka.Subscriber
+	pub     *kafka.Publisher
+	now     func() time.Time
+	tracker *tracker
+	logger  *slog.Logger
+	// SilentAfter: no report for this long and a device is silent;
+	// SweepEvery: how often that is checked.
+	SilentAfter, SweepEvery time.Duration
 }
 
 // New builds a reporter on the cluster cfg describes; Run starts it.
@@ -60,7 +65,8 @@ func New(cfg kafkalog.Config, logger *slog.Logger) (*Reporter, error) {
 	retry := middleware.Retry{MaxRetries: 8, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second, Multiplier: 2,
 		ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, events.ErrInvalid) }, Logger: wl}
 	router.AddMiddleware(poison, retry.Middleware, middleware.Recoverer)
-	r := &Reporter{router: router, sub: sub, pub: pub, now: time.Now}
+	r := &Reporter{router: router, sub: sub, pub: pub, now: time.Now, tracker: newTracker(), logger: logger,
+		SilentAfter: DefaultSilentAfter, SweepEvery: 10 * time.Second}
 	router.AddHandler("reports", ReportsTopic, sub, DeviceEventsTopic, pub, r.handle)
 	return r, nil
 }
@@ -84,12 +90,19 @@ func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
 	}
 	out := message.NewMessage(m.UUID, b)
 	out.Metadata.Set(metaDevice, rep.DeviceID)
-	return []*message.Message{out}, nil
+	status, err := statusMessages(r.tracker.observe(rep, ev.Time), m.UUID)
+	if err != nil {
+		return nil, err
+	}
+	return append([]*message.Message{out}, status...), nil
 }
 
 // Run consumes until ctx ends, then closes the router (in-flight
 // messages are finished and their offsets committed).
 func (r *Reporter) Run(ctx context.Context) error {
+	sweepCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go r.watchSilence(sweepCtx)
 	err := r.router.Run(ctx)
 	r.pub.Close()
 	return err

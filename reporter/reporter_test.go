@@ -3,6 +3,7 @@ package reporter_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -102,15 +103,20 @@ func TestReporter(t *testing.T) {
 		}
 	}
 	stop := start(t, cfg)
-	got := readAll(t, b.Addr(), reporter.DeviceEventsTopic, 30)
-	if len(got) != 30 {
-		t.Fatalf("%d device events, want 30", len(got))
+	// 30 reports, and per device: online, converged at version 0.
+	got := readAll(t, b.Addr(), reporter.DeviceEventsTopic, 36)
+	byType := countTypes(t, got)
+	if byType[events.DeviceReported] != 30 || byType[events.DeviceOnline] != 3 || byType[events.DeviceConverged] != 3 || len(got) != 36 {
+		t.Fatalf("device events %v (%d in all), want 30 reports, 3 online, 3 converged", byType, len(got))
 	}
 	last := map[string]int64{}
 	for _, r := range got {
 		var ev events.DeviceEvent
-		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.Type != events.DeviceReported || string(r.Key) != ev.DeviceID {
+		if err := json.Unmarshal(r.Value, &ev); err != nil || string(r.Key) != ev.DeviceID {
 			t.Fatalf("device event %s (key %s): %v", r.Value, r.Key, err)
+		}
+		if ev.Type != events.DeviceReported {
+			continue
 		}
 		v := ev.Report.AppsStatus[0].Version
 		if prev, seen := last[ev.DeviceID]; seen && v <= prev || v == 99 {
@@ -144,7 +150,82 @@ func TestReporter(t *testing.T) {
 		}
 	}
 	start(t, cfg)
-	if got := readAll(t, b.Addr(), reporter.DeviceEventsTopic, 36); len(got) != 36 {
-		t.Fatalf("after a restart: %d device events, want 36", len(got))
+	// 36 reports in all, none lost or repeated (the restarted reporter
+	// says "online" again: the projections take it as no change).
+	got = readAll(t, b.Addr(), reporter.DeviceEventsTopic, 48)
+	if n := countTypes(t, got)[events.DeviceReported]; n != 36 {
+		t.Fatalf("after a restart: %d reports, want 36", n)
+	}
+}
+
+func countTypes(t *testing.T, recs []*kgo.Record) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, r := range recs {
+		var ev events.DeviceEvent
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out[ev.Type]++
+	}
+	return out
+}
+
+// TestStatusEvents: converged on a new version, failed once per failure,
+// silent after the threshold, online again on the next report.
+func TestStatusEvents(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
+	ctx := testenv.Context(t, 60*time.Second)
+	if err := reporter.EnsureTopics(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := reporter.NewPublisher(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sink := reporter.NewSink(pub)
+	r, err := reporter.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SilentAfter, r.SweepEvery = 500*time.Millisecond, 100*time.Millisecond
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = r.Run(runCtx) }()
+	<-r.Running()
+	dev := "device-status-01"
+	send := func(version int64, status string) {
+		rep := events.Report{DeviceID: dev, DeviceGroup: "edge", ReportCreationTime: 1764000000, AppliedVersion: version,
+			AppsStatus: []events.AppStatus{{Name: "web", Status: status, Error: map[bool]string{true: "registry down"}[status == events.AppStatusPullFailed]}}}
+		body, _ := json.Marshal(rep)
+		if err := sink.Publish(ctx, dev, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(-1, events.AppStatusPending)   // online
+	send(7, events.AppStatusRunning)    // converged 7
+	send(7, events.AppStatusRunning)    // nothing new
+	send(7, events.AppStatusPullFailed) // failed
+	send(7, events.AppStatusPullFailed) // still failed: nothing new
+	time.Sleep(1500 * time.Millisecond) // silent
+	send(9, events.AppStatusRunning)    // online, converged 9
+	got := readAll(t, b.Addr(), reporter.DeviceEventsTopic, 6+6)
+	var seq []string
+	for _, rec := range got {
+		var ev events.DeviceEvent
+		_ = json.Unmarshal(rec.Value, &ev)
+		switch ev.Type {
+		case events.DeviceReported:
+		case events.DeviceConverged:
+			seq = append(seq, fmt.Sprintf("%s %d", ev.Type, ev.Version))
+		default:
+			seq = append(seq, ev.Type)
+		}
+	}
+	want := "device.online,device.converged 7,device.failed,device.silent,device.online,device.converged 9"
+	if strings.Join(seq, ",") != want {
+		t.Fatalf("status events %v, want %s", seq, want)
 	}
 }
