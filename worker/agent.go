@@ -44,8 +44,13 @@ type Config struct {
 	// (0: no reports). ReportOnUpdateOnly: only after changes.
 	ReportInterval     time.Duration
 	ReportOnUpdateOnly bool
-	Host               Host
-	Logger             *slog.Logger
+	// ReportSink, when set, takes the reports instead of the manager's
+	// HTTP endpoint (straight to Kafka, as Nebula 2.7's workers did).
+	ReportSink interface {
+		Publish(ctx context.Context, deviceID string, report []byte) error
+	}
+	Host   Host
+	Logger *slog.Logger
 }
 
 // Agent polls the manager and reconciles the engine.

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/reporter"
 	"github.com/nebula-orchestrator/nebula-go/worker"
 )
 
@@ -239,9 +241,16 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	})
 }
 
-// TestWorkerReports: the worker's reports reach GET /reports and
-// /devices through the manager and the reporter.
+// TestWorkerReports: the worker's reports reach GET /reports through the
+// manager's endpoint, or straight through Kafka (2.7's way), and the
+// reporter.
 func TestWorkerReports(t *testing.T) {
+	for _, viaKafka := range []bool{false, true} {
+		t.Run(fmt.Sprintf("via kafka %v", viaKafka), func(t *testing.T) { testWorkerReports(t, viaKafka) })
+	}
+}
+
+func testWorkerReports(t *testing.T, viaKafka bool) {
 	image := testenv.TestImage(t, "nebula-test/app:v1", false)
 	group := fmt.Sprintf("rep%d", rand.N(1_000_000))
 	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
@@ -251,8 +260,17 @@ func TestWorkerReports(t *testing.T) {
 	app := group + "-web"
 	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
-	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
-		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second})
+	cfg := worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second}
+	if viaKafka {
+		pub, err := reporter.NewPublisher(kafkalog.Config{Brokers: []string{b.Addr()}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pub.Close() })
+		cfg.ReportSink = reporter.NewSink(pub)
+	}
+	runAgent(t, cfg)
 	waitUntil(t, "a report saying the app runs", 60*time.Second, func() bool {
 		req, _ := http.NewRequest("GET", m.URL+"/api/v2/reports?page_size=100&device_group="+group, nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)

@@ -64,7 +64,11 @@ func (a *Agent) sendReports(ctx context.Context, b []byte) {
 	pending := append(queued, b)
 	sent := 0
 	for _, r := range pending {
-		if err := a.postReport(ctx, r); err != nil {
+		send := a.postReport
+		if a.cfg.ReportSink != nil {
+			send = func(ctx context.Context, b []byte) error { return a.cfg.ReportSink.Publish(ctx, a.cfg.DeviceID, b) }
+		}
+		if err := send(ctx, r); err != nil {
 			a.logger.Warn("report not sent; kept on disk for later", "err", err, "queued", len(pending)-sent)
 			break
 		}

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
+	"github.com/nebula-orchestrator/nebula-go/reporter"
 	"github.com/nebula-orchestrator/nebula-go/worker"
 )
 
 // workerSettings are the worker's flags (Nebula 2.7's worker variables).
 type workerSettings struct {
 	cfg                                 worker.Config
+	kafka                               kafkaFlags
 	host, protocol, uri                 string
 	port                                int
 	registryUser, registryPass, regHost string
@@ -90,6 +92,9 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	f := newFlags("worker", "Runs the device agent: polls DEVICE_GROUP's config from the manager and reconciles the local\n"+
 		"Docker engine to it (DOCKER_HOST, or the local socket). App containers outlive the agent.", args)
 	addWorkerFlags(f, &w)
+	// Nebula 2.7's reporting settings: with KAFKA_BOOTSTRAP_SERVERS set,
+	// reports go straight to Kafka instead of the manager.
+	addKafkaFlags(f, &w.kafka)
 	f.String(&dataDir, "data-dir", "nebula-worker", "directory of the device ID and the last config (for offline restarts)", "NEBULA_DATA_DIR")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
@@ -97,6 +102,20 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	cfg, err := w.config(dataDir)
 	if err != nil {
 		return usageError{err}
+	}
+	if w.kafka.brokers != "" {
+		kcfg, err := w.kafka.config()
+		if err != nil {
+			return usageError{err}
+		}
+		kcfg.Topic = ""
+		pub, err := reporter.NewPublisher(kcfg, logger.With("component", "reports"))
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+		cfg.ReportSink = reporter.NewSink(pub)
+		fmt.Fprintf(stdout, "nebula worker: reports go to Kafka at %v (topic %s)\n", kcfg.Brokers, reporter.ReportsTopic)
 	}
 	return serveWorker(ctx, cfg, stdout, logger)
 }
