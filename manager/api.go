@@ -237,6 +237,14 @@ func deletion(s *Server, run func(ctx context.Context, m commands.Meta, name str
 // get serves one document from the projection.
 func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, name string) (T, bool, error), version func(T) int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("at") {
+			if s.events == nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "time travel is not configured on this manager"})
+				return
+			}
+			timeTravel(s, w, r, kind, read)
+			return
+		}
 		n := name(r)
 		var doc T
 		var found bool
@@ -331,6 +339,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Post("/update", apps("rw", withBody(s, http.StatusAccepted, appSpecBody, c.ReplaceApp, appVersion)))
 		r.Put("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
 		r.Patch("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
+		r.Get("/history", apps("ro", s.needEvents(s.appHistory)))
 	})
 
 	groups := func(level string, h http.HandlerFunc) http.HandlerFunc {
@@ -366,6 +375,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Patch("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
 	})
 
+	r.Get("/events", allow(admin, s.needEvents(s.listEvents)))
 	r.Get("/reports", s.listReports)
 	r.Post("/reports", s.ingestReport)
 	r.Get("/devices", s.listDevices)
@@ -402,4 +412,15 @@ func (s *Server) routes(r chi.Router) {
 		r.Put("/update", allow(admin, withBody(s, http.StatusOK, userGroupPatchBody, c.UpdateUserGroup, userGroupVersion)))
 		r.Patch("/update", allow(admin, withBody(s, http.StatusOK, userGroupPatchBody, c.UpdateUserGroup, userGroupVersion)))
 	})
+}
+
+// needEvents answers 503 when the manager has no event log reader.
+func (s *Server) needEvents(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.events == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "history is not configured on this manager"})
+			return
+		}
+		h(w, r)
+	}
 }

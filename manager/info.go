@@ -73,6 +73,14 @@ const maxWait = 60 * time.Second
 // config, or 304 when the wait ends.
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	group := name(r)
+	if r.URL.Query().Has("at") {
+		if s.events == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "time travel is not configured on this manager"})
+			return
+		}
+		timeTravel(s, w, r, events.KindDeviceGroup, buildInfo)
+		return
+	}
 	var wait time.Duration
 	if q := r.URL.Query().Get("wait"); q != "" {
 		d, err := time.ParseDuration(q)

@@ -51,6 +51,8 @@ type Config struct {
 	// Reports and ReportSink serve reporting (nil: 503 on those routes).
 	Reports    Reports
 	ReportSink ReportSink
+	// EventLog serves history and time travel (nil: 503 on those).
+	EventLog EventLog
 }
 
 // Defaults of Nebula 2.7.
@@ -71,6 +73,7 @@ type Server struct {
 	ready   <-chan struct{}
 	reports Reports
 	sink    ReportSink
+	events  EventLog
 	router  chi.Router
 }
 
@@ -83,7 +86,7 @@ func New(cfg Config) *Server {
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
 	s.ready = cfg.Ready
-	s.reports, s.sink = cfg.Reports, cfg.ReportSink
+	s.reports, s.sink, s.events = cfg.Reports, cfg.ReportSink, cfg.EventLog
 	if s.ready == nil {
 		closed := make(chan struct{})
 		close(closed)

@@ -350,6 +350,10 @@ func (s *Store) View(fn func(r Reader) error) error {
 // Reader reads the projection inside View.
 type Reader struct{ kv KV }
 
+// NewReader reads a projection held in kv (a fold to a past offset into a
+// MemKV, for time travel).
+func NewReader(kv KV) Reader { return Reader{kv} }
+
 // App returns an app.
 func (r Reader) App(name string) (App, bool, error) { return getDoc[App](r.kv, key(prefixApp, name)) }
 

@@ -149,7 +149,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}, logger.With("component", "projection"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Ready: proj.Ready(),
-		Reports: reports, ReportSink: reporter.NewSink(pub)})
+		Reports: reports, ReportSink: reporter.NewSink(pub), EventLog: log})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

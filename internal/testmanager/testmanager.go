@@ -84,7 +84,7 @@ func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 	cmds := commands.New(l, store)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready(),
-		Reports: reports, ReportSink: reporter.NewSink(pub)})
+		Reports: reports, ReportSink: reporter.NewSink(pub), EventLog: l})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()

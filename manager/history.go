@@ -1,0 +1,351 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// EventLog is the raw event log: history and time travel read it.
+type EventLog interface {
+	Bounds(ctx context.Context) (start, end int64, err error)
+	ReadFrom(ctx context.Context, from int64, max int) ([]events.Record, error)
+}
+
+// Limits of history reads.
+const (
+	historyChunk    = 1000
+	historyMaxScan  = 200_000 // records one /events request reads at most
+	historyMaxLimit = 1000
+)
+
+// scan calls fn for each record from offset from up to the log's end (or
+// until fn returns false), reading in chunks.
+func (s *Server) scan(ctx context.Context, from int64, fn func(events.Record) bool) error {
+	for {
+		recs, err := s.events.ReadFrom(ctx, from, historyChunk)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		for _, rec := range recs {
+			if !fn(rec) {
+				return nil
+			}
+		}
+		from = recs[len(recs)-1].Offset + 1
+	}
+}
+
+// eventView is one event as the history API shows it.
+type eventView struct {
+	Offset    int64            `json:"offset"`
+	Type      events.Type      `json:"type"`
+	Schema    int              `json:"schema"`
+	Aggregate events.Aggregate `json:"aggregate"`
+	Actor     string           `json:"actor"`
+	CommandID string           `json:"command_id,omitempty"`
+	Time      time.Time        `json:"time"`
+	IfVersion int64            `json:"if_version,omitempty"`
+	Payload   any              `json:"payload"`
+	Verdict   *verdictView     `json:"verdict,omitempty"`
+}
+
+type verdictView struct {
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// redacted replaces secrets (hashes included) in user payloads.
+func redacted(env events.Envelope) any {
+	switch env.Payload.(type) {
+	case events.UserCreatedV, events.UserUpdatedV, events.UserTokenRefreshedV:
+		return map[string]string{"secrets": "redacted"}
+	}
+	return env.Payload
+}
+
+func (s *Server) view(rec events.Record, env events.Envelope) eventView {
+	v := eventView{Offset: rec.Offset, Type: env.Type, Schema: env.Schema, Aggregate: env.Aggregate, Actor: env.Actor,
+		CommandID: env.CommandID, Time: env.Time, IfVersion: env.IfVersion, Payload: redacted(env)}
+	_ = s.proj.View(func(r projections.Reader) error {
+		if vd, found, err := r.Verdict(rec.Offset); err == nil && found {
+			v.Verdict = &verdictView{Accepted: vd.Accepted, Reason: string(vd.Reason), Detail: vd.Detail}
+		}
+		return nil
+	})
+	return v
+}
+
+// listEvents is GET /api/v2/events (admin): the decoded log with filters
+// (kind, name, type, actor, from/to offsets, since/until times) and
+// offset-keyed pagination (next_from).
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	bad := func(msg string) {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{msg}})
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > historyMaxLimit {
+			bad("limit: must be an integer from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	offset := func(name string, def int64) (int64, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			bad(name + ": must be an offset (an integer from 0)")
+			return 0, false
+		}
+		return n, true
+	}
+	instant := func(name string) (time.Time, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return time.Time{}, true
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			bad(name + ": must be an RFC 3339 time (2026-11-24T14:00:00Z)")
+			return t, false
+		}
+		return t, true
+	}
+	from, ok1 := offset("from", 0)
+	to, ok2 := offset("to", -1)
+	since, ok3 := instant("since")
+	until, ok4 := instant("until")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return
+	}
+	kind, name, typ, actor := q.Get("kind"), q.Get("name"), q.Get("type"), q.Get("actor")
+	var out []eventView
+	next := int64(-1)
+	scanned := 0
+	var decodeErr error
+	err := s.scan(r.Context(), from, func(rec events.Record) bool {
+		if to >= 0 && rec.Offset > to {
+			return false
+		}
+		if scanned++; scanned > historyMaxScan || len(out) == limit {
+			next = rec.Offset
+			return false
+		}
+		env, err := events.Decode(rec.Value)
+		if err != nil {
+			decodeErr = err
+			return false
+		}
+		switch {
+		case kind != "" && string(env.Aggregate.Kind) != kind, name != "" && env.Aggregate.Name != name,
+			typ != "" && string(env.Type) != typ, actor != "" && env.Actor != actor,
+			!since.IsZero() && env.Time.Before(since), !until.IsZero() && env.Time.After(until):
+			return true
+		}
+		out = append(out, s.view(rec, env))
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if out == nil {
+		out = []eventView{}
+	}
+	body := map[string]any{"events": out, "next_from": nil}
+	if next >= 0 {
+		body["next_from"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// atOffset resolves ?at= (an offset, or an RFC 3339 time: the last event
+// at or before it) to an offset; ok=false when the answer is written.
+func (s *Server) atOffset(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	v := r.URL.Query().Get("at")
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"at: an offset is 0 or more"}})
+			return 0, false
+		}
+		return n, true
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"at: an offset or an RFC 3339 time"}})
+		return 0, false
+	}
+	at := int64(-1)
+	var decodeErr error
+	err = s.scan(r.Context(), 0, func(rec events.Record) bool {
+		env, err := events.Decode(rec.Value)
+		if err != nil {
+			decodeErr = err
+			return false
+		}
+		if env.Time.After(t) {
+			return false
+		}
+		at = rec.Offset
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return 0, false
+	}
+	return at, true
+}
+
+// foldTo folds the log up to offset at (inclusive) into memory: the
+// projection as it was then.
+func (s *Server) foldTo(ctx context.Context, at int64) (projections.Reader, error) {
+	kv := projections.MemKV{}
+	var applyErr error
+	err := s.scan(ctx, 0, func(rec events.Record) bool {
+		if rec.Offset > at {
+			return false
+		}
+		if _, err := projections.Apply(kv, rec); err != nil {
+			applyErr = err
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = applyErr
+	}
+	return projections.NewReader(kv), err
+}
+
+// timeTravel serves a read as of ?at=.
+func timeTravel[T any](s *Server, w http.ResponseWriter, r *http.Request, kind events.Kind, read func(projections.Reader, string) (T, bool, error)) {
+	at, ok := s.atOffset(w, r)
+	if !ok {
+		return
+	}
+	var doc T
+	found := false
+	if at >= 0 {
+		pr, err := s.foldTo(r.Context(), at)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if doc, found, err = read(pr, name(r)); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	w.Header().Set("Nebula-At-Offset", strconv.FormatInt(at, 10))
+	if !found {
+		writeJSON(w, http.StatusForbidden, map[string]any{existsKey(kind): false})
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// appHistory is GET /api/v2/apps/<app>/history: every version of the app
+// (the offsets of the accepted events that changed it), with the fields
+// each one changed.
+func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
+	app := name(r)
+	kv := projections.MemKV{}
+	reader := projections.NewReader(kv)
+	type change struct {
+		From any `json:"from"`
+		To   any `json:"to"`
+	}
+	type version struct {
+		Version int64             `json:"version"`
+		Type    events.Type       `json:"type"`
+		Actor   string            `json:"actor"`
+		Time    time.Time         `json:"time"`
+		Deleted bool              `json:"deleted,omitempty"`
+		Changes map[string]change `json:"changes"`
+	}
+	versions := []version{}
+	var prev map[string]any
+	var applyErr error
+	err := s.scan(r.Context(), 0, func(rec events.Record) bool {
+		res, err := projections.Apply(kv, rec)
+		if err != nil {
+			applyErr = err
+			return false
+		}
+		v := res.Verdict
+		if !v.Accepted || v.Aggregate.Kind != events.KindApp || v.Aggregate.Name != app {
+			return true
+		}
+		env, _ := events.Decode(rec.Value)
+		doc, found, err := reader.App(app)
+		if err != nil {
+			applyErr = err
+			return false
+		}
+		cur := map[string]any{}
+		if found {
+			b, _ := json.Marshal(doc)
+			_ = json.Unmarshal(b, &cur)
+			delete(cur, "app_id")
+		}
+		ch := map[string]change{}
+		keys := map[string]bool{}
+		for k := range cur {
+			keys[k] = true
+		}
+		for k := range prev {
+			keys[k] = true
+		}
+		names := make([]string, 0, len(keys))
+		for k := range keys {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if !reflect.DeepEqual(prev[k], cur[k]) {
+				ch[k] = change{From: prev[k], To: cur[k]}
+			}
+		}
+		versions = append(versions, version{Version: rec.Offset, Type: env.Type, Actor: env.Actor, Time: env.Time, Deleted: !found, Changes: ch})
+		prev = cur
+		if !found {
+			prev = nil
+		}
+		return true
+	})
+	if err == nil {
+		err = applyErr
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(versions) == 0 {
+		writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindApp): false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"app_name": app, "versions": versions})
+}
