@@ -113,10 +113,16 @@ type (
 	// AppCreatedV creates an app. Accepted if no app of that name exists.
 	AppCreatedV struct {
 		Spec AppSpec `json:"spec"`
+		// RevertOf, when set, says this restores the version at that
+		// offset (a revert).
+		RevertOf *int64 `json:"revert_of,omitempty"`
 	}
 	// AppReplacedV replaces an existing app's whole spec (POST .../update).
 	AppReplacedV struct {
 		Spec AppSpec `json:"spec"`
+		// RevertOf, when set, says this restores the version at that
+		// offset (a revert).
+		RevertOf *int64 `json:"revert_of,omitempty"`
 	}
 	// AppPatchedV changes some fields of an existing app (PUT/PATCH .../update).
 	AppPatchedV struct {
@@ -134,10 +140,16 @@ type (
 	// DeviceGroupCreatedV creates a device group of existing apps and cron jobs.
 	DeviceGroupCreatedV struct {
 		Spec DeviceGroupSpec `json:"spec"`
+		// RevertOf, when set, says this restores the version at that
+		// offset (a revert).
+		RevertOf *int64 `json:"revert_of,omitempty"`
 	}
 	// DeviceGroupReplacedV replaces both member lists.
 	DeviceGroupReplacedV struct {
 		Spec DeviceGroupSpec `json:"spec"`
+		// RevertOf, when set, says this restores the version at that
+		// offset (a revert).
+		RevertOf *int64 `json:"revert_of,omitempty"`
 	}
 	// DeviceGroupPatchedV replaces the member lists it names.
 	DeviceGroupPatchedV struct {
@@ -153,10 +165,16 @@ type (
 	// CronJobCreatedV creates a cron job.
 	CronJobCreatedV struct {
 		Spec CronJobSpec `json:"spec"`
+		// RevertOf, when set, says this restores the version at that
+		// offset (a revert).
+		RevertOf *int64 `json:"revert_of,omitempty"`
 	}
 	// CronJobReplacedV replaces a cron job's whole spec.
 	CronJobReplacedV struct {
 		Spec CronJobSpec `json:"spec"`
+		// RevertOf, when set, says this restores the version at that
+		// offset (a revert).
+		RevertOf *int64 `json:"revert_of,omitempty"`
 	}
 	// CronJobPatchedV changes some fields of a cron job.
 	CronJobPatchedV struct {

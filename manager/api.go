@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -37,6 +38,10 @@ type Commands interface {
 	ReplaceCronJob(ctx context.Context, m commands.Meta, name string, spec events.CronJobSpec) (projections.CronJob, error)
 	PatchCronJob(ctx context.Context, m commands.Meta, name string, patch events.CronJobPatch) (projections.CronJob, error)
 	DeleteCronJob(ctx context.Context, m commands.Meta, name string) error
+
+	RevertApp(ctx context.Context, m commands.Meta, name string, to int64, spec events.AppSpec) (projections.App, error)
+	RevertDeviceGroup(ctx context.Context, m commands.Meta, name string, to int64, spec events.DeviceGroupSpec) (projections.DeviceGroup, error)
+	RevertCronJob(ctx context.Context, m commands.Meta, name string, to int64, spec events.CronJobSpec) (projections.CronJob, error)
 
 	CreateUser(ctx context.Context, m commands.Meta, name string, sec commands.Secrets) (commands.CreatedUser, error)
 	UpdateUser(ctx context.Context, m commands.Meta, name string, sec commands.Secrets) (projections.User, error)
@@ -340,6 +345,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Put("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
 		r.Patch("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
 		r.Get("/history", apps("ro", s.needEvents(s.appHistory)))
+		r.Post("/revert", apps("rw", s.needEvents(revert(s, events.KindApp, readApp, func(a projections.App) events.AppSpec { return a.AppSpec }, c.RevertApp, appVersion))))
 	})
 
 	groups := func(level string, h http.HandlerFunc) http.HandlerFunc {
@@ -356,6 +362,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
 		r.Get("/info", groups("ro", s.info))
 		r.Get("/rollout", groups("ro", s.rollout))
+		r.Post("/revert", groups("rw", s.needEvents(revert(s, events.KindDeviceGroup, readGroup, func(g projections.DeviceGroup) events.DeviceGroupSpec { return g.DeviceGroupSpec }, c.RevertDeviceGroup, groupVersion))))
 	})
 	r.Post("/prune", allow(pruning, command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
 		ids, err := c.PruneFleet(ctx, m)
@@ -373,6 +380,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Post("/update", crons("rw", withBody(s, http.StatusAccepted, cronSpecBody, c.ReplaceCronJob, cronVersion)))
 		r.Put("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
 		r.Patch("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
+		r.Post("/revert", crons("rw", s.needEvents(revert(s, events.KindCronJob, readCron, func(c projections.CronJob) events.CronJobSpec { return c.CronJobSpec }, c.RevertCronJob, cronVersion))))
 	})
 
 	r.Get("/events", allow(admin, s.needEvents(s.listEvents)))
@@ -422,5 +430,34 @@ func (s *Server) needEvents(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		h(w, r)
+	}
+}
+
+// revert restores an object as it was at ?to=<offset>: 202 with the
+// document, as an update.
+func revert[T, S any](s *Server, kind events.Kind, read func(projections.Reader, string) (T, bool, error), spec func(T) S,
+	run func(ctx context.Context, m commands.Meta, name string, to int64, spec S) (T, error), version func(T) int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		to, err := strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
+		if err != nil || to < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"to: the offset (version) to revert to"}})
+			return
+		}
+		n := name(r)
+		pr, err := s.foldTo(r.Context(), to)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		doc, found, err := read(pr, n)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !found {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("%s %q did not exist at offset %d", kind, n, to)})
+			return
+		}
+		command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (T, error) { return run(ctx, m, n, to, spec(doc)) }, version)(w, r)
 	}
 }

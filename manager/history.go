@@ -279,12 +279,13 @@ func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
 		To   any `json:"to"`
 	}
 	type version struct {
-		Version int64             `json:"version"`
-		Type    events.Type       `json:"type"`
-		Actor   string            `json:"actor"`
-		Time    time.Time         `json:"time"`
-		Deleted bool              `json:"deleted,omitempty"`
-		Changes map[string]change `json:"changes"`
+		Version  int64             `json:"version"`
+		Type     events.Type       `json:"type"`
+		Actor    string            `json:"actor"`
+		Time     time.Time         `json:"time"`
+		Deleted  bool              `json:"deleted,omitempty"`
+		RevertOf *int64            `json:"revert_of,omitempty"`
+		Changes  map[string]change `json:"changes"`
 	}
 	versions := []version{}
 	var prev map[string]any
@@ -329,7 +330,15 @@ func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
 				ch[k] = change{From: prev[k], To: cur[k]}
 			}
 		}
-		versions = append(versions, version{Version: rec.Offset, Type: env.Type, Actor: env.Actor, Time: env.Time, Deleted: !found, Changes: ch})
+		var revertOf *int64
+		switch p := env.Payload.(type) {
+		case events.AppReplacedV:
+			revertOf = p.RevertOf
+		case events.AppCreatedV:
+			revertOf = p.RevertOf
+		}
+		versions = append(versions, version{Version: rec.Offset, Type: env.Type, Actor: env.Actor, Time: env.Time, Deleted: !found,
+			RevertOf: revertOf, Changes: ch})
 		prev = cur
 		if !found {
 			prev = nil

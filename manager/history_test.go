@@ -158,3 +158,47 @@ func splitLines(s string) []string {
 	}
 	return out
 }
+
+// TestRevert: a revert restores the app, group and cron job of an earlier
+// offset field for field, as a new version the history marks as a revert.
+func TestRevert(t *testing.T) {
+	c := newCluster(t)
+	api := c.url + "/api/v2"
+	first := call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx:1", "env_vars": map[string]any{"A": "1"}, "starting_ports": []any{80}})
+	first.expect(t, 200, nil)
+	v1 := first.num(t, "app_id")
+	call(t, "POST", api+"/apps/web/update", map[string]any{"docker_image": "nginx:2", "running": false}).expect(t, 202, nil)
+	call(t, "POST", api+"/cron_jobs/job", map[string]any{"docker_image": "job:1", "schedule": "@daily"}).expect(t, 200, nil)
+	cv := call(t, "GET", api+"/cron_jobs/job", nil).num(t, "cron_job_id")
+	call(t, "PATCH", api+"/cron_jobs/job/update", map[string]any{"schedule": "@hourly"}).expect(t, 202, nil)
+	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
+	gv := call(t, "GET", api+"/device_groups/edge", nil).num(t, "device_group_id")
+	call(t, "POST", api+"/device_groups/edge/update", map[string]any{"apps": []any{}, "cron_jobs": []any{"job"}}).expect(t, 202, nil)
+
+	r := call(t, "POST", api+fmt.Sprintf("/apps/web/revert?to=%d", v1), nil)
+	r.expect(t, 202, nil)
+	want := map[string]any{}
+	for k, v := range first.body {
+		if k != "app_id" {
+			want[k] = v
+		}
+	}
+	r.expect(t, 202, want)
+	if r.num(t, "app_id") <= v1 {
+		t.Fatalf("revert did not make a new version: %v", r.body["app_id"])
+	}
+	call(t, "POST", api+fmt.Sprintf("/cron_jobs/job/revert?to=%d", cv), nil).expect(t, 202, map[string]any{"schedule": "@daily"})
+	call(t, "POST", api+fmt.Sprintf("/device_groups/edge/revert?to=%d", gv), nil).expect(t, 202, map[string]any{"apps": []any{"web"}, "cron_jobs": []any{}})
+
+	// A deleted app is brought back.
+	call(t, "DELETE", api+"/apps/web", nil).expect(t, 200, nil)
+	call(t, "POST", api+fmt.Sprintf("/apps/web/revert?to=%d", v1), nil).expect(t, 202, map[string]any{"docker_image": "nginx:1"})
+
+	vs := call(t, "GET", api+"/apps/web/history", nil).body["versions"].([]any)
+	lastV := vs[len(vs)-1].(map[string]any)
+	if lastV["revert_of"] != float64(v1) || vs[len(vs)-3].(map[string]any)["revert_of"] != float64(v1) {
+		t.Fatalf("history does not mark the reverts: %v", vs)
+	}
+	call(t, "POST", api+"/apps/web/revert?to=x", nil).expect(t, 400, nil)
+	call(t, "POST", api+"/apps/nope/revert?to=0", nil).expect(t, 400, nil)
+}
