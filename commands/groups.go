@@ -93,11 +93,22 @@ func (s *Service) PruneDeviceGroup(ctx context.Context, m Meta, name string) (pr
 // group's prune_id.
 func (s *Service) PruneFleet(ctx context.Context, m Meta) (map[string]int64, error) {
 	env := events.Envelope{Type: events.FleetPruned, Aggregate: events.Aggregate{Kind: events.KindFleet}, Payload: events.FleetPrunedV{}}
-	if _, err := s.execute(ctx, m, env); err != nil {
+	ids := map[string]int64{}
+	view := s.view
+	if m.DryRun {
+		env.Actor, env.Time, env.CommandID = m.Actor, s.now().UTC(), newCommandID()
+		view = func(fn func(projections.Reader) error) error {
+			return s.proj.DryRun(env, func(res projections.Result, r projections.Reader) error {
+				if m.DryRunGroups != nil {
+					*m.DryRunGroups = res.Groups
+				}
+				return fn(r)
+			})
+		}
+	} else if _, err := s.execute(ctx, m, env); err != nil {
 		return nil, err
 	}
-	ids := map[string]int64{}
-	err := s.view(func(r projections.Reader) error {
+	err := view(func(r projections.Reader) error {
 		names, err := r.Names(events.KindDeviceGroup)
 		if err != nil {
 			return err

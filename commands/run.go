@@ -19,6 +19,9 @@ func run[T any](ctx context.Context, s *Service, m Meta, kind events.Kind, name 
 		return doc, err
 	}
 	env := events.Envelope{Type: p.EventType(), Aggregate: events.Aggregate{Kind: kind, Name: name}, Payload: p}
+	if m.DryRun {
+		return dryRun(s, m, env, pre, get)
+	}
 	_, done, err := s.replayed(m, env)
 	if err != nil {
 		return doc, err
@@ -75,3 +78,33 @@ func getGroup(r projections.Reader, n string) (projections.DeviceGroup, bool, er
 	return r.DeviceGroup(n)
 }
 func getCron(r projections.Reader, n string) (projections.CronJob, bool, error) { return r.CronJob(n) }
+
+// dryRun decides the command against the current state and answers what
+// it would make, appending nothing.
+func dryRun[T any](s *Service, m Meta, env events.Envelope, pre func(r projections.Reader) error, get getter[T]) (T, error) {
+	var doc T
+	if pre != nil {
+		if err := s.view(pre); err != nil {
+			return doc, err
+		}
+	}
+	env.Actor, env.IfVersion, env.Time, env.CommandID = m.Actor, m.IfVersion, s.now().UTC(), newCommandID()
+	if err := env.Validate(); err != nil {
+		return doc, invalid(env.Aggregate.Kind, err)
+	}
+	err := s.proj.DryRun(env, func(res projections.Result, r projections.Reader) error {
+		if !res.Verdict.Accepted {
+			return rejected(env, res.Verdict)
+		}
+		if m.DryRunGroups != nil {
+			*m.DryRunGroups = res.Groups
+		}
+		if get == nil {
+			return nil
+		}
+		var err error
+		doc, _, err = get(r, env.Aggregate.Name)
+		return err
+	})
+	return doc, err
+}

@@ -22,6 +22,8 @@ type Log interface {
 type Projection interface {
 	WaitFor(ctx context.Context, offset int64) error
 	View(fn func(r projections.Reader) error) error
+	// DryRun folds env on top of the current state without writing.
+	DryRun(env events.Envelope, fn func(res projections.Result, r projections.Reader) error) error
 }
 
 // Service runs commands.
@@ -49,6 +51,10 @@ type Meta struct {
 	// IfVersion, when non-zero, is the version the object must have
 	// (HTTP If-Match).
 	IfVersion int64
+	// DryRun: decide and answer, append nothing. The device groups whose
+	// version the command would raise are put in DryRunGroups.
+	DryRun       bool
+	DryRunGroups *[]string
 }
 
 // Code classifies why a command failed.

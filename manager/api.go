@@ -78,6 +78,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // malformed (the answer is written).
 func (s *Server) meta(w http.ResponseWriter, r *http.Request) (commands.Meta, bool) {
 	m := commands.Meta{Actor: actor(r), IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		dry, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"dry_run: true or false"}})
+			return m, false
+		}
+		if dry {
+			m.DryRun, m.DryRunGroups = true, new([]string)
+		}
+	}
 	if len(m.IdempotencyKey) > 200 {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Idempotency-Key is longer than 200 characters"})
 		return m, false
@@ -197,6 +207,10 @@ func command[T any](s *Server, status int, run func(ctx context.Context, m comma
 		doc, err := run(ctx, m)
 		if err != nil {
 			s.fail(w, r, err)
+			return
+		}
+		if m.DryRun {
+			s.dryRunAnswer(w, doc, *m.DryRunGroups)
 			return
 		}
 		if version != nil {
@@ -460,4 +474,21 @@ func revert[T, S any](s *Server, kind events.Kind, read func(projections.Reader,
 		}
 		command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (T, error) { return run(ctx, m, n, to, spec(doc)) }, version)(w, r)
 	}
+}
+
+// dryRunAnswer is the answer of a mutation with ?dry_run=true: 200, the
+// document it would make, and the device groups whose version it would
+// raise with how many devices last reported in each. Nothing is appended.
+func (s *Server) dryRunAnswer(w http.ResponseWriter, doc any, groups []string) {
+	affected := make([]map[string]any, 0, len(groups))
+	for _, g := range groups {
+		entry := map[string]any{"device_group": g}
+		if s.reports != nil {
+			if devs, err := s.reports.Devices(func(dg string) bool { return dg == g }); err == nil {
+				entry["devices"] = len(devs)
+			}
+		}
+		affected = append(affected, entry)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dry_run": true, "result": doc, "device_groups": affected})
 }

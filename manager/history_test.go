@@ -202,3 +202,37 @@ func TestRevert(t *testing.T) {
 	call(t, "POST", api+"/apps/web/revert?to=x", nil).expect(t, 400, nil)
 	call(t, "POST", api+"/apps/nope/revert?to=0", nil).expect(t, 400, nil)
 }
+
+// TestDryRun: ?dry_run=true answers the document and the device groups a
+// mutation would change, and appends nothing (the log end is unchanged).
+func TestDryRun(t *testing.T) {
+	c := newCluster(t)
+	api := c.url + "/api/v2"
+	call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
+	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
+	call(t, "POST", api+"/device_groups/idle", map[string]any{}).expect(t, 200, nil)
+	_, before := logEnd(t, c)
+
+	r := call(t, "PATCH", api+"/apps/web/update?dry_run=true", map[string]any{"docker_image": "nginx:2"})
+	r.expect(t, 200, map[string]any{"dry_run": true})
+	if res := r.body["result"].(map[string]any); res["docker_image"] != "nginx:2" {
+		t.Fatalf("dry run result %v", res)
+	}
+	if gs := r.body["device_groups"].([]any); len(gs) != 1 || gs[0].(map[string]any)["device_group"] != "edge" {
+		t.Fatalf("dry run groups %v", gs)
+	}
+	call(t, "GET", api+"/apps/web", nil).expect(t, 200, map[string]any{"docker_image": "nginx:1"})
+	call(t, "DELETE", api+"/apps/web?dry_run=1", nil).expect(t, 200, map[string]any{"dry_run": true})
+	call(t, "POST", api+"/apps/new?dry_run=true", map[string]any{"docker_image": "redis"}).expect(t, 200, nil)
+	call(t, "POST", api+"/apps/web?dry_run=true", map[string]any{"docker_image": "redis"}).expect(t, 403, map[string]any{"app_exists": true})
+	r = call(t, "POST", api+"/prune?dry_run=true", nil)
+	r.expect(t, 200, nil)
+	if gs := r.body["device_groups"].([]any); len(gs) != 2 {
+		t.Fatalf("fleet prune dry run groups %v", gs)
+	}
+	call(t, "POST", api+"/apps/web/stop?dry_run=maybe", nil).expect(t, 400, nil)
+	if _, after := logEnd(t, c); after != before {
+		t.Fatalf("dry runs appended: log end %d -> %d", before, after)
+	}
+	call(t, "GET", api+"/apps/new", nil).expect(t, 403, nil)
+}

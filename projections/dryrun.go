@@ -1,0 +1,92 @@
+package projections
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// overlay is a KV whose writes stay in memory above a read-only base:
+// a fold into it changes nothing underneath (dry runs).
+type overlay struct {
+	base KV
+	set  map[string][]byte
+	del  map[string]bool
+}
+
+func newOverlay(base KV) *overlay {
+	return &overlay{base: base, set: map[string][]byte{}, del: map[string]bool{}}
+}
+
+func (o *overlay) Get(k []byte) ([]byte, bool, error) {
+	if o.del[string(k)] {
+		return nil, false, nil
+	}
+	if v, ok := o.set[string(k)]; ok {
+		return v, true, nil
+	}
+	return o.base.Get(k)
+}
+
+func (o *overlay) Set(k, v []byte) error {
+	o.set[string(k)] = append([]byte(nil), v...)
+	delete(o.del, string(k))
+	return nil
+}
+
+func (o *overlay) Delete(k []byte) error {
+	o.del[string(k)] = true
+	delete(o.set, string(k))
+	return nil
+}
+
+func (o *overlay) Keys(prefix []byte, fn func([]byte) error) error {
+	seen := map[string]bool{}
+	err := o.base.Keys(prefix, func(k []byte) error {
+		if !o.del[string(k)] {
+			seen[string(k)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := range o.set {
+		if strings.HasPrefix(k, string(prefix)) {
+			seen[k] = true
+		}
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := fn([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DryRun folds env as if it were the next record of the log, on top of
+// the current state, without writing anything; fn sees the result and the
+// state it would make. The version it shows is the next offset after the
+// last folded one (another manager may take that offset first).
+func (s *Store) DryRun(env events.Envelope, fn func(res Result, r Reader) error) error {
+	b, err := events.Encode(env)
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(txn *badger.Txn) error {
+		o := newOverlay(badgerKV{txn})
+		res, err := Apply(o, events.Record{Offset: s.Applied() + 1, Value: b, CommandID: env.CommandID})
+		if err != nil {
+			return err
+		}
+		return fn(res, Reader{o})
+	})
+}
