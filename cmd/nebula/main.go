@@ -30,6 +30,8 @@ func subcommands() []command {
 		{"kafka", "run the embedded Kafka-protocol broker as its own process", runKafka},
 		{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker},
 		{"reporter", "run the reporter: device reports in, device events out (watermill consumer group)", runReporter},
+		{"events", "events export: the decoded event log as JSON lines", runEvents},
+		{"replay", "rebuild a projection as of an offset or a time (forensics)", runReplay},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
 			_, err := fmt.Fprintln(w, "nebula", version)
 			return err
