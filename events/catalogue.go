@@ -41,6 +41,8 @@ const (
 	UserGroupCreated Type = "user_group.created"
 	UserGroupUpdated Type = "user_group.updated"
 	UserGroupDeleted Type = "user_group.deleted"
+
+	LogCheckpointed Type = "log.checkpointed"
 )
 
 // entry describes one event type: its aggregate kind, the schema version
@@ -87,6 +89,8 @@ var catalogue = map[Type]entry{
 	UserGroupCreated: {KindUserGroup, 1, func() Payload { return &UserGroupCreatedV{} }, nil},
 	UserGroupUpdated: {KindUserGroup, 1, func() Payload { return &UserGroupUpdatedV{} }, nil},
 	UserGroupDeleted: {KindUserGroup, 1, func() Payload { return &UserGroupDeletedV{} }, nil},
+
+	LogCheckpointed: {KindLog, 1, func() Payload { return &LogCheckpointedV{} }, nil},
 }
 
 // Types lists every event type in the catalogue.
@@ -212,6 +216,17 @@ type (
 	}
 	// UserGroupDeletedV deletes a user group.
 	UserGroupDeletedV struct{}
+
+	// LogCheckpointedV signs the hash chain of the log up to Covers: Head
+	// is the chain's value after that offset (hex SHA-256), Signature the
+	// ed25519 signature (hex) of CheckpointMessage(Covers, Head) by the
+	// key KeyID names.
+	LogCheckpointedV struct {
+		Covers    int64  `json:"covers"`
+		Head      string `json:"head"`
+		KeyID     string `json:"key_id"`
+		Signature string `json:"signature"`
+	}
 )
 
 func (AppCreatedV) EventType() Type         { return AppCreated }
@@ -240,6 +255,7 @@ func (UserDeletedV) EventType() Type        { return UserDeleted }
 func (UserGroupCreatedV) EventType() Type   { return UserGroupCreated }
 func (UserGroupUpdatedV) EventType() Type   { return UserGroupUpdated }
 func (UserGroupDeletedV) EventType() Type   { return UserGroupDeleted }
+func (LogCheckpointedV) EventType() Type    { return LogCheckpointed }
 
 // Validate methods check what can be checked without state.
 
@@ -313,4 +329,26 @@ func validateTokenHash(h string) error {
 		return errors.New("token_sha256 is not 64 lower-case hex digits")
 	}
 	return nil
+}
+
+func (p LogCheckpointedV) Validate() error {
+	var errs []error
+	if p.Covers < 0 {
+		errs = append(errs, errors.New("covers must be an offset"))
+	}
+	if len(p.Head) != 64 || strings.Trim(p.Head, "0123456789abcdef") != "" {
+		errs = append(errs, errors.New("head is not 64 lower-case hex digits"))
+	}
+	if len(p.Signature) != 128 || strings.Trim(p.Signature, "0123456789abcdef") != "" {
+		errs = append(errs, errors.New("signature is not 128 lower-case hex digits"))
+	}
+	if p.KeyID == "" || len(p.KeyID) > 64 {
+		errs = append(errs, errors.New("key_id must have 1 to 64 characters"))
+	}
+	return joinInvalid(errs)
+}
+
+// CheckpointMessage is what a checkpoint's signature covers.
+func CheckpointMessage(covers int64, head string) []byte {
+	return fmt.Appendf(nil, "nebula-checkpoint\x00%d\x00%s", covers, head)
 }

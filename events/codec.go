@@ -159,6 +159,8 @@ func deref(p Payload) Payload {
 		return *v
 	case *UserGroupDeletedV:
 		return *v
+	case *LogCheckpointedV:
+		return *v
 	}
 	panic(fmt.Sprintf("events: catalogue constructor returned unhandled %T", p))
 }

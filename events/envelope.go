@@ -18,6 +18,9 @@ const (
 	// KindFleet is the aggregate of fleet-wide events (global prune). Its
 	// aggregate name is always empty.
 	KindFleet Kind = "fleet"
+	// KindLog is the aggregate of the log's own events (checkpoints).
+	// Its aggregate name is always empty.
+	KindLog Kind = "log"
 )
 
 // Aggregate names the object an event is about.

@@ -22,9 +22,9 @@ const (
 // e-mail address works), at most MaxContainerNameLen characters for apps
 // and cron jobs and MaxNameLen for the others. Fleet events have no name.
 func ValidateName(kind Kind, name string) error {
-	if kind == KindFleet {
+	if kind == KindFleet || kind == KindLog {
 		if name != "" {
-			return fmt.Errorf("%w: fleet events have no aggregate name (got %q)", ErrInvalid, name)
+			return fmt.Errorf("%w: %s events have no aggregate name (got %q)", ErrInvalid, kind, name)
 		}
 		return nil
 	}

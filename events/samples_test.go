@@ -55,5 +55,6 @@ func samples() []Envelope {
 		mk(KindUserGroup, "ops", UserGroupCreatedV{Spec: ug}),
 		mk(KindUserGroup, "ops", UserGroupUpdatedV{Patch: UserGroupPatch{Admin: ptr(true)}}),
 		mk(KindUserGroup, "ops", UserGroupDeletedV{}),
+		mk(KindLog, "", LogCheckpointedV{Covers: 41, Head: strings.Repeat("a1", 32), KeyID: "manager-1", Signature: strings.Repeat("5c", 64)}),
 	}
 }

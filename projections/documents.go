@@ -51,14 +51,15 @@ type Reason string
 
 // Rejection reasons.
 const (
-	ReasonExists          Reason = "exists"           // create of a name that exists
-	ReasonNotFound        Reason = "not_found"        // change of a name that does not exist
-	ReasonVersionMismatch Reason = "version_mismatch" // IfVersion differs from the current version
-	ReasonInvalid         Reason = "invalid"          // the payload breaks a rule of the events package
-	ReasonMissingMember   Reason = "missing_member"   // a listed app, cron job or user does not exist
-	ReasonNotRunning      Reason = "not_running"      // restart of a stopped app
-	ReasonTokenInUse      Reason = "token_in_use"     // another user has this token
-	ReasonDuplicate       Reason = "duplicate"        // the command ID was folded before
+	ReasonExists          Reason = "exists"              // create of a name that exists
+	ReasonNotFound        Reason = "not_found"           // change of a name that does not exist
+	ReasonVersionMismatch Reason = "version_mismatch"    // IfVersion differs from the current version
+	ReasonInvalid         Reason = "invalid"             // the payload breaks a rule of the events package
+	ReasonMissingMember   Reason = "missing_member"      // a listed app, cron job or user does not exist
+	ReasonNotRunning      Reason = "not_running"         // restart of a stopped app
+	ReasonTokenInUse      Reason = "token_in_use"        // another user has this token
+	ReasonDuplicate       Reason = "duplicate"           // the command ID was folded before
+	ReasonCheckpoint      Reason = "checkpoint_mismatch" // a checkpoint's head differs from the fold's chain
 )
 
 // Verdict is the fold's decision on one record. Every manager reaches the

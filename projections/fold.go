@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,7 +12,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 2
+const FoldVersion = 3
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -41,6 +43,9 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 	env, err := events.Decode(rec.Value)
 	if err != nil {
 		return Result{}, &RecordError{Offset: rec.Offset, Err: err}
+	}
+	if err := chain(kv, rec); err != nil {
+		return Result{}, err
 	}
 	res, err := applyEnvelope(kv, rec.Offset, env)
 	if err != nil {
@@ -83,6 +88,27 @@ func applyEnvelope(kv KV, off int64, env events.Envelope) (Result, error) {
 	slices.Sort(groups)
 	return Result{Verdict: v, Groups: groups}, nil
 }
+
+// chain extends the log's hash chain with rec: head = SHA-256(previous
+// head || offset || value), kept as the current head and per offset.
+func chain(kv KV, rec events.Record) error {
+	prev, _, err := kv.Get(keyChainHead)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(encodeInt(rec.Offset))
+	h.Write(rec.Value)
+	head := h.Sum(nil)
+	if err := kv.Set(keyChainHead, head); err != nil {
+		return err
+	}
+	return kv.Set(offsetKey(prefixChain, rec.Offset), head)
+}
+
+// ChainHead is the chain value after offset off (read from kv).
+func chainAt(kv KV, off int64) ([]byte, bool, error) { return kv.Get(offsetKey(prefixChain, off)) }
 
 func (st *Stats) count(accepted bool) {
 	st.Records++
@@ -203,6 +229,18 @@ func (f *folder) decide() error {
 		return f.changeUserGroup(name, p.Patch)
 	case events.UserGroupDeletedV:
 		return f.deleteUserGroup(name)
+	case events.LogCheckpointedV:
+		if p.Covers >= f.off {
+			return reject(ReasonCheckpoint, "a checkpoint covers earlier records, not offset %d", p.Covers)
+		}
+		head, found, err := chainAt(f.kv, p.Covers)
+		if err != nil {
+			return err
+		}
+		if !found || hex.EncodeToString(head) != p.Head {
+			return reject(ReasonCheckpoint, "the log up to offset %d is not what checkpoint signer %q saw: a record was changed or lost", p.Covers, p.KeyID)
+		}
+		return nil
 	}
 	// Decode only returns catalogue types, and every one is handled above.
 	return fmt.Errorf("fold has no case for %s", f.env.Type)

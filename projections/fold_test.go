@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -255,4 +256,19 @@ func TestFoldUnreadableRecordIsAnError(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCheckpointMustMatchTheChain(t *testing.T) {
+	h := newHistory(t)
+	h.accept(ev(events.KindApp, "web", events.AppCreatedV{Spec: events.NewAppSpec("nginx")}))
+	h.accept(ev(events.KindApp, "web", events.AppStoppedV{}))
+	head, _, _ := chainAt(h.kv, 1)
+	good := events.LogCheckpointedV{Covers: 1, Head: hex.EncodeToString(head), KeyID: "k", Signature: strings.Repeat("ab", 64)}
+	h.accept(ev(events.KindLog, "", good))
+	bad := good
+	bad.Head = strings.Repeat("00", 32)
+	h.reject(ev(events.KindLog, "", bad), ReasonCheckpoint)
+	future := good
+	future.Covers = 99
+	h.reject(ev(events.KindLog, "", future), ReasonCheckpoint)
 }

@@ -29,6 +29,8 @@ import (
 //
 //	verdict/<offset int64 BE>    JSON Verdict of the record at that offset
 //	cmd/<command id>             int64 BE: offset of the first record with that command ID
+//	meta/chain_head              32 bytes: the hash chain after the last record folded
+//	chain/<offset int64 BE>      32 bytes: the hash chain after that record (docs/events.md)
 //
 // Big-endian offsets sort in log order, so verdicts can be scanned by range.
 var (
@@ -36,6 +38,7 @@ var (
 	keyIdentity    = []byte("meta/identity")
 	keyFoldVersion = []byte("meta/fold_version")
 	keyStats       = []byte("meta/stats")
+	keyChainHead   = []byte("meta/chain_head")
 
 	prefixApp       = []byte("app/")
 	prefixGroup     = []byte("dg/")
@@ -50,6 +53,7 @@ var (
 
 	prefixVerdict = []byte("verdict/")
 	prefixCommand = []byte("cmd/")
+	prefixChain   = []byte("chain/")
 )
 
 func key(prefix []byte, name string) []byte {

@@ -280,6 +280,13 @@ func (s *Store) applyChunk(recs []events.Record, envs []decoded) (int, []Result,
 			recErr = envs[n].err // unreadable: commit what comes before it
 			break
 		}
+		err := chain(kv, rec)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return 0, nil, errTooBig{n}
+		}
+		if err != nil {
+			return 0, nil, err
+		}
 		res, err := applyEnvelope(kv, rec.Offset, envs[n].env)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			return 0, nil, errTooBig{n}
@@ -484,4 +491,22 @@ func (s *Store) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failed
+}
+
+// ChainHead returns the offset of the last folded record and the log's
+// hash chain after it (for checkpoints).
+func (s *Store) ChainHead() (int64, []byte, error) {
+	var off int64 = -1
+	var head []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		kv := badgerKV{txn}
+		b, found, err := kv.Get(keyApplied)
+		if err != nil || !found {
+			return err
+		}
+		off = decodeInt(b)
+		head, _, err = kv.Get(keyChainHead)
+		return err
+	})
+	return off, head, err
 }

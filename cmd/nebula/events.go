@@ -42,8 +42,12 @@ func (p *progress) at(done int64) {
 }
 
 func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return runVerify(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "export" {
-		return usageError{fmt.Errorf("usage: nebula events export [--from N] [--to N] [--format jsonl] (writes to stdout)")}
+		return usageError{fmt.Errorf("usage: nebula events export [--from N] [--to N] [--format jsonl] (writes to stdout)\n" +
+			"       nebula events verify [--export FILE] [--public-key HEX]")}
 	}
 	args = args[1:]
 	var k kafkaFlags

@@ -85,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case errors.Is(err, flag.ErrHelp):
 			return exitOK
+		case errors.Is(err, errTampered):
+			return exitError
 		case errors.As(err, new(usageError)):
 			fmt.Fprintf(stderr, "nebula %s: %v\n", c.name, err)
 			return exitUsage

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,8 @@ type managerSettings struct {
 	cacheTime       time.Duration
 	cacheMaxSize    int
 	reportTTL       time.Duration
+	checkpointKey   string
+	checkpointEvery time.Duration
 	auth            manager.Auth
 	// ready, when set, is called once the API serves (with its base URL).
 	ready func(url string)
@@ -34,6 +38,8 @@ type managerSettings struct {
 // manager` share, with the original manager's variable names.
 func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
+	f.String(&m.checkpointKey, "checkpoint-key", "", "file of an ed25519 seed (64 hex digits): sign checkpoints of the log's hash chain", "NEBULA_CHECKPOINT_KEY")
+	f.Duration(&m.checkpointEvery, "checkpoint-every", time.Hour, "how often to append a signed checkpoint", "NEBULA_CHECKPOINT_EVERY")
 	f.Duration(&m.reportTTL, "report-ttl", time.Hour, "how long device reports are kept for GET /reports", "NEBULA_REPORT_TTL", "MONGO_REPORT_TTL")
 	f.Int(&m.cacheMaxSize, "cache-max-size", manager.DefaultCacheMaxSize, "device groups whose /info is kept in memory", "NEBULA_CACHE_MAX_SIZE", "CACHE_MAX_SIZE")
 	f.Bool(&m.auth.Enabled, "auth-enabled", true, "require credentials (false: only behind an authenticating proxy)", "NEBULA_AUTH_ENABLED", "AUTH_ENABLED")
@@ -45,6 +51,9 @@ func addAPIFlags(f *flags, m *managerSettings) {
 func (m managerSettings) validate() error {
 	if m.cacheTime < 0 {
 		return fmt.Errorf("cache time %v is negative", m.cacheTime)
+	}
+	if m.checkpointEvery <= 0 {
+		return fmt.Errorf("checkpoint interval %v is not positive", m.checkpointEvery)
 	}
 	if m.reportTTL < time.Minute {
 		return fmt.Errorf("report TTL %v is under a minute", m.reportTTL)
@@ -154,6 +163,14 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()
 	go store.RunGC(runCtx, 10*time.Minute)
+	if m.checkpointKey != "" {
+		key, err := loadSigningKey(m.checkpointKey)
+		if err != nil {
+			return err
+		}
+		keyID := hex.EncodeToString(key.Public().(ed25519.PublicKey))[:16]
+		go checkpoints(runCtx, log, store, key, keyID, m.checkpointEvery, logger.With("component", "checkpoints"))
+	}
 
 	srv := manager.HTTPServer(api, logger)
 	srvErr := make(chan error, 1)
