@@ -46,8 +46,8 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slo
 		return runVerify(ctx, args[1:], stdout)
 	}
 	if len(args) == 0 || args[0] != "export" {
-		return usageError{fmt.Errorf("usage: nebula events export [--from N] [--to N] [--format jsonl] (writes to stdout)\n" +
-			"       nebula events verify [--export FILE] [--public-key HEX]")}
+		// The history API through the manager: nebula events [--kind ...]
+		return cliRun(ctx, append([]string{"events"}, args...), stdout)
 	}
 	args = args[1:]
 	var k kafkaFlags

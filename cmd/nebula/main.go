@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,7 +32,7 @@ func subcommands() []command {
 		{"kafka", "run the embedded Kafka-protocol broker as its own process", runKafka},
 		{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker},
 		{"reporter", "run the reporter: device reports in, device events out (watermill consumer group)", runReporter},
-		{"events", "events export: the decoded event log as JSON lines", runEvents},
+		{"events", "the event history (via the manager); events export | events verify (from Kafka)", runEvents},
 		{"replay", "rebuild a projection as of an offset or a time (forensics)", runReplay},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
 			_, err := fmt.Fprintln(w, "nebula", version)
@@ -38,6 +40,42 @@ func subcommands() []command {
 		}},
 	}
 }
+
+// cliCommands are the operator verbs (internal/cli): login, ping, apps,
+// device-groups, ... ("events" is shared with export and verify).
+func cliCommands() []command {
+	summaries := map[string]string{"login": "save the manager's address and credentials (~/.nebula.json)", "logout": "forget them",
+		"ping": "check the manager answers", "apps": "list|info|create|update|delete|start|stop|restart apps",
+		"device-groups": "list|info|create|update|delete|rollout device groups", "cron-jobs": "list|info|create|update|delete cron jobs",
+		"users": "list|info|create|update|refresh|delete users", "user-groups": "list|info|create|update|delete user groups",
+		"prune": "prune all | prune device-group NAME", "reports": "device reports (2.7's filters)", "devices": "the device inventory",
+		"history": "history APP: the app's versions and changes", "revert": "revert app|device-group|cron-job NAME --to OFFSET",
+		"rollout": "rollout GROUP: devices converged, pending, failed, silent", "completion": "completion bash|zsh"}
+	var out []command
+	for _, v := range cli.Verbs {
+		if v == "events" {
+			continue
+		}
+		out = append(out, command{v, summaries[v], func(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
+			return cliRun(ctx, append([]string{v}, args...), stdout)
+		}})
+	}
+	return out
+}
+
+// cliRun runs a CLI verb; its exit code travels as exitCodeError.
+func cliRun(ctx context.Context, args []string, stdout io.Writer) error {
+	home, _ := os.UserHomeDir()
+	if code := cli.Run(ctx, args, cli.Env{Getenv: os.Getenv, Home: home, Stdout: stdout, Stderr: os.Stderr}); code != 0 {
+		return exitCodeError(code)
+	}
+	return nil
+}
+
+// exitCodeError is an exit code already explained on stderr.
+type exitCodeError int
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 func notYet(name string, issue int) func(context.Context, []string, io.Writer, *slog.Logger) error {
 	return func(context.Context, []string, io.Writer, *slog.Logger) error {
@@ -47,8 +85,8 @@ func notYet(name string, issue int) func(context.Context, []string, io.Writer, *
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: nebula <command> [flags]\n\ncommands:")
-	for _, c := range subcommands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	for _, c := range append(subcommands(), cliCommands()...) {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'nebula <command> -h' for a command's flags.")
 }
@@ -73,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
-	for _, c := range subcommands() {
+	for _, c := range append(subcommands(), cliCommands()...) {
 		if c.name != args[0] {
 			continue
 		}
@@ -87,6 +125,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case errors.Is(err, errTampered):
 			return exitError
+		case errors.As(err, new(exitCodeError)):
+			var code exitCodeError
+			errors.As(err, &code)
+			return int(code)
 		case errors.As(err, new(usageError)):
 			fmt.Fprintf(stderr, "nebula %s: %v\n", c.name, err)
 			return exitUsage
