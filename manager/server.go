@@ -111,6 +111,9 @@ func New(cfg Config) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
+// Router exposes the routes (for the test that walks them).
+func (s *Server) Router() chi.Routes { return s.router }
+
 // HTTPServer wraps h with the timeouts every listener of ours uses. The
 // write timeout leaves room for the longest long-poll.
 func HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
