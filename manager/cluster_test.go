@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
@@ -62,4 +63,40 @@ func TestManagerRestartKeepsEverything(t *testing.T) {
 		}
 		call(t, "POST", url+"/apps/web", map[string]any{"docker_image": "nginx"}).expect(t, 403, map[string]any{"app_exists": true})
 	}
+}
+
+// TestBrokerOutage: with the broker down, commands answer 503 (nothing
+// half-applied), reads and device polls are served from the projection;
+// when it is back, writes resume and the projection follows.
+func TestBrokerOutage(t *testing.T) {
+	dir := t.TempDir()
+	b := testenv.StartBroker(t, dir)
+	addr := b.Addr()
+	url := startManager(t, addr, t.TempDir()) + "/api/v2"
+	call(t, "POST", url+"/apps/web", map[string]any{"docker_image": "nginx"}).expect(t, 200, nil)
+	call(t, "POST", url+"/device_groups/edge", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
+
+	b.Close()
+	r := call(t, "POST", url+"/apps/down", map[string]any{"docker_image": "nginx"})
+	if r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("command during the outage: %d %s", r.status, r.raw)
+	}
+	call(t, "GET", url+"/device_groups/edge/info", nil).expect(t, 200, map[string]any{"apps_list": []any{"web"}})
+	call(t, "GET", url+"/apps/web", nil).expect(t, 200, nil)
+
+	testenv.StartBrokerAt(t, addr, dir)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := call(t, "POST", url+"/apps/after", map[string]any{"docker_image": "nginx"})
+		if r.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes did not resume: %d %s", r.status, r.raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The command refused during the outage was not applied later.
+	call(t, "GET", url+"/apps/down", nil).expect(t, 403, map[string]any{"app_exists": false})
+	call(t, "GET", url+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"after", "web"}})
 }

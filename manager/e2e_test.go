@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
@@ -51,6 +52,10 @@ type response struct {
 	body   map[string]any
 }
 
+// testClient bounds every request: a hang is a failure, not a timeout of
+// the whole package.
+var testClient = &http.Client{Timeout: 90 * time.Second}
+
 func call(t *testing.T, method, url string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
@@ -73,7 +78,7 @@ func call(t *testing.T, method, url string, body any, headers ...string) respons
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

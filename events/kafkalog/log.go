@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -62,6 +63,14 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
+		// An append must fail in bounded time when the brokers are gone.
+		// An idempotent producer cannot fail a request that got no
+		// answer (it would break its sequence numbers), so it waits for
+		// the broker forever: idempotence is off. A retried append may
+		// then be written twice; both records carry the command ID and
+		// the fold keeps the first (the second is a duplicate).
+		kgo.DisableIdempotentWrite(),
+		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -198,7 +207,9 @@ func (l *Log) record(value []byte, commandID string) *kgo.Record {
 }
 
 func (l *Log) produceErr(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) {
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) ||
+		errors.As(err, &netErr) {
 		return fmt.Errorf("%w: append to %s: %w", ErrUnavailable, l.cfg.Topic, err)
 	}
 	return fmt.Errorf("append to %s: %w", l.cfg.Topic, err)
