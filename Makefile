@@ -16,9 +16,10 @@ test: deps lint ## every test, with the race detector
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Debian packages the tests use: kcat (a Kafka client nobody here wrote)
-# and docker-registry (a local registry for the worker's pull tests).
+# docker-registry (a local registry for the worker's pull tests) and
+# docker-compose (validates deploy/kafka/compose.yaml).
 deps:
-	@missing=""; for p in kcat docker-registry; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in kcat docker-registry docker-compose; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian packages) for the tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
