@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/manager"
 )
 
 var managerAPI = regexp.MustCompile(`API on (http://\S+)/api/v2 `)
@@ -91,4 +93,37 @@ func TestManagerKilledDuringBurst(t *testing.T) {
 	if lists[0] != lists[1] {
 		t.Fatalf("the restarted and the rebuilt manager disagree:\n%s\n%s", lists[0], lists[1])
 	}
+}
+
+// TestWorkerKilledDuringRollingRestart: a worker killed (kill -9) in the
+// middle of a rolling restart finishes the roll when it starts again.
+func TestWorkerKilledDuringRollingRestart(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("roll%d", time.Now().UnixNano()%1_000_000)
+	testenv.RemoveContainersLabelled(t, "nebula.device_group="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: testToken})
+	app := group + "-web"
+	apiCall(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`", "containers_per": {"server": 3}, "rolling_restart": true, "env_vars": {"V": "1"}}`, 200)
+	apiCall(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	dir := t.TempDir()
+	w := testenv.Start(t, workerEnv(m.URL, group, dir), "worker")
+	envOf := func(i int) string {
+		out, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", fmt.Sprintf("%s-%d", app, i))
+		return out
+	}
+	waitFor(t, "3 containers at V=1", 60*time.Second, func() bool {
+		return strings.Contains(envOf(1), "V=1") && strings.Contains(envOf(2), "V=1") && strings.Contains(envOf(3), "V=1")
+	})
+	apiCall(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"V": "2"}}`, 202)
+	// The roll replaces one container, then pauses 5 s: kill it there.
+	waitFor(t, "the roll to start", 30*time.Second, func() bool { return strings.Contains(envOf(1), "V=2") })
+	w.Kill()
+	if strings.Contains(envOf(3), "V=2") {
+		t.Fatal("the roll finished before the kill: the test proves nothing")
+	}
+	testenv.Start(t, workerEnv(m.URL, group, dir), "worker")
+	waitFor(t, "the roll to finish after the restart", 90*time.Second, func() bool {
+		return strings.Contains(envOf(1), "V=2") && strings.Contains(envOf(2), "V=2") && strings.Contains(envOf(3), "V=2")
+	})
 }
