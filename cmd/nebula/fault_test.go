@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -126,4 +128,44 @@ func TestWorkerKilledDuringRollingRestart(t *testing.T) {
 	waitFor(t, "the roll to finish after the restart", 90*time.Second, func() bool {
 		return strings.Contains(envOf(1), "V=2") && strings.Contains(envOf(2), "V=2") && strings.Contains(envOf(3), "V=2")
 	})
+}
+
+// TestNoSecretsInLogs: passwords and tokens sent to the manager (users
+// created, wrong logins, token refreshes) never appear in its output.
+func TestNoSecretsInLogs(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.Start(t, []string{"NEBULA_LOG_LEVEL=debug"}, "dev", "--data-dir", dir, "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--worker=false")
+	api := p.WaitLine(t, devAPI, 60*time.Second)[1]
+	p.WaitLine(t, devReady, 60*time.Second)
+	tok, _ := os.ReadFile(dir + "/admin-token")
+	admin := strings.TrimSpace(string(tok))
+	secret := "s3cret-password-do-not-log"
+	token := "s3cret-token-do-not-log"
+	if code, body := devCall(t, "POST", api+"/api/v2/users/alice", admin, `{"password": "`+secret+`", "token": "`+token+`"}`); code != 200 {
+		t.Fatalf("create user: %d %s", code, body)
+	}
+	devCall(t, "GET", api+"/api/v2/apps", token, "")
+	devCall(t, "GET", api+"/api/v2/apps", token+"-wrong", "")
+	req, _ := http.NewRequest("GET", api+"/api/v2/apps", nil)
+	req.SetBasicAuth("alice", secret+"-wrong")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	devCall(t, "POST", api+"/api/v2/users/alice/refresh", admin, "")
+	time.Sleep(500 * time.Millisecond)
+	out := p.Output()
+	for _, s := range []string{secret, token, admin} {
+		if strings.Contains(out, s) {
+			t.Fatalf("a secret appears in the manager's output:\n%s", out)
+		}
+	}
+	// The event log holds hashes only.
+	kafka := regexp.MustCompile(`Kafka broker on (\S+) `).FindStringSubmatch(out)[1]
+	export, err := exec.Command(testenv.Binary(t), "events", "export", "--kafka-brokers", kafka).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(export), secret) || strings.Contains(string(export), token) {
+		t.Fatal("a secret is in the event log")
+	}
 }
