@@ -29,7 +29,7 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 bench: ## performance numbers, each with its baseline from the same run
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 15m ./events/kafkalog ./projections ./manager ./cmd/nebula
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 15m ./events/kafkalog ./projections ./manager ./cmd/nebula ./internal/sim
 
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done

@@ -41,6 +41,7 @@ type infoCache struct {
 // at once; they must not all read the projection).
 type flight struct {
 	done chan struct{}
+	gen  uint64 // the cache generation when the read started
 	e    *infoEntry
 	err  error
 }
@@ -74,20 +75,24 @@ func (c *infoCache) get(group string) (*infoEntry, error) {
 		c.lru.Remove(el)
 		delete(c.entries, group)
 	}
-	if b, ok := c.inflight[group]; ok {
+	// Join a read in progress only if no change came since it started:
+	// its result would be stale (a long-poll would park on old data).
+	if b, ok := c.inflight[group]; ok && b.gen == c.gen {
 		c.mu.Unlock()
 		<-b.done
 		c.hits.Add(1)
 		return b.e, b.err
 	}
-	b := &flight{done: make(chan struct{})}
+	b := &flight{done: make(chan struct{}), gen: c.gen}
 	c.inflight[group] = b
 	gen := c.gen
 	c.mu.Unlock()
 
 	b.e, b.err = c.render(group)
 	c.mu.Lock()
-	delete(c.inflight, group)
+	if c.inflight[group] == b {
+		delete(c.inflight, group)
+	}
 	// Cache only what no change overtook while it was read.
 	if b.err == nil && c.ttl > 0 && c.gen == gen {
 		c.entries[group] = c.lru.PushFront(b.e)

@@ -36,8 +36,12 @@ type Config struct {
 	// running containers are replaced or restarted, so that the devices
 	// of a group do not all restart at once.
 	MaxRestartWait time.Duration
-	// StateDir keeps the device ID, the last config and unsent reports.
+	// StateDir keeps the device ID, the last config and unsent reports
+	// ("" keeps nothing: simulated devices).
 	StateDir string
+	// HTTPClient, when set, is used for the manager (simulations share
+	// one); RequestTimeout+CheckIn bounds a request otherwise.
+	HTTPClient *http.Client
 	// DeviceID identifies the device in its reports.
 	DeviceID string
 	// ReportInterval: a report after each change and at least this often
@@ -81,8 +85,12 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.RequestTimeout + cfg.CheckIn}
+	}
 	a := &Agent{cfg: cfg, engine: engine, logger: cfg.Logger,
-		http:     &http.Client{Timeout: cfg.RequestTimeout + cfg.CheckIn},
+		http:     hc,
 		pullWait: map[string]time.Time{}, pullFail: map[string]int{}}
 	a.cron = newCronRunner(a)
 	a.appliedGroup = -1 // versions start at 0: nothing applied yet is -1
@@ -157,6 +165,14 @@ func ours(all []Container, group, device string) []Container {
 		}
 	}
 	return out
+}
+
+// AppliedVersion is the device group version the agent has fully
+// applied (-1: none yet).
+func (a *Agent) AppliedVersion() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.appliedGroup
 }
 
 // authorize adds the worker's credentials: Bearer wins over Basic.

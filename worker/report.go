@@ -60,6 +60,9 @@ func (a *Agent) maybeReport(ctx context.Context) {
 // queued on disk.
 func (a *Agent) sendReports(ctx context.Context, b []byte) {
 	path := filepath.Join(a.cfg.StateDir, queueFile)
+	if a.cfg.StateDir == "" {
+		path = ""
+	}
 	queued := readQueue(path)
 	pending := append(queued, b)
 	sent := 0
@@ -78,7 +81,7 @@ func (a *Agent) sendReports(ctx context.Context, b []byte) {
 	if len(rest) > maxQueuedReports {
 		rest = rest[len(rest)-maxQueuedReports:]
 	}
-	if len(rest) == 0 && len(queued) == 0 {
+	if len(rest) == 0 && len(queued) == 0 || path == "" {
 		return
 	}
 	if err := writeAtomic(path, bytes.Join(append(rest, nil), []byte("\n"))); err != nil {
@@ -87,6 +90,9 @@ func (a *Agent) sendReports(ctx context.Context, b []byte) {
 }
 
 func readQueue(path string) [][]byte {
+	if path == "" {
+		return nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil

@@ -58,6 +58,9 @@ const (
 // LoadState reads the state in dir; a missing file is an empty state.
 func LoadState(dir string) (State, error) {
 	st := State{Applied: map[string]int64{}}
+	if dir == "" { // no state kept (simulated devices)
+		return st, nil
+	}
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
@@ -76,6 +79,9 @@ func LoadState(dir string) (State, error) {
 
 // SaveState writes the state atomically (write, sync, rename).
 func SaveState(dir string, st State) error {
+	if dir == "" {
+		return nil
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
