@@ -16,34 +16,21 @@ import (
 // EventLog is the raw event log: history and time travel read it.
 type EventLog interface {
 	Bounds(ctx context.Context) (start, end int64, err error)
-	ReadFrom(ctx context.Context, from int64, max int) ([]events.Record, error)
+	// Scan calls fn with each record from offset from to the log's
+	// current end, until fn returns false.
+	Scan(ctx context.Context, from int64, fn func(events.Record) bool) error
 }
 
 // Limits of history reads.
 const (
-	historyChunk    = 1000
 	historyMaxScan  = 200_000 // records one /events request reads at most
 	historyMaxLimit = 1000
 )
 
-// scan calls fn for each record from offset from up to the log's end (or
-// until fn returns false), reading in chunks.
+// scan calls fn for each record from offset from up to the log's end
+// (or until fn returns false).
 func (s *Server) scan(ctx context.Context, from int64, fn func(events.Record) bool) error {
-	for {
-		recs, err := s.events.ReadFrom(ctx, from, historyChunk)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			return nil
-		}
-		for _, rec := range recs {
-			if !fn(rec) {
-				return nil
-			}
-		}
-		from = recs[len(recs)-1].Offset + 1
-	}
+	return s.events.Scan(ctx, from, fn)
 }
 
 // eventView is one event as the history API shows it.
@@ -75,16 +62,25 @@ func redacted(env events.Envelope) any {
 	return env.Payload
 }
 
-func (s *Server) view(rec events.Record, env events.Envelope) eventView {
-	v := eventView{Offset: rec.Offset, Type: env.Type, Schema: env.Schema, Aggregate: env.Aggregate, Actor: env.Actor,
+func view(rec events.Record, env events.Envelope) eventView {
+	return eventView{Offset: rec.Offset, Type: env.Type, Schema: env.Schema, Aggregate: env.Aggregate, Actor: env.Actor,
 		CommandID: env.CommandID, Time: env.Time, IfVersion: env.IfVersion, Payload: redacted(env)}
-	_ = s.proj.View(func(r projections.Reader) error {
-		if vd, found, err := r.Verdict(rec.Offset); err == nil && found {
-			v.Verdict = &verdictView{Accepted: vd.Accepted, Reason: string(vd.Reason), Detail: vd.Detail}
+}
+
+// withVerdicts adds the fold's verdict to each event, in one read.
+func (s *Server) withVerdicts(evs []eventView) error {
+	return s.proj.View(func(r projections.Reader) error {
+		for i := range evs {
+			vd, found, err := r.Verdict(evs[i].Offset)
+			if err != nil {
+				return err
+			}
+			if found {
+				evs[i].Verdict = &verdictView{Accepted: vd.Accepted, Reason: string(vd.Reason), Detail: vd.Detail}
+			}
 		}
 		return nil
 	})
-	return v
 }
 
 // listEvents is GET /api/v2/events (admin): the decoded log with filters
@@ -159,11 +155,14 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 			!since.IsZero() && env.Time.Before(since), !until.IsZero() && env.Time.After(until):
 			return true
 		}
-		out = append(out, s.view(rec, env))
+		out = append(out, view(rec, env))
 		return true
 	})
 	if err == nil {
 		err = decodeErr
+	}
+	if err == nil {
+		err = s.withVerdicts(out)
 	}
 	if err != nil {
 		s.fail(w, r, err)

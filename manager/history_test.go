@@ -38,7 +38,7 @@ func TestTimeTravelAndHistory(t *testing.T) {
 		t.Helper()
 		r := call(t, method, api+path, body)
 		r.expect(t, status, nil)
-		_, end := logEnd(t, c)
+		end := metricValue(t, c.url, "nebula_event_log_end_offset")
 		record(end - 1)
 	}
 	step("POST", "/apps/web", map[string]any{"docker_image": "nginx:1"}, 200)
@@ -52,7 +52,7 @@ func TestTimeTravelAndHistory(t *testing.T) {
 	step("POST", "/apps/web", map[string]any{"docker_image": "nginx:2"}, 200)
 	step("POST", "/device_groups/edge/prune", nil, 202)
 
-	_, end := logEnd(t, c)
+	end := metricValue(t, c.url, "nebula_event_log_end_offset")
 	last := snap{}
 	for k := int64(0); k < end; k++ {
 		if s, ok := snaps[k]; ok {
@@ -132,107 +132,4 @@ func TestTimeTravelAndHistory(t *testing.T) {
 		t.Fatalf("history %s", b)
 	}
 	call(t, "GET", api+"/apps/never/history", nil).expect(t, 403, map[string]any{"app_exists": false})
-}
-
-func logEnd(t *testing.T, c cluster) (int64, int64) {
-	t.Helper()
-	r := call(t, "GET", c.url+"/metrics", nil)
-	var end int64
-	for _, line := range splitLines(string(r.raw)) {
-		if _, err := fmt.Sscanf(line, "nebula_event_log_end_offset %d", &end); err == nil {
-			return 0, end
-		}
-	}
-	t.Fatal("no log end in /metrics")
-	return 0, 0
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return out
-}
-
-// TestRevert: a revert restores the app, group and cron job of an earlier
-// offset field for field, as a new version the history marks as a revert.
-func TestRevert(t *testing.T) {
-	c := newCluster(t)
-	api := c.url + "/api/v2"
-	first := call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx:1", "env_vars": map[string]any{"A": "1"}, "starting_ports": []any{80}})
-	first.expect(t, 200, nil)
-	v1 := first.num(t, "app_id")
-	call(t, "POST", api+"/apps/web/update", map[string]any{"docker_image": "nginx:2", "running": false}).expect(t, 202, nil)
-	call(t, "POST", api+"/cron_jobs/job", map[string]any{"docker_image": "job:1", "schedule": "@daily"}).expect(t, 200, nil)
-	cv := call(t, "GET", api+"/cron_jobs/job", nil).num(t, "cron_job_id")
-	call(t, "PATCH", api+"/cron_jobs/job/update", map[string]any{"schedule": "@hourly"}).expect(t, 202, nil)
-	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
-	gv := call(t, "GET", api+"/device_groups/edge", nil).num(t, "device_group_id")
-	call(t, "POST", api+"/device_groups/edge/update", map[string]any{"apps": []any{}, "cron_jobs": []any{"job"}}).expect(t, 202, nil)
-
-	r := call(t, "POST", api+fmt.Sprintf("/apps/web/revert?to=%d", v1), nil)
-	r.expect(t, 202, nil)
-	want := map[string]any{}
-	for k, v := range first.body {
-		if k != "app_id" {
-			want[k] = v
-		}
-	}
-	r.expect(t, 202, want)
-	if r.num(t, "app_id") <= v1 {
-		t.Fatalf("revert did not make a new version: %v", r.body["app_id"])
-	}
-	call(t, "POST", api+fmt.Sprintf("/cron_jobs/job/revert?to=%d", cv), nil).expect(t, 202, map[string]any{"schedule": "@daily"})
-	call(t, "POST", api+fmt.Sprintf("/device_groups/edge/revert?to=%d", gv), nil).expect(t, 202, map[string]any{"apps": []any{"web"}, "cron_jobs": []any{}})
-
-	// A deleted app is brought back.
-	call(t, "DELETE", api+"/apps/web", nil).expect(t, 200, nil)
-	call(t, "POST", api+fmt.Sprintf("/apps/web/revert?to=%d", v1), nil).expect(t, 202, map[string]any{"docker_image": "nginx:1"})
-
-	vs := call(t, "GET", api+"/apps/web/history", nil).body["versions"].([]any)
-	lastV := vs[len(vs)-1].(map[string]any)
-	if lastV["revert_of"] != float64(v1) || vs[len(vs)-3].(map[string]any)["revert_of"] != float64(v1) {
-		t.Fatalf("history does not mark the reverts: %v", vs)
-	}
-	call(t, "POST", api+"/apps/web/revert?to=x", nil).expect(t, 400, nil)
-	call(t, "POST", api+"/apps/nope/revert?to=0", nil).expect(t, 400, nil)
-}
-
-// TestDryRun: ?dry_run=true answers the document and the device groups a
-// mutation would change, and appends nothing (the log end is unchanged).
-func TestDryRun(t *testing.T) {
-	c := newCluster(t)
-	api := c.url + "/api/v2"
-	call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
-	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
-	call(t, "POST", api+"/device_groups/idle", map[string]any{}).expect(t, 200, nil)
-	_, before := logEnd(t, c)
-
-	r := call(t, "PATCH", api+"/apps/web/update?dry_run=true", map[string]any{"docker_image": "nginx:2"})
-	r.expect(t, 200, map[string]any{"dry_run": true})
-	if res := r.body["result"].(map[string]any); res["docker_image"] != "nginx:2" {
-		t.Fatalf("dry run result %v", res)
-	}
-	if gs := r.body["device_groups"].([]any); len(gs) != 1 || gs[0].(map[string]any)["device_group"] != "edge" {
-		t.Fatalf("dry run groups %v", gs)
-	}
-	call(t, "GET", api+"/apps/web", nil).expect(t, 200, map[string]any{"docker_image": "nginx:1"})
-	call(t, "DELETE", api+"/apps/web?dry_run=1", nil).expect(t, 200, map[string]any{"dry_run": true})
-	call(t, "POST", api+"/apps/new?dry_run=true", map[string]any{"docker_image": "redis"}).expect(t, 200, nil)
-	call(t, "POST", api+"/apps/web?dry_run=true", map[string]any{"docker_image": "redis"}).expect(t, 403, map[string]any{"app_exists": true})
-	r = call(t, "POST", api+"/prune?dry_run=true", nil)
-	r.expect(t, 200, nil)
-	if gs := r.body["device_groups"].([]any); len(gs) != 2 {
-		t.Fatalf("fleet prune dry run groups %v", gs)
-	}
-	call(t, "POST", api+"/apps/web/stop?dry_run=maybe", nil).expect(t, 400, nil)
-	if _, after := logEnd(t, c); after != before {
-		t.Fatalf("dry runs appended: log end %d -> %d", before, after)
-	}
-	call(t, "GET", api+"/apps/new", nil).expect(t, 403, nil)
 }

@@ -12,10 +12,16 @@ import (
 	"time"
 )
 
-func metricValue(t *testing.T, url, name string) int64 {
+// metricValue reads one unlabelled sample from the manager's /metrics.
+func metricValue(t testing.TB, url, name string) int64 {
 	t.Helper()
-	r := call(t, "GET", url+"/metrics", nil)
-	m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindSubmatch(r.raw)
+	resp, err := testClient.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` (-?\d+)$`).FindSubmatch(raw)
 	if m == nil {
 		t.Fatalf("no %s in /metrics", name)
 	}

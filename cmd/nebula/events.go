@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,62 +55,47 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	var from, to int
 	var format string
 	f := newFlags("events export", "Writes the event log, decoded, one JSON line per record, to stdout; progress on stderr.", args)
-	addKafkaFlags(f, &k)
+	addLocalKafkaFlags(f, &k)
 	f.Int(&from, "from", 0, "first offset")
 	f.Int(&to, "to", -1, "last offset (-1: the end)")
 	f.String(&format, "format", "jsonl", "jsonl (the only format)")
-	if k.brokers == "" {
-		k.brokers = "127.0.0.1:9092"
-	}
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if format != "jsonl" {
 		return usageError{fmt.Errorf("format %q: only jsonl", format)}
 	}
-	cfg, err := k.config()
-	if err != nil {
-		return usageError{err}
-	}
-	l, err := kafkalog.Open(ctx, cfg)
+	l, end, err := openLog(ctx, k)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	_, end, err := l.Bounds(ctx)
-	if err != nil {
-		return err
-	}
 	if to < 0 || int64(to) >= end {
 		to = int(end) - 1
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	p := &progress{w: os.Stderr, what: "export", total: int64(to - from + 1), last: time.Now()}
-	for off := int64(from); off <= int64(to); {
-		recs, err := l.ReadFrom(ctx, off, 1000)
+	var failed error
+	err = l.Scan(ctx, int64(from), func(rec events.Record) bool {
+		if rec.Offset > int64(to) {
+			return false
+		}
+		env, err := events.Decode(rec.Value)
 		if err != nil {
-			return err
+			failed = fmt.Errorf("record at offset %d: %w", rec.Offset, err)
+			return false
 		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, rec := range recs {
-			if rec.Offset > int64(to) {
-				break
-			}
-			env, err := events.Decode(rec.Value)
-			if err != nil {
-				return fmt.Errorf("record at offset %d: %w", rec.Offset, err)
-			}
-			ev, _ := json.Marshal(eventJSON(env))
-			line, _ := json.Marshal(exportLine{Offset: rec.Offset, Timestamp: rec.Timestamp, Event: ev, Raw: rec.Value})
-			out.Write(append(line, '\n'))
-			off = rec.Offset + 1
-			p.at(off - int64(from))
-		}
+		ev, _ := json.Marshal(eventJSON(env))
+		line, _ := json.Marshal(exportLine{Offset: rec.Offset, Timestamp: rec.Timestamp, Event: ev, Raw: rec.Value})
+		out.Write(append(line, '\n'))
+		p.at(rec.Offset + 1 - int64(from))
+		return true
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	return failed
 }
 
 // eventJSON is the decoded envelope as JSON (secrets are hashes already).
@@ -124,31 +110,20 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	var k kafkaFlags
 	var to, dir string
 	f := newFlags("replay", "Rebuilds the projection as of --to (an offset or an RFC 3339 time) into --data-dir/projection.", args)
-	addKafkaFlags(f, &k)
+	addLocalKafkaFlags(f, &k)
 	f.String(&to, "to", "", "offset or RFC 3339 time (required)")
 	f.String(&dir, "data-dir", "", "directory of the rebuilt projection (required; not a running manager's)")
-	if k.brokers == "" {
-		k.brokers = "127.0.0.1:9092"
-	}
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if to == "" || dir == "" {
 		return usageError{fmt.Errorf("--to and --data-dir are required")}
 	}
-	cfg, err := k.config()
-	if err != nil {
-		return usageError{err}
-	}
-	l, err := kafkalog.Open(ctx, cfg)
+	l, end, err := openLog(ctx, k)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	_, end, err := l.Bounds(ctx)
-	if err != nil {
-		return err
-	}
 	last := end - 1
 	var at time.Time
 	if n, err := strconv.ParseInt(to, 10, 64); err == nil {
@@ -169,44 +144,67 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 		return err
 	}
 	p := &progress{w: stdout, what: "replay", total: last + 1, last: time.Now()}
-	for off := int64(0); off <= last; {
-		recs, err := l.ReadFrom(ctx, off, 1000)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		var batch []events.Record
-		stop := false
-		for _, rec := range recs {
-			if rec.Offset > last {
-				stop = true
-				break
-			}
-			if !at.IsZero() {
-				env, err := events.Decode(rec.Value)
-				if err != nil {
-					return fmt.Errorf("record at offset %d: %w", rec.Offset, err)
-				}
-				if env.Time.After(at) {
-					stop = true
-					break
-				}
-			}
-			batch = append(batch, rec)
-		}
+	var batch []events.Record
+	var failed error
+	flush := func() bool {
 		if _, err := store.ApplyBatch(batch); err != nil {
-			return err
+			failed = err
+			return false
 		}
-		if len(batch) > 0 {
-			off = batch[len(batch)-1].Offset + 1
+		batch = batch[:0]
+		p.at(store.Applied() + 1)
+		return true
+	}
+	err = l.Scan(ctx, 0, func(rec events.Record) bool {
+		if rec.Offset > last {
+			return false
 		}
-		p.at(off)
-		if stop || len(batch) == 0 {
-			break
+		if !at.IsZero() {
+			env, err := events.Decode(rec.Value)
+			if err != nil {
+				failed = fmt.Errorf("record at offset %d: %w", rec.Offset, err)
+				return false
+			}
+			if env.Time.After(at) {
+				return false
+			}
 		}
+		batch = append(batch, rec)
+		return len(batch) < 1000 || flush()
+	})
+	if err == nil && failed == nil {
+		flush()
+	}
+	if err = cmp.Or(err, failed); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "nebula replay: projection as of offset %d in %s/projection\n", store.Applied(), dir)
 	return nil
+}
+
+// addLocalKafkaFlags are the Kafka flags of the offline tools (export,
+// replay, verify): by default they read the broker `nebula dev` runs.
+func addLocalKafkaFlags(f *flags, k *kafkaFlags) {
+	addKafkaFlags(f, k)
+	if k.brokers == "" {
+		k.brokers = "127.0.0.1:9092"
+	}
+}
+
+// openLog opens the event log the flags name and returns its end.
+func openLog(ctx context.Context, k kafkaFlags) (*kafkalog.Log, int64, error) {
+	cfg, err := k.config()
+	if err != nil {
+		return nil, 0, usageError{err}
+	}
+	l, err := kafkalog.Open(ctx, cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	_, end, err := l.Bounds(ctx)
+	if err != nil {
+		l.Close()
+		return nil, 0, err
+	}
+	return l, end, nil
 }

@@ -78,12 +78,6 @@ type exitCodeError int
 
 func (e exitCodeError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
-func notYet(name string, issue int) func(context.Context, []string, io.Writer, *slog.Logger) error {
-	return func(context.Context, []string, io.Writer, *slog.Logger) error {
-		return fmt.Errorf("nebula %s is not implemented yet (tracked in issue %d)", name, issue)
-	}
-}
-
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: nebula <command> [flags]\n\ncommands:")
 	for _, c := range append(subcommands(), cliCommands()...) {

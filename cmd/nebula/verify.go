@@ -14,7 +14,6 @@ import (
 	"os"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
-	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 )
 
 // errTampered: verify found the log not as signed (exit code 1).
@@ -27,12 +26,9 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	var k kafkaFlags
 	var export, pub string
 	f := newFlags("events verify", "Recomputes the event log's hash chain and checks every signed checkpoint; exit 1 on a mismatch.", args)
-	addKafkaFlags(f, &k)
+	addLocalKafkaFlags(f, &k)
 	f.String(&export, "export", "", "read this export (nebula events export) instead of Kafka")
 	f.String(&pub, "public-key", "", "ed25519 public key (hex) the checkpoints must be signed with")
-	if k.brokers == "" {
-		k.brokers = "127.0.0.1:9092"
-	}
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -67,30 +63,22 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	} else {
-		cfg, err := k.config()
-		if err != nil {
-			return usageError{err}
-		}
-		l, err := kafkalog.Open(ctx, cfg)
+		l, _, err := openLog(ctx, k)
 		if err != nil {
 			return err
 		}
 		defer l.Close()
-		for off := int64(0); ; {
-			recs, err := l.ReadFrom(ctx, off, 1000)
-			if err != nil {
-				return err
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, rec := range recs {
-				if err := v.record(rec.Offset, rec.Value); err != nil {
-					fmt.Fprintln(stdout, "TAMPERED:", err)
-					return errTampered
-				}
-				off = rec.Offset + 1
-			}
+		var tampered error
+		err = l.Scan(ctx, 0, func(rec events.Record) bool {
+			tampered = v.record(rec.Offset, rec.Value)
+			return tampered == nil
+		})
+		if err != nil {
+			return err
+		}
+		if tampered != nil {
+			fmt.Fprintln(stdout, "TAMPERED:", tampered)
+			return errTampered
 		}
 	}
 	fmt.Fprintf(stdout, "verified %d records and %d checkpoints", v.next, v.checkpoints)

@@ -323,36 +323,31 @@ func (r *Reader) Fetch(ctx context.Context) ([]events.Record, error) {
 // Close releases the reader's client.
 func (r *Reader) Close() { r.cl.Close() }
 
-// ReadFrom returns up to max records from offset from, stopping at the
-// log's end as it was when called (it does not wait for new records).
-func (l *Log) ReadFrom(ctx context.Context, from int64, max int) ([]events.Record, error) {
+// Scan calls fn with each record from offset from up to the log's end as
+// it is when called (it does not wait for new records), through one
+// reader, until fn returns false.
+func (l *Log) Scan(ctx context.Context, from int64, fn func(events.Record) bool) error {
 	_, end, err := l.Bounds(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if from >= end || max <= 0 {
-		return nil, nil
+	if err != nil || from >= end {
+		return err
 	}
 	r, err := l.NewReader(from)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer r.Close()
-	var out []events.Record
-	for len(out) < max {
+	for {
 		recs, err := r.Fetch(ctx)
 		if err != nil {
-			return out, err
+			return err
 		}
 		for _, rec := range recs {
-			if rec.Offset >= end || len(out) == max {
-				return out, nil
+			if rec.Offset >= end || !fn(rec) {
+				return nil
 			}
-			out = append(out, rec)
-		}
-		if len(out) > 0 && out[len(out)-1].Offset >= end-1 {
-			return out, nil
+			if rec.Offset == end-1 {
+				return nil
+			}
 		}
 	}
-	return out, nil
 }

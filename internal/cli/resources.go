@@ -181,20 +181,44 @@ func (f *fields) flip(on, off, key string, onV, offV *bool) {
 	}
 }
 
-func appFlags(fs *flag.FlagSet) body {
+// runtimeFlags are the options apps and cron jobs share: image, env,
+// networks, volumes, devices, running, privileged.
+func runtimeFlags(fs *flag.FlagSet) func(f *fields) error {
 	image := fs.String("image", "", "docker image")
-	sp := fs.String("starting-ports", "", "ports: 80,8443:443 (host:container)")
-	cp := fs.String("containers-per", "", "server:N, instance:N, cpu:N or memory:MB")
 	env := fs.String("env", "", "env vars: K=V,K2=V2")
 	nets := fs.String("networks", "", "networks: nebula,bridge")
 	vols := fs.String("volumes", "", "volumes: /host:/container[:ro],...")
 	devs := fs.String("devices", "", "devices: /dev/x[:/dev/y[:rwm]],...")
 	running, stopped := fs.Bool("running", false, "running"), fs.Bool("stopped", false, "stopped")
 	priv, unpriv := fs.Bool("privileged", false, "privileged"), fs.Bool("unprivileged", false, "not privileged")
+	return func(f *fields) error {
+		f.str("image", "docker_image", image)
+		if set(f.fs, "env") {
+			m, err := kv(*env)
+			if err != nil {
+				return err
+			}
+			f.out["env_vars"] = m
+		}
+		f.list("networks", "networks", nets)
+		f.list("volumes", "volumes", vols)
+		f.list("devices", "devices", devs)
+		f.flip("running", "stopped", "running", running, stopped)
+		f.flip("privileged", "unprivileged", "privileged", priv, unpriv)
+		return nil
+	}
+}
+
+func appFlags(fs *flag.FlagSet) body {
+	runtime := runtimeFlags(fs)
+	sp := fs.String("starting-ports", "", "ports: 80,8443:443 (host:container)")
+	cp := fs.String("containers-per", "", "server:N, instance:N, cpu:N or memory:MB")
 	roll, noRoll := fs.Bool("rolling", false, "rolling restarts"), fs.Bool("no-rolling", false, "all-at-once restarts")
 	return func(fs *flag.FlagSet, create bool) (map[string]any, error) {
 		f := &fields{fs: fs, create: create, out: map[string]any{}}
-		f.str("image", "docker_image", image)
+		if err := runtime(f); err != nil {
+			return nil, err
+		}
 		if set(fs, "starting-ports") {
 			p, err := ports(*sp)
 			if err != nil {
@@ -210,18 +234,6 @@ func appFlags(fs *flag.FlagSet) body {
 			}
 			f.out["containers_per"] = map[string]float64{k: n}
 		}
-		if set(fs, "env") {
-			m, err := kv(*env)
-			if err != nil {
-				return nil, err
-			}
-			f.out["env_vars"] = m
-		}
-		f.list("networks", "networks", nets)
-		f.list("volumes", "volumes", vols)
-		f.list("devices", "devices", devs)
-		f.flip("running", "stopped", "running", running, stopped)
-		f.flip("privileged", "unprivileged", "privileged", priv, unpriv)
 		f.flip("rolling", "no-rolling", "rolling_restart", roll, noRoll)
 		return f.out, nil
 	}
@@ -239,31 +251,12 @@ func groupFlags(fs *flag.FlagSet) body {
 }
 
 func cronFlags(fs *flag.FlagSet) body {
+	runtime := runtimeFlags(fs)
 	schedule := fs.String("schedule", "", "cron schedule: '*/5 * * * *'")
-	image := fs.String("image", "", "docker image")
-	env := fs.String("env", "", "env vars: K=V,K2=V2")
-	nets := fs.String("networks", "", "networks")
-	vols := fs.String("volumes", "", "volumes")
-	devs := fs.String("devices", "", "devices")
-	running, stopped := fs.Bool("running", false, "running"), fs.Bool("stopped", false, "stopped")
-	priv, unpriv := fs.Bool("privileged", false, "privileged"), fs.Bool("unprivileged", false, "not privileged")
 	return func(fs *flag.FlagSet, create bool) (map[string]any, error) {
 		f := &fields{fs: fs, create: create, out: map[string]any{}}
 		f.str("schedule", "schedule", schedule)
-		f.str("image", "docker_image", image)
-		if set(fs, "env") {
-			m, err := kv(*env)
-			if err != nil {
-				return nil, err
-			}
-			f.out["env_vars"] = m
-		}
-		f.list("networks", "networks", nets)
-		f.list("volumes", "volumes", vols)
-		f.list("devices", "devices", devs)
-		f.flip("running", "stopped", "running", running, stopped)
-		f.flip("privileged", "unprivileged", "privileged", priv, unpriv)
-		return f.out, nil
+		return f.out, runtime(f)
 	}
 }
 
