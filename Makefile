@@ -17,9 +17,10 @@ test: deps lint ## every test, with the race detector
 
 # Debian packages the tests use: kcat (a Kafka client nobody here wrote)
 # docker-registry (a local registry for the worker's pull tests) and
-# docker-compose (validates deploy/kafka/compose.yaml).
+# docker-compose (validates deploy/kafka/compose.yaml), openssl (writes the
+# encrypted client keys of the Kafka TLS tests).
 deps:
-	@missing=""; for p in kcat docker-registry docker-compose; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in kcat docker-registry docker-compose openssl; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian packages) for the tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi

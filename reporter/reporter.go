@@ -32,7 +32,11 @@ type Reporter struct {
 }
 
 // New builds a reporter on the cluster cfg describes; Run starts it.
-func New(cfg kafkalog.Config, logger *slog.Logger) (*Reporter, error) {
+func New(cfg kafkalog.Config, n Names, logger *slog.Logger) (*Reporter, error) {
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	n = n.WithDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -42,10 +46,13 @@ func New(cfg kafkalog.Config, logger *slog.Logger) (*Reporter, error) {
 		return nil, err
 	}
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest // a new group reads what is there
+	if n.FromLatest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: cfg.Brokers, Unmarshaler: marshaler,
-		OverwriteSaramaConfig: sc, ConsumerGroup: ConsumerGroup}, wl)
+		OverwriteSaramaConfig: sc, ConsumerGroup: n.Group}, wl)
 	if err != nil {
-		return nil, fmt.Errorf("reports subscriber: %w", err)
+		return nil, fmt.Errorf("reports subscriber: %w%s", err, saslHint(cfg, err))
 	}
 	pub, err := NewPublisher(cfg, logger)
 	if err != nil {
@@ -58,7 +65,7 @@ func New(cfg kafkalog.Config, logger *slog.Logger) (*Reporter, error) {
 	}
 	// A report that cannot be accepted goes to the poison topic at once,
 	// with the reason; anything else (the cluster) is retried.
-	poison, err := middleware.PoisonQueueWithFilter(pub, PoisonTopic, func(err error) bool { return errors.Is(err, events.ErrInvalid) })
+	poison, err := middleware.PoisonQueueWithFilter(pub, n.Poison(), func(err error) bool { return errors.Is(err, events.ErrInvalid) })
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +74,7 @@ func New(cfg kafkalog.Config, logger *slog.Logger) (*Reporter, error) {
 	router.AddMiddleware(poison, retry.Middleware, middleware.Recoverer)
 	r := &Reporter{router: router, sub: sub, pub: pub, now: time.Now, tracker: newTracker(), logger: logger,
 		SilentAfter: DefaultSilentAfter, SweepEvery: 10 * time.Second}
-	router.AddHandler("reports", ReportsTopic, sub, DeviceEventsTopic, pub, r.handle)
+	router.AddHandler("reports", n.Reports, sub, DeviceEventsTopic, pub, r.handle)
 	return r, nil
 }
 

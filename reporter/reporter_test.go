@@ -49,10 +49,10 @@ func readAll(t *testing.T, addr, topic string, want int) []*kgo.Record {
 	return out
 }
 
-func start(t *testing.T, cfg kafkalog.Config) (stop func()) {
+func start(t *testing.T, cfg kafkalog.Config, names reporter.Names) (stop func()) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := reporter.New(cfg, logger)
+	r, err := reporter.New(cfg, names, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +71,14 @@ func start(t *testing.T, cfg kafkalog.Config) (stop func()) {
 
 // TestReporter: reports become device events in order per device; bad
 // reports land in the poison queue with their reason and nothing else is
-// lost; a restarted reporter neither loses nor repeats anything.
+// lost; a restarted reporter neither loses nor repeats anything. The
+// topic and group are not the defaults (KAFKA_TOPIC, KAFKA_GROUP_ID).
 func TestReporter(t *testing.T) {
 	b := testenv.StartBroker(t, t.TempDir())
 	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
+	names := reporter.Names{Reports: "site-7.reports", Group: "site-7-reporters"}
 	ctx := testenv.Context(t, 60*time.Second)
-	if err := reporter.EnsureTopics(ctx, cfg); err != nil {
+	if err := reporter.EnsureTopics(ctx, cfg, names); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := reporter.NewPublisher(cfg, nil)
@@ -84,7 +86,7 @@ func TestReporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	sink := reporter.NewSink(pub)
+	sink := reporter.NewSink(pub, names)
 	devices := []string{"device-aaaa-0001", "device-bbbb-0002", "device-cccc-0003"}
 	for n := range 10 {
 		for _, d := range devices {
@@ -102,7 +104,7 @@ func TestReporter(t *testing.T) {
 			}
 		}
 	}
-	stop := start(t, cfg)
+	stop := start(t, cfg, names)
 	// 30 reports, and per device: online, converged at version 0.
 	got := readAll(t, b.Addr(), reporter.DeviceEventsTopic, 36)
 	byType := countTypes(t, got)
@@ -124,7 +126,7 @@ func TestReporter(t *testing.T) {
 		}
 		last[ev.DeviceID] = v
 	}
-	poison := readAll(t, b.Addr(), reporter.PoisonTopic, 2)
+	poison := readAll(t, b.Addr(), names.Poison(), 2)
 	if len(poison) != 2 {
 		t.Fatalf("%d poisoned, want 2", len(poison))
 	}
@@ -149,7 +151,7 @@ func TestReporter(t *testing.T) {
 			}
 		}
 	}
-	start(t, cfg)
+	start(t, cfg, names)
 	// 36 reports in all, none lost or repeated (the restarted reporter
 	// says "online" again: the projections take it as no change).
 	got = readAll(t, b.Addr(), reporter.DeviceEventsTopic, 48)
@@ -177,7 +179,7 @@ func TestStatusEvents(t *testing.T) {
 	b := testenv.StartBroker(t, t.TempDir())
 	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
 	ctx := testenv.Context(t, 60*time.Second)
-	if err := reporter.EnsureTopics(ctx, cfg); err != nil {
+	if err := reporter.EnsureTopics(ctx, cfg, reporter.Names{}); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := reporter.NewPublisher(cfg, nil)
@@ -185,8 +187,8 @@ func TestStatusEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	sink := reporter.NewSink(pub)
-	r, err := reporter.New(cfg, nil)
+	sink := reporter.NewSink(pub, reporter.Names{})
+	r, err := reporter.New(cfg, reporter.Names{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

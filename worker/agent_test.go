@@ -268,7 +268,7 @@ func testWorkerReports(t *testing.T, viaKafka bool) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pub.Close() })
-		cfg.ReportSink = reporter.NewSink(pub)
+		cfg.ReportSink = reporter.NewSink(pub, reporter.Names{})
 	}
 	runAgent(t, cfg)
 	waitUntil(t, "a report saying the app runs", 60*time.Second, func() bool {

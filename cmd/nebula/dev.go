@@ -32,6 +32,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	f.String(&kafkaListen, "kafka-listen", "127.0.0.1:9092", "embedded broker address host:port (port 0 picks one)", "NEBULA_KAFKA_LISTEN")
 	f.Bool(&syncWrites, "kafka-sync-writes", false, "fsync every broker write (survives power loss, slower)", "NEBULA_KAFKA_SYNC_WRITES")
 	addAPIFlags(f, &m)
+	addReporterFlags(f, &m.reports)
 	var runWorker bool
 	var group string
 	f.Bool(&runWorker, "worker", true, "also run a worker against the local Docker engine (when one answers)", "NEBULA_DEV_WORKER")
@@ -91,7 +92,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	rctx, stopReporter := context.WithCancel(ctx)
 	go func() {
 		defer close(reporterDone)
-		if err := serveReporter(rctx, m.kafka, stdout, logger.With("component", "reporter")); err != nil && rctx.Err() == nil {
+		names, _ := m.reports.config() // validated with m
+		if err := serveReporter(rctx, m.kafka, names, stdout, logger.With("component", "reporter")); err != nil && rctx.Err() == nil {
 			fmt.Fprintf(stdout, "nebula dev: the reporter stopped: %v\n", err)
 		}
 	}()

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
 func parseKafka(t *testing.T, env map[string]string, args ...string) (kafkaFlags, error) {
@@ -67,6 +69,49 @@ func TestKafkaFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.check(t, k)
+		})
+	}
+}
+
+func TestReportsFlags(t *testing.T) {
+	cases := []struct {
+		name, wantErr string
+		env           map[string]string
+		args          []string
+		want          reporter.Names
+	}{
+		{name: "defaults", want: reporter.Names{Reports: reporter.ReportsTopic, Group: reporter.ConsumerGroup}},
+		{name: "original variables", env: map[string]string{"KAFKA_TOPIC": "site.reports", "KAFKA_GROUP_ID": "g1", "KAFKA_AUTO_OFFSET_RESET": "latest"},
+			want: reporter.Names{Reports: "site.reports", Group: "g1", FromLatest: true}},
+		{name: "flags win", env: map[string]string{"KAFKA_TOPIC": "a"}, args: []string{"--reports-topic", "b", "--reporter-offset-reset", "EARLIEST"},
+			want: reporter.Names{Reports: "b", Group: reporter.ConsumerGroup}},
+		{name: "bad topic", args: []string{"--reports-topic", "my reports"}, wantErr: "not a Kafka topic name"},
+		{name: "topic too long", args: []string{"--reports-topic", strings.Repeat("r", 249)}, wantErr: "not a Kafka topic name"},
+		{name: "device events topic", args: []string{"--reports-topic", reporter.DeviceEventsTopic}, wantErr: "device events topic"},
+		{name: "bad offset reset", env: map[string]string{"KAFKA_AUTO_OFFSET_RESET": "smallest"}, wantErr: "not earliest or latest"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, k := range []string{"KAFKA_TOPIC", "NEBULA_REPORTS_TOPIC", "KAFKA_GROUP_ID", "NEBULA_REPORTER_GROUP", "KAFKA_AUTO_OFFSET_RESET", "NEBULA_REPORTER_OFFSET_RESET"} {
+				t.Setenv(k, c.env[k])
+			}
+			var r reportsFlags
+			f := newFlags("test", "", c.args)
+			addReportsTopicFlag(f, &r)
+			addReporterFlags(f, &r)
+			if err := f.Parse(c.args); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.config()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("names %+v, %v; want %+v", got, err, c.want)
+			}
 		})
 	}
 }

@@ -30,6 +30,7 @@ type managerSettings struct {
 	checkpointKey   string
 	checkpointEvery time.Duration
 	auth            manager.Auth
+	reports         reportsFlags
 	// ready, when set, is called once the API serves (with its base URL).
 	ready func(url string)
 }
@@ -37,6 +38,7 @@ type managerSettings struct {
 // addAPIFlags adds the settings of the API that `nebula dev` and `nebula
 // manager` share, with the original manager's variable names.
 func addAPIFlags(f *flags, m *managerSettings) {
+	addReportsTopicFlag(f, &m.reports)
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
 	f.String(&m.checkpointKey, "checkpoint-key", "", "file of an ed25519 seed (64 hex digits): sign checkpoints of the log's hash chain", "NEBULA_CHECKPOINT_KEY")
 	f.Duration(&m.checkpointEvery, "checkpoint-every", time.Hour, "how often to append a signed checkpoint", "NEBULA_CHECKPOINT_EVERY")
@@ -57,6 +59,9 @@ func (m managerSettings) validate() error {
 	}
 	if m.reportTTL < time.Minute {
 		return fmt.Errorf("report TTL %v is under a minute", m.reportTTL)
+	}
+	if _, err := m.reports.config(); err != nil {
+		return err
 	}
 	if m.cacheMaxSize < 1 {
 		return fmt.Errorf("cache max size %d must be at least 1", m.cacheMaxSize)
@@ -127,8 +132,12 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 
 	// Reporting: the topics, the publisher of incoming reports, and the
 	// projection of the device events the reporter writes.
+	names, err := m.reports.config()
+	if err != nil {
+		return err
+	}
 	topicsCtx, cancelTopics := context.WithTimeout(ctx, time.Minute)
-	err = reporter.EnsureTopics(topicsCtx, m.kafka)
+	err = reporter.EnsureTopics(topicsCtx, m.kafka, names)
 	cancelTopics()
 	if err != nil {
 		return err
@@ -158,7 +167,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}, logger.With("component", "projection"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Ready: proj.Ready(),
-		Reports: reports, ReportSink: reporter.NewSink(pub), EventLog: log})
+		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

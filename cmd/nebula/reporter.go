@@ -13,9 +13,12 @@ import (
 
 func runReporter(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	var k kafkaFlags
-	f := newFlags("reporter", "Runs the reporter: consumes device reports from the reports topic (consumer group "+reporter.ConsumerGroup+";\n"+
+	var r reportsFlags
+	f := newFlags("reporter", "Runs the reporter: consumes device reports from the reports topic (in a consumer group;\n"+
 		"run several to share the partitions) and appends device events for the managers' report projections.", args)
 	addKafkaFlags(f, &k)
+	addReportsTopicFlag(f, &r)
+	addReporterFlags(f, &r)
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -23,24 +26,29 @@ func runReporter(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err != nil {
 		return usageError{err}
 	}
-	return serveReporter(ctx, cfg, stdout, logger)
+	names, err := r.config()
+	if err != nil {
+		return usageError{err}
+	}
+	return serveReporter(ctx, cfg, names, stdout, logger)
 }
 
-func serveReporter(ctx context.Context, cfg kafkalog.Config, stdout io.Writer, logger *slog.Logger) error {
+func serveReporter(ctx context.Context, cfg kafkalog.Config, names reporter.Names, stdout io.Writer, logger *slog.Logger) error {
+	names = names.WithDefaults()
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
-	err := reporter.EnsureTopics(tctx, cfg)
+	err := reporter.EnsureTopics(tctx, cfg, names)
 	cancel()
 	if err != nil {
 		return err
 	}
-	r, err := reporter.New(cfg, logger)
+	r, err := reporter.New(cfg, names, logger)
 	if err != nil {
 		return err
 	}
 	go func() {
 		select {
 		case <-r.Running():
-			fmt.Fprintf(stdout, "nebula reporter: consuming %s (group %s) on %v\n", reporter.ReportsTopic, reporter.ConsumerGroup, cfg.Brokers)
+			fmt.Fprintf(stdout, "nebula reporter: consuming %s (group %s) on %v\n", names.Reports, names.Group, cfg.Brokers)
 		case <-ctx.Done():
 		}
 	}()

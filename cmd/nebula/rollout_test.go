@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,12 +32,16 @@ func rolloutOf(t *testing.T, api, token, group, query string) map[string]any {
 // three worker processes (three devices sharing this engine, their
 // containers prefixed) on one group: the rollout converges, a change
 // converges again at the new version, and a stopped device goes silent.
+// The reports topic is not the default (KAFKA_TOPIC), and the third
+// worker reports straight to Kafka as a 2.7 worker did.
 func TestRolloutWithThreeWorkers(t *testing.T) {
 	image := testenv.TestImage(t, "nebula-test/app:v1", false)
 	group := fmt.Sprintf("roll%d", rand.N(1_000_000))
 	testenv.RemoveContainersLabelled(t, "nebula.device_group="+group)
 	dir := t.TempDir()
-	p := testenv.Start(t, nil, "dev", "--data-dir", dir, "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--worker=false")
+	const topic = "fleet-reports"
+	p := testenv.Start(t, []string{"KAFKA_TOPIC=" + topic}, "dev", "--data-dir", dir, "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--worker=false")
+	kafka := p.WaitLine(t, devBroker, 60*time.Second)[1]
 	api := p.WaitLine(t, devAPI, 60*time.Second)[1]
 	p.WaitLine(t, devReady, 60*time.Second)
 	tok, _ := os.ReadFile(dir + "/admin-token")
@@ -51,8 +56,15 @@ func TestRolloutWithThreeWorkers(t *testing.T) {
 	var workers []*testenv.Process
 	for i := range 3 {
 		env := workerEnv(api, group, t.TempDir())
-		env = append(env, "NEBULA_MANAGER_AUTH_TOKEN="+token, fmt.Sprintf("NEBULA_CONTAINER_NAME_PREFIX=w%d-", i), "NEBULA_REPORT_INTERVAL=1s")
+		env = append(env, "NEBULA_MANAGER_AUTH_TOKEN="+token, fmt.Sprintf("NEBULA_CONTAINER_NAME_PREFIX=w%d-", i), "NEBULA_REPORT_INTERVAL=1s",
+			"KAFKA_TOPIC="+topic)
+		if i == 2 {
+			env = append(env, "KAFKA_BOOTSTRAP_SERVERS="+kafka)
+		}
 		w := testenv.Start(t, env, "worker")
+		if i == 2 {
+			w.WaitLine(t, regexp.MustCompile(`reports go to Kafka at \[`+regexp.QuoteMeta(kafka)+`\] \(topic `+topic+`\)`), 30*time.Second)
+		}
 		w.WaitLine(t, workerStarted, 30*time.Second)
 		workers = append(workers, w)
 	}

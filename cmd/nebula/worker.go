@@ -95,6 +95,8 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	// Nebula 2.7's reporting settings: with KAFKA_BOOTSTRAP_SERVERS set,
 	// reports go straight to Kafka instead of the manager.
 	addKafkaFlags(f, &w.kafka)
+	var reports reportsFlags
+	addReportsTopicFlag(f, &reports)
 	f.String(&dataDir, "data-dir", "nebula-worker", "directory of the device ID and the last config (for offline restarts)", "NEBULA_DATA_DIR")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
@@ -109,13 +111,18 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 			return usageError{err}
 		}
 		kcfg.Topic = ""
+		names, err := reports.config()
+		if err != nil {
+			return usageError{err}
+		}
+		names = names.WithDefaults()
 		pub, err := reporter.NewPublisher(kcfg, logger.With("component", "reports"))
 		if err != nil {
 			return err
 		}
 		defer pub.Close()
-		cfg.ReportSink = reporter.NewSink(pub)
-		fmt.Fprintf(stdout, "nebula worker: reports go to Kafka at %v (topic %s)\n", kcfg.Brokers, reporter.ReportsTopic)
+		cfg.ReportSink = reporter.NewSink(pub, names)
+		fmt.Fprintf(stdout, "nebula worker: reports go to Kafka at %v (topic %s)\n", kcfg.Brokers, names.Reports)
 	}
 	return serveWorker(ctx, cfg, stdout, logger)
 }

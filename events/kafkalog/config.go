@@ -44,6 +44,8 @@ type TLSConfig struct {
 	Enabled            bool
 	CAFile             string // trust these CAs instead of the system pool
 	CertFile, KeyFile  string // client certificate (mutual TLS)
+	KeyPassword        string // password of an encrypted KeyFile
+	CRLFile            string // CRLs (PEM or DER): refuse a revoked broker certificate
 	ServerName         string // override the name checked in the certificate
 	InsecureSkipVerify bool
 }
@@ -87,13 +89,24 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kafka: broker %q is not host:port", b))
 		}
 	}
+	if c.Topic != "" {
+		if err := ValidTopic(c.Topic); err != nil {
+			errs = append(errs, fmt.Errorf("kafka: event topic: %w", err))
+		}
+	}
 	if c.ProduceTimeout < 0 {
 		errs = append(errs, errors.New("kafka: produce timeout is negative"))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("kafka: TLS client certificate and key must be given together"))
 	}
-	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "" || c.TLS.InsecureSkipVerify) {
+	if c.TLS.KeyPassword != "" && c.TLS.KeyFile == "" {
+		errs = append(errs, errors.New("kafka: a TLS key password was given without a key"))
+	}
+	if c.TLS.CRLFile != "" && c.TLS.InsecureSkipVerify {
+		errs = append(errs, errors.New("kafka: a CRL file cannot be checked when certificates are not verified"))
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "" || c.TLS.InsecureSkipVerify || c.TLS.CRLFile != "") {
 		errs = append(errs, errors.New("kafka: TLS options given but TLS is not enabled"))
 	}
 	switch c.SASL.Mechanism {
@@ -105,6 +118,8 @@ func (c Config) Validate() error {
 		if c.SASL.User == "" {
 			errs = append(errs, fmt.Errorf("kafka: SASL %s needs a user", c.SASL.Mechanism))
 		}
+	case "GSSAPI":
+		errs = append(errs, fmt.Errorf("kafka: SASL GSSAPI (Kerberos) is not supported; use %s or mutual TLS (see docs/api.md)", SASLScramSHA512))
 	default:
 		errs = append(errs, fmt.Errorf("kafka: SASL mechanism %q is not one of %s, %s, %s", c.SASL.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512))
 	}
@@ -150,11 +165,18 @@ func (t TLSConfig) build() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		cert, err := loadKeyPair(t.CertFile, t.KeyFile, t.KeyPassword)
 		if err != nil {
 			return nil, fmt.Errorf("kafka TLS client certificate: %w", err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
+	}
+	if t.CRLFile != "" {
+		crls, err := loadCRLs(t.CRLFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka TLS CRL: %w", err)
+		}
+		tc.VerifyConnection = checkRevocation(crls, time.Now)
 	}
 	return tc, nil
 }

@@ -6,8 +6,10 @@ package kafkalog
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -77,11 +79,60 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	l := &Log{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}
+	if err := reach(ctx, cl, cfg.Brokers, cfg.SASL.Mechanism != ""); err != nil {
+		cl.Close()
+		return nil, err
+	}
 	if err := l.bootstrap(ctx); err != nil {
 		cl.Close()
 		return nil, err
 	}
 	return l, nil
+}
+
+// reach waits until a broker answers. Brokers that are not up yet are
+// waited for (until ctx ends); credentials or certificates the cluster
+// refuses fail at once. Either way the error says why, rather than only
+// that time ran out.
+func reach(ctx context.Context, cl *kgo.Client, brokers []string, sasl bool) error {
+	var last error
+	for {
+		err := cl.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			last = err
+		}
+		if refused(err) {
+			return fmt.Errorf("%w: kafka at %v refused this client: %w", ErrUnavailable, brokers, err)
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			if sasl && (errors.Is(last, io.EOF) || errors.Is(last, io.ErrUnexpectedEOF)) {
+				return fmt.Errorf("%w: kafka at %v closed every connection (%w): check the SASL user and password", ErrUnavailable, brokers, last)
+			}
+			return fmt.Errorf("%w: kafka at %v: %w", ErrUnavailable, brokers, last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// refused: an error that retrying cannot fix (credentials, certificates).
+func refused(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kerr.SaslAuthenticationFailed, kerr.UnsupportedSaslMechanism, kerr.IllegalSaslState:
+			return true
+		}
+	}
+	var verr *tls.CertificateVerificationError
+	var rerr revokedError
+	return errors.As(err, &verr) || errors.As(err, &rerr)
 }
 
 var retention = map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}

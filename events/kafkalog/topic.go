@@ -121,3 +121,17 @@ func (r *TopicReader) Fetch(ctx context.Context) ([]PartitionRecord, error) {
 
 // Close releases the client.
 func (r *TopicReader) Close() { r.cl.Close() }
+
+// ValidTopic checks name against Kafka's rules for topic names: 1 to 249
+// of a-z, A-Z, 0-9, '.', '_' and '-', and not "." or "..".
+func ValidTopic(name string) error {
+	if name == "" || len(name) > 249 || name == "." || name == ".." {
+		return fmt.Errorf("%q is not a Kafka topic name (1 to 249 characters, not . or ..)", name)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%q is not a Kafka topic name (only letters, digits, '.', '_' and '-')", name)
+		}
+	}
+	return nil
+}

@@ -24,7 +24,7 @@ import (
 // StartReporter runs a reporter on the broker at addr until the test ends.
 func StartReporter(t testing.TB, addr string) (stop func()) {
 	t.Helper()
-	r, err := reporter.New(kafkalog.Config{Brokers: []string{addr}}, nil)
+	r, err := reporter.New(kafkalog.Config{Brokers: []string{addr}}, reporter.Names{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reporter.EnsureTopics(ctx, kafkalog.Config{Brokers: []string{addr}}); err != nil {
+	if err := reporter.EnsureTopics(ctx, kafkalog.Config{Brokers: []string{addr}}, reporter.Names{}); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := reporter.NewPublisher(kafkalog.Config{Brokers: []string{addr}}, nil)
@@ -84,7 +84,7 @@ func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 	cmds := commands.New(l, store)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready(),
-		Reports: reports, ReportSink: reporter.NewSink(pub), EventLog: l})
+		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()
