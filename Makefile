@@ -4,7 +4,7 @@ GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA    ?= nebula-data
 
-.PHONY: run test deps lint bench fuzz kcat-demo build clean
+.PHONY: run test deps lint bench bench-deps fuzz kcat-demo build clean
 
 run: build ## the embedded default: broker + manager on this machine
 	./bin/nebula dev --data-dir $(DATA)
@@ -29,8 +29,17 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-bench: ## performance numbers, each with its baseline from the same run
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 15m ./events/kafkalog ./projections ./manager ./cmd/nebula ./internal/sim
+bench: bench-deps ## every performance number, next to its baseline; writes docs/benchmarks.md and docs/bench/*.svg
+	rm -rf bench-out && mkdir -p bench-out
+	NEBULA_BENCH_OUT=$(CURDIR)/bench-out $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m \
+	  ./events/kafkalog ./projections ./manager ./cmd/nebula ./internal/sim ./internal/fleetbench
+	$(GO) run ./cmd/benchreport -in bench-out/results.jsonl -out docs
+	@echo "written: docs/benchmarks.md, docs/bench/*.svg; profiles in bench-out/profiles (go tool pprof)"
+
+# nginx (Debian's nginx-light) is the baseline of the /info benchmark.
+bench-deps: deps
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "installing nginx-light (Debian) for the benchmarks"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done

@@ -98,6 +98,9 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	inm := r.Header.Get("If-None-Match")
 	var timeout <-chan time.Time
 	if wait > 0 {
+		// Tells the worker this answer came from a long-poll (held until
+		// a change or the wait's end): it may ask again at once.
+		w.Header().Set(LongPollHeader, "true")
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		timeout = t.C
@@ -133,6 +136,9 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// LongPollHeader is set on /info answers to a ?wait long-poll.
+const LongPollHeader = "Nebula-Long-Poll"
 
 func etagOf(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 

@@ -21,6 +21,9 @@ import (
 type requestMetrics struct {
 	mu     sync.Mutex
 	counts map[routeCode]uint64
+	// patterns: the router's route patterns (a fixed set, not paths)
+	// to their labels.
+	patterns sync.Map
 }
 
 type routeCode struct {
@@ -30,13 +33,34 @@ type routeCode struct {
 
 func newRequestMetrics() *requestMetrics { return &requestMetrics{counts: map[routeCode]uint64{}} }
 
+// pattern is chi's RoutePattern, computed once per route: chi joins the
+// patterns and rewrites their wildcards on every call, which the CPU
+// profile of /info under load showed at 7% of the manager's time.
+func (m *requestMetrics) pattern(parts []string) string {
+	if len(parts) == 0 {
+		return ""
+	}
+	joined := parts[0]
+	if len(parts) > 1 {
+		joined = strings.Join(parts, "")
+	}
+	if p, ok := m.patterns.Load(joined); ok {
+		return p.(string)
+	}
+	p := (&chi.Context{RoutePatterns: parts}).RoutePattern()
+	m.patterns.Store(joined, p)
+	return p
+}
+
 func (m *requestMetrics) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
 		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
+		if rc := chi.RouteContext(r.Context()); rc != nil {
+			if p := m.pattern(rc.RoutePatterns); p != "" {
+				route = p
+			}
 		}
 		code := ww.Status()
 		if code == 0 {

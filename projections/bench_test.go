@@ -2,12 +2,16 @@ package projections
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
 )
 
 // BenchmarkAppendToApplied prints how long an event takes from Append to
@@ -39,6 +43,7 @@ func BenchmarkAppendToApplied(b *testing.B) {
 		b.ReportMetric(ms(0.50), "p50_ms")
 		b.ReportMetric(ms(0.99), "p99_ms")
 		b.ReportMetric(ms(1), "max_ms")
+		benchrec.Record(b, "applied", "append to applied (read-your-writes)", map[string]float64{"p50_ms": ms(0.50), "p99_ms": ms(0.99), "max_ms": ms(1)})
 	}
 }
 
@@ -47,7 +52,10 @@ func BenchmarkAppendToApplied(b *testing.B) {
 // reader, doing nothing with the records), measured in the same run.
 // Target: replay/raw >= 0.5.
 func BenchmarkReplay(b *testing.B) {
-	const n = 50000
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("NEBULA_REPLAY_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
 	for range b.N {
 		l := openLog(b, testenv.StartBroker(b, b.TempDir()).Addr())
 		last := appendApps(b, l, "app", n)
@@ -69,19 +77,20 @@ func BenchmarkReplay(b *testing.B) {
 			}
 		}
 		r.Close()
-		raw := n / time.Since(start).Seconds()
+		raw := float64(n) / time.Since(start).Seconds()
 
 		s := openStore(b, b.TempDir())
 		start = time.Now()
 		if err := Rebuild(ctx, s, l, opener(l)); err != nil {
 			b.Fatal(err)
 		}
-		replay := n / time.Since(start).Seconds()
-		if s.Applied() != last || s.Folded() != n {
+		replay := float64(n) / time.Since(start).Seconds()
+		if s.Applied() != last || s.Folded() != int64(n) {
 			b.Fatalf("rebuild applied %d (want %d), folded %d (want %d)", s.Applied(), last, s.Folded(), n)
 		}
 		b.ReportMetric(raw, "raw_consume_events/s")
 		b.ReportMetric(replay, "replay_events/s")
 		b.ReportMetric(replay/raw, "replay/raw")
+		benchrec.Record(b, "replay", fmt.Sprintf("rebuild from %d events", n), map[string]float64{"events": float64(n), "replay_per_s": replay, "raw_consume_per_s": raw, "replay_vs_raw": replay / raw})
 	}
 }

@@ -78,8 +78,11 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Memory is bounded by the memtables and the block cache (Badger's
+	// defaults take up to 5x64 MiB + 256 MiB), not by the devices.
 	opts := badger.DefaultOptions(dir).WithLogger(badgerLogger{logger}).WithNumVersionsToKeep(1).
-		WithValueLogFileSize(64 << 20).WithNumCompactors(2)
+		WithValueLogFileSize(64 << 20).WithNumCompactors(2).
+		WithMemTableSize(16 << 20).WithNumMemtables(3).WithBlockCacheSize(32 << 20)
 	if dir == "" {
 		opts = opts.WithInMemory(true)
 	}

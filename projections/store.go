@@ -49,7 +49,12 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 		WithLogger(badgerLogger{logger}).
 		WithNumVersionsToKeep(1).
 		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2)
+		WithNumCompactors(2).
+		// 64 MiB memtables keep a fetch's batch in one transaction
+		// (Badger's limit is a share of the memtable); three of them and
+		// a 64 MiB block cache bound the memory (defaults: 5 and 256 MiB).
+		WithNumMemtables(3).
+		WithBlockCacheSize(64 << 20)
 	if dir == "" {
 		opts = opts.WithInMemory(true)
 	}

@@ -28,6 +28,10 @@ type Config struct {
 	// CheckIn is the time between polls of a manager without long-poll,
 	// and the longest wait of one long-poll.
 	CheckIn time.Duration
+	// NoLongPoll polls every CheckIn as Nebula 2.7 did, instead of
+	// holding a request open until the config changes (for proxies
+	// that cut long requests, and to measure plain polling).
+	NoLongPoll bool
 	// RequestTimeout bounds one request (plus CheckIn for a long-poll).
 	RequestTimeout time.Duration
 	// Registry, when set, are the credentials of pulls.
@@ -105,11 +109,12 @@ var errGroupMissing = errors.New("device group does not exist")
 // request (a long-poll) or answered a new config: either way, poll again
 // at once.
 func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag string, held bool, err error) {
-	start := time.Now()
-	defer func() { held = held || time.Since(start) >= time.Second }()
 	// ?wait asks a manager that long-polls to hold the request until the
 	// config changes (or the group appears); Nebula 2.7 ignores it.
-	u := strings.TrimRight(a.cfg.Manager, "/") + "/api/v2/device_groups/" + url.PathEscape(a.cfg.Group) + "/info?wait=" + a.cfg.CheckIn.String()
+	u := strings.TrimRight(a.cfg.Manager, "/") + "/api/v2/device_groups/" + url.PathEscape(a.cfg.Group) + "/info"
+	if !a.cfg.NoLongPoll {
+		u += "?wait=" + a.cfg.CheckIn.String()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, "", false, err
@@ -128,9 +133,13 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 		return nil, "", false, err
 	}
 	newETag = resp.Header.Get("ETag")
+	// A manager that long-polls says so (Nebula-Long-Poll): its 304 came
+	// at the end of the wait, so ask again at once. Any other answer (a
+	// 2.7 manager, or one that is merely slow) waits for the check-in.
+	held = !a.cfg.NoLongPoll && resp.Header.Get("Nebula-Long-Poll") != ""
 	switch resp.StatusCode {
 	case http.StatusNotModified:
-		return nil, etag, false, nil
+		return nil, etag, held, nil
 	case http.StatusOK:
 		var in Info
 		if err := json.Unmarshal(body, &in); err != nil {

@@ -29,6 +29,7 @@ type managerSettings struct {
 	reportTTL       time.Duration
 	checkpointKey   string
 	checkpointEvery time.Duration
+	debugListen     string
 	auth            manager.Auth
 	reports         reportsFlags
 	// ready, when set, is called once the API serves (with its base URL).
@@ -41,6 +42,7 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	addReportsTopicFlag(f, &m.reports)
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
 	f.String(&m.checkpointKey, "checkpoint-key", "", "file of an ed25519 seed (64 hex digits): sign checkpoints of the log's hash chain", "NEBULA_CHECKPOINT_KEY")
+	f.String(&m.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this host:port (off when empty)", "NEBULA_DEBUG_LISTEN")
 	f.Duration(&m.checkpointEvery, "checkpoint-every", time.Hour, "how often to append a signed checkpoint", "NEBULA_CHECKPOINT_EVERY")
 	f.Duration(&m.reportTTL, "report-ttl", time.Hour, "how long device reports are kept for GET /reports", "NEBULA_REPORT_TTL", "MONGO_REPORT_TTL")
 	f.Int(&m.cacheMaxSize, "cache-max-size", manager.DefaultCacheMaxSize, "device groups whose /info is kept in memory", "NEBULA_CACHE_MAX_SIZE", "CACHE_MAX_SIZE")
@@ -112,6 +114,11 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 		return fmt.Errorf("manager listen: %w", err)
 	}
 	defer ln.Close()
+	debugCtx, stopDebug := context.WithCancel(ctx)
+	defer stopDebug()
+	if err := serveDebug(debugCtx, m.debugListen, stdout); err != nil {
+		return err
+	}
 
 	m.kafka.Logger = logger.With("component", "kafka")
 	m.kafka.ClientID = "nebula-manager"

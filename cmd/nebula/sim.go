@@ -24,6 +24,9 @@ func runSim(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	f.Duration(&cfg.CheckIn, "check-in", 30*time.Second, "check-in time (the longest long-poll)")
 	f.Duration(&cfg.ReportInterval, "report-interval", 0, "reports every (0: none)")
 	f.Duration(&cfg.StartSpread, "start-spread", 5*time.Second, "devices start at random times within this")
+	longPoll := true
+	f.Bool(&longPoll, "long-poll", true, "hold polls open until the config changes (false: poll every check-in, sharing --max-conns connections)")
+	f.Int(&cfg.MaxConns, "max-conns", 512, "connections the fleet shares without long-poll")
 	f.Duration(&duration, "duration", time.Minute, "how long to run (bounded: at most an hour)")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
@@ -32,6 +35,7 @@ func runSim(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return usageError{fmt.Errorf("give --device-group, 1 to 200000 --devices, a --duration up to 1h and a positive --check-in")}
 	}
 	cfg.Logger = logger
+	cfg.NoLongPoll = !longPoll
 	ctx, cancel := context.WithTimeout(ctx, duration)
 	defer cancel()
 	fleet := sim.Start(ctx, cfg)

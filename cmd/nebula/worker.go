@@ -23,6 +23,7 @@ type workerSettings struct {
 	host, protocol, uri                 string
 	port                                int
 	registryUser, registryPass, regHost string
+	longPoll                            bool
 }
 
 func addWorkerFlags(f *flags, w *workerSettings) {
@@ -39,6 +40,7 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 	f.String(&w.registryUser, "registry-auth-user", "", `registry user for pulls ("skip": none)`, "REGISTRY_AUTH_USER")
 	f.String(&w.registryPass, "registry-auth-password", "", `registry password ("skip": none)`, "REGISTRY_AUTH_PASSWORD")
 	f.String(&w.regHost, "registry-host", "https://index.docker.io/v1/", "registry the credentials are for", "REGISTRY_HOST")
+	f.Bool(&w.longPoll, "long-poll", true, "hold each poll open until the config changes (false: poll every check-in time, as 2.7)", "NEBULA_LONG_POLL")
 	f.Duration(&w.cfg.ReportInterval, "report-interval", 30*time.Second, "a status report to the manager after each change and at least this often (0: none)", "NEBULA_REPORT_INTERVAL")
 	f.Bool(&w.cfg.ReportOnUpdateOnly, "report-on-update-only", false, "report only after changes", "REPORT_ON_UPDATE_ONLY")
 	f.String(&w.cfg.Host.NamePrefix, "container-name-prefix", "", "prefix of container names (several workers on one engine)", "NEBULA_CONTAINER_NAME_PREFIX")
@@ -48,6 +50,7 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 // config returns the validated worker configuration.
 func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	cfg := w.cfg
+	cfg.NoLongPoll = !w.longPoll
 	var errs []error
 	if cfg.Group == "" {
 		errs = append(errs, errors.New("no device group: give --device-group or DEVICE_GROUP"))

@@ -16,6 +16,8 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
 )
 
 const testToken = "worker-process-admin-token"
@@ -163,5 +165,6 @@ func BenchmarkWorker(b *testing.B) {
 		b.ReportMetric(nebula.Seconds(), "worker_20_s")
 		b.ReportMetric(nebula.Seconds()/baseline.Seconds(), "worker/docker_run")
 		b.ReportMetric(rssKB/1024, "worker_rss_MB")
+		benchrec.Record(b, "worker", "20 containers (10 apps x 2)", map[string]float64{"docker_run_s": baseline.Seconds(), "worker_s": nebula.Seconds(), "worker_vs_docker_run": nebula.Seconds() / baseline.Seconds(), "worker_rss_mb": rssKB / 1024})
 	}
 }

@@ -1,0 +1,185 @@
+package fleetbench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+)
+
+const token = "fleetbench-admin-token"
+
+// TestMain doubles as the bare Go server of the /info comparison (this
+// test binary re-executed), so that it has its own process and files.
+func TestMain(m *testing.M) {
+	if file := os.Getenv("FLEETBENCH_BARE_FILE"); file != "" {
+		serveBare(file, os.Getenv("FLEETBENCH_BARE_ETAG"))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// serveBare answers every GET with the file's bytes (or 304 for its
+// ETag): the least a Go HTTP server can do for /info.
+func serveBare(file, etag string) {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("bare server on %s\n", ln.Addr())
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+}
+
+// startSelf runs this test binary as a helper process and returns the
+// first output line matching re.
+func startSelf(tb testing.TB, env []string, re *regexp.Regexp) []string {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				tb.Fatalf("helper process exited before printing %q", re)
+			}
+			if m := re.FindStringSubmatch(l); m != nil {
+				go func() {
+					for range lines {
+					}
+				}()
+				return m
+			}
+		case <-timeout:
+			tb.Fatalf("helper process did not print %q", re)
+		}
+	}
+}
+
+// manager is `nebula manager` in its own process, on an embedded broker
+// (`nebula kafka`) in another, so that the manager's CPU and memory are
+// its own.
+type manager struct {
+	url, kafka, pprof string
+	pid               int
+}
+
+func startManager(tb testing.TB, extraEnv ...string) manager {
+	tb.Helper()
+	kp := testenv.Start(tb, nil, "kafka", "--listen", "127.0.0.1:0", "--data-dir", tb.TempDir())
+	kafka := kp.WaitLine(tb, regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second)[1]
+	p := testenv.Start(tb, append([]string{"AUTH_TOKEN=" + token}, extraEnv...), "manager", "--kafka-brokers", kafka,
+		"--data-dir", tb.TempDir(), "--listen", "127.0.0.1:0", "--debug-listen", "127.0.0.1:0")
+	pprof := p.WaitLine(tb, regexp.MustCompile(`profiler on (http://\S+)/debug/pprof/`), 60*time.Second)[1]
+	url := p.WaitLine(tb, regexp.MustCompile(`API on (http://\S+)/api/v2 `), 60*time.Second)[1]
+	p.WaitLine(tb, regexp.MustCompile(`nebula manager: ready`), 60*time.Second)
+	return manager{url: url, kafka: kafka, pprof: pprof, pid: p.Cmd.Process.Pid}
+}
+
+// profile saves the manager's profile kind (e.g. "heap", or
+// "profile?seconds=10" for CPU) as NEBULA_BENCH_OUT/profiles/name: the
+// evidence behind the profile-guided fixes (go tool pprof reads it).
+func (m manager) profile(tb testing.TB, kind, name string) {
+	tb.Helper()
+	dir := os.Getenv("NEBULA_BENCH_OUT")
+	if dir == "" {
+		return
+	}
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Get(m.pprof + "/debug/pprof/" + kind)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := os.MkdirAll(filepath.Join(dir, "profiles"), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "profiles", name), b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// call makes an authenticated API request and checks its status.
+func call(tb testing.TB, method, url, body string, want int) (http.Header, []byte) {
+	tb.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		tb.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, bytes.TrimSpace(b), want)
+	}
+	return resp.Header, b
+}
+
+// procStat reads a process's CPU time (user+system) and resident memory.
+func procStat(tb testing.TB, pid int) (cpu time.Duration, rssMB float64) {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var kb float64
+	if m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status); m != nil {
+		fmt.Sscan(string(m[1]), &kb)
+	}
+	const ticks = 100 // USER_HZ
+	return time.Duration(utime+stime) * time.Second / ticks, kb / 1024
+}
