@@ -4,7 +4,7 @@ GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA    ?= nebula-data
 
-.PHONY: run test deps lint bench bench-deps fuzz kcat-demo build clean
+.PHONY: run test deps lint bench soak fuzz kcat-demo build clean
 
 run: build ## the embedded default: broker + manager on this machine
 	./bin/nebula dev --data-dir $(DATA)
@@ -15,12 +15,16 @@ build:
 test: deps lint ## every test, with the race detector
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-# Debian packages the tests use: kcat (a Kafka client nobody here wrote)
-# docker-registry (a local registry for the worker's pull tests) and
-# docker-compose (validates deploy/kafka/compose.yaml), openssl (writes the
-# encrypted client keys of the Kafka TLS tests).
+# Debian packages the tests use (command:package): kcat (a Kafka client
+# nobody here wrote), docker-registry (a local registry for the worker's
+# pull tests), docker-compose (validates deploy/kafka/compose*.yaml),
+# openssl (encrypted keys and certificates of the Kafka TLS tests), nginx
+# (deploy/kafka/nginx-lb.conf in front of two managers; the baseline of the
+# /info benchmark).
+DEBS := kcat:kcat docker-registry:docker-registry docker-compose:docker-compose openssl:openssl nginx:nginx-light
 deps:
-	@missing=""; for p in kcat docker-registry docker-compose openssl; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for d in $(DEBS); do c=$${d%%:*}; p=$${d#*:}; \
+	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian packages) for the tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
@@ -29,17 +33,15 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-bench: bench-deps ## every performance number, next to its baseline; writes docs/benchmarks.md and docs/bench/*.svg
+bench: deps ## every performance number, next to its baseline; writes docs/benchmarks.md and docs/bench/*.svg
 	rm -rf bench-out && mkdir -p bench-out
 	NEBULA_BENCH_OUT=$(CURDIR)/bench-out $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m \
-	  ./events/kafkalog ./projections ./manager ./cmd/nebula ./internal/sim ./internal/fleetbench
+	  ./internal/sim ./internal/fleetbench ./events/kafkalog ./projections ./manager ./cmd/nebula
 	$(GO) run ./cmd/benchreport -in bench-out/results.jsonl -out docs
 	@echo "written: docs/benchmarks.md, docs/bench/*.svg; profiles in bench-out/profiles (go tool pprof)"
 
-# nginx (Debian's nginx-light) is the baseline of the /info benchmark.
-bench-deps: deps
-	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "installing nginx-light (Debian) for the benchmarks"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+soak: deps ## the whole system under steady load for NEBULA_SOAK_DURATION (default 10m): errors, p99 drift, RSS growth
+	$(GO) test -run '^$$' -bench Soak -benchtime 1x -timeout 2h30m ./internal/soak
 
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done

@@ -223,12 +223,23 @@ func identityOf(r *http.Request) *identity {
 // valid credentials (as JSON; 2.7 sent plain text labelled JSON).
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := s.limits.clientAddr(r)
+		if blocked, retry := s.failedAuth.empty(addr); blocked {
+			tooMany(w, retry, "too many failed logins from this address; try again later")
+			return
+		}
 		id, scheme, err := s.auth.authenticate(r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		if id == nil {
+			if r.Header.Get("Authorization") != "" {
+				// Wrong credentials (not none): each spends the address's
+				// budget, so that guessing is slow.
+				s.failedAuth.take(addr)
+				s.logger.Warn("failed login", "client", addr, "scheme", scheme)
+			}
 			if scheme == "Bearer" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="Authentication Required"`)
 			} else {
@@ -236,6 +247,16 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			}
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Unauthorized Access"})
 			return
+		}
+		if s.requests != nil {
+			key := "id\x00" + id.name
+			if id.local && !s.auth.cfg.Enabled {
+				key = "addr\x00" + addr
+			}
+			if ok, retry := s.requests.take(key); !ok {
+				tooMany(w, retry, "request rate limit reached for these credentials; try again later")
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
 	})

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -24,6 +25,24 @@ type requestMetrics struct {
 	// patterns: the router's route patterns (a fixed set, not paths)
 	// to their labels.
 	patterns sync.Map
+	// durations: how long requests took, but long-polls (held on
+	// purpose), in the buckets of durationBuckets plus +Inf.
+	durations [len(durationBuckets) + 1]atomic.Uint64
+	durSum    atomic.Int64 // microseconds
+}
+
+// durationBuckets are the upper bounds (seconds) of the request duration
+// histogram.
+var durationBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func (m *requestMetrics) observe(d time.Duration) {
+	sec := d.Seconds()
+	i := 0
+	for i < len(durationBuckets) && sec > durationBuckets[i] {
+		i++
+	}
+	m.durations[i].Add(1)
+	m.durSum.Add(d.Microseconds())
 }
 
 type routeCode struct {
@@ -55,7 +74,11 @@ func (m *requestMetrics) pattern(parts []string) string {
 func (m *requestMetrics) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := time.Now()
 		next.ServeHTTP(ww, r)
+		if !r.URL.Query().Has("wait") {
+			m.observe(time.Since(start))
+		}
 		route := "unmatched"
 		if rc := chi.RouteContext(r.Context()); rc != nil {
 			if p := m.pattern(rc.RoutePatterns); p != "" {
@@ -93,6 +116,16 @@ func (m *requestMetrics) write(w io.Writer) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "nebula_http_requests_total{method=%q,route=%q,code=\"%d\"} %d\n", k.method, k.route, k.code, counts[k])
 	}
+	header(w, "nebula_http_request_duration_seconds", "histogram", "Time to answer a request (long-polls, held on purpose, are not counted).")
+	var cum uint64
+	for i, le := range durationBuckets {
+		cum += m.durations[i].Load()
+		fmt.Fprintf(w, "nebula_http_request_duration_seconds_bucket{le=\"%s\"} %d\n", strconv.FormatFloat(le, 'g', -1, 64), cum)
+	}
+	cum += m.durations[len(durationBuckets)].Load()
+	fmt.Fprintf(w, "nebula_http_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
+	fmt.Fprintf(w, "nebula_http_request_duration_seconds_sum %g\n", float64(m.durSum.Load())/1e6)
+	fmt.Fprintf(w, "nebula_http_request_duration_seconds_count %d\n", cum)
 }
 
 func header(w io.Writer, name, typ, help string) {

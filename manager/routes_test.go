@@ -21,7 +21,10 @@ var unauthenticated = map[string]bool{"GET /metrics": true, "GET /healthz": true
 // (2.7 had no unauthenticated route, but cached /info in front of auth).
 func TestEveryRouteNeedsAuth(t *testing.T) {
 	b := testenv.StartBroker(t, t.TempDir())
-	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "route-walk-token"})
+	// Enough failed logins for the walk (TestFailedLoginsAreLimited
+	// tests the limit).
+	m := testmanager.StartWithLimits(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "route-walk-token"},
+		manager.Limits{FailedAuthBurst: 10_000})
 	srv := manager.New(manager.Config{Commands: commands.New(nil, nil)}) // the same routes, to walk
 	routes := 0
 	err := chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {

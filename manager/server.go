@@ -53,6 +53,12 @@ type Config struct {
 	ReportSink ReportSink
 	// EventLog serves history and time travel (nil: 503 on those).
 	EventLog EventLog
+	// Limits bound failed logins and, optionally, request rates.
+	Limits Limits
+	// Storage, when set, says whether this manager may write (the data
+	// directory has room); while it returns an error, commands and
+	// reports answer 507 with it and /healthz answers 503.
+	Storage func() error
 }
 
 // Defaults of Nebula 2.7.
@@ -63,18 +69,22 @@ const (
 
 // Server is the manager's HTTP handler.
 type Server struct {
-	proj    Projection
-	cmds    Commands
-	log     LogEnd
-	logger  *slog.Logger
-	metrics *requestMetrics
-	cache   *infoCache
-	auth    *authenticator
-	ready   <-chan struct{}
-	reports Reports
-	sink    ReportSink
-	events  EventLog
-	router  chi.Router
+	limits     Limits
+	failedAuth *limiter
+	requests   *limiter // nil: no request rate limit
+	storage    func() error
+	proj       Projection
+	cmds       Commands
+	log        LogEnd
+	logger     *slog.Logger
+	metrics    *requestMetrics
+	cache      *infoCache
+	auth       *authenticator
+	ready      <-chan struct{}
+	reports    Reports
+	sink       ReportSink
+	events     EventLog
+	router     chi.Router
 }
 
 // New returns the manager's handler.
@@ -93,8 +103,15 @@ func New(cfg Config) *Server {
 		s.ready = closed
 	}
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
+	s.limits = cfg.Limits
+	s.storage = cfg.Storage
+	every := cmp.Or(cfg.Limits.FailedAuthEvery, DefaultFailedAuthEvery)
+	s.failedAuth = newLimiter(1/every.Seconds(), float64(cmp.Or(cfg.Limits.FailedAuthBurst, DefaultFailedAuthBurst)))
+	if rps := cfg.Limits.RequestsPerSecond; rps > 0 {
+		s.requests = newLimiter(rps, max(2*rps, 1))
+	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, s.metrics.middleware)
+	r.Use(middleware.Recoverer, s.metrics.middleware, s.storageGuard)
 	r.Get("/metrics", s.serveMetrics)
 	// Unauthenticated, for load balancers (2.7's /status needs credentials).
 	r.Get("/healthz", s.healthz)
@@ -144,7 +161,31 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": "projection stopped: " + err.Error()})
 		return
 	}
+	if s.storage != nil {
+		if err := s.storage(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": err.Error()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
+}
+
+// storageGuard refuses writes while the data directory is nearly full:
+// 507 with the reason (reads go on).
+func (s *Server) storageGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if s.storage != nil {
+				if err := s.storage(); err != nil {
+					writeJSON(w, http.StatusInsufficientStorage, map[string]any{"message": err.Error()})
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) isReady() bool {

@@ -61,6 +61,8 @@ func TestStatusAndMetrics(t *testing.T) {
 		"nebula_projection_failed 0\n",
 		`nebula_http_requests_total{method="GET",route="/api/v2/status",code="200"} 1` + "\n",
 		`nebula_http_requests_total{method="GET",route="unmatched",code="404"} 1` + "\n",
+		`nebula_http_request_duration_seconds_bucket{le="+Inf"} 2` + "\n",
+		"nebula_http_request_duration_seconds_count 2\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)

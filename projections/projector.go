@@ -38,6 +38,10 @@ type Projector struct {
 	logger *slog.Logger
 	// Backoff between attempts when the log is unreachable.
 	Backoff time.Duration
+	// Hold, when set, is asked before each batch is folded; while it
+	// returns an error (the disk is nearly full) nothing is folded and
+	// the projection is served as it is.
+	Hold func() error
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -168,6 +172,9 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 		if err != nil {
 			return err
 		}
+		if err := p.hold(ctx); err != nil {
+			return err
+		}
 		if _, err := p.store.ApplyBatch(recs); err != nil {
 			return err
 		}
@@ -183,6 +190,28 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 				"percent", 100*(applied-from+1)/max(end-from, 1))
 		}
 	}
+}
+
+// hold waits while Hold says no, logging when folding pauses and resumes.
+func (p *Projector) hold(ctx context.Context) error {
+	if p.Hold == nil {
+		return nil
+	}
+	err := p.Hold()
+	if err == nil {
+		return nil
+	}
+	p.logger.Error("folding paused", "err", err)
+	for err != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		err = p.Hold()
+	}
+	p.logger.Info("folding resumed")
+	return nil
 }
 
 // Rebuild empties the store and folds the log from offset 0 up to its

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +20,8 @@ var (
 	nebulaImageErr  error
 )
 
-// nebulaImage builds the nebula image (a static binary FROM scratch)
-// once per test process.
+// nebulaImage builds the nebula image (a static binary FROM scratch, run
+// as user 65532) once per test process.
 func nebulaImage(t *testing.T) string {
 	t.Helper()
 	testenv.RequireDocker(t)
@@ -38,7 +39,12 @@ func nebulaImage(t *testing.T) string {
 			nebulaImageErr = fmt.Errorf("build: %v %s", err, out)
 			return
 		}
-		df := "FROM scratch\nCOPY nebula /nebula\nENTRYPOINT [\"/nebula\"]\n"
+		// deploy/Dockerfile's final stage: a non-root user owning /data.
+		df := "FROM scratch\nCOPY nebula /nebula\nCOPY --chown=65532:65532 data /data\nUSER 65532:65532\nENV NEBULA_DATA_DIR=/data\nENTRYPOINT [\"/nebula\"]\n"
+		if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+			nebulaImageErr = err
+			return
+		}
 		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 			nebulaImageErr = err
 			return
@@ -100,8 +106,17 @@ func TestContainers(t *testing.T) {
 	if code, body := devCall(t, "POST", m1+"/api/v2/device_groups/"+group, token, `{"apps": ["`+name+`"]}`); code != 200 {
 		t.Fatalf("create group: %d %s", code, body)
 	}
+	// Not root: the image's user, with the socket's group for the workers.
+	if user, _ := dockerOut("inspect", "--format", "{{.Config.User}}", image); strings.TrimSpace(user) != "65532:65532" {
+		t.Fatalf("the nebula image runs as %q, want 65532:65532", user)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/var/run/docker.sock", &st); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
 		run(fmt.Sprintf("worker%d", i+1), fmt.Sprintf("%s.%d", subnet, 21+i), "-v", "/var/run/docker.sock:/var/run/docker.sock",
+			"--group-add", fmt.Sprint(st.Gid),
 			"-e", "DEVICE_GROUP="+group, "-e", "NEBULA_MANAGER_HOST="+subnet+".11", "-e", "NEBULA_MANAGER_AUTH_TOKEN="+token,
 			"-e", fmt.Sprintf("NEBULA_CONTAINER_NAME_PREFIX=d%d-", i+1), "-e", "NEBULA_REPORT_INTERVAL=1s", "-e", "NEBULA_DATA_DIR=/data",
 			image, "worker")

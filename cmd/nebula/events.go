@@ -39,12 +39,19 @@ func (p *progress) at(done int64) {
 		return
 	}
 	p.last = time.Now()
+	if p.total <= 0 {
+		fmt.Fprintf(p.w, "%s: %d records\n", p.what, done)
+		return
+	}
 	fmt.Fprintf(p.w, "%s: %d/%d records (%d%%)\n", p.what, done, p.total, 100*done/max(p.total, 1))
 }
 
 func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	if len(args) > 0 && args[0] == "verify" {
 		return runVerify(ctx, args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "import" {
+		return runImport(ctx, args[1:], stdout)
 	}
 	if len(args) == 0 || args[0] != "export" {
 		// The history API through the manager: nebula events [--kind ...]

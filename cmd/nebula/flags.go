@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -159,6 +160,17 @@ func (f *flags) Int(p *int, name string, def int, usage string, envs ...string) 
 		def = n
 	}
 	f.fs.IntVar(p, name, def, envNote(usage, envs))
+}
+
+func (f *flags) Float(p *float64, name string, def float64, usage string, envs ...string) {
+	if e, v, ok := f.lookup(envs); ok {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q is not a number", e, v))
+		}
+		def = n
+	}
+	f.fs.Float64Var(p, name, def, envNote(usage, envs))
 }
 
 // Duration accepts Go durations ("30s") and, for the original Nebula's

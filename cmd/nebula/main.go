@@ -32,7 +32,7 @@ func subcommands() []command {
 		{"kafka", "run the embedded Kafka-protocol broker as its own process", runKafka},
 		{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker},
 		{"reporter", "run the reporter: device reports in, device events out (watermill consumer group)", runReporter},
-		{"events", "the event history (via the manager); events export | events verify (from Kafka)", runEvents},
+		{"events", "the event history (via the manager); events export | events import | events verify (from Kafka)", runEvents},
 		{"replay", "rebuild a projection as of an offset or a time (forensics)", runReplay},
 		{"sim", "simulated devices (the real worker, an in-memory engine) against a manager", runSim},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {

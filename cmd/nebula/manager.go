@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/diskspace"
 	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -32,6 +34,9 @@ type managerSettings struct {
 	debugListen     string
 	auth            manager.Auth
 	reports         reportsFlags
+	limits          manager.Limits
+	minFreeDisk     string
+	trustedProxies  string
 	// ready, when set, is called once the API serves (with its base URL).
 	ready func(url string)
 }
@@ -39,6 +44,11 @@ type managerSettings struct {
 // addAPIFlags adds the settings of the API that `nebula dev` and `nebula
 // manager` share, with the original manager's variable names.
 func addAPIFlags(f *flags, m *managerSettings) {
+	f.Int(&m.limits.FailedAuthBurst, "failed-login-burst", manager.DefaultFailedAuthBurst, "failed logins one address may make at once (then one per --failed-login-every; past that 429)", "NEBULA_FAILED_LOGIN_BURST")
+	f.Duration(&m.limits.FailedAuthEvery, "failed-login-every", manager.DefaultFailedAuthEvery, "one more failed login allowed per address this often", "NEBULA_FAILED_LOGIN_EVERY")
+	f.Float(&m.limits.RequestsPerSecond, "rate-limit", 0, "requests per second per credential (burst: twice that; 0: no limit; devices sharing a token share it)", "NEBULA_RATE_LIMIT")
+	f.String(&m.minFreeDisk, "min-free-disk", "512MiB", "refuse writes (507) and pause folding while the data directory has less free (0: never)", "NEBULA_MIN_FREE_DISK")
+	f.String(&m.trustedProxies, "trusted-proxies", "", "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)", "NEBULA_TRUSTED_PROXIES")
 	addReportsTopicFlag(f, &m.reports)
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
 	f.String(&m.checkpointKey, "checkpoint-key", "", "file of an ed25519 seed (64 hex digits): sign checkpoints of the log's hash chain", "NEBULA_CHECKPOINT_KEY")
@@ -52,7 +62,8 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	f.String(&m.auth.Token, "auth-token", "", "local admin Bearer token (prefer the environment variable)", "NEBULA_AUTH_TOKEN", "AUTH_TOKEN")
 }
 
-func (m managerSettings) validate() error {
+// validate checks the settings (and parses the trusted proxies).
+func (m *managerSettings) validate() error {
 	if m.cacheTime < 0 {
 		return fmt.Errorf("cache time %v is negative", m.cacheTime)
 	}
@@ -64,6 +75,25 @@ func (m managerSettings) validate() error {
 	}
 	if _, err := m.reports.config(); err != nil {
 		return err
+	}
+	if m.limits.FailedAuthBurst < 1 || m.limits.FailedAuthEvery <= 0 || m.limits.RequestsPerSecond < 0 {
+		return fmt.Errorf("failed-login burst must be at least 1, failed-login-every positive, and the rate limit not negative")
+	}
+	if _, err := diskspace.ParseBytes(m.minFreeDisk); err != nil {
+		return fmt.Errorf("min free disk: %w", err)
+	}
+	m.limits.TrustedProxies = nil
+	for _, c := range splitList(m.trustedProxies) {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(c); aerr == nil {
+				p, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("trusted proxy %q is not an address or CIDR", c)
+		}
+		m.limits.TrustedProxies = append(m.limits.TrustedProxies, p)
 	}
 	if m.cacheMaxSize < 1 {
 		return fmt.Errorf("cache max size %d must be at least 1", m.cacheMaxSize)
@@ -172,9 +202,12 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	proj := projections.NewProjector(store, log, func(from int64) (projections.RecordReader, error) {
 		return log.NewReader(from)
 	}, logger.With("component", "projection"))
+	minFree, _ := diskspace.ParseBytes(m.minFreeDisk) // validated
+	disk := &diskspace.Guard{Dir: m.dataDir, Min: minFree}
+	proj.Hold = disk.Check
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Ready: proj.Ready(),
-		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log})
+		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log, Limits: m.limits, Storage: disk.Check})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

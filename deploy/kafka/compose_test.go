@@ -1,10 +1,19 @@
 package kafka
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 )
 
@@ -15,7 +24,9 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		testenv.SkipUnlessAvailable(t, "docker-compose not installed (Debian package docker-compose)")
 	}
-	out, err := exec.Command(bin, "-f", "compose.yaml", "config").CombinedOutput()
+	cmd := exec.Command(bin, "-f", "compose.yaml", "config")
+	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=compose-test-token")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
@@ -25,5 +36,83 @@ func TestComposeFile(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("resolved compose config lacks %q:\n%s", want, cfg)
 		}
+	}
+}
+
+// TestComposeServices: the managers, the reporter and the load balancer
+// are there, the managers wait for the topics, and the TLS override
+// resolves with the managers on the SSL listener.
+func TestComposeServices(t *testing.T) {
+	bin, err := exec.LookPath("docker-compose")
+	if err != nil {
+		testenv.SkipUnlessAvailable(t, "docker-compose not installed (Debian package docker-compose)")
+	}
+	cmd := exec.Command(bin, "-f", "compose.yaml", "config")
+	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=compose-test-token")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, out)
+	}
+	cfg := string(out)
+	for _, want := range []string{"kafka-init:", "--partitions 1 --replication-factor 3", "retention.ms=-1", "manager1:", "manager2:",
+		"reporter:", "lb:", "service_completed_successfully", "nginx-lb.conf", "dockerfile: deploy/Dockerfile"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("resolved compose config lacks %q", want)
+		}
+	}
+	cmd = exec.Command(bin, "-f", "compose.yaml", "-f", "compose.tls.yaml", "config")
+	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=compose-test-token")
+	out, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker-compose config with TLS: %v\n%s", err, out)
+	}
+	for _, want := range []string{"NEBULA_KAFKA_SECURITY_PROTOCOL: SSL", "kafka1:9094", "KAFKA_SSL_CLIENT_AUTH: required", "SSL://kafka1:9094"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("resolved TLS compose config lacks %q", want)
+		}
+	}
+	// Without the admin token the file refuses to start.
+	cmd = exec.Command(bin, "-f", "compose.yaml", "config")
+	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "NEBULA_AUTH_TOKEN") {
+		t.Errorf("compose config without NEBULA_AUTH_TOKEN: %v %s", err, out)
+	}
+}
+
+// TestMakeCerts: the certificates make-certs.sh writes let Nebula's client
+// reach a broker that requires TLS client certificates (kfake here, with
+// the broker certificate), checking the broker's name.
+func TestMakeCerts(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		testenv.SkipUnlessAvailable(t, "openssl not installed")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("sh", "make-certs.sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("make-certs.sh: %v %s", err, out)
+	}
+	p := func(name string) string { return filepath.Join(dir, name) }
+	cert, err := tls.LoadX509KeyPair(p("broker.pem"), p("broker-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(p("ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: c.ListenAddrs(), TLS: kafkalog.TLSConfig{Enabled: true, CAFile: p("ca.pem"),
+		CertFile: p("client.pem"), KeyFile: p("client-key.pem"), ServerName: "kafka2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.AppendRaw(ctx, []byte(`{"probe":1}`), ""); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -203,8 +203,10 @@ func (l *Log) bootstrap(ctx context.Context) error {
 func (l *Log) Topic() string { return l.cfg.Topic }
 
 // Append encodes env and appends it; the returned offset is the event's
-// version. It returns once the brokers acknowledged the record (acks=all,
-// idempotent producer), or ErrUnavailable after the produce timeout.
+// version. It returns once the brokers acknowledged the record (acks=all),
+// or ErrUnavailable after the produce timeout. (The producer is not
+// idempotent, so that this timeout holds: a retried record may be written
+// twice, and the fold drops the second by its command ID.)
 func (l *Log) Append(ctx context.Context, env events.Envelope) (int64, error) {
 	value, err := events.Encode(env)
 	if err != nil {
@@ -239,6 +241,28 @@ func (l *Log) AppendBatch(ctx context.Context, envs []events.Envelope) ([]int64,
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
 	defer cancel()
 	results := l.cl.ProduceSync(ctx, recs...)
+	if err := results.FirstErr(); err != nil {
+		return nil, l.produceErr(err)
+	}
+	offsets := make([]int64, len(results))
+	for i, r := range results {
+		offsets[i] = r.Record.Offset
+	}
+	return offsets, nil
+}
+
+// AppendRecords appends records exactly as given (value, command ID and
+// timestamp) in one round trip, and returns their offsets: the restore of
+// a backup (`nebula events import`) checks each is the original's.
+func (l *Log) AppendRecords(ctx context.Context, recs []events.Record) ([]int64, error) {
+	krs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		krs[i] = l.record(r.Value, r.CommandID)
+		krs[i].Timestamp = r.Timestamp
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
+	defer cancel()
+	results := l.cl.ProduceSync(ctx, krs...)
 	if err := results.FirstErr(); err != nil {
 		return nil, l.produceErr(err)
 	}

@@ -183,3 +183,22 @@ func procStat(tb testing.TB, pid int) (cpu time.Duration, rssMB float64) {
 	const ticks = 100 // USER_HZ
 	return time.Duration(utime+stime) * time.Second / ticks, kb / 1024
 }
+
+// memStat splits a process's resident memory: anonymous (its heap and
+// stacks) and file-backed (mapped files such as Badger's tables: page
+// cache the kernel can take back).
+func memStat(tb testing.TB, pid int) (anonMB, fileMB float64) {
+	tb.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	read := func(key string) float64 {
+		var kb float64
+		if m := regexp.MustCompile(key + `:\s+(\d+) kB`).FindSubmatch(status); m != nil {
+			fmt.Sscan(string(m[1]), &kb)
+		}
+		return kb / 1024
+	}
+	return read("RssAnon"), read("RssFile") + read("RssShmem")
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,28 +16,36 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
-// BenchmarkReportsMemory: the manager's RSS with 0, 100,000 and 200,000
-// devices (one report each, as the reporter writes them to the device
-// events topic) in its reports projection. The second 100k show what a
-// device costs once Badger's memtables and cache are full.
+// BenchmarkReportsMemory: the manager's resident memory with 0, 100,000
+// and 200,000 devices (one report each, as the reporter writes them to the
+// device events topic) in its reports projection, anonymous (heap) and
+// file-backed (Badger's mapped tables) apart. The second 100k show what a
+// device costs once Badger's memtables and caches are full.
 func BenchmarkReportsMemory(b *testing.B) {
 	for range b.N {
 		m := startManager(b)
 		time.Sleep(2 * time.Second)
-		_, rss0 := procStat(b, m.pid)
-		rss1 := addDevices(b, m, 0, 100_000)
-		rss2 := addDevices(b, m, 100_000, 100_000)
-		m.profile(b, "heap", "manager-200k-devices.heap")
-		vals := map[string]float64{"rss_0_mb": rss0, "rss_100k_mb": rss1, "rss_200k_mb": rss2, "mb_per_100k_devices": rss2 - rss1}
+		anon0, file0 := memStat(b, m.pid)
+		anon1, file1 := addDevices(b, m, 0, 100_000)
+		anon2, file2 := addDevices(b, m, 100_000, 100_000)
+		// More steps, to see whether the growth levels off.
+		extra, _ := strconv.Atoi(os.Getenv("FLEETBENCH_MEMORY_STEPS"))
+		for i := range extra {
+			a, f := addDevices(b, m, (2+i)*100_000, 100_000)
+			b.Logf("%dk devices: anon %.0f MB, file %.0f MB", (3+i)*100, a, f)
+		}
+		m.profile(b, "heap", "manager-reports-devices.heap")
+		vals := map[string]float64{"anon_0_mb": anon0, "anon_100k_mb": anon1, "anon_200k_mb": anon2, "anon_mb_per_100k_devices": anon2 - anon1,
+			"file_0_mb": file0, "file_200k_mb": file2, "file_mb_per_100k_devices": file2 - file1}
 		b.Logf("reports memory: %v", vals)
-		b.ReportMetric(vals["mb_per_100k_devices"], "MB/100k_devices")
+		b.ReportMetric(vals["anon_mb_per_100k_devices"], "anon_MB/100k_devices")
 		benchrec.Record(b, "memory", "manager, devices in the reports projection", vals)
 	}
 }
 
-// addDevices reports n new devices and returns the manager's RSS once
-// they are stored.
-func addDevices(b *testing.B, m manager, first, devices int) float64 {
+// addDevices reports n new devices and returns the manager's resident
+// memory (anonymous, file-backed) once they are stored.
+func addDevices(b *testing.B, m manager, first, devices int) (anonMB, fileMB float64) {
 	{
 		stored0 := metric(b, m.url, "nebula_reports_stored_total")
 		cl, err := kgo.NewClient(kgo.SeedBrokers(m.kafka), kgo.DefaultProduceTopic(reporter.DeviceEventsTopic), kgo.ProducerLinger(5*time.Millisecond))
@@ -69,7 +79,6 @@ func addDevices(b *testing.B, m manager, first, devices int) float64 {
 		}
 		cancel()
 		time.Sleep(2 * time.Second)
-		_, rss := procStat(b, m.pid)
-		return rss
+		return memStat(b, m.pid)
 	}
 }

@@ -53,6 +53,12 @@ type Manager struct {
 // dir, and returns once it has caught up with the log.
 func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 	t.Helper()
+	return StartWithLimits(t, addr, dir, auth, manager.Limits{})
+}
+
+// StartWithLimits is Start with request limits.
+func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits manager.Limits) Manager {
+	t.Helper()
 	ctx := testenv.Context(t, 30*time.Second)
 	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
 	if err != nil {
@@ -84,7 +90,7 @@ func Start(t testing.TB, addr, dir string, auth manager.Auth) Manager {
 	cmds := commands.New(l, store)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Ready: p.Ready(),
-		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l})
+		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Limits: limits})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()
