@@ -27,12 +27,14 @@ func runSim(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	longPoll := true
 	f.Bool(&longPoll, "long-poll", true, "hold polls open until the config changes (false: poll every check-in, sharing --max-conns connections)")
 	f.Int(&cfg.MaxConns, "max-conns", 512, "connections the fleet shares without long-poll")
+	printEvery := 2 * time.Second
+	f.Duration(&printEvery, "print-every", 2*time.Second, "how often to print the devices per version")
 	f.Duration(&duration, "duration", time.Minute, "how long to run (bounded: at most an hour)")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
-	if cfg.Group == "" || cfg.Devices < 1 || cfg.Devices > 200_000 || duration <= 0 || duration > time.Hour || cfg.CheckIn <= 0 {
-		return usageError{fmt.Errorf("give --device-group, 1 to 200000 --devices, a --duration up to 1h and a positive --check-in")}
+	if cfg.Group == "" || cfg.Devices < 1 || cfg.Devices > 200_000 || duration <= 0 || duration > time.Hour || cfg.CheckIn <= 0 || printEvery < 10*time.Millisecond {
+		return usageError{fmt.Errorf("give --device-group, 1 to 200000 --devices, a --duration up to 1h, a positive --check-in and --print-every of at least 10ms")}
 	}
 	cfg.Logger = logger
 	cfg.NoLongPoll = !longPoll
@@ -40,7 +42,7 @@ func runSim(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	defer cancel()
 	fleet := sim.Start(ctx, cfg)
 	fmt.Fprintf(stdout, "nebula sim: %d devices of group %s against %s for %v\n", cfg.Devices, cfg.Group, cfg.Manager, duration)
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(printEvery)
 	defer t.Stop()
 	start := time.Now()
 	for {
@@ -50,7 +52,8 @@ func runSim(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			fmt.Fprintf(stdout, "nebula sim: done after %v: %s\n", time.Since(start).Round(time.Second), versions(fleet))
 			return nil
 		case <-t.C:
-			fmt.Fprintf(stdout, "t=%v %s\n", time.Since(start).Round(time.Second), versions(fleet))
+			// unix_ms lets a harness merge the lines of several sim processes.
+			fmt.Fprintf(stdout, "t=%v unix_ms=%d %s\n", time.Since(start).Round(time.Millisecond), time.Now().UnixMilli(), versions(fleet))
 		}
 	}
 }

@@ -3,9 +3,7 @@ package fleetbench
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,53 +12,8 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
 	"github.com/nebula-orchestrator/nebula-go/internal/sim"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 )
-
-// histogram reads the manager's request duration histogram: the count at
-// or under each bound (seconds; +Inf last).
-func histogram(tb testing.TB, url string) (bounds []float64, counts []float64) {
-	tb.Helper()
-	_, body := call(tb, "GET", url+"/metrics", "", 200)
-	for _, m := range regexp.MustCompile(`(?m)^nebula_http_request_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$`).FindAllSubmatch(body, -1) {
-		le, err := strconv.ParseFloat(string(m[1]), 64)
-		if string(m[1]) == "+Inf" {
-			le, err = math.Inf(1), nil
-		}
-		n, err2 := strconv.ParseFloat(string(m[2]), 64)
-		if err != nil || err2 != nil {
-			tb.Fatalf("bucket %s", m[0])
-		}
-		bounds, counts = append(bounds, le), append(counts, n)
-	}
-	if len(bounds) == 0 {
-		tb.Fatal("no request duration histogram in /metrics")
-	}
-	return bounds, counts
-}
-
-// histP99 is the bucket bound (ms) under which 99% of the requests
-// between two readings of the histogram fell.
-func histP99(bounds, before, after []float64) float64 {
-	total := after[len(after)-1] - before[len(before)-1]
-	for i := range bounds {
-		if after[i]-before[i] >= 0.99*total {
-			return bounds[i] * 1000
-		}
-	}
-	return math.Inf(1)
-}
-
-// metric reads one counter of the manager's /metrics.
-func metric(tb testing.TB, url, name string) float64 {
-	tb.Helper()
-	_, body := call(tb, "GET", url+"/metrics", "", 200)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
-	if m == nil {
-		tb.Fatalf("no %s in /metrics", name)
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
-}
 
 func groupVersion(tb testing.TB, url, group string) int64 {
 	h, _ := call(tb, "GET", url+"/api/v2/device_groups/"+group, "", 200)
@@ -136,12 +89,12 @@ func BenchmarkFleetPolls(b *testing.B) {
 			time.Sleep(5 * time.Second) // past the start: steady polling
 			fleet.Requests()
 			cpu0, _ := procStat(b, pid)
-			reads0 := metric(b, url, "nebula_info_backend_reads_total")
-			bounds, hist0 := histogram(b, url)
+			reads0 := testenv.Metric(b, url, "nebula_info_backend_reads_total")
+			bounds, hist0 := testenv.Histogram(b, url, "nebula_http_request_duration_seconds")
 			time.Sleep(window)
-			_, hist1 := histogram(b, url)
+			_, hist1 := testenv.Histogram(b, url, "nebula_http_request_duration_seconds")
 			cpu1, rss := procStat(b, pid)
-			reads1 := metric(b, url, "nebula_info_backend_reads_total")
+			reads1 := testenv.Metric(b, url, "nebula_info_backend_reads_total")
 			count, samples := fleet.Requests()
 			slices.Sort(samples)
 			p99 := 0.0
@@ -154,7 +107,7 @@ func BenchmarkFleetPolls(b *testing.B) {
 				"manager_cpu_pct":    100 * (cpu1 - cpu0).Seconds() / window.Seconds(),
 				"manager_rss_mb":     rss,
 				"poll_p99_ms":        p99,
-				"manager_p99_ms":     histP99(bounds, hist0, hist1),
+				"manager_p99_ms":     1000 * testenv.Quantile(bounds, hist0, hist1, 0.99),
 				"projection_reads_s": (reads1 - reads0) / window.Seconds(),
 			}
 			// Every device polls once per check-in (+-10% jitter): more

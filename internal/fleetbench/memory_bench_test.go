@@ -13,6 +13,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
@@ -47,7 +48,7 @@ func BenchmarkReportsMemory(b *testing.B) {
 // memory (anonymous, file-backed) once they are stored.
 func addDevices(b *testing.B, m manager, first, devices int) (anonMB, fileMB float64) {
 	{
-		stored0 := metric(b, m.url, "nebula_reports_stored_total")
+		stored0 := testenv.Metric(b, m.url, "nebula_reports_stored_total")
 		cl, err := kgo.NewClient(kgo.SeedBrokers(m.kafka), kgo.DefaultProduceTopic(reporter.DeviceEventsTopic), kgo.ProducerLinger(5*time.Millisecond))
 		if err != nil {
 			b.Fatal(err)
@@ -71,9 +72,9 @@ func addDevices(b *testing.B, m manager, first, devices int) (anonMB, fileMB flo
 			}
 		}
 		cl.Close()
-		for metric(b, m.url, "nebula_reports_stored_total")-stored0 < float64(devices) {
+		for testenv.Metric(b, m.url, "nebula_reports_stored_total")-stored0 < float64(devices) {
 			if ctx.Err() != nil {
-				b.Fatalf("the reports projection stored %.0f of %d", metric(b, m.url, "nebula_reports_stored_total")-stored0, devices)
+				b.Fatalf("the reports projection stored %.0f of %d", testenv.Metric(b, m.url, "nebula_reports_stored_total")-stored0, devices)
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
