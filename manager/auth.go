@@ -223,7 +223,10 @@ func identityOf(r *http.Request) *identity {
 // valid credentials (as JSON; 2.7 sent plain text labelled JSON).
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := s.limits.clientAddr(r)
+		addr := ""
+		if s.failedAuth.size.Load() > 0 {
+			addr = s.limits.clientAddr(r)
+		}
 		if blocked, retry := s.failedAuth.empty(addr); blocked {
 			tooMany(w, retry, "too many failed logins from this address; try again later")
 			return
@@ -237,6 +240,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			if r.Header.Get("Authorization") != "" {
 				// Wrong credentials (not none): each spends the address's
 				// budget, so that guessing is slow.
+				addr = s.limits.clientAddr(r)
 				s.failedAuth.take(addr)
 				s.logger.Warn("failed login", "client", addr, "scheme", scheme)
 			}
@@ -251,7 +255,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		if s.requests != nil {
 			key := "id\x00" + id.name
 			if id.local && !s.auth.cfg.Enabled {
-				key = "addr\x00" + addr
+				key = "addr\x00" + s.limits.clientAddr(r)
 			}
 			if ok, retry := s.requests.take(key); !ok {
 				tooMany(w, retry, "request rate limit reached for these credentials; try again later")

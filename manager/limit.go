@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,7 @@ type bucket struct {
 
 // limiter is a token bucket per key, bounded in keys.
 type limiter struct {
+	size    atomic.Int64 // len(buckets), read without the lock
 	mu      sync.Mutex
 	rate    float64 // tokens per second
 	burst   float64
@@ -72,6 +74,9 @@ func (l *limiter) take(key string) (ok bool, retry time.Duration) {
 
 // empty says whether key has no token left, without spending one.
 func (l *limiter) empty(key string) (bool, time.Duration) {
+	if l.size.Load() == 0 {
+		return false, 0 // nobody failed: no lock on every request
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
@@ -93,6 +98,7 @@ func (l *limiter) refill(key string, now time.Time) *bucket {
 		}
 		b = &bucket{tokens: l.burst, at: now}
 		l.buckets[key] = b
+		l.size.Store(int64(len(l.buckets)))
 		return b
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
@@ -116,6 +122,7 @@ func (l *limiter) evict(now time.Time) {
 	if len(l.buckets) >= limiterKeys {
 		delete(l.buckets, idlest)
 	}
+	l.size.Store(int64(len(l.buckets)))
 }
 
 // clientAddr is the address a request is attributed to.

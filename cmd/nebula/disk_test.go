@@ -57,8 +57,13 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	f.Close()
-	time.Sleep(1100 * time.Millisecond) // the guard measures once a second
 
+	// The guard measures at most once a second: wait for it to notice
+	// (on /healthz, which changes nothing).
+	waitFor(t, "the manager to notice the full disk", 10*time.Second, func() bool {
+		code, _ := devCall(t, "GET", small+"/healthz", "", "")
+		return code == 503
+	})
 	code, body := devCall(t, "POST", small+"/api/v2/apps/during", testToken, `{"docker_image": "nginx:1"}`)
 	if code != 507 || !strings.Contains(body, "free, below the minimum") {
 		t.Fatalf("write with the disk nearly full: %d %s", code, body)

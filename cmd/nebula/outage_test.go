@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"regexp"
 	"testing"
 	"time"
@@ -22,12 +21,7 @@ func TestManagerUnreachableForMinutes(t *testing.T) {
 	testenv.RemoveContainersLabelled(t, "nebula.device_group="+group)
 	kp := testenv.Start(t, nil, "kafka", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
 	kafka := kp.WaitLine(t, regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second)[1]
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	dir := t.TempDir()
 	startAt := func(listen, dataDir string) (*testenv.Process, string) {
 		p := testenv.Start(t, []string{"AUTH_TOKEN=" + testToken}, "manager", "--kafka-brokers", kafka, "--listen", listen, "--data-dir", dataDir)

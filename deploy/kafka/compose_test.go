@@ -17,64 +17,63 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 )
 
-// TestComposeFile: the compose file is valid (docker-compose resolves it)
-// and keeps the durability settings the README promises.
-func TestComposeFile(t *testing.T) {
+// composeConfig resolves compose files with `docker-compose config` and
+// the given admin token; it returns the output and whether it succeeded.
+func composeConfig(t *testing.T, token string, files ...string) (string, error) {
+	t.Helper()
 	bin, err := exec.LookPath("docker-compose")
 	if err != nil {
 		testenv.SkipUnlessAvailable(t, "docker-compose not installed (Debian package docker-compose)")
 	}
-	cmd := exec.Command(bin, "-f", "compose.yaml", "config")
-	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=compose-test-token")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker-compose config: %v\n%s", err, out)
+	var args []string
+	for _, f := range files {
+		args = append(args, "-f", f)
 	}
-	cfg := string(out)
-	for _, want := range []string{"KAFKA_DEFAULT_REPLICATION_FACTOR: 3", "KAFKA_MIN_INSYNC_REPLICAS: 2",
-		`KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE: "false"`, "kafka1:", "kafka2:", "kafka3:"} {
-		if !strings.Contains(cfg, want) {
-			t.Errorf("resolved compose config lacks %q:\n%s", want, cfg)
+	cmd := exec.Command(bin, append(args, "config")...)
+	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN="+token)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// requireAll fails for each of want that text lacks.
+func requireAll(t *testing.T, what, text string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q", what, w)
 		}
 	}
+}
+
+// TestComposeFile: the compose file is valid (docker-compose resolves it)
+// and keeps the durability settings the README promises.
+func TestComposeFile(t *testing.T) {
+	cfg, err := composeConfig(t, "compose-test-token", "compose.yaml")
+	if err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, cfg)
+	}
+	requireAll(t, "resolved compose config", cfg, "KAFKA_DEFAULT_REPLICATION_FACTOR: 3", "KAFKA_MIN_INSYNC_REPLICAS: 2",
+		`KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE: "false"`, "kafka1:", "kafka2:", "kafka3:")
 }
 
 // TestComposeServices: the managers, the reporter and the load balancer
 // are there, the managers wait for the topics, and the TLS override
 // resolves with the managers on the SSL listener.
 func TestComposeServices(t *testing.T) {
-	bin, err := exec.LookPath("docker-compose")
+	cfg, err := composeConfig(t, "compose-test-token", "compose.yaml")
 	if err != nil {
-		testenv.SkipUnlessAvailable(t, "docker-compose not installed (Debian package docker-compose)")
+		t.Fatalf("docker-compose config: %v\n%s", err, cfg)
 	}
-	cmd := exec.Command(bin, "-f", "compose.yaml", "config")
-	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=compose-test-token")
-	out, err := cmd.CombinedOutput()
+	requireAll(t, "resolved compose config", cfg, "kafka-init:", "--partitions 1 --replication-factor 3", "retention.ms=-1",
+		"manager1:", "manager2:", "reporter:", "lb:", "service_completed_successfully", "nginx-lb.conf", "dockerfile: deploy/Dockerfile")
+	tls, err := composeConfig(t, "compose-test-token", "compose.yaml", "compose.tls.yaml")
 	if err != nil {
-		t.Fatalf("docker-compose config: %v\n%s", err, out)
+		t.Fatalf("docker-compose config with TLS: %v\n%s", err, tls)
 	}
-	cfg := string(out)
-	for _, want := range []string{"kafka-init:", "--partitions 1 --replication-factor 3", "retention.ms=-1", "manager1:", "manager2:",
-		"reporter:", "lb:", "service_completed_successfully", "nginx-lb.conf", "dockerfile: deploy/Dockerfile"} {
-		if !strings.Contains(cfg, want) {
-			t.Errorf("resolved compose config lacks %q", want)
-		}
-	}
-	cmd = exec.Command(bin, "-f", "compose.yaml", "-f", "compose.tls.yaml", "config")
-	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=compose-test-token")
-	out, err = cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker-compose config with TLS: %v\n%s", err, out)
-	}
-	for _, want := range []string{"NEBULA_KAFKA_SECURITY_PROTOCOL: SSL", "kafka1:9094", "KAFKA_SSL_CLIENT_AUTH: required", "SSL://kafka1:9094"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("resolved TLS compose config lacks %q", want)
-		}
-	}
+	requireAll(t, "resolved TLS compose config", tls, "NEBULA_KAFKA_SECURITY_PROTOCOL: SSL", "kafka1:9094",
+		"KAFKA_SSL_CLIENT_AUTH: required", "SSL://kafka1:9094")
 	// Without the admin token the file refuses to start.
-	cmd = exec.Command(bin, "-f", "compose.yaml", "config")
-	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN=")
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "NEBULA_AUTH_TOKEN") {
+	if out, err := composeConfig(t, "", "compose.yaml"); err == nil || !strings.Contains(out, "NEBULA_AUTH_TOKEN") {
 		t.Errorf("compose config without NEBULA_AUTH_TOKEN: %v %s", err, out)
 	}
 }

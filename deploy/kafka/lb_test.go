@@ -3,7 +3,6 @@ package kafka
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,9 +43,7 @@ func TestLoadBalancedManagers(t *testing.T) {
 
 	// The compose file's nginx configuration, with this machine's
 	// addresses instead of the compose service names.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	lbAddr := ln.Addr().String()
-	ln.Close()
+	lbAddr := testenv.FreeAddr(t)
 	conf, err := os.ReadFile("nginx-lb.conf")
 	if err != nil {
 		t.Fatal(err)

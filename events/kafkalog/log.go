@@ -230,29 +230,19 @@ func (l *Log) AppendRaw(ctx context.Context, value []byte, commandID string) (in
 // AppendBatch appends several envelopes in one round trip and returns their
 // offsets in order. They are consecutive unless another writer interleaves.
 func (l *Log) AppendBatch(ctx context.Context, envs []events.Envelope) ([]int64, error) {
-	recs := make([]*kgo.Record, len(envs))
+	recs := make([]events.Record, len(envs))
 	for i, env := range envs {
 		value, err := events.Encode(env)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		recs[i] = l.record(value, env.CommandID)
+		recs[i] = events.Record{Value: value, CommandID: env.CommandID}
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
-	defer cancel()
-	results := l.cl.ProduceSync(ctx, recs...)
-	if err := results.FirstErr(); err != nil {
-		return nil, l.produceErr(err)
-	}
-	offsets := make([]int64, len(results))
-	for i, r := range results {
-		offsets[i] = r.Record.Offset
-	}
-	return offsets, nil
+	return l.AppendRecords(ctx, recs)
 }
 
 // AppendRecords appends records exactly as given (value, command ID and
-// timestamp) in one round trip, and returns their offsets: the restore of
+// timestamp; a zero timestamp is the time of the append) in one round trip, and returns their offsets: the restore of
 // a backup (`nebula events import`) checks each is the original's.
 func (l *Log) AppendRecords(ctx context.Context, recs []events.Record) ([]int64, error) {
 	krs := make([]*kgo.Record, len(recs))

@@ -88,12 +88,13 @@ func BenchmarkFleetPolls(b *testing.B) {
 			waitAll(b, ctx, url, fleet, devices)
 			time.Sleep(5 * time.Second) // past the start: steady polling
 			fleet.Requests()
-			cpu0, _ := procStat(b, pid)
+			cpu0 := testenv.ProcessUsage(b, pid).CPU
 			reads0 := testenv.Metric(b, url, "nebula_info_backend_reads_total")
 			bounds, hist0 := testenv.Histogram(b, url, "nebula_http_request_duration_seconds")
 			time.Sleep(window)
 			_, hist1 := testenv.Histogram(b, url, "nebula_http_request_duration_seconds")
-			cpu1, rss := procStat(b, pid)
+			u := testenv.ProcessUsage(b, pid)
+			cpu1, rss := u.CPU, u.RSS
 			reads1 := testenv.Metric(b, url, "nebula_info_backend_reads_total")
 			count, samples := fleet.Requests()
 			slices.Sort(samples)

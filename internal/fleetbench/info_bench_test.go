@@ -16,6 +16,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
 	"github.com/nebula-orchestrator/nebula-go/internal/loadgen"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 )
 
 // startNginx serves root on a free port (Debian's nginx, run by the
@@ -29,12 +30,7 @@ func startNginx(tb testing.TB, root string) string {
 			tb.Fatal("nginx is not installed: `make deps` installs Debian's nginx-light")
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(tb)
 	dir := tb.TempDir()
 	conf := fmt.Sprintf(`daemon off;
 master_process on;

@@ -1,14 +1,12 @@
 package fleetbench
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -59,43 +57,7 @@ func serveBare(file, etag string) {
 // first output line matching re.
 func startSelf(tb testing.TB, env []string, re *regexp.Regexp) []string {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				tb.Fatalf("helper process exited before printing %q", re)
-			}
-			if m := re.FindStringSubmatch(l); m != nil {
-				go func() {
-					for range lines {
-					}
-				}()
-				return m
-			}
-		case <-timeout:
-			tb.Fatalf("helper process did not print %q", re)
-		}
-	}
+	return testenv.StartProgram(tb, os.Args[0], env, nil, "-test.run", "^$").WaitLine(tb, re, 30*time.Second)
 }
 
 // manager is `nebula manager` in its own process, on an embedded broker
@@ -158,47 +120,4 @@ func call(tb testing.TB, method, url, body string, want int) (http.Header, []byt
 		tb.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, bytes.TrimSpace(b), want)
 	}
 	return resp.Header, b
-}
-
-// procStat reads a process's CPU time (user+system) and resident memory.
-func procStat(tb testing.TB, pid int) (cpu time.Duration, rssMB float64) {
-	tb.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// Fields after the command name (which may hold spaces).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	var utime, stime int64
-	fmt.Sscan(f[11], &utime)
-	fmt.Sscan(f[12], &stime)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var kb float64
-	if m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status); m != nil {
-		fmt.Sscan(string(m[1]), &kb)
-	}
-	const ticks = 100 // USER_HZ
-	return time.Duration(utime+stime) * time.Second / ticks, kb / 1024
-}
-
-// memStat splits a process's resident memory: anonymous (its heap and
-// stacks) and file-backed (mapped files such as Badger's tables: page
-// cache the kernel can take back).
-func memStat(tb testing.TB, pid int) (anonMB, fileMB float64) {
-	tb.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	read := func(key string) float64 {
-		var kb float64
-		if m := regexp.MustCompile(key + `:\s+(\d+) kB`).FindSubmatch(status); m != nil {
-			fmt.Sscan(string(m[1]), &kb)
-		}
-		return kb / 1024
-	}
-	return read("RssAnon"), read("RssFile") + read("RssShmem")
 }

@@ -26,7 +26,8 @@ func BenchmarkReportsMemory(b *testing.B) {
 	for range b.N {
 		m := startManager(b)
 		time.Sleep(2 * time.Second)
-		anon0, file0 := memStat(b, m.pid)
+		u0 := testenv.ProcessUsage(b, m.pid)
+		anon0, file0 := u0.Anon, u0.FileBack
 		anon1, file1 := addDevices(b, m, 0, 100_000)
 		anon2, file2 := addDevices(b, m, 100_000, 100_000)
 		// More steps, to see whether the growth levels off.
@@ -80,6 +81,7 @@ func addDevices(b *testing.B, m manager, first, devices int) (anonMB, fileMB flo
 		}
 		cancel()
 		time.Sleep(2 * time.Second)
-		return memStat(b, m.pid)
+		u := testenv.ProcessUsage(b, m.pid)
+		return u.Anon, u.FileBack
 	}
 }

@@ -1,10 +1,8 @@
 package fleetbench
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"sync"
@@ -20,7 +18,7 @@ import (
 type simProc struct {
 	mu      sync.Mutex
 	samples []simSample
-	cmd     *exec.Cmd
+	proc    *testenv.Process
 }
 
 type simSample struct {
@@ -33,38 +31,27 @@ var simVersion = regexp.MustCompile(`version (-?\d+): (\d+)`)
 
 func startSim(tb testing.TB, args ...string) *simProc {
 	tb.Helper()
-	cmd := exec.Command(testenv.Binary(tb), append([]string{"sim"}, args...)...)
-	cmd.Env = append(os.Environ(), "NEBULA_MANAGER_AUTH_TOKEN="+token)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	p := &simProc{cmd: cmd}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			m := simLine.FindStringSubmatch(sc.Text())
-			if m == nil {
-				continue
-			}
-			ms, _ := strconv.ParseInt(m[1], 10, 64)
-			s := simSample{at: time.UnixMilli(ms), counts: map[int64]int{}}
-			for _, v := range simVersion.FindAllStringSubmatch(m[2], -1) {
-				ver, _ := strconv.ParseInt(v[1], 10, 64)
-				n, _ := strconv.Atoi(v[2])
-				s.counts[ver] = n
-			}
-			p.mu.Lock()
-			p.samples = append(p.samples, s)
-			p.mu.Unlock()
-		}
-	}()
+	p := &simProc{}
+	p.proc = testenv.StartProgram(tb, testenv.Binary(tb), []string{"NEBULA_MANAGER_AUTH_TOKEN=" + token}, p.observe, append([]string{"sim"}, args...)...)
 	return p
+}
+
+// observe keeps the counts of one status line of `nebula sim`.
+func (p *simProc) observe(line string) {
+	m := simLine.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	ms, _ := strconv.ParseInt(m[1], 10, 64)
+	s := simSample{at: time.UnixMilli(ms), counts: map[int64]int{}}
+	for _, v := range simVersion.FindAllStringSubmatch(m[2], -1) {
+		ver, _ := strconv.ParseInt(v[1], 10, 64)
+		n, _ := strconv.Atoi(v[2])
+		s.counts[ver] = n
+	}
+	p.mu.Lock()
+	p.samples = append(p.samples, s)
+	p.mu.Unlock()
 }
 
 // atVersion is how many of the process's devices had applied v (or a
@@ -161,7 +148,7 @@ func BenchmarkFanoutScaleOut(b *testing.B) {
 		b.ReportMetric(marks[1].Seconds(), "p99_s")
 		benchrec.Record(b, "fanout", fmt.Sprintf("%d devices, long-poll, %d managers", devices, managers), vals)
 		for _, s := range sims {
-			_ = s.cmd.Process.Kill()
+			s.proc.Stop(5 * time.Second)
 		}
 	}
 }

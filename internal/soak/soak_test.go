@@ -22,18 +22,6 @@ const (
 	requestDuration = "nebula_http_request_duration_seconds"
 )
 
-func rss(tb testing.TB, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var kb float64
-	if m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b); m != nil {
-		fmt.Sscan(string(m[1]), &kb)
-	}
-	return kb / 1024
-}
-
 func p99(d []time.Duration) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -152,7 +140,7 @@ func BenchmarkSoak(b *testing.B) {
 			mp99 := 1000 * testenv.Quantile(bounds, hist, next, 0.99)
 			hist = next
 			cp := p99(lat)
-			mRSS, rRSS := rss(b, mp.Cmd.Process.Pid), rss(b, rp.Cmd.Process.Pid)
+			mRSS, rRSS := testenv.ProcessUsage(b, mp.Cmd.Process.Pid).RSS, testenv.ProcessUsage(b, rp.Cmd.Process.Pid).RSS
 			fmt.Printf("%8d %8d %10d %12.1f %14.1f %12.1f %12.1f\n", minute, cmdErrs.Load(), len(lat),
 				float64(cp.Microseconds())/1000, mp99, mRSS, rRSS)
 			if minute == 1 {

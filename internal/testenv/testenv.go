@@ -117,17 +117,27 @@ type Process struct {
 // test ends, and keeps its combined output for failure messages.
 func Start(t testing.TB, env []string, args ...string) *Process {
 	t.Helper()
-	cmd := exec.Command(Binary(t), args...)
+	return StartProgram(t, Binary(t), env, nil, args...)
+}
+
+// StartProgram is Start for any program; onLine, when set, is called with
+// every line of its output, in order.
+func StartProgram(t testing.TB, path string, env []string, onLine func(string), args ...string) *Process {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	p := &Process{Cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nebula %v: %v", args, err)
+		t.Fatalf("start %s %v: %v", filepath.Base(path), args, err)
 	}
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
+			if onLine != nil {
+				onLine(sc.Text())
+			}
 			p.mu.Lock()
 			p.output.WriteString(sc.Text() + "\n")
 			p.mu.Unlock()
@@ -145,7 +155,7 @@ func Start(t testing.TB, env []string, args ...string) *Process {
 	t.Cleanup(func() {
 		p.Stop(5 * time.Second)
 		if t.Failed() {
-			t.Logf("output of nebula %v:\n%s", args, p.Output())
+			t.Logf("output of %s %v:\n%s", filepath.Base(path), args, p.Output())
 		}
 	})
 	return p

@@ -1,0 +1,60 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns a loopback host:port nothing listens on (for a process
+// that must be started, or restarted, on a known address).
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Usage is what a process has used: CPU time (user + system) and resident
+// memory, in all, anonymous (heap, stacks) and file-backed (mapped files:
+// page cache the kernel can take back), in MiB.
+type Usage struct {
+	CPU                 time.Duration
+	RSS, Anon, FileBack float64
+}
+
+// ProcessUsage reads /proc for pid.
+func ProcessUsage(tb testing.TB, pid int) Usage {
+	tb.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The fields after the command name, which may hold spaces.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	const ticks = 100 // USER_HZ
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mib := func(key string) float64 {
+		var kb float64
+		if m := regexp.MustCompile(key + `:\s+(\d+) kB`).FindSubmatch(status); m != nil {
+			fmt.Sscan(string(m[1]), &kb)
+		}
+		return kb / 1024
+	}
+	return Usage{CPU: time.Duration(utime+stime) * time.Second / ticks, RSS: mib("VmRSS"), Anon: mib("RssAnon"),
+		FileBack: mib("RssFile") + mib("RssShmem")}
+}
