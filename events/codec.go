@@ -67,6 +67,15 @@ func Decode(value []byte) (Envelope, error) {
 	if len(value) > MaxRecordSize {
 		return Envelope{}, fmt.Errorf("%w: record of %d bytes exceeds %d", ErrInvalid, len(value), MaxRecordSize)
 	}
+	if env, ok := fastDecode(value); ok {
+		return env, nil
+	}
+	return decodeGeneral(value)
+}
+
+// decodeGeneral is Decode through encoding/json: every event type, every
+// schema, and the errors.
+func decodeGeneral(value []byte) (Envelope, error) {
 	var w wire
 	if err := strictUnmarshal(value, &w); err != nil {
 		return Envelope{}, fmt.Errorf("%w: envelope: %w", ErrInvalid, err)
