@@ -15,10 +15,19 @@ type overlay struct {
 	base KV
 	set  map[string][]byte
 	del  map[string]bool
+	// size bounds what committing the writes costs Badger (key, value
+	// and overhead of every Set and Delete, overwrites counted again).
+	size int64
+	// owned: Set keeps the caller's slice instead of a copy.
+	owned bool
 }
 
-func newOverlay(base KV) *overlay {
-	return &overlay{base: base, set: map[string][]byte{}, del: map[string]bool{}}
+// entryOverhead is more than Badger counts for an entry beyond its key and
+// value (metadata, version, a value pointer).
+const entryOverhead = 32
+
+func newOverlay(base KV, sizeHint int) *overlay {
+	return &overlay{base: base, set: make(map[string][]byte, sizeHint), del: map[string]bool{}}
 }
 
 func (o *overlay) Get(k []byte) ([]byte, bool, error) {
@@ -32,14 +41,19 @@ func (o *overlay) Get(k []byte) ([]byte, bool, error) {
 }
 
 func (o *overlay) Set(k, v []byte) error {
-	o.set[string(k)] = append([]byte(nil), v...)
+	if !o.owned {
+		v = append([]byte(nil), v...)
+	}
+	o.set[string(k)] = v
 	delete(o.del, string(k))
+	o.size += int64(len(k)+len(v)) + entryOverhead
 	return nil
 }
 
 func (o *overlay) Delete(k []byte) error {
 	o.del[string(k)] = true
 	delete(o.set, string(k))
+	o.size += int64(len(k)) + entryOverhead
 	return nil
 }
 
@@ -82,7 +96,7 @@ func (s *Store) DryRun(env events.Envelope, fn func(res Result, r Reader) error)
 		return err
 	}
 	return s.db.View(func(txn *badger.Txn) error {
-		o := newOverlay(badgerKV{txn})
+		o := newOverlay(badgerKV{txn}, 0)
 		res, err := Apply(o, events.Record{Offset: s.Applied() + 1, Value: b, CommandID: env.CommandID})
 		if err != nil {
 			return err

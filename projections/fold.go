@@ -12,7 +12,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 3
+const FoldVersion = 4
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -44,10 +44,11 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 	if err != nil {
 		return Result{}, &RecordError{Offset: rec.Offset, Err: err}
 	}
-	if err := chain(kv, rec); err != nil {
+	head, err := chain(kv, rec)
+	if err != nil {
 		return Result{}, err
 	}
-	res, err := applyEnvelope(kv, rec.Offset, env)
+	res, err := applyEnvelope(kv, rec.Offset, env, env.Validate(), head)
 	if err != nil {
 		return res, err
 	}
@@ -60,9 +61,12 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 }
 
 // applyEnvelope folds a decoded event (everything Apply does but the
-// decoding and the stats).
-func applyEnvelope(kv KV, off int64, env events.Envelope) (Result, error) {
-	f := &folder{kv: kv, off: off, env: env, touched: map[string]bool{}}
+// decoding, the chain and the stats); invalid is env.Validate(), which
+// depends on no state, so the applier computes it with the decoding, on
+// every core. head is the hash chain after the record, stored with its
+// verdict.
+func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte) (Result, error) {
+	f := &folder{kv: kv, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	err := f.dedupe()
 	if err == nil {
@@ -78,7 +82,7 @@ func applyEnvelope(kv KV, off int64, env events.Envelope) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("fold offset %d: %w", off, err)
 	}
-	if err := putDoc(kv, offsetKey(prefixVerdict, off), v); err != nil {
+	if err := putRecord(kv, off, head, v); err != nil {
 		return Result{}, err
 	}
 	groups := make([]string, 0, len(f.touched))
@@ -90,25 +94,26 @@ func applyEnvelope(kv KV, off int64, env events.Envelope) (Result, error) {
 }
 
 // chain extends the log's hash chain with rec: head = SHA-256(previous
-// head || offset || value), kept as the current head and per offset.
-func chain(kv KV, rec events.Record) error {
+// head || offset || value), kept as the current head (and, by
+// applyEnvelope, per offset).
+func chain(kv KV, rec events.Record) ([]byte, error) {
 	prev, _, err := kv.Get(keyChainHead)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := sha256.New()
 	h.Write(prev)
 	h.Write(encodeInt(rec.Offset))
 	h.Write(rec.Value)
 	head := h.Sum(nil)
-	if err := kv.Set(keyChainHead, head); err != nil {
-		return err
-	}
-	return kv.Set(offsetKey(prefixChain, rec.Offset), head)
+	return head, kv.Set(keyChainHead, head)
 }
 
-// ChainHead is the chain value after offset off (read from kv).
-func chainAt(kv KV, off int64) ([]byte, bool, error) { return kv.Get(offsetKey(prefixChain, off)) }
+// chainAt is the chain value after offset off (read from kv).
+func chainAt(kv KV, off int64) ([]byte, bool, error) {
+	head, _, found, err := getRecord(kv, off)
+	return head, found, err
+}
 
 func (st *Stats) count(accepted bool) {
 	st.Records++
@@ -136,6 +141,7 @@ type folder struct {
 	kv      KV
 	off     int64
 	env     events.Envelope
+	invalid error // env.Validate()
 	touched map[string]bool
 }
 
@@ -158,7 +164,7 @@ func (f *folder) dedupe() error {
 }
 
 func (f *folder) decide() error {
-	if err := f.env.Validate(); err != nil {
+	if err := f.invalid; err != nil {
 		return reject(ReasonInvalid, "%v", err)
 	}
 	if err := f.checkVersion(); err != nil {

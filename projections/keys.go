@@ -2,6 +2,7 @@ package projections
 
 import (
 	"encoding/binary"
+	"fmt"
 )
 
 // Key layout of the Badger store. Names are validated by the fold before
@@ -27,12 +28,15 @@ import (
 // must not iterate inside its write transaction (a Badger iterator there
 // sorts every pending write, so a replay batch would go quadratic).
 //
-//	verdict/<offset int64 BE>    JSON Verdict of the record at that offset
+//	rec/<offset/16 int64 BE>     what the fold knows of each record, 16 offsets per key:
+//	                             repeated { offset int64 BE | chain 32 bytes | uvarint n | n bytes JSON Verdict }
+//	                             (chain: the hash chain after that record, docs/events.md)
 //	cmd/<command id>             int64 BE: offset of the first record with that command ID
 //	meta/chain_head              32 bytes: the hash chain after the last record folded
-//	chain/<offset int64 BE>      32 bytes: the hash chain after that record (docs/events.md)
 //
-// Big-endian offsets sort in log order, so verdicts can be scanned by range.
+// Records share a key by 16 so that a replay writes one Badger entry per 16
+// records for them instead of two per record (a live fold rewrites the
+// block it appends to: a few KB). Big-endian blocks sort in log order.
 var (
 	keyApplied     = []byte("meta/applied")
 	keyIdentity    = []byte("meta/identity")
@@ -51,10 +55,15 @@ var (
 	prefixIdxGroupCron = []byte("idx/dg-cron/")
 	prefixIdxGroupUser = []byte("idx/ug-user/")
 
-	prefixVerdict = []byte("verdict/")
+	prefixRecord  = []byte("rec/")
 	prefixCommand = []byte("cmd/")
-	prefixChain   = []byte("chain/")
 )
+
+// recordsPerBlock is how many offsets share a rec/ key.
+const recordsPerBlock = 16
+
+// recordEntrySize is an entry's fixed part: offset and chain.
+const recordEntrySize = 8 + 32
 
 func key(prefix []byte, name string) []byte {
 	k := make([]byte, 0, len(prefix)+len(name))
@@ -73,4 +82,52 @@ func decodeInt(b []byte) int64 {
 		return -1
 	}
 	return int64(binary.BigEndian.Uint64(b))
+}
+
+// putRecord stores what the fold decided about the record at off: the
+// hash chain after it and its verdict, appended to its block.
+func putRecord(kv KV, off int64, head []byte, v Verdict) error {
+	if len(head) != 32 {
+		return fmt.Errorf("chain head of offset %d has %d bytes", off, len(head))
+	}
+	k := offsetKey(prefixRecord, off/recordsPerBlock)
+	block, _, err := kv.Get(k)
+	if err != nil {
+		return err
+	}
+	vj, err := v.appendJSON(make([]byte, 0, 192))
+	if err != nil {
+		return err
+	}
+	out := make([]byte, 0, len(block)+recordEntrySize+binary.MaxVarintLen64+len(vj))
+	out = append(out, block...) // a copy: the block read may be shared
+	out = binary.BigEndian.AppendUint64(out, uint64(off))
+	out = append(out, head...)
+	out = binary.AppendUvarint(out, uint64(len(vj)))
+	return kv.Set(k, append(out, vj...))
+}
+
+// getRecord returns the chain and the verdict (JSON) of the record at off.
+func getRecord(kv KV, off int64) (head, verdict []byte, found bool, err error) {
+	k := offsetKey(prefixRecord, off/recordsPerBlock)
+	block, found, err := kv.Get(k)
+	if err != nil || !found {
+		return nil, nil, false, err
+	}
+	for len(block) > 0 {
+		if len(block) < recordEntrySize {
+			return nil, nil, false, fmt.Errorf("projection record block %q is corrupt", k)
+		}
+		o := int64(binary.BigEndian.Uint64(block))
+		n, w := binary.Uvarint(block[recordEntrySize:])
+		end := recordEntrySize + w + int(n)
+		if w <= 0 || n > uint64(len(block)) || end > len(block) {
+			return nil, nil, false, fmt.Errorf("projection record block %q is corrupt", k)
+		}
+		if o == off {
+			return block[8:recordEntrySize], block[recordEntrySize+w : end], true, nil
+		}
+		block = block[end:]
+	}
+	return nil, nil, false, nil
 }

@@ -13,6 +13,7 @@ import (
 type KV interface {
 	// Get returns the value of key, or found=false.
 	Get(key []byte) (value []byte, found bool, err error)
+	// Set stores value under key; neither may be changed afterwards.
 	Set(key, value []byte) error
 	Delete(key []byte) error
 	// Keys calls fn for every key with the prefix, in key order. fn must
@@ -33,6 +34,11 @@ func getDoc[T any](kv KV, k []byte) (T, bool, error) {
 }
 
 func putDoc(kv KV, k []byte, doc any) error {
+	if a, ok := doc.(appender); ok {
+		if b, err := a.appendJSON(make([]byte, 0, 256)); err == nil {
+			return kv.Set(k, b)
+		}
+	}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return err

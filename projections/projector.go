@@ -156,6 +156,10 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 		return err
 	}
 	defer r.Close()
+	next, stop := readAhead(ctx, r)
+	defer stop()
+	a := p.store.newApplier(false)
+	defer a.close() // an error here is the next prepare's to find
 	started, folded0 := time.Now(), p.store.Folded()
 	caughtUp := func() {
 		p.readyOnce.Do(func() { close(p.ready) })
@@ -168,23 +172,27 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 	}
 	lastProgress := started
 	for {
-		recs, err := r.Fetch(ctx)
+		f, err := receive(ctx, next)
 		if err != nil {
 			return err
 		}
 		if err := p.hold(ctx); err != nil {
 			return err
 		}
-		if _, err := p.store.ApplyBatch(recs); err != nil {
+		if err := a.apply(f.recs, f.decoded); err != nil {
 			return err
 		}
 		if !behind {
 			continue
 		}
-		if applied := p.store.Applied(); applied >= end-1 {
+		if a.folded >= end-1 {
+			// Ready means readable: wait for the commit.
+			if err := a.wait(); err != nil {
+				return err
+			}
 			behind = false
 			caughtUp()
-		} else if time.Since(lastProgress) >= ProgressEvery {
+		} else if applied := p.store.Applied(); time.Since(lastProgress) >= ProgressEvery {
 			lastProgress = time.Now()
 			p.logger.Info("projection catching up", "applied_offset", applied, "log_end", end,
 				"percent", 100*(applied-from+1)/max(end-from, 1))
@@ -237,14 +245,18 @@ func Rebuild(ctx context.Context, store *Store, log LogInfo, open OpenReader) er
 		return err
 	}
 	defer r.Close()
-	for store.Applied() < end-1 {
-		recs, err := r.Fetch(ctx)
-		if err != nil {
-			return err
+	next, stop := readAhead(ctx, r)
+	defer stop()
+	a := store.newApplier(false)
+	for a.folded < end-1 {
+		f, err := receive(ctx, next)
+		if err == nil {
+			err = a.apply(f.recs, f.decoded)
 		}
-		if _, err := store.ApplyBatch(recs); err != nil {
+		if err != nil {
+			a.close()
 			return err
 		}
 	}
-	return nil
+	return a.close()
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,10 @@ type Store struct {
 	applied int64         // offset of the last folded record, -1 if none
 	changed chan struct{} // closed and replaced at every commit
 	failed  error         // set when the projection stopped for good
+
+	// filter knows every name key of a store this process built from
+	// empty (nil otherwise). Set by Reset, used by the applier only.
+	filter *keyFilter
 
 	folded   atomic.Int64 // records folded by this process
 	onCommit func([]Result)
@@ -177,6 +182,7 @@ func (s *Store) Meta() (Meta, error) {
 // Reset empties the store and records that it will be built from the log
 // with identity id by this fold version, starting at offset 0.
 func (s *Store) Reset(id events.LogIdentity) error {
+	s.filter = nil
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("reset projection: %w", err)
 	}
@@ -190,6 +196,7 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	if err != nil {
 		return fmt.Errorf("reset projection: %w", err)
 	}
+	s.filter = newKeyFilter() // the store is empty: every key it gets, the filter gets
 	s.mu.Lock()
 	s.applied = -1
 	s.mu.Unlock()
@@ -199,49 +206,15 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	return nil
 }
 
-// errTooBig reports that the first n records fit in one transaction but
-// record n did not.
-type errTooBig struct{ n int }
-
-func (e errTooBig) Error() string { return fmt.Sprintf("transaction too big after %d records", e.n) }
-
-// ApplyBatch folds records in offset order, skipping those already folded,
-// in as few transactions as fit (usually one per fetch). Each transaction
-// also stores its last offset. On a record the fold cannot read, the
-// records before it are committed and the *RecordError returned.
-func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
-	decoded := decodeAll(recs)
-	var all []Result
-	limit := len(recs)
-	for len(recs) > 0 {
-		end := min(limit, len(recs))
-		n, results, err := s.applyChunk(recs[:end], decoded[:end])
-		var tooBig errTooBig
-		if errors.As(err, &tooBig) {
-			if tooBig.n == 0 {
-				return all, fmt.Errorf("event at offset %d does not fit in one projection transaction", recs[0].Offset)
-			}
-			limit = tooBig.n
-			continue
-		}
-		all = append(all, results...)
-		recs, decoded = recs[n:], decoded[n:]
-		if err != nil {
-			return all, err
-		}
-		limit = len(recs)
-	}
-	return all, nil
-}
-
 // decoded is a record's envelope or why it cannot be read.
 type decoded struct {
-	env events.Envelope
-	err error
+	env     events.Envelope
+	err     error
+	invalid error // env.Validate(): a rejection, not an error
 }
 
-// decodeAll decodes records on every core: decoding is pure and costs as
-// much as the fold itself, which must stay sequential.
+// decodeAll decodes and validates records on every core: both are pure,
+// and the fold, which must stay sequential, is the bottleneck of a replay.
 func decodeAll(recs []events.Record) []decoded {
 	out := make([]decoded, len(recs))
 	workers := min(runtime.GOMAXPROCS(0), len(recs)/64+1)
@@ -251,78 +224,15 @@ func decodeAll(recs []events.Record) []decoded {
 			for i := w; i < len(recs); i += workers {
 				env, err := events.Decode(recs[i].Value)
 				if err != nil {
-					err = &RecordError{Offset: recs[i].Offset, Err: err}
+					out[i] = decoded{err: &RecordError{Offset: recs[i].Offset, Err: err}}
+					continue
 				}
-				out[i] = decoded{env, err}
+				out[i] = decoded{env: env, invalid: env.Validate()}
 			}
 		})
 	}
 	wg.Wait()
 	return out
-}
-
-// applyChunk folds recs in one transaction and returns how many it
-// consumed.
-func (s *Store) applyChunk(recs []events.Record, envs []decoded) (int, []Result, error) {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	kv := badgerKV{txn}
-	applied := s.Applied()
-	last := applied
-	var results []Result
-	var recErr error
-	stats, _, err := getDoc[Stats](kv, keyStats)
-	if err != nil {
-		return 0, nil, err
-	}
-	n := 0
-	for ; n < len(recs); n++ {
-		rec := recs[n]
-		if rec.Offset <= last {
-			continue // folded before (a resumed or repeated fetch)
-		}
-		if envs[n].err != nil {
-			recErr = envs[n].err // unreadable: commit what comes before it
-			break
-		}
-		err := chain(kv, rec)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			return 0, nil, errTooBig{n}
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-		res, err := applyEnvelope(kv, rec.Offset, envs[n].env)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			return 0, nil, errTooBig{n}
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-		stats.count(res.Verdict.Accepted)
-		results = append(results, res)
-		last = rec.Offset
-		if s.afterFold != nil {
-			s.afterFold(rec.Offset)
-		}
-	}
-	if last != applied {
-		err := putDoc(kv, keyStats, stats)
-		if err == nil {
-			err = kv.Set(keyApplied, encodeInt(last))
-		}
-		if err != nil {
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				return 0, nil, errTooBig{n - 1}
-			}
-			return 0, nil, err
-		}
-		if err := txn.Commit(); err != nil {
-			return 0, nil, fmt.Errorf("commit projection up to offset %d: %w", last, err)
-		}
-		s.committed(last, results)
-	}
-	return n, results, recErr
 }
 
 // committed publishes a commit: the hook first (caches drop what changed),
@@ -419,7 +329,15 @@ func (r Reader) UserGroupsOf(user string) ([]UserGroup, error) {
 
 // Verdict returns the fold's verdict on the record at offset.
 func (r Reader) Verdict(offset int64) (Verdict, bool, error) {
-	return getDoc[Verdict](r.kv, offsetKey(prefixVerdict, offset))
+	_, b, found, err := getRecord(r.kv, offset)
+	if err != nil || !found {
+		return Verdict{}, false, err
+	}
+	var v Verdict
+	if err := json.Unmarshal(b, &v); err != nil {
+		return Verdict{}, false, fmt.Errorf("verdict of offset %d is corrupt: %w", offset, err)
+	}
+	return v, true, nil
 }
 
 // CommandOffset returns the offset of the first record that carried the

@@ -1,0 +1,288 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// applier folds batches of records in memory and commits each batch (its
+// writes, the stats and its last offset, in one Badger transaction) in the
+// background while the next batch is folded: a replay then costs the fold
+// or the commit, whichever is slower, not their sum.
+//
+// Batch N is folded into an overlay whose reads fall through to batch N-1's
+// overlay (being committed) and then to a read-only snapshot opened just
+// before N-1's commit started (so holding everything up to N-2). At most
+// one commit is in flight. Each commit holds whole records and the offset
+// of the last one, so a crash at any point resumes exactly after the last
+// committed record. A commit publishes itself (Applied, WaitFor, OnCommit)
+// as soon as it is durable, so following the live log adds no delay.
+//
+// An applier has one user at a time; it must be closed.
+type applier struct {
+	s        *Store
+	snap     *badger.Txn // read-only snapshot under the oldest overlay
+	inflight *pending    // the batch being committed, nil if none
+	folded   int64       // offset of the last record folded (committed or not)
+	filter   *keyFilter  // the store's, if it has one
+	// results of the committed batches, when the caller wants them
+	keep    bool
+	results []Result
+}
+
+// pending is a folded batch and its commit.
+type pending struct {
+	writes  *overlay
+	last    int64
+	results []Result
+	done    chan struct{}
+	err     error
+}
+
+func (s *Store) newApplier(keepResults bool) *applier {
+	return &applier{s: s, folded: s.Applied(), filter: s.filter, keep: keepResults}
+}
+
+// apply folds recs (decoded: decodeAll(recs)) in offset order, skipping
+// those already folded, and starts committing them. It returns once they are folded; close (or a
+// later apply) reports whether they were committed. On a record the fold
+// cannot read, the records before it are committed and the *RecordError
+// returned.
+func (a *applier) apply(recs []events.Record, decoded []decoded) error {
+	for len(recs) > 0 {
+		n, batch, recErr, err := a.fold(recs, decoded)
+		if err != nil {
+			return err
+		}
+		if batch != nil {
+			if err := a.commit(batch); err != nil {
+				return err
+			}
+		}
+		recs, decoded = recs[n:], decoded[n:]
+		if recErr != nil {
+			if err := a.wait(); err != nil {
+				return err
+			}
+			return recErr
+		}
+	}
+	return nil
+}
+
+// fold folds the records of recs that fit in one transaction into a new
+// overlay and returns how many it consumed, the batch (nil if every record
+// was folded before), and the error of an unreadable record it stopped at.
+func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, error, error) {
+	cur := newOverlay(a.base(), 6*len(recs))
+	cur.owned = true // the fold never changes a value it has set
+	stats, _, err := getDoc[Stats](cur, keyStats)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	maxCount, maxSize := a.s.db.MaxBatchCount()-4, a.s.db.MaxBatchSize()-(4<<10)
+	last := a.folded
+	var results []Result
+	var recErr error
+	n := 0
+	for ; n < len(recs); n++ {
+		rec := recs[n]
+		if rec.Offset <= last {
+			continue // folded before (a resumed or repeated fetch)
+		}
+		if envs[n].err != nil {
+			recErr = envs[n].err // unreadable: commit what comes before it
+			break
+		}
+		head, err := chain(cur, rec)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if int64(len(cur.set)+len(cur.del)) >= maxCount || cur.size >= maxSize {
+			if len(results) == 0 {
+				return 0, nil, nil, fmt.Errorf("event at offset %d does not fit in one projection transaction", rec.Offset)
+			}
+			// Fold again without this record: it starts the next batch.
+			n, batch, _, err := a.fold(recs[:n], envs[:n])
+			return n, batch, nil, err
+		}
+		stats.count(res.Verdict.Accepted)
+		results = append(results, res)
+		last = rec.Offset
+		if a.s.afterFold != nil {
+			a.s.afterFold(rec.Offset)
+		}
+	}
+	if last == a.folded {
+		return n, nil, recErr, nil
+	}
+	if err := putDoc(cur, keyStats, stats); err != nil {
+		return 0, nil, nil, err
+	}
+	if err := cur.Set(keyApplied, encodeInt(last)); err != nil {
+		return 0, nil, nil, err
+	}
+	a.folded = last
+	if a.filter != nil {
+		for k := range cur.set {
+			if filtered([]byte(k)) {
+				a.filter.add([]byte(k))
+			}
+		}
+	}
+	return n, &pending{writes: cur, last: last, results: results, done: make(chan struct{})}, recErr, nil
+}
+
+// base is what the next batch is folded on top of.
+func (a *applier) base() KV {
+	if a.inflight != nil {
+		return a.inflight.writes
+	}
+	if a.snap == nil {
+		a.snap = a.s.db.NewTransaction(false)
+	}
+	return a.snapshot()
+}
+
+// snapshot reads the snapshot, through the key filter if there is one.
+func (a *applier) snapshot() KV {
+	if a.filter != nil {
+		return filteredKV{badgerKV{a.snap}, a.filter}
+	}
+	return badgerKV{a.snap}
+}
+
+// commit waits for the commit in flight, then starts committing b.
+func (a *applier) commit(b *pending) error {
+	if err := a.wait(); err != nil {
+		return err
+	}
+	// Everything before b is committed: the next batch reads b's
+	// overlay, then this snapshot.
+	a.snap = a.s.db.NewTransaction(false)
+	b.writes.base = a.snapshot()
+	a.inflight = b
+	go func() {
+		b.err = a.s.commit(b)
+		close(b.done)
+	}()
+	return nil
+}
+
+// wait waits for the commit in flight and returns its error.
+func (a *applier) wait() error {
+	if a.snap != nil {
+		defer func() {
+			a.snap.Discard()
+			a.snap = nil
+		}()
+	}
+	b := a.inflight
+	if b == nil {
+		return nil
+	}
+	<-b.done
+	a.inflight = nil
+	if b.err == nil && a.keep {
+		a.results = append(a.results, b.results...)
+	}
+	return b.err
+}
+
+// close waits for the last commit and returns its error.
+func (a *applier) close() error { return a.wait() }
+
+// commit writes a folded batch in one transaction and publishes it.
+func (s *Store) commit(b *pending) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for k, v := range b.writes.set {
+		if err := txn.Set([]byte(k), v); err != nil {
+			return commitErr(b, err)
+		}
+	}
+	for k := range b.writes.del {
+		if err := txn.Delete([]byte(k)); err != nil {
+			return commitErr(b, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return commitErr(b, err)
+	}
+	s.committed(b.last, b.results)
+	return nil
+}
+
+func commitErr(b *pending, err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		err = fmt.Errorf("the batch ending at offset %d does not fit in one projection transaction: %w", b.last, err)
+	}
+	return fmt.Errorf("commit projection up to offset %d: %w", b.last, err)
+}
+
+// ApplyBatch folds records in offset order, skipping those already folded,
+// in as few transactions as fit (usually one per fetch), and returns once
+// they are committed. On a record the fold cannot read, the records before
+// it are committed and the *RecordError returned.
+func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
+	a := s.newApplier(true)
+	err := a.apply(recs, decodeAll(recs))
+	if cerr := a.close(); err == nil {
+		err = cerr
+	}
+	return a.results, err
+}
+
+// fetched is a batch read and decoded ahead of the fold.
+type fetched struct {
+	recs    []events.Record
+	decoded []decoded
+	err     error
+}
+
+// readAhead fetches and decodes the next batch while the current one is
+// folded. stop ends it and waits for it: call it before closing r. After
+// an error, nothing more comes.
+func readAhead(ctx context.Context, r RecordReader) (next <-chan fetched, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan fetched, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			recs, err := r.Fetch(ctx)
+			f := fetched{recs: recs, err: err}
+			if err == nil {
+				f.decoded = decodeAll(recs)
+			}
+			select {
+			case ch <- f:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch, func() { cancel(); <-done }
+}
+
+// receive waits for the next batch of readAhead.
+func receive(ctx context.Context, next <-chan fetched) (fetched, error) {
+	select {
+	case f := <-next:
+		return f, f.err
+	case <-ctx.Done():
+		return fetched{}, ctx.Err()
+	}
+}

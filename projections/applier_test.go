@@ -1,0 +1,216 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// mixedLog returns n records of every kind of app and group event, with
+// rejections (missing apps, names that exist, repeated command IDs, an
+// invalid spec, a version precondition) and checkpoints, and the state
+// they fold to one record at a time (the reference for batched folds).
+func mixedLog(t *testing.T, n int, seed uint64) ([]events.Record, MemKV) {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(seed, 1))
+	ref := MemKV{}
+	var recs []events.Record
+	name := func(prefix string) string { return fmt.Sprintf("%s%d", prefix, rnd.IntN(60)) }
+	for off := int64(0); off < int64(n); off++ {
+		var env events.Envelope
+		switch k := rnd.IntN(14); k {
+		case 0, 1, 2:
+			spec := events.NewAppSpec(fmt.Sprintf("registry.local/img:%d", off))
+			spec.EnvVars = map[string]string{"N": fmt.Sprint(off), "URL": "a?b=1&c=<2>"}
+			env = ev(events.KindApp, name("app"), events.AppCreatedV{Spec: spec})
+		case 3, 4:
+			env = ev(events.KindApp, name("app"), events.AppPatchedV{Patch: events.AppPatch{DockerImage: ptr(fmt.Sprintf("img:%d", off))}})
+		case 5:
+			env = ev(events.KindApp, name("app"), events.AppStoppedV{})
+		case 6:
+			env = ev(events.KindApp, name("app"), events.AppRestartedV{})
+		case 7:
+			env = ev(events.KindApp, name("app"), events.AppDeletedV{})
+		case 8, 9:
+			env = group(name("dg"), name("app"), name("app"))
+		case 10:
+			env = ev(events.KindDeviceGroup, name("dg"), events.DeviceGroupPatchedV{Patch: events.DeviceGroupPatch{Apps: ptr([]string{name("app")})}})
+		case 11:
+			if rnd.IntN(2) == 0 {
+				env = ev(events.KindDeviceGroup, name("dg"), events.DeviceGroupDeletedV{})
+			} else {
+				env = ev(events.KindFleet, "", events.FleetPrunedV{})
+			}
+		case 12:
+			// Invalid: containers_per zero; or a stale precondition.
+			spec := events.NewAppSpec("nginx")
+			spec.ContainersPer.Value = 0
+			env = ev(events.KindApp, name("app"), events.AppReplacedV{Spec: spec})
+			if rnd.IntN(2) == 0 {
+				env = ev(events.KindApp, name("app"), events.AppStartedV{})
+				env.IfVersion = off - 1
+			}
+		case 13:
+			if off > 0 {
+				covers := rnd.Int64N(off)
+				head, _, _ := chainAt(ref, covers)
+				if rnd.IntN(3) == 0 {
+					head = make([]byte, 32) // a checkpoint of another log
+				}
+				env = ev(events.KindLog, "", events.LogCheckpointedV{Covers: covers, Head: hex.EncodeToString(head), KeyID: "k", Signature: strings.Repeat("ab", 64)})
+			} else {
+				env = app("first", "nginx")
+			}
+		}
+		env.CommandID = fmt.Sprintf("cmd-%d", rnd.IntN(n)) // some repeat: duplicates
+		b, err := encodeUnchecked(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := events.Record{Offset: off, Value: b}
+		if _, err := Apply(ref, rec); err != nil {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, ref
+}
+
+// dump returns every key and value of the store but the ones only a
+// store has (where it stands and what it was built from).
+func dump(t *testing.T, s *Store) MemKV {
+	t.Helper()
+	out := MemKV{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().KeyCopy(nil)
+			if bytes.Equal(k, keyApplied) || bytes.Equal(k, keyIdentity) || bytes.Equal(k, keyFoldVersion) {
+				continue
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out[string(k)] = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameKV(t *testing.T, got, want MemKV) {
+	t.Helper()
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Fatalf("key %q: got %.300q, want %.300q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Fatalf("key %q is in the store but not in the one-by-one fold", k)
+		}
+	}
+}
+
+// TestBatchedFoldEqualsOneByOne: the applier (batches of any size, folded
+// in memory and committed in the background, through the key filter of a
+// store built from empty, then without it after a reopen) writes exactly
+// what folding one record at a time writes.
+func TestBatchedFoldEqualsOneByOne(t *testing.T) {
+	recs, ref := mixedLog(t, 3000, 7)
+	accepted := 0
+	for _, rec := range recs {
+		if v, _, _ := (Reader{ref}).Verdict(rec.Offset); v.Accepted {
+			accepted++
+		}
+	}
+	if accepted < 600 || accepted > 2400 {
+		t.Fatalf("the mixed log has %d accepted records of %d: not a mix", accepted, len(recs))
+	}
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	half := len(recs) / 2
+	for i := 0; i < half; {
+		n := min(half-i, 1+rnd.IntN(400))
+		// Overlap what was folded before, as a repeated fetch does.
+		from := max(0, i-rnd.IntN(20))
+		if _, err := s.ApplyBatch(recs[from : i+n]); err != nil {
+			t.Fatal(err)
+		}
+		i += n
+	}
+	if s.filter == nil {
+		t.Fatal("a store built from empty has no key filter")
+	}
+	s.Close()
+
+	s = openStore(t, dir)
+	if s.filter != nil {
+		t.Fatal("a reopened store claims to know all its keys")
+	}
+	if s.Applied() != int64(half-1) {
+		t.Fatalf("reopened at %d, want %d", s.Applied(), half-1)
+	}
+	// The rest through the projector's path: read ahead, one applier.
+	a := s.newApplier(true)
+	for rest := recs[half:]; len(rest) > 0; {
+		n := min(len(rest), 1+rnd.IntN(400))
+		if err := a.apply(rest[:n], decodeAll(rest[:n])); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[n:]
+	}
+	if err := a.close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.results) != len(recs)-half || s.Applied() != int64(len(recs)-1) {
+		t.Fatalf("%d results, applied %d", len(a.results), s.Applied())
+	}
+	sameKV(t, dump(t, s), ref)
+}
+
+func TestKeyFilter(t *testing.T) {
+	f := newKeyFilter()
+	const n = 300_000 // past the first part: the filter grows
+	for i := range n {
+		f.add(fmt.Appendf(nil, "app/a%d", i))
+	}
+	if len(f.parts) < 2 {
+		t.Fatalf("%d parts for %d keys", len(f.parts), n)
+	}
+	for i := range n {
+		if !f.mayContain(fmt.Appendf(nil, "app/a%d", i)) {
+			t.Fatalf("key %d added but reported absent", i)
+		}
+	}
+	fp := 0
+	for i := range n {
+		if f.mayContain(fmt.Appendf(nil, "app/b%d", i)) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / n; rate > 0.05 {
+		t.Fatalf("false positive rate %.3f", rate)
+	}
+	for _, k := range []string{"meta/applied", "rec/\x00", "app/x", "cmd/1", "idx/dg-app/a"} {
+		if want := !strings.HasPrefix(k, "meta/") && !strings.HasPrefix(k, "rec/"); filtered([]byte(k)) != want {
+			t.Errorf("filtered(%q) = %v", k, !want)
+		}
+	}
+}
