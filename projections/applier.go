@@ -79,7 +79,7 @@ func (a *applier) apply(recs []events.Record, decoded []decoded) error {
 // overlay and returns how many it consumed, the batch (nil if every record
 // was folded before), and the error of an unreadable record it stopped at.
 func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, error, error) {
-	cur := newOverlay(a.base(), 6*len(recs))
+	cur := newOverlay(a.base(), 2*len(recs))
 	cur.owned = true // the fold never changes a value it has set
 	stats, _, err := getDoc[Stats](cur, keyStats)
 	if err != nil {

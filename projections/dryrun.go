@@ -31,7 +31,7 @@ func newOverlay(base KV, sizeHint int) *overlay {
 }
 
 func (o *overlay) Get(k []byte) ([]byte, bool, error) {
-	if o.del[string(k)] {
+	if len(o.del) > 0 && o.del[string(k)] {
 		return nil, false, nil
 	}
 	if v, ok := o.set[string(k)]; ok {

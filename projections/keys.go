@@ -91,20 +91,33 @@ func putRecord(kv KV, off int64, head []byte, v Verdict) error {
 		return fmt.Errorf("chain head of offset %d has %d bytes", off, len(head))
 	}
 	k := offsetKey(prefixRecord, off/recordsPerBlock)
-	block, _, err := kv.Get(k)
-	if err != nil {
-		return err
-	}
 	vj, err := v.appendJSON(make([]byte, 0, 192))
 	if err != nil {
 		return err
 	}
-	out := make([]byte, 0, len(block)+recordEntrySize+binary.MaxVarintLen64+len(vj))
+	entry := func(b []byte) []byte {
+		b = binary.BigEndian.AppendUint64(b, uint64(off))
+		b = append(b, head...)
+		b = binary.AppendUvarint(b, uint64(len(vj)))
+		return append(b, vj...)
+	}
+	// A block the applier's overlay got from putRecord in this batch is
+	// the overlay's alone: extend it in place (appending never changes
+	// the bytes a reader of the shorter block sees).
+	if o, ok := kv.(*overlay); ok && o.owned {
+		if block, mine := o.set[string(k)]; mine {
+			o.set[string(k)] = entry(block)
+			o.size += int64(recordEntrySize + len(vj) + 2)
+			return nil
+		}
+	}
+	block, _, err := kv.Get(k)
+	if err != nil {
+		return err
+	}
+	out := make([]byte, 0, len(block)+recordsPerBlock*(recordEntrySize+256))
 	out = append(out, block...) // a copy: the block read may be shared
-	out = binary.BigEndian.AppendUint64(out, uint64(off))
-	out = append(out, head...)
-	out = binary.AppendUvarint(out, uint64(len(vj)))
-	return kv.Set(k, append(out, vj...))
+	return kv.Set(k, entry(out))
 }
 
 // getRecord returns the chain and the verdict (JSON) of the record at off.
