@@ -46,8 +46,9 @@ soak: deps ## the whole system under steady load for NEBULA_SOAK_DURATION (defau
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzFastDecode FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
 	@for f in FuzzAppBodies FuzzGroupBodies FuzzCronBodies FuzzUserBodies; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./manager || exit 1; done
-	$(GO) test -run '^$$' -fuzz '^FuzzDocumentEncoding$$' -fuzztime 20s ./projections
+	$(GO) test -run '^$$' -fuzz '^FuzzDocumentEncoding$$' -fuzztime 20s ./projections && $(GO) test -run '^$$' -fuzz '^FuzzDocumentDecoding$$' -fuzztime 20s ./projections
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
+	$(GO) test -run '^$$' -fuzz '^FuzzLexer$$' -fuzztime 20s ./internal/jsonlex
 
 kcat-demo: deps ## print the event log of a running `make run` with kcat
 	kcat -b 127.0.0.1:9092 -t nebula-events -C -e -f '%o\t%k\t%h\t%s\n'

@@ -27,6 +27,11 @@ func getDoc[T any](kv KV, k []byte) (T, bool, error) {
 	if err != nil || !found {
 		return doc, false, err
 	}
+	if readFast(b, &doc) {
+		return doc, true, nil
+	}
+	var zero T
+	doc = zero // what a reader that gave up left
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return doc, false, fmt.Errorf("projection document %q is corrupt: %w", k, err)
 	}

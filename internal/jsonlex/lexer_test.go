@@ -1,0 +1,85 @@
+package jsonlex
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// readAll reads b as one value of v's type with the lexer; ok=false when
+// it leaves b to encoding/json.
+func readAll(b []byte, v any) bool {
+	l := New(b, 0)
+	switch p := v.(type) {
+	case *string:
+		*p = l.Str()
+	case *int64:
+		*p = l.Int()
+	case *bool:
+		*p = l.Bool()
+	case *[]string:
+		if !l.Null() {
+			*p = l.Strings()
+		}
+	case *map[string]string:
+		*p = l.StringMap()
+	case *any:
+		l.Skip()
+	}
+	return !l.Bad() && l.End()
+}
+
+// sameAsJSON checks that what the lexer reads, encoding/json reads the same.
+func sameAsJSON(t *testing.T, b []byte) (read int) {
+	t.Helper()
+	for _, mk := range []func() any{
+		func() any { return new(string) }, func() any { return new(int64) }, func() any { return new(bool) },
+		func() any { return new([]string) }, func() any { return new(map[string]string) },
+	} {
+		got, want := mk(), mk()
+		if !readAll(b, got) {
+			continue
+		}
+		read++
+		if err := json.Unmarshal(b, want); err != nil {
+			t.Fatalf("lexer read %q as %T, encoding/json rejects it: %v", b, got, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("lexer read %q as %#v, encoding/json as %#v", b, got, want)
+		}
+	}
+	var skipped any
+	if readAll(b, &skipped) && !json.Valid(b) {
+		t.Fatalf("lexer skipped over %q, which is not JSON", b)
+	}
+	return read
+}
+
+var seeds = []string{
+	`"plain"`, `"esc \" \\ \/ \b \f \n \r \t \u00e9 \u20ac"`, `"é"`, ` "ws" `, `0`, `-0`, `-12`, `9223372036854775807`,
+	`true`, `false`, `["a","b"]`, `[]`, `null`, `{"k":"v","":"e"}`, `{}`, `{"a":[1,{"b":true}],"c":-1.5}`,
+	// Left to encoding/json:
+	`"\ud83d\ude00"`, "\"\xff\"", "\"ctl\x01\"", `01`, `1e3`, `9223372036854775808`, `{"k":"v","k":"w"}`, `[1,]`, `tru`, `"open`,
+}
+
+func TestLexerReadsAsEncodingJSON(t *testing.T) {
+	total := 0
+	for _, s := range seeds {
+		total += sameAsJSON(t, []byte(s))
+	}
+	// Each of the first 15 seeds is read as one type (null as a nil
+	// list); the rest as none.
+	if total != 15 {
+		t.Fatalf("the lexer read %d seeds, want 15", total)
+	}
+	if Digits([]byte("0080")) != 80 || Digits([]byte("+1")) != -1 || Digits([]byte("1234567890")) != -1 || Digits(nil) != -1 {
+		t.Fatal("Digits")
+	}
+}
+
+func FuzzLexer(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { sameAsJSON(t, b) })
+}
