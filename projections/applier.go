@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -99,7 +100,12 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 			recErr = envs[n].err // unreadable: commit what comes before it
 			break
 		}
-		head, err := chain(cur, rec)
+		head := envs[n].head
+		if head != nil {
+			err = cur.Set(keyChainHead, head)
+		} else {
+			head, err = chain(cur, rec)
+		}
 		if err != nil {
 			return 0, nil, nil, err
 		}
@@ -249,10 +255,18 @@ type fetched struct {
 	err     error
 }
 
-// readAhead fetches and decodes the next batch while the current one is
-// folded. stop ends it and waits for it: call it before closing r. After
-// an error, nothing more comes.
-func readAhead(ctx context.Context, r RecordReader) (next <-chan fetched, stop func()) {
+// chainState is where the hash chain stands: the head after offset.
+type chainState struct {
+	offset int64
+	head   []byte
+}
+
+// readAhead fetches, decodes and validates the next batch while the
+// current one is folded, and extends the hash chain over it, which
+// depends on the records alone, from where the store's chain stands (from
+// its ChainHead, read before anything is folded). stop ends it and waits
+// for it: call it before closing r. After an error, nothing more comes.
+func readAhead(ctx context.Context, r RecordReader, from chainState) (next <-chan fetched, stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan fetched, 1)
 	done := make(chan struct{})
@@ -263,6 +277,7 @@ func readAhead(ctx context.Context, r RecordReader) (next <-chan fetched, stop f
 			f := fetched{recs: recs, err: err}
 			if err == nil {
 				f.decoded = decodeAll(recs)
+				from = chainAhead(from, recs, f.decoded)
 			}
 			select {
 			case ch <- f:
@@ -275,6 +290,20 @@ func readAhead(ctx context.Context, r RecordReader) (next <-chan fetched, stop f
 		}
 	}()
 	return ch, func() { cancel(); <-done }
+}
+
+// chainAhead sets the chain head of each record after c (the fold skips
+// the others: they were folded before) and returns where the chain stands.
+func chainAhead(c chainState, recs []events.Record, out []decoded) chainState {
+	h := sha256.New()
+	for i, rec := range recs {
+		if rec.Offset <= c.offset {
+			continue
+		}
+		c = chainState{rec.Offset, chainNext(h, c.head, rec)}
+		out[i].head = c.head
+	}
+	return c
 }
 
 // receive waits for the next batch of readAhead.

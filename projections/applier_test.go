@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
@@ -83,6 +84,28 @@ func mixedLog(t *testing.T, n int, seed uint64) ([]events.Record, MemKV) {
 	}
 	return recs, ref
 }
+
+// sliceReader serves recs from at in fetches of random sizes, each
+// starting up to 20 records back (as a repeated fetch does).
+type sliceReader struct {
+	recs []events.Record
+	at   int
+	rnd  *rand.Rand
+}
+
+func (r *sliceReader) Fetch(ctx context.Context) ([]events.Record, error) {
+	if r.at == len(r.recs) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	n := min(len(r.recs)-r.at, 1+r.rnd.IntN(400))
+	from := max(0, r.at-r.rnd.IntN(20))
+	out := r.recs[from : r.at+n]
+	r.at += n
+	return out, nil
+}
+
+func (r *sliceReader) Close() {}
 
 // dump returns every key and value of the store but the ones only a
 // store has (where it stands and what it was built from).
@@ -168,15 +191,26 @@ func TestBatchedFoldEqualsOneByOne(t *testing.T) {
 	if s.Applied() != int64(half-1) {
 		t.Fatalf("reopened at %d, want %d", s.Applied(), half-1)
 	}
-	// The rest through the projector's path: read ahead, one applier.
+	// The rest through the projector's path: fetches read ahead (decoded,
+	// chained), one applier.
+	chained, head, err := s.ChainHead()
+	if err != nil || chained != int64(half-1) {
+		t.Fatalf("chain head at %d (%v)", chained, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	next, stop := readAhead(ctx, &sliceReader{recs: recs, at: half, rnd: rnd}, chainState{chained, head})
 	a := s.newApplier(true)
-	for rest := recs[half:]; len(rest) > 0; {
-		n := min(len(rest), 1+rnd.IntN(400))
-		if err := a.apply(rest[:n], decodeAll(rest[:n])); err != nil {
+	for a.folded < int64(len(recs)-1) {
+		f, err := receive(ctx, next)
+		if err == nil {
+			err = a.apply(f.recs, f.decoded)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		rest = rest[n:]
 	}
+	stop()
 	if err := a.close(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -101,12 +102,17 @@ func chain(kv KV, rec events.Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
+	head := chainNext(sha256.New(), prev, rec)
+	return head, kv.Set(keyChainHead, head)
+}
+
+// chainNext is the chain head after rec, given the head before it.
+func chainNext(h hash.Hash, prev []byte, rec events.Record) []byte {
+	h.Reset()
 	h.Write(prev)
 	h.Write(encodeInt(rec.Offset))
 	h.Write(rec.Value)
-	head := h.Sum(nil)
-	return head, kv.Set(keyChainHead, head)
+	return h.Sum(nil)
 }
 
 // chainAt is the chain value after offset off (read from kv).

@@ -156,7 +156,11 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 		return err
 	}
 	defer r.Close()
-	next, stop := readAhead(ctx, r)
+	chained, head, err := p.store.ChainHead()
+	if err != nil {
+		return err
+	}
+	next, stop := readAhead(ctx, r, chainState{chained, head})
 	defer stop()
 	a := p.store.newApplier(false)
 	defer a.close() // an error here is the next prepare's to find
@@ -245,7 +249,7 @@ func Rebuild(ctx context.Context, store *Store, log LogInfo, open OpenReader) er
 		return err
 	}
 	defer r.Close()
-	next, stop := readAhead(ctx, r)
+	next, stop := readAhead(ctx, r, chainState{offset: -1}) // the store is empty
 	defer stop()
 	a := store.newApplier(false)
 	for a.folded < end-1 {

@@ -210,7 +210,8 @@ func (s *Store) Reset(id events.LogIdentity) error {
 type decoded struct {
 	env     events.Envelope
 	err     error
-	invalid error // env.Validate(): a rejection, not an error
+	invalid error  // env.Validate(): a rejection, not an error
+	head    []byte // the hash chain after the record, when read ahead computed it
 }
 
 // decodeAll decodes and validates records on every core: both are pure,
