@@ -12,8 +12,8 @@ import (
 // the largest cost of folding one. Where the filter says "absent" the key
 // is absent; where it says "maybe", Badger answers.
 //
-// It covers the keys named after objects and command IDs; the meta keys
-// and the record blocks (verdicts, chain) bypass it. It grows by adding
+// It covers every key the fold writes (a new record block is a miss too);
+// the meta keys, which Reset writes, bypass it. It grows by adding
 // a filter twice as big whenever the last one is full. Only the goroutine
 // folding the log uses it.
 type keyFilter struct {
@@ -38,7 +38,7 @@ func newKeyFilter() *keyFilter { return &keyFilter{seed: maphash.MakeSeed()} }
 
 // filtered reports whether k is a key the filter covers.
 func filtered(k []byte) bool {
-	return !bytes.HasPrefix(k, []byte("meta/")) && !bytes.HasPrefix(k, prefixRecord)
+	return !bytes.HasPrefix(k, []byte("meta/"))
 }
 
 func (f *keyFilter) add(k []byte) {
