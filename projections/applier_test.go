@@ -246,6 +246,14 @@ func TestKeyFilter(t *testing.T) {
 	} else {
 		t.Logf("false positive rate %.4f over 2 parts", rate)
 	}
+	// Past its bound it lets go and says "maybe" to everything.
+	f.maxKeys = 3 * bloomFirstKeys
+	for i := range 2 * bloomFirstKeys {
+		f.add(k("app/c", i))
+	}
+	if !f.full || f.parts != nil || !f.mayContain([]byte("app/never")) {
+		t.Fatalf("a filter past its bound: full %v, %d parts", f.full, len(f.parts))
+	}
 	for _, k := range []string{"meta/applied", "rec/\x00", "app/x", "cmd/1", "idx/dg-app/a"} {
 		if want := !strings.HasPrefix(k, "meta/"); filtered([]byte(k)) != want {
 			t.Errorf("filtered(%q) = %v", k, !want)

@@ -14,11 +14,15 @@ import (
 //
 // It covers every key the fold writes (a new record block is a miss too);
 // the meta keys, which Reset writes, bypass it. It grows by adding
-// a filter twice as big whenever the last one is full. Only the goroutine
+// a filter twice as big whenever the last one is full, up to maxKeys:
+// past that it lets go of its memory and answers "maybe" to everything
+// (Badger answers, as for a store opened from disk). Only the goroutine
 // folding the log uses it.
 type keyFilter struct {
-	seed  maphash.Seed
-	parts []bloom
+	seed    maphash.Seed
+	parts   []bloom
+	maxKeys int
+	full    bool
 }
 
 // bloom is a blocked Bloom filter: all the bits of a key are in one block
@@ -32,9 +36,12 @@ const (
 	bloomBitsPerKey = 12 // about 1% false positives with 7 probes in a block
 	bloomProbes     = 7
 	bloomFirstKeys  = 1 << 20
+	// bloomMaxKeys bounds the filter at about 47 MB (parts of 1M to 16M
+	// keys); a log writing more keys replays the rest without it.
+	bloomMaxKeys = 31 << 20
 )
 
-func newKeyFilter() *keyFilter { return &keyFilter{seed: maphash.MakeSeed()} }
+func newKeyFilter() *keyFilter { return &keyFilter{seed: maphash.MakeSeed(), maxKeys: bloomMaxKeys} }
 
 // filtered reports whether k is a key the filter covers.
 func filtered(k []byte) bool {
@@ -42,10 +49,17 @@ func filtered(k []byte) bool {
 }
 
 func (f *keyFilter) add(k []byte) {
+	if f.full {
+		return
+	}
 	if len(f.parts) == 0 || f.parts[len(f.parts)-1].n >= f.parts[len(f.parts)-1].limit {
-		limit := bloomFirstKeys
-		if len(f.parts) > 0 {
-			limit = 2 * f.parts[len(f.parts)-1].limit
+		limit, total := bloomFirstKeys, 0
+		for _, p := range f.parts {
+			limit, total = 2*p.limit, total+p.limit
+		}
+		if total+limit > f.maxKeys {
+			f.full, f.parts = true, nil
+			return
 		}
 		f.parts = append(f.parts, bloom{blocks: make([][8]uint64, limit*bloomBitsPerKey/512), limit: limit})
 	}
@@ -62,6 +76,9 @@ func (f *keyFilter) add(k []byte) {
 
 // mayContain is false only for keys never added.
 func (f *keyFilter) mayContain(k []byte) bool {
+	if f.full {
+		return true
+	}
 	h := maphash.Bytes(f.seed, k)
 	for i := range f.parts {
 		p := &f.parts[i]
