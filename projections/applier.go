@@ -50,10 +50,10 @@ func (s *Store) newApplier(keepResults bool) *applier {
 }
 
 // apply folds recs (decoded: decodeAll(recs)) in offset order, skipping
-// those already folded, and starts committing them. It returns once they are folded; close (or a
-// later apply) reports whether they were committed. On a record the fold
-// cannot read, the records before it are committed and the *RecordError
-// returned.
+// those already folded, and starts committing them. It returns once they
+// are folded; close (or a later apply) reports whether they were
+// committed. On a record the fold cannot read, the records before it are
+// committed and the *RecordError returned.
 func (a *applier) apply(recs []events.Record, decoded []decoded) error {
 	for len(recs) > 0 {
 		n, batch, recErr, err := a.fold(recs, decoded)
