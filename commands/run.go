@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -28,7 +30,7 @@ func run[T any](ctx context.Context, s *Service, m Meta, kind events.Kind, name 
 	}
 	if !done {
 		if pre != nil {
-			if err := s.view(pre); err != nil {
+			if err := s.precheck(ctx, pre); err != nil {
 				return doc, err
 			}
 		}
@@ -84,7 +86,7 @@ func getCron(r projections.Reader, n string) (projections.CronJob, bool, error) 
 func dryRun[T any](s *Service, m Meta, env events.Envelope, pre func(r projections.Reader) error, get getter[T]) (T, error) {
 	var doc T
 	if pre != nil {
-		if err := s.view(pre); err != nil {
+		if err := s.precheck(context.Background(), pre); err != nil {
 			return doc, err
 		}
 	}
@@ -107,4 +109,33 @@ func dryRun[T any](s *Service, m Meta, env events.Envelope, pre func(r projectio
 		return err
 	})
 	return doc, err
+}
+
+// catchUpWait bounds how long a refusal waits for this manager's
+// projection to catch up with the log before it is given.
+const catchUpWait = 5 * time.Second
+
+// precheck runs pre, a check of the command against the projection that
+// refuses early what the fold would reject. This manager's projection may
+// not have folded yet a write that another manager acknowledged (behind a
+// load balancer, a client's next request often lands on the other one),
+// so before refusing, the projection catches up with the log's end as it
+// is now and pre runs again. A check that passes needs no catch-up: the
+// fold decides anyway, on the whole log.
+func (s *Service) precheck(ctx context.Context, pre func(r projections.Reader) error) error {
+	err := s.view(pre)
+	var refused *Error
+	if err == nil || !errors.As(err, &refused) || s.log == nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	_, end, berr := s.log.Bounds(ctx)
+	if berr != nil || end == 0 {
+		return err // the log cannot say more: refuse as the projection does
+	}
+	if werr := s.proj.WaitFor(ctx, end-1); werr != nil {
+		return err
+	}
+	return s.view(pre)
 }

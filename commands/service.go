@@ -16,6 +16,8 @@ import (
 // Log is where commands append their events.
 type Log interface {
 	Append(ctx context.Context, env events.Envelope) (int64, error)
+	// Bounds returns the first offset and the offset of the next record.
+	Bounds(ctx context.Context) (start, end int64, err error)
 }
 
 // Projection is what commands read and wait on.

@@ -89,7 +89,7 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, name string, sec Secre
 	if err := checkName(events.KindUser, name); err != nil {
 		return out, err
 	}
-	if err := s.view(mustNotExist(events.KindUser, name, getUser)); err != nil {
+	if err := s.precheck(ctx, mustNotExist(events.KindUser, name, getUser)); err != nil {
 		return out, err
 	}
 	hash, err := s.hashPassword(password)
@@ -125,7 +125,7 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, name string, sec Secre
 	if err := checkName(events.KindUser, name); err != nil {
 		return projections.User{}, err
 	}
-	if err := s.view(mustExist(events.KindUser, name, getUser)); err != nil {
+	if err := s.precheck(ctx, mustExist(events.KindUser, name, getUser)); err != nil {
 		return projections.User{}, err
 	}
 	if sec.Password != nil {

@@ -1,0 +1,88 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// manager is one manager's command service: its own projection of the
+// shared log, folded by its own projector.
+func manager(t *testing.T, l *kafkalog.Log, hold func() error) (*commands.Service, *projections.Store) {
+	t.Helper()
+	s, err := projections.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := projections.NewProjector(s, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
+	p.Hold = hold
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	select {
+	case <-p.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("projector not ready")
+	}
+	return commands.New(l, s), s
+}
+
+// TestRefusalWaitsForTheLog: a manager whose projection has not folded yet
+// what another manager acknowledged (an app) does not refuse a command
+// that depends on it (a group listing the app): it catches up with the
+// log first. A refusal that stands after catching up is still given.
+func TestRefusalWaitsForTheLog(t *testing.T) {
+	ctx := testenv.Context(t, 60*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{testenv.StartBroker(t, t.TempDir()).Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	a, _ := manager(t, l, nil)
+	var paused atomic.Bool
+	paused.Store(true)
+	b, storeB := manager(t, l, func() error {
+		if paused.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	})
+	m := commands.Meta{Actor: "t"}
+	if _, err := a.CreateApp(ctx, m, "web", events.NewAppSpec("nginx")); err != nil {
+		t.Fatal(err)
+	}
+	// B has not folded the app: its projection alone would refuse.
+	if err := storeB.View(func(r projections.Reader) error {
+		if _, found, err := r.App("web"); found || err != nil {
+			t.Fatalf("manager B already has the app (%v)", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
+	g, err := b.CreateDeviceGroup(ctx, m, "edge", events.DeviceGroupSpec{Apps: []string{"web"}, CronJobs: []string{}})
+	if err != nil {
+		t.Fatalf("manager B refused a group of an app manager A acknowledged: %v", err)
+	}
+	if len(g.Apps) != 1 || g.Version <= 0 {
+		t.Fatalf("group %+v", g)
+	}
+	// A refusal that holds on the whole log is given, by both.
+	for _, svc := range []*commands.Service{a, b} {
+		_, err := svc.CreateDeviceGroup(ctx, m, "other", events.DeviceGroupSpec{Apps: []string{"nope"}, CronJobs: []string{}})
+		var ce *commands.Error
+		if !errors.As(err, &ce) || ce.Code != commands.CodeMissingApp {
+			t.Fatalf("group of a missing app: %v", err)
+		}
+	}
+}
