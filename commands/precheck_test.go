@@ -77,6 +77,19 @@ func TestRefusalWaitsForTheLog(t *testing.T) {
 	if len(g.Apps) != 1 || g.Version <= 0 {
 		t.Fatalf("group %+v", g)
 	}
+	// A revert on B of an app A just created replaces it (B does not
+	// pick "create" from a projection a moment behind).
+	paused.Store(true)
+	created, err := a.CreateApp(ctx, m, "api", events.NewAppSpec("api:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
+	reverted, err := b.RevertApp(ctx, m, "api", created.Version, events.NewAppSpec("api:0"))
+	if err != nil || reverted.DockerImage != "api:0" || reverted.Version <= created.Version {
+		t.Fatalf("revert on the manager behind: %+v, %v", reverted, err)
+	}
+
 	// A refusal that holds on the whole log is given, by both.
 	for _, svc := range []*commands.Service{a, b} {
 		_, err := svc.CreateDeviceGroup(ctx, m, "other", events.DeviceGroupSpec{Apps: []string{"nope"}, CronJobs: []string{}})

@@ -16,7 +16,7 @@ func (s *Service) RevertApp(ctx context.Context, m Meta, name string, to int64, 
 	if err := spec.Validate(); err != nil {
 		return projections.App{}, invalid(events.KindApp, err)
 	}
-	exists, err := existsNow(s, name, getApp)
+	exists, err := existsNow(ctx, s, name, getApp)
 	if err != nil {
 		return projections.App{}, err
 	}
@@ -32,7 +32,7 @@ func (s *Service) RevertDeviceGroup(ctx context.Context, m Meta, name string, to
 	if err := spec.Validate(); err != nil {
 		return projections.DeviceGroup{}, invalid(events.KindDeviceGroup, err)
 	}
-	exists, err := existsNow(s, name, getGroup)
+	exists, err := existsNow(ctx, s, name, getGroup)
 	if err != nil {
 		return projections.DeviceGroup{}, err
 	}
@@ -48,7 +48,7 @@ func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int
 	if err := spec.Validate(); err != nil {
 		return projections.CronJob{}, invalid(events.KindCronJob, err)
 	}
-	exists, err := existsNow(s, name, getCron)
+	exists, err := existsNow(ctx, s, name, getCron)
 	if err != nil {
 		return projections.CronJob{}, err
 	}
@@ -58,8 +58,12 @@ func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int
 	return run(ctx, s, m, events.KindCronJob, name, events.CronJobCreatedV{Spec: spec, RevertOf: &to}, nil, getCron)
 }
 
-// existsNow says whether the object exists in the projection now.
-func existsNow[T any](s *Service, name string, get getter[T]) (bool, error) {
+// existsNow says whether the object exists now, in the projection caught
+// up with the log (a revert creates or replaces: a projection a moment
+// behind another manager's would pick the wrong one, and the fold would
+// refuse it).
+func existsNow[T any](ctx context.Context, s *Service, name string, get getter[T]) (bool, error) {
+	s.catchUp(ctx)
 	var found bool
 	err := s.view(func(r projections.Reader) error {
 		_, f, err := get(r, name)

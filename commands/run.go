@@ -125,17 +125,23 @@ const catchUpWait = 5 * time.Second
 func (s *Service) precheck(ctx context.Context, pre func(r projections.Reader) error) error {
 	err := s.view(pre)
 	var refused *Error
-	if err == nil || !errors.As(err, &refused) || s.log == nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
-	defer cancel()
-	_, end, berr := s.log.Bounds(ctx)
-	if berr != nil || end == 0 {
-		return err // the log cannot say more: refuse as the projection does
-	}
-	if werr := s.proj.WaitFor(ctx, end-1); werr != nil {
+	if err == nil || !errors.As(err, &refused) || !s.catchUp(ctx) {
 		return err
 	}
 	return s.view(pre)
+}
+
+// catchUp waits (up to catchUpWait) until the projection has folded the
+// log up to its end as it is now, and reports whether it has.
+func (s *Service) catchUp(ctx context.Context) bool {
+	if s.log == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	_, end, err := s.log.Bounds(ctx)
+	if err != nil {
+		return false // the log cannot say more
+	}
+	return end == 0 || s.proj.WaitFor(ctx, end-1) == nil
 }
