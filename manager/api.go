@@ -267,11 +267,19 @@ func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, nam
 		n := name(r)
 		var doc T
 		var found bool
-		err := s.proj.View(func(pr projections.Reader) error {
-			var err error
-			doc, found, err = read(pr, n)
-			return err
-		})
+		view := func() error {
+			return s.proj.View(func(pr projections.Reader) error {
+				var err error
+				doc, found, err = read(pr, n)
+				return err
+			})
+		}
+		err := view()
+		if err == nil && !found && s.caughtUp(r.Context()) {
+			// Created a moment ago through another manager? Not if it
+			// is still missing once this one has folded the log's end.
+			err = view()
+		}
 		switch {
 		case err != nil:
 			s.fail(w, r, err)

@@ -1,13 +1,20 @@
 package manager_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
 // TestTwoManagersRaceOnOneName: the same create sent at the same time to
@@ -99,4 +106,50 @@ func TestBrokerOutage(t *testing.T) {
 	// The command refused during the outage was not applied later.
 	call(t, "GET", url+"/apps/down", nil).expect(t, 403, map[string]any{"app_exists": false})
 	call(t, "GET", url+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"after", "web"}})
+}
+
+// TestReadCatchesUpWithTheLog: a manager whose projection has not folded
+// yet an app created through another manager does not answer that it
+// does not exist: it catches up with the log first. A missing object is
+// still missing.
+func TestReadCatchesUpWithTheLog(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	a := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
+
+	// Manager B, its fold paused until the test lets it go.
+	ctx := testenv.Context(t, 60*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{b.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	store, err := projections.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paused atomic.Bool
+	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
+	p.Hold = func() error {
+		if paused.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; store.Close() })
+	<-p.Ready()
+	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Ready: p.Ready()}))
+	t.Cleanup(srv.Close)
+	bURL := srv.URL + "/api/v2"
+
+	paused.Store(true)
+	call(t, "POST", a+"/apps/web", map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
+	if store.Applied() >= 0 {
+		t.Fatal("manager B folded the app while paused")
+	}
+	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
+	call(t, "GET", bURL+"/apps/web", nil).expect(t, 200, map[string]any{"docker_image": "nginx:1"})
+	call(t, "GET", bURL+"/apps/nope", nil).expect(t, 403, map[string]any{"app_exists": false})
 }

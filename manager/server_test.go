@@ -21,6 +21,9 @@ type fakeProjection struct {
 func (f fakeProjection) Applied() int64 { return f.applied }
 func (f fakeProjection) Folded() int64  { return f.folded }
 func (f fakeProjection) Err() error     { return f.err }
+func (f fakeProjection) WaitFor(context.Context, int64) error {
+	return errors.New("no projection in this test")
+}
 func (f fakeProjection) View(func(projections.Reader) error) error {
 	return errors.New("no projection in this test")
 }
