@@ -63,7 +63,7 @@ func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int
 // behind another manager's would pick the wrong one, and the fold would
 // refuse it).
 func existsNow[T any](ctx context.Context, s *Service, name string, get getter[T]) (bool, error) {
-	s.catchUp(ctx)
+	projections.CatchUp(ctx, s.log, s.proj)
 	var found bool
 	err := s.view(func(r projections.Reader) error {
 		_, f, err := get(r, name)

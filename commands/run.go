@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -22,7 +21,7 @@ func run[T any](ctx context.Context, s *Service, m Meta, kind events.Kind, name 
 	}
 	env := events.Envelope{Type: p.EventType(), Aggregate: events.Aggregate{Kind: kind, Name: name}, Payload: p}
 	if m.DryRun {
-		return dryRun(s, m, env, pre, get)
+		return dryRun(ctx, s, m, env, pre, get)
 	}
 	_, done, err := s.replayed(m, env)
 	if err != nil {
@@ -83,10 +82,10 @@ func getCron(r projections.Reader, n string) (projections.CronJob, bool, error) 
 
 // dryRun decides the command against the current state and answers what
 // it would make, appending nothing.
-func dryRun[T any](s *Service, m Meta, env events.Envelope, pre func(r projections.Reader) error, get getter[T]) (T, error) {
+func dryRun[T any](ctx context.Context, s *Service, m Meta, env events.Envelope, pre func(r projections.Reader) error, get getter[T]) (T, error) {
 	var doc T
 	if pre != nil {
-		if err := s.precheck(context.Background(), pre); err != nil {
+		if err := s.precheck(ctx, pre); err != nil {
 			return doc, err
 		}
 	}
@@ -111,10 +110,6 @@ func dryRun[T any](s *Service, m Meta, env events.Envelope, pre func(r projectio
 	return doc, err
 }
 
-// catchUpWait bounds how long a refusal waits for this manager's
-// projection to catch up with the log before it is given.
-const catchUpWait = 5 * time.Second
-
 // precheck runs pre, a check of the command against the projection that
 // refuses early what the fold would reject. This manager's projection may
 // not have folded yet a write that another manager acknowledged (behind a
@@ -125,23 +120,8 @@ const catchUpWait = 5 * time.Second
 func (s *Service) precheck(ctx context.Context, pre func(r projections.Reader) error) error {
 	err := s.view(pre)
 	var refused *Error
-	if err == nil || !errors.As(err, &refused) || !s.catchUp(ctx) {
+	if err == nil || !errors.As(err, &refused) || !projections.CatchUp(ctx, s.log, s.proj) {
 		return err
 	}
 	return s.view(pre)
-}
-
-// catchUp waits (up to catchUpWait) until the projection has folded the
-// log up to its end as it is now, and reports whether it has.
-func (s *Service) catchUp(ctx context.Context) bool {
-	if s.log == nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
-	defer cancel()
-	_, end, err := s.log.Bounds(ctx)
-	if err != nil {
-		return false // the log cannot say more
-	}
-	return end == 0 || s.proj.WaitFor(ctx, end-1) == nil
 }

@@ -275,9 +275,12 @@ func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, nam
 			})
 		}
 		err := view()
-		if err == nil && !found && s.caughtUp(r.Context()) {
+		if err == nil && !found && projections.CatchUp(r.Context(), s.log, s.proj) {
 			// Created a moment ago through another manager? Not if it
 			// is still missing once this one has folded the log's end.
+			// (Admin reads only: /info does not catch up, or a device
+			// polling a missing group would cost a broker round trip
+			// per poll.)
 			err = view()
 		}
 		switch {

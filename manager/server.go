@@ -190,29 +190,6 @@ func (s *Server) storageGuard(next http.Handler) http.Handler {
 	})
 }
 
-// catchUpWait bounds how long a "does not exist" waits for the projection
-// to catch up with the log.
-const catchUpWait = 5 * time.Second
-
-// caughtUp waits (up to catchUpWait) until the projection has folded the
-// log up to its end as it is now, and reports whether it has. Behind a
-// load balancer, an object created through another manager a moment ago
-// may not be folded here yet: an admin read catches up before it answers
-// that the object does not exist. /info does not: a misconfigured device
-// polling a missing group would make every poll a broker round trip.
-func (s *Server) caughtUp(ctx context.Context) bool {
-	if s.log == nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
-	defer cancel()
-	_, end, err := s.log.Bounds(ctx)
-	if err != nil {
-		return false
-	}
-	return end == 0 || s.proj.WaitFor(ctx, end-1) == nil
-}
-
 func (s *Server) isReady() bool {
 	select {
 	case <-s.ready:

@@ -9,8 +9,9 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
-// overlay is a KV whose writes stay in memory above a read-only base:
-// a fold into it changes nothing underneath (dry runs).
+// overlay is a KV whose writes stay in memory above a read-only base: a
+// fold into it changes nothing underneath. Dry runs use one and drop it;
+// the applier folds each batch into one and commits it.
 type overlay struct {
 	base KV
 	set  map[string][]byte
