@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
@@ -140,7 +144,7 @@ func TestReadCatchesUpWithTheLog(t *testing.T) {
 	go func() { _ = p.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; store.Close() })
 	<-p.Ready()
-	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Ready: p.Ready()}))
+	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Serving: p.Serving}))
 	t.Cleanup(srv.Close)
 	bURL := srv.URL + "/api/v2"
 
@@ -152,4 +156,95 @@ func TestReadCatchesUpWithTheLog(t *testing.T) {
 	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
 	call(t, "GET", bURL+"/apps/web", nil).expect(t, 200, map[string]any{"docker_image": "nginx:1"})
 	call(t, "GET", bURL+"/apps/nope", nil).expect(t, 403, map[string]any{"app_exists": false})
+}
+
+// TestRebuildIsNotServed: when the log is wiped (or restored) under a
+// running manager, its projection is rebuilt from offset 0, and until
+// that catches up the manager answers 503 (and /healthz takes it out of
+// rotation) instead of serving an old or empty state.
+func TestRebuildIsNotServed(t *testing.T) {
+	logDir := t.TempDir()
+	b := testenv.StartBroker(t, logDir)
+	addr := b.Addr()
+	ctx := testenv.Context(t, 90*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	store, err := projections.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paused atomic.Bool
+	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
+	p.Backoff = 100 * time.Millisecond
+	p.Hold = func() error {
+		if paused.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; store.Close() })
+	<-p.Ready()
+	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Serving: p.Serving}))
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/api/v2"
+	for _, name := range []string{"old1", "old2", "old3"} {
+		call(t, "POST", url+"/apps/"+name, map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
+	}
+	call(t, "GET", url+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"old1", "old2", "old3"}})
+
+	// The log is wiped and a new one started at the same address.
+	paused.Store(true)
+	b.Close()
+	if err := os.RemoveAll(logDir); err != nil {
+		t.Fatal(err)
+	}
+	b2 := testenv.StartBrokerAt(t, addr, logDir)
+	l2, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{b2.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l2.Close)
+	created := events.AppCreatedV{Spec: events.NewAppSpec("nginx:2")}
+	if _, err := l2.Append(ctx, events.Envelope{Type: created.EventType(), Aggregate: events.Aggregate{Kind: events.KindApp, Name: "new"},
+		Actor: "test", Time: time.Now(), Payload: created}); err != nil {
+		t.Fatal(err)
+	}
+
+	// While the rebuild is held, nothing is served. The reader notices
+	// the new topic ID in about 20 s here (kgo retries it first).
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		r := call(t, "GET", url+"/apps", nil)
+		if r.status == http.StatusServiceUnavailable {
+			break
+		}
+		if r.status != http.StatusOK || !strings.Contains(string(r.raw), "old1") {
+			t.Fatalf("during the rebuild: %d %s, want the old state until the wipe is seen, then 503", r.status, r.raw)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the manager did not notice the wiped log")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	call(t, "GET", srv.URL+"/healthz", nil).expect(t, 503, map[string]any{"api_available": false})
+	call(t, "GET", url+"/apps/old1", nil).expect(t, 503, nil)
+
+	paused.Store(false)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		r := call(t, "GET", url+"/apps", nil)
+		if r.status == http.StatusOK {
+			r.expect(t, 200, map[string]any{"apps": []any{"new"}})
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the manager did not serve the rebuilt projection: %d %s", r.status, r.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	call(t, "GET", srv.URL+"/healthz", nil).expect(t, 200, map[string]any{"api_available": true})
 }

@@ -47,9 +47,11 @@ type Config struct {
 	// (CACHE_MAX_SIZE), least recently used first out.
 	CacheMaxSize int
 	Auth         Auth
-	// Ready is closed when the projection has caught up with the log at
-	// start; until then the API answers 503 (nil: ready at once).
-	Ready <-chan struct{}
+	// Serving says whether the projection has caught up with the log (at
+	// start, and again after a rebuild while running); while it says no,
+	// the API answers 503 and /healthz takes the manager out of rotation
+	// (nil: always serving).
+	Serving func() bool
 	// Reports and ReportSink serve reporting (nil: 503 on those routes).
 	Reports    Reports
 	ReportSink ReportSink
@@ -82,7 +84,7 @@ type Server struct {
 	metrics    *requestMetrics
 	cache      *infoCache
 	auth       *authenticator
-	ready      <-chan struct{}
+	serving    func() bool
 	reports    Reports
 	sink       ReportSink
 	events     EventLog
@@ -97,13 +99,8 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
-	s.ready = cfg.Ready
+	s.serving = cfg.Serving
 	s.reports, s.sink, s.events = cfg.Reports, cfg.ReportSink, cfg.EventLog
-	if s.ready == nil {
-		closed := make(chan struct{})
-		close(closed)
-		s.ready = closed
-	}
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	s.limits = cfg.Limits
 	s.storage = cfg.Storage
@@ -190,17 +187,11 @@ func (s *Server) storageGuard(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) isReady() bool {
-	select {
-	case <-s.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) isReady() bool { return s.serving == nil || s.serving() }
 
 // whenReady answers 503 until the projection has caught up: a manager
-// that just started must not say "does not exist" of what exists.
+// that just started, or is rebuilding its projection, must not say "does
+// not exist" of what exists, nor serve a device an old configuration.
 func (s *Server) whenReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.isReady() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -45,6 +46,7 @@ type Projector struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+	serving   atomic.Bool
 }
 
 // NewProjector returns a projector feeding store from the log.
@@ -59,6 +61,14 @@ func NewProjector(store *Store, log LogInfo, open OpenReader, logger *slog.Logge
 // had when the projector started: before that, it may lack objects that
 // exist, and must not answer for them.
 func (p *Projector) Ready() <-chan struct{} { return p.ready }
+
+// Serving reports whether the projection may answer for the log: it has
+// caught up with the log's end as it was when the projector started or,
+// after a rebuild from offset 0 while running (the log was wiped or
+// restored under it), as it was when the rebuild began. A projection
+// being rebuilt holds an old state of the log, a group without the apps
+// added to it since, say: devices served from it would undo changes.
+func (p *Projector) Serving() bool { return p.serving.Load() }
 
 // ErrLogTruncated: the log no longer holds records the projection needs
 // (its start is past the projection's next offset). Rebuilding cannot help.
@@ -129,8 +139,9 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 	}
 	if meta.Identity == nil || rebuild != "" {
 		if rebuild != "" {
-			p.logger.Warn("rebuilding the projection from offset 0", "reason", rebuild)
+			p.logger.Warn("rebuilding the projection from offset 0; not serving until it catches up", "reason", rebuild)
 		}
+		p.serving.Store(false) // before the store empties
 		if err := p.store.Reset(id); err != nil {
 			return 0, 0, err
 		}
@@ -166,6 +177,7 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 	defer a.close() // an error here is the next prepare's to find
 	started, folded0 := time.Now(), p.store.Folded()
 	caughtUp := func() {
+		p.serving.Store(true)
 		p.readyOnce.Do(func() { close(p.ready) })
 		p.logger.Info("projection caught up", "applied_offset", p.store.Applied(),
 			"folded", p.store.Folded()-folded0, "took", time.Since(started).Round(time.Millisecond))
