@@ -120,33 +120,9 @@ func TestReadCatchesUpWithTheLog(t *testing.T) {
 	b := testenv.StartBroker(t, t.TempDir())
 	a := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
 
-	// Manager B, its fold paused until the test lets it go.
-	ctx := testenv.Context(t, 60*time.Second)
-	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{b.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
-	store, err := projections.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paused atomic.Bool
-	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	p.Hold = func() error {
-		if paused.Load() {
-			return errors.New("paused by the test")
-		}
-		return nil
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = p.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; store.Close() })
-	<-p.Ready()
-	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Serving: p.Serving}))
-	t.Cleanup(srv.Close)
-	bURL := srv.URL + "/api/v2"
+	// Manager B, its fold paused when the test says.
+	bm := startHeldManager(t, b.Addr())
+	bURL, store, paused := bm.url+"/api/v2", bm.store, bm.paused
 
 	paused.Store(true)
 	call(t, "POST", a+"/apps/web", map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
@@ -167,32 +143,8 @@ func TestRebuildIsNotServed(t *testing.T) {
 	b := testenv.StartBroker(t, logDir)
 	addr := b.Addr()
 	ctx := testenv.Context(t, 90*time.Second)
-	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
-	store, err := projections.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paused atomic.Bool
-	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	p.Backoff = 100 * time.Millisecond
-	p.Hold = func() error {
-		if paused.Load() {
-			return errors.New("paused by the test")
-		}
-		return nil
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = p.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; store.Close() })
-	<-p.Ready()
-	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Serving: p.Serving}))
-	t.Cleanup(srv.Close)
-	url := srv.URL + "/api/v2"
+	m := startHeldManager(t, addr)
+	url, paused := m.url+"/api/v2", m.paused
 	for _, name := range []string{"old1", "old2", "old3"} {
 		call(t, "POST", url+"/apps/"+name, map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
 	}
@@ -231,7 +183,7 @@ func TestRebuildIsNotServed(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	call(t, "GET", srv.URL+"/healthz", nil).expect(t, 503, map[string]any{"api_available": false})
+	call(t, "GET", m.url+"/healthz", nil).expect(t, 503, map[string]any{"api_available": false})
 	call(t, "GET", url+"/apps/old1", nil).expect(t, 503, nil)
 
 	paused.Store(false)
@@ -246,5 +198,87 @@ func TestRebuildIsNotServed(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	call(t, "GET", srv.URL+"/healthz", nil).expect(t, 200, map[string]any{"api_available": true})
+	call(t, "GET", m.url+"/healthz", nil).expect(t, 200, map[string]any{"api_available": true})
+}
+
+// heldManager is a manager whose fold the test can pause.
+type heldManager struct {
+	url    string
+	store  *projections.Store
+	paused *atomic.Bool
+}
+
+func startHeldManager(t *testing.T, addr string) heldManager {
+	t.Helper()
+	ctx := testenv.Context(t, 60*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	store, err := projections.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := new(atomic.Bool)
+	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
+	p.Backoff = 100 * time.Millisecond
+	p.Hold = func() error {
+		if paused.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; store.Close() })
+	select {
+	case <-p.Ready():
+	case <-ctx.Done():
+		t.Fatal("projection did not catch up")
+	}
+	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Serving: p.Serving}))
+	t.Cleanup(srv.Close)
+	return heldManager{url: srv.URL, store: store, paused: paused}
+}
+
+// TestInfoCatchesUpWithTheDevice: a device brings the version another
+// manager served it; a manager that has not folded it yet catches up
+// instead of serving the older config (the device would apply it, then
+// the newer one again). A version the log does not reach is not matched.
+func TestInfoCatchesUpWithTheDevice(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	a := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
+	bm := startHeldManager(t, b.Addr())
+	bURL := bm.url + "/api/v2"
+
+	call(t, "POST", a+"/apps/web", map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
+	call(t, "POST", a+"/device_groups/edge", map[string]any{"apps": []any{"web"}}).expect(t, 200, nil)
+	old := call(t, "GET", a+"/device_groups/edge/info", nil)
+	old.expect(t, 200, nil)
+	// B has folded the group: it serves the same version.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if r := call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", old.header.Get("ETag")); r.status == 304 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("manager B did not fold the group: %d %s", r.status, r.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	bm.paused.Store(true)
+	call(t, "PUT", a+"/apps/web/update", map[string]any{"docker_image": "nginx:2"}).expect(t, 202, nil)
+	cur := call(t, "GET", a+"/device_groups/edge/info", nil)
+	if cur.header.Get("ETag") == old.header.Get("ETag") {
+		t.Fatalf("the update did not change the group's version %s", cur.header.Get("ETag"))
+	}
+	time.AfterFunc(300*time.Millisecond, func() { bm.paused.Store(false) })
+	r := call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", cur.header.Get("ETag"))
+	if r.status != 304 || r.header.Get("ETag") != cur.header.Get("ETag") {
+		t.Fatalf("manager B answered a device at %s with %d, ETag %s: %s (want 304 once caught up)",
+			cur.header.Get("ETag"), r.status, r.header.Get("ETag"), r.raw)
+	}
+	// A tag past the log's end (a wiped log, a made-up tag): the current config.
+	call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", `"99999999"`).expect(t, 200, nil)
 }

@@ -96,6 +96,15 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		wait = d
 	}
 	inm := r.Header.Get("If-None-Match")
+	if newestETag(inm) > s.proj.Applied() {
+		// Behind a load balancer, a device brings the version another
+		// manager served it a moment before this one folded it. Served
+		// the older config, it would apply it and then the newer one
+		// again, restarting its containers twice for nothing: catch up
+		// with the log first. A version the log does not reach (a log
+		// wiped and started again, a made-up tag) just does not match.
+		projections.CatchUp(r.Context(), s.log, s.proj)
+	}
 	var timeout <-chan time.Time
 	if wait > 0 {
 		// Tells the worker this answer came from a long-poll (held until
@@ -173,6 +182,22 @@ func etagMatches(header, etag string) bool {
 		}
 	}
 	return false
+}
+
+// newestETag is the highest version among If-None-Match's entity tags
+// (versions are offsets), -1 if none is one.
+func newestETag(header string) int64 {
+	newest := int64(-1)
+	for t := range strings.SplitSeq(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if len(t) < 3 || t[0] != '"' || t[len(t)-1] != '"' {
+			continue
+		}
+		if v, err := strconv.ParseInt(t[1:len(t)-1], 10, 64); err == nil && v > newest {
+			newest = v
+		}
+	}
+	return newest
 }
 
 func acceptsGzip(header string) bool {

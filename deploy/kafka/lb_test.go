@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,9 +93,9 @@ func TestLoadBalancedManagers(t *testing.T) {
 	}
 
 	// A device long-polls through nginx as the worker does (each answer's
-	// ETag in the next request; the two managers may be a millisecond
-	// apart, so the first answer can be the version it already had): it
-	// gets the change made through the other requests.
+	// ETag in the next request): it gets the change made through the other
+	// requests, and never a version older than one it was sent (the two
+	// managers may be a millisecond apart: the one behind catches up).
 	woke := make(chan string, 1)
 	go func() {
 		etag := ""
@@ -105,6 +106,10 @@ func TestLoadBalancedManagers(t *testing.T) {
 				return
 			}
 			if code == 200 || code == 304 {
+				if etag != "" && versionOf(h.Get("ETag")) < versionOf(etag) {
+					woke <- fmt.Sprintf("sent back from version %s to %s: %d %s", etag, h.Get("ETag"), code, body)
+					return
+				}
 				etag = h.Get("ETag")
 				continue
 			}
@@ -156,4 +161,13 @@ func TestLoadBalancedManagers(t *testing.T) {
 			t.Fatalf("acknowledged app %s missing after the kill: %s", name, list)
 		}
 	}
+}
+
+// versionOf reads an ETag's version ("42"), -1 if it is not one.
+func versionOf(etag string) int64 {
+	v, err := strconv.ParseInt(strings.Trim(etag, `"`), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
