@@ -126,3 +126,70 @@ func FuzzFastDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { sameAsGeneral(t, b) })
 }
+
+// FuzzPeek: when Peek reads a record's head and Decode accepts the record,
+// they agree on the head.
+func FuzzPeek(f *testing.F) {
+	for _, env := range samples() {
+		b, _ := Encode(env)
+		f.Add(b)
+	}
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, name := range files {
+		b, _ := os.ReadFile(name)
+		f.Add(b)
+	}
+	for _, s := range append(fastRead, fastLeft...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, ok := Peek(b)
+		env, err := Decode(b)
+		if !ok || err != nil {
+			return
+		}
+		want := env.Head()
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("Peek and Decode disagree on\n%s\npeek   %#v\ndecode %#v", b, h, want)
+		}
+	})
+}
+
+// TestPeekReadsEveryGoldenRecord: Peek reads what Encode writes and every
+// golden record of every schema, as Decode does.
+func TestPeekReadsEveryGoldenRecord(t *testing.T) {
+	var records [][]byte
+	for _, env := range samples() {
+		b, err := Encode(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, b)
+	}
+	files, _ := filepath.Glob("testdata/*.json")
+	if len(files) == 0 {
+		t.Fatal("no golden records")
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, b)
+	}
+	for _, b := range records {
+		env, err := Decode(b)
+		if err != nil {
+			continue // the golden records of invalid input
+		}
+		h, ok := Peek(b)
+		if !ok || h != env.Head() {
+			t.Fatalf("Peek(%s) = %#v, %v; Decode says %v %v %q %v", b, h, ok, env.Type, env.Aggregate, env.Actor, env.Time)
+		}
+	}
+	for _, bad := range []string{`{"Type":"app.created"}`, `{"type":"a","type":"b"}`, `{"aggregate":{"kind":"app","Name":"x"}}`, `[]`, `{"time":"yesterday"}`} {
+		if h, ok := Peek([]byte(bad)); ok {
+			t.Errorf("Peek(%s) = %#v, want not ok", bad, h)
+		}
+	}
+}

@@ -469,7 +469,7 @@ func revert[T, S any](s *Server, kind events.Kind, read func(projections.Reader,
 			return
 		}
 		n := name(r)
-		pr, err := s.foldTo(r.Context(), to)
+		pr, err := s.foldTo(r.Context(), to, alone(kind, n))
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"reflect"
 	"sort"
@@ -144,16 +145,21 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 			next = rec.Offset
 			return false
 		}
-		env, err := events.Decode(rec.Value)
+		h, err := events.DecodeHead(rec.Value)
 		if err != nil {
 			decodeErr = err
 			return false
 		}
 		switch {
-		case kind != "" && string(env.Aggregate.Kind) != kind, name != "" && env.Aggregate.Name != name,
-			typ != "" && string(env.Type) != typ, actor != "" && env.Actor != actor,
-			!since.IsZero() && env.Time.Before(since), !until.IsZero() && env.Time.After(until):
+		case kind != "" && string(h.Aggregate.Kind) != kind, name != "" && h.Aggregate.Name != name,
+			typ != "" && string(h.Type) != typ, actor != "" && h.Actor != actor,
+			!since.IsZero() && h.Time.Before(since), !until.IsZero() && h.Time.After(until):
 			return true
+		}
+		env, err := events.Decode(rec.Value)
+		if err != nil {
+			decodeErr = err
+			return false
 		}
 		out = append(out, view(rec, env))
 		return true
@@ -197,12 +203,12 @@ func (s *Server) atOffset(w http.ResponseWriter, r *http.Request) (int64, bool) 
 	at := int64(-1)
 	var decodeErr error
 	err = s.scan(r.Context(), 0, func(rec events.Record) bool {
-		env, err := events.Decode(rec.Value)
+		h, err := events.DecodeHead(rec.Value)
 		if err != nil {
 			decodeErr = err
 			return false
 		}
-		if env.Time.After(t) {
+		if h.Time.After(t) {
 			return false
 		}
 		at = rec.Offset
@@ -219,24 +225,94 @@ func (s *Server) atOffset(w http.ResponseWriter, r *http.Request) (int64, bool) 
 }
 
 // foldTo folds the log up to offset at (inclusive) into memory: the
-// projection as it was then.
-func (s *Server) foldTo(ctx context.Context, at int64) (projections.Reader, error) {
-	kv := projections.MemKV{}
-	var applyErr error
+// projection as it was then, as far as the records keep says yes to go
+// (nil: all of them).
+func (s *Server) foldTo(ctx context.Context, at int64, keep func(events.Aggregate) bool) (projections.Reader, error) {
+	var kv projections.MemKV
+	err := s.foldKept(ctx, at, keep, func() { kv = projections.MemKV{} },
+		func(rec events.Record) (projections.Result, error) { return projections.Apply(kv, rec) })
+	return projections.NewReader(kv), err
+}
+
+// foldKept calls start, then fold with each record from offset 0 to upTo
+// (inclusive) that keep says yes to by its aggregate (nil: all of them).
+// Folding a part of the log is for one object's history or past state,
+// and holds only when the verdicts on that part do not depend on the rest
+// (an app's events decide alone, for instance): each verdict is checked
+// against the one the full fold recorded and, if one differs, foldKept
+// calls start again and folds every record.
+func (s *Server) foldKept(ctx context.Context, upTo int64, keep func(events.Aggregate) bool, start func(),
+	fold func(events.Record) (projections.Result, error)) error {
+	type decided struct {
+		offset   int64
+		accepted bool
+	}
+	var verdicts []decided
+	var foldErr error
+	start()
 	err := s.scan(ctx, 0, func(rec events.Record) bool {
-		if rec.Offset > at {
+		if rec.Offset > upTo {
 			return false
 		}
-		if _, err := projections.Apply(kv, rec); err != nil {
-			applyErr = err
+		if keep != nil {
+			h, err := events.DecodeHead(rec.Value)
+			if err == nil && !keep(h.Aggregate) {
+				return true
+			}
+			// A record without a head is folded: the fold names the error.
+		}
+		res, err := fold(rec)
+		if err != nil {
+			foldErr = err
 			return false
+		}
+		if keep != nil {
+			verdicts = append(verdicts, decided{rec.Offset, res.Verdict.Accepted})
 		}
 		return true
 	})
 	if err == nil {
-		err = applyErr
+		err = foldErr
 	}
-	return projections.NewReader(kv), err
+	if err != nil || keep == nil {
+		return err
+	}
+	same := true
+	err = s.proj.View(func(r projections.Reader) error {
+		for _, d := range verdicts {
+			v, found, err := r.Verdict(d.offset)
+			if err != nil {
+				return err
+			}
+			if found && v.Accepted != d.accepted {
+				same = false
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil || same {
+		return err
+	}
+	s.logger.Warn("a part of the log folded alone decided differently from the whole; folding the whole",
+		"up_to", upTo)
+	return s.foldKept(ctx, upTo, nil, start, fold)
+}
+
+// alone says which records a past state of an object of kind needs: an
+// app's or a cron job's own events make its document; a device group's
+// /info also reads apps and cron jobs, and fleet-wide events touch it;
+// for users and user groups, everything is folded (nil).
+func alone(kind events.Kind, name string) func(events.Aggregate) bool {
+	switch kind {
+	case events.KindApp, events.KindCronJob:
+		return func(a events.Aggregate) bool { return a.Kind == kind && a.Name == name }
+	case events.KindDeviceGroup:
+		return func(a events.Aggregate) bool {
+			return a.Kind != events.KindUser && a.Kind != events.KindUserGroup && (a.Kind != kind || a.Name == name)
+		}
+	}
+	return nil
 }
 
 // timeTravel serves a read as of ?at=.
@@ -248,7 +324,7 @@ func timeTravel[T any](s *Server, w http.ResponseWriter, r *http.Request, kind e
 	var doc T
 	found := false
 	if at >= 0 {
-		pr, err := s.foldTo(r.Context(), at)
+		pr, err := s.foldTo(r.Context(), at, alone(kind, name(r)))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -271,8 +347,6 @@ func timeTravel[T any](s *Server, w http.ResponseWriter, r *http.Request, kind e
 // each one changed.
 func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
 	app := name(r)
-	kv := projections.MemKV{}
-	reader := projections.NewReader(kv)
 	type change struct {
 		From any `json:"from"`
 		To   any `json:"to"`
@@ -286,24 +360,27 @@ func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
 		RevertOf *int64            `json:"revert_of,omitempty"`
 		Changes  map[string]change `json:"changes"`
 	}
-	versions := []version{}
+	var versions []version
 	var prev map[string]any
-	var applyErr error
-	err := s.scan(r.Context(), 0, func(rec events.Record) bool {
+	var kv projections.MemKV
+	var reader projections.Reader
+	start := func() {
+		versions, prev, kv = []version{}, nil, projections.MemKV{}
+		reader = projections.NewReader(kv)
+	}
+	err := s.foldKept(r.Context(), math.MaxInt64, alone(events.KindApp, app), start, func(rec events.Record) (projections.Result, error) {
 		res, err := projections.Apply(kv, rec)
 		if err != nil {
-			applyErr = err
-			return false
+			return res, err
 		}
 		v := res.Verdict
 		if !v.Accepted || v.Aggregate.Kind != events.KindApp || v.Aggregate.Name != app {
-			return true
+			return res, nil
 		}
 		env, _ := events.Decode(rec.Value)
 		doc, found, err := reader.App(app)
 		if err != nil {
-			applyErr = err
-			return false
+			return res, err
 		}
 		cur := map[string]any{}
 		if found {
@@ -342,11 +419,8 @@ func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
 		if !found {
 			prev = nil
 		}
-		return true
+		return res, nil
 	})
-	if err == nil {
-		err = applyErr
-	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

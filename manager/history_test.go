@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 )
 
 // TestTimeTravelAndHistory: after a scripted history, a read ?at= every
@@ -132,4 +137,44 @@ func TestTimeTravelAndHistory(t *testing.T) {
 		t.Fatalf("history %s", b)
 	}
 	call(t, "GET", api+"/apps/never/history", nil).expect(t, 403, map[string]any{"app_exists": false})
+}
+
+// TestHistoryOfAPartWithVerdictsFromTheWhole: history and time travel fold
+// only the object's own events, unless that decides differently from the
+// full fold. A record repeating another object's command ID is a
+// duplicate in the whole log (rejected) but not in the object's part: the
+// answer must be the whole log's.
+func TestHistoryOfAPartWithVerdictsFromTheWhole(t *testing.T) {
+	c := newCluster(t)
+	api := c.url + "/api/v2"
+	ctx := testenv.Context(t, 30*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{c.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	appEvent := func(name, commandID string, p events.Payload) int64 {
+		t.Helper()
+		off, err := l.Append(ctx, events.Envelope{Type: p.EventType(), Aggregate: events.Aggregate{Kind: events.KindApp, Name: name},
+			Actor: "test", CommandID: commandID, Time: time.Now(), Payload: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return off
+	}
+	appEvent("first", "cmd-1", events.AppCreatedV{Spec: events.NewAppSpec("nginx:1")})
+	dup := appEvent("second", "cmd-1", events.AppCreatedV{Spec: events.NewAppSpec("nginx:2")})
+	last := appEvent("second", "cmd-2", events.AppStoppedV{})
+	r := call(t, "GET", fmt.Sprintf("%s/events?from=%d", api, dup), nil)
+	r.expect(t, 200, nil)
+	if !strings.Contains(string(r.raw), `"reason":"duplicate"`) {
+		t.Fatalf("the repeated command ID is not a duplicate in the whole log: %s", r.raw)
+	}
+
+	// In the whole log "second" never existed: its create was a duplicate
+	// and its stop found nothing to stop.
+	call(t, "GET", api+"/apps/second/history", nil).expect(t, 403, map[string]any{"app_exists": false})
+	call(t, "GET", fmt.Sprintf("%s/apps/second?at=%d", api, last), nil).expect(t, 403, map[string]any{"app_exists": false})
+	call(t, "GET", api+"/apps/first/history", nil).expect(t, 200, map[string]any{"app_name": "first"})
+	call(t, "GET", fmt.Sprintf("%s/apps/first?at=%d", api, last), nil).expect(t, 200, map[string]any{"docker_image": "nginx:1"})
 }
