@@ -291,7 +291,7 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 		}
 		last, ok := applied[app.Name]
 		changed := !ok || app.Version > last
-		if (!found || changed) && a.mayPull(app.DockerImage) {
+		if (!found || changed || a.pullPending(app.DockerImage)) && a.mayPull(app.DockerImage) {
 			if err := a.engine.Pull(ctx, app.DockerImage, a.cfg.Registry); err != nil {
 				a.pullFailed(app.DockerImage, err)
 			} else {
@@ -340,11 +340,11 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 	}
 	wg.Wait()
 	a.mu.Lock()
-	a.problems = problems
 	a.changed = a.changed || len(plans) > 0
 	if len(problems) == 0 {
 		a.appliedGroup = info.DeviceGroupID
 	}
+	a.problems = problems
 	a.mu.Unlock()
 	for _, app := range info.Apps {
 		if !planned[app.Name] {
@@ -372,9 +372,23 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 		a.state.PruneID = info.PruneID
 	}
 	a.state.Applied = applied
+	for image := range a.state.PullPending {
+		if !usesImage(info.Apps, image) {
+			delete(a.state.PullPending, image)
+		}
+	}
 	if err := SaveState(a.cfg.StateDir, a.state); err != nil {
 		a.logger.Error("cannot save the worker state", "dir", a.cfg.StateDir, "err", err)
 	}
+}
+
+func usesImage(apps []App, image string) bool {
+	for _, a := range apps {
+		if a.Running && a.DockerImage == image {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(apps []App, name string) bool {
@@ -384,6 +398,12 @@ func contains(apps []App, name string) bool {
 		}
 	}
 	return false
+}
+
+func (a *Agent) pullPending(image string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state.PullPending[image]
 }
 
 func (a *Agent) mayPull(image string) bool {
@@ -398,6 +418,10 @@ func (a *Agent) pullFailed(image string, err error) {
 	a.pullFail[image]++
 	wait := min(time.Duration(1<<min(a.pullFail[image], 9))*time.Second, 10*time.Minute)
 	a.pullWait[image] = time.Now().Add(wait)
+	if a.state.PullPending == nil {
+		a.state.PullPending = map[string]bool{}
+	}
+	a.state.PullPending[image] = true
 	a.logger.Warn("image pull failed; running containers are kept", "image", image, "err", err, "retry_in", wait)
 }
 
@@ -406,6 +430,7 @@ func (a *Agent) pullDone(image string) {
 	defer a.mu.Unlock()
 	delete(a.pullFail, image)
 	delete(a.pullWait, image)
+	delete(a.state.PullPending, image)
 }
 
 // execute runs one app's plan. Consecutive creates (or removes) of a

@@ -191,7 +191,8 @@ func imageOf(t *testing.T, container string) string {
 
 // TestRegistryPullAuthRepushAndOutage: the worker pulls from a registry
 // with credentials, recreates the app when the same tag is pushed again
-// with another image, and keeps the app up while the registry is down.
+// with another image, keeps the app up while the registry is down, and
+// retries the failed pull until it gets the image the tag names.
 func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	v1 := testenv.TestImage(t, "nebula-test/app:v1", false)
 	v2 := testenv.TestImage(t, "nebula-test/app:health", true)
@@ -210,7 +211,7 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	cfg := worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512},
 		Registry: &worker.RegistryAuth{Host: reg.Addr, User: "pusher", Password: "registry-password"}}
-	runAgent(t, cfg)
+	stopAgent := runAgent(t, cfg)
 	container := app + "-1"
 	var first string
 	waitUntil(t, "the app pulled with credentials to run", 60*time.Second, func() bool { first = imageOf(t, container); return first != "" })
@@ -239,6 +240,23 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
 		return strings.Contains(env, "DURING=outage") && imageOf(t, container) == second
 	})
+
+	// The tag moved during the outage. With no new version, the worker
+	// retries the failed pull and runs the image the tag names now; the
+	// pending pull is in its state, so a restarted worker does too. (The
+	// worker is stopped while the registry comes back, so that no pull
+	// lands between the registry's return and the push.)
+	stopAgent()
+	reg.Restart(t)
+	reg.Push(t, v1, "team/app:stable")
+	testenv.Docker(t, "tag", second, ref) // the device's copy is still the old one: only a pull changes that
+	runAgent(t, cfg)
+	waitUntil(t, "the image pushed during the outage to run, with no new version", 90*time.Second, func() bool {
+		return imageOf(t, container) == first
+	})
+	if env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container); !strings.Contains(env, "DURING=outage") {
+		t.Fatalf("recreated without the config's env: %s", env)
+	}
 }
 
 // TestWorkerReports: the worker's reports reach GET /reports through the

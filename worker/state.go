@@ -48,6 +48,11 @@ type State struct {
 	Applied map[string]int64 `json:"applied"`
 	// PruneID is the last prune_id acted on.
 	PruneID int64 `json:"prune_id"`
+	// PullPending are the images whose last pull failed: the copy on the
+	// device may be older than the registry's (a tag pushed again during
+	// the outage), so the pull is retried, with backoff, until it works,
+	// even when no new version comes.
+	PullPending map[string]bool `json:"pull_pending,omitempty"`
 }
 
 const (
