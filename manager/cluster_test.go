@@ -206,6 +206,18 @@ type heldManager struct {
 	url    string
 	store  *projections.Store
 	paused *atomic.Bool
+	bounds *atomic.Int64 // questions to the log about where it ends
+}
+
+// countedLog counts a log's Bounds calls.
+type countedLog struct {
+	*kafkalog.Log
+	n *atomic.Int64
+}
+
+func (c countedLog) Bounds(ctx context.Context) (int64, int64, error) {
+	c.n.Add(1)
+	return c.Log.Bounds(ctx)
 }
 
 func startHeldManager(t *testing.T, addr string) heldManager {
@@ -222,7 +234,7 @@ func startHeldManager(t *testing.T, addr string) heldManager {
 	}
 	paused := new(atomic.Bool)
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	p.Backoff = 100 * time.Millisecond
+	p.Backoff = 10 * time.Millisecond // folding resumes within 10 ms of the test's say-so
 	p.Hold = func() error {
 		if paused.Load() {
 			return errors.New("paused by the test")
@@ -238,9 +250,11 @@ func startHeldManager(t *testing.T, addr string) heldManager {
 	case <-ctx.Done():
 		t.Fatal("projection did not catch up")
 	}
-	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store), Log: l, Serving: p.Serving}))
+	bounds := new(atomic.Int64)
+	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store),
+		Log: countedLog{l, bounds}, Serving: p.Serving}))
 	t.Cleanup(srv.Close)
-	return heldManager{url: srv.URL, store: store, paused: paused}
+	return heldManager{url: srv.URL, store: store, paused: paused, bounds: bounds}
 }
 
 // TestInfoCatchesUpWithTheDevice: a device brings the version another
@@ -267,17 +281,26 @@ func TestInfoCatchesUpWithTheDevice(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	bm.paused.Store(true)
-	call(t, "PUT", a+"/apps/web/update", map[string]any{"docker_image": "nginx:2"}).expect(t, 202, nil)
-	cur := call(t, "GET", a+"/device_groups/edge/info", nil)
-	if cur.header.Get("ETag") == old.header.Get("ETag") {
-		t.Fatalf("the update did not change the group's version %s", cur.header.Get("ETag"))
-	}
-	time.AfterFunc(300*time.Millisecond, func() { bm.paused.Store(false) })
-	r := call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", cur.header.Get("ETag"))
-	if r.status != 304 || r.header.Get("ETag") != cur.header.Get("ETag") {
-		t.Fatalf("manager B answered a device at %s with %d, ETag %s: %s (want 304 once caught up)",
-			cur.header.Get("ETag"), r.status, r.header.Get("ETag"), r.raw)
+	// Paused for less than the wait for the fold (no question to the
+	// brokers), then for more (the manager asks the log where it ends).
+	for i, pause := range []time.Duration{10 * time.Millisecond, 300 * time.Millisecond} {
+		asked := bm.bounds.Load()
+		bm.paused.Store(true)
+		call(t, "PUT", a+"/apps/web/update", map[string]any{"docker_image": fmt.Sprintf("nginx:%d", i+2)}).expect(t, 202, nil)
+		cur := call(t, "GET", a+"/device_groups/edge/info", nil)
+		if cur.header.Get("ETag") == old.header.Get("ETag") {
+			t.Fatalf("the update did not change the group's version %s", cur.header.Get("ETag"))
+		}
+		time.AfterFunc(pause, func() { bm.paused.Store(false) })
+		r := call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", cur.header.Get("ETag"))
+		if r.status != 304 || r.header.Get("ETag") != cur.header.Get("ETag") {
+			t.Fatalf("paused %v, manager B answered a device at %s with %d, ETag %s: %s (want 304 once caught up)",
+				pause, cur.header.Get("ETag"), r.status, r.header.Get("ETag"), r.raw)
+		}
+		if asked := bm.bounds.Load() - asked; (pause < 100*time.Millisecond) != (asked == 0) {
+			t.Errorf("paused %v, manager B asked the log where it ends %d times", pause, asked)
+		}
+		old = cur
 	}
 	// A tag past the log's end (a wiped log, a made-up tag): the current config.
 	call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", `"99999999"`).expect(t, 200, nil)

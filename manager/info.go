@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,6 +68,11 @@ func (s *Server) readInfo(group string) (Info, bool, error) {
 // maxWait bounds a long-poll (the server's write timeout is longer).
 const maxWait = 60 * time.Second
 
+// lagWait is how long /info waits for its fold to reach the version a
+// device brings before it asks the brokers (a broker round trip for each
+// of the devices that a change wakes would come at the same moment).
+const lagWait = 100 * time.Millisecond
+
 // info serves GET /device_groups/<dg>/info from the cache: ETag is the
 // group's version; If-None-Match with it answers 304, or with ?wait=30s
 // waits until the version changes (long-poll) and answers 200 with the new
@@ -96,14 +102,21 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		wait = d
 	}
 	inm := r.Header.Get("If-None-Match")
-	if newestETag(inm) > s.proj.Applied() {
+	if v := newestETag(inm); v > s.proj.Applied() {
 		// Behind a load balancer, a device brings the version another
 		// manager served it a moment before this one folded it. Served
 		// the older config, it would apply it and then the newer one
-		// again, restarting its containers twice for nothing: catch up
-		// with the log first. A version the log does not reach (a log
-		// wiped and started again, a made-up tag) just does not match.
-		projections.CatchUp(r.Context(), s.log, s.proj)
+		// again, restarting its containers twice for nothing. The fold
+		// is about a millisecond behind: wait for it; past lagWait, ask
+		// the log where it ends and catch up with that. A version the
+		// log does not reach (a log wiped and started again, a made-up
+		// tag) just does not match.
+		ctx, cancel := context.WithTimeout(r.Context(), lagWait)
+		err := s.proj.WaitFor(ctx, v)
+		cancel()
+		if err != nil && r.Context().Err() == nil {
+			projections.CatchUp(r.Context(), s.log, s.proj)
+		}
 	}
 	var timeout <-chan time.Time
 	if wait > 0 {

@@ -37,7 +37,8 @@ type Projector struct {
 	log    LogInfo
 	open   OpenReader
 	logger *slog.Logger
-	// Backoff between attempts when the log is unreachable.
+	// Backoff between attempts when the log is unreachable, and between
+	// two questions to Hold.
 	Backoff time.Duration
 	// Hold, when set, is asked before each batch is folded; while it
 	// returns an error (the disk is nearly full) nothing is folded and
@@ -230,7 +231,7 @@ func (p *Projector) hold(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(p.Backoff):
 		}
 		err = p.Hold()
 	}
