@@ -385,7 +385,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Put("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
 		r.Patch("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
 		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
-		r.Get("/info", groups("ro", s.info))
+		r.Get("/info", withoutCatchUp(groups("ro", s.info)))
 		r.Get("/rollout", groups("ro", s.rollout))
 		r.Post("/revert", groups("rw", s.needEvents(revert(s, events.KindDeviceGroup, readGroup, func(g projections.DeviceGroup) events.DeviceGroupSpec { return g.DeviceGroupSpec }, c.RevertDeviceGroup, groupVersion))))
 	})

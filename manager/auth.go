@@ -214,6 +214,10 @@ func (a *authenticator) checkPassword(user, password, hash string) bool {
 
 type identityCtxKey struct{}
 
+// reauthCtxKey holds a func that catches up with the log and
+// authenticates the request again (nil: it cannot).
+type reauthCtxKey struct{}
+
 func identityOf(r *http.Request) *identity {
 	id, _ := r.Context().Value(identityCtxKey{}).(*identity)
 	return id
@@ -235,6 +239,14 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		if err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if id == nil && r.Header.Get("Authorization") != "" && projections.CatchUp(r.Context(), s.log, s.proj) {
+			// Behind a load balancer, the user (or its new token) may have
+			// been made through another manager a moment ago.
+			if id, scheme, err = s.auth.authenticate(r); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 		if id == nil {
 			if r.Header.Get("Authorization") != "" {
@@ -262,12 +274,34 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 				return
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
+		ctx := context.WithValue(r.Context(), identityCtxKey{}, id)
+		if !id.local {
+			ctx = context.WithValue(ctx, reauthCtxKey{}, func() *identity {
+				if !projections.CatchUp(r.Context(), s.log, s.proj) {
+					return nil
+				}
+				id, _, err := s.auth.authenticate(r)
+				if err != nil {
+					return nil
+				}
+				return id
+			})
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // Permission requirements of routes.
 type need func(id *identity, r *http.Request) bool
+
+// withoutCatchUp denies without catching up with the log first: devices
+// poll, so a device refused now asks again soon, and misconfigured ones
+// must not cost a broker round trip each poll.
+func withoutCatchUp(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(w, r.WithContext(context.WithValue(r.Context(), reauthCtxKey{}, (func() *identity)(nil))))
+	}
+}
 
 func onObject(kind events.Kind, level string) need {
 	return func(id *identity, r *http.Request) bool { return id.can(kind, name(r), level) }
@@ -280,8 +314,17 @@ func admin(id *identity, _ *http.Request) bool   { return id.local || id.admin }
 func allow(n need, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if id := identityOf(r); id == nil || !n(id, r) {
-			writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
-			return
+			// A permission granted through another manager a moment
+			// ago: ask again once this one has caught up with the log.
+			re, _ := r.Context().Value(reauthCtxKey{}).(func() *identity)
+			if id = nil; re != nil {
+				id = re()
+			}
+			if id == nil || !n(id, r) {
+				writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id))
 		}
 		h(w, r)
 	}

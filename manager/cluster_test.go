@@ -220,7 +220,7 @@ func (c countedLog) Bounds(ctx context.Context) (int64, int64, error) {
 	return c.Log.Bounds(ctx)
 }
 
-func startHeldManager(t *testing.T, addr string) heldManager {
+func startHeldManager(t *testing.T, addr string, auth ...manager.Auth) heldManager {
 	t.Helper()
 	ctx := testenv.Context(t, 60*time.Second)
 	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{addr}})
@@ -251,8 +251,13 @@ func startHeldManager(t *testing.T, addr string) heldManager {
 		t.Fatal("projection did not catch up")
 	}
 	bounds := new(atomic.Int64)
-	srv := httptest.NewServer(manager.New(manager.Config{Projection: store, Commands: commands.New(l, store),
-		Log: countedLog{l, bounds}, Serving: p.Serving}))
+	cfg := manager.Config{Projection: store, Commands: commands.New(l, store), Log: countedLog{l, bounds}, Serving: p.Serving}
+	if len(auth) > 0 {
+		cfg.Auth = auth[0]
+	}
+	api := manager.New(cfg)
+	store.OnCommit(api.Invalidate)
+	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return heldManager{url: srv.URL, store: store, paused: paused, bounds: bounds}
 }
@@ -304,4 +309,39 @@ func TestInfoCatchesUpWithTheDevice(t *testing.T) {
 	}
 	// A tag past the log's end (a wiped log, a made-up tag): the current config.
 	call(t, "GET", bURL+"/device_groups/edge/info", nil, "If-None-Match", `"99999999"`).expect(t, 200, nil)
+}
+
+// TestAuthCatchesUpWithTheLog: a user, a token or a permission made
+// through another manager a moment ago is not refused by a manager that
+// has not folded it yet: it catches up first. Wrong credentials and
+// missing permissions are still refused.
+func TestAuthCatchesUpWithTheLog(t *testing.T) {
+	auth := manager.Auth{Enabled: true, Token: "admin-token-123"}
+	adm := bearer("admin-token-123")
+	b := testenv.StartBroker(t, t.TempDir())
+	a := startManagerWith(t, b.Addr(), t.TempDir(), auth) + "/api/v2"
+	bm := startHeldManager(t, b.Addr(), auth)
+	bURL := bm.url + "/api/v2"
+	call(t, "POST", a+"/apps/web", map[string]any{"docker_image": "nginx"}, adm...).expect(t, 200, nil)
+	call(t, "POST", a+"/device_groups/edge", map[string]any{"apps": []any{"web"}}, adm...).expect(t, 200, nil)
+
+	bm.paused.Store(true)
+	call(t, "POST", a+"/users/ops", map[string]any{"password": "ops-password", "token": "ops-token-secret"}, adm...).expect(t, 200, nil)
+	time.AfterFunc(300*time.Millisecond, func() { bm.paused.Store(false) })
+	call(t, "GET", bURL+"/apps", nil, bearer("ops-token-secret")...).expect(t, 200, nil)
+
+	bm.paused.Store(true)
+	call(t, "POST", a+"/user_groups/operators", map[string]any{"group_members": []any{"ops"}, "apps": map[string]any{"web": "ro"}}, adm...).
+		expect(t, 200, nil)
+	time.AfterFunc(300*time.Millisecond, func() { bm.paused.Store(false) })
+	call(t, "GET", bURL+"/apps/web", nil, basic("ops", "ops-password")...).expect(t, 200, map[string]any{"docker_image": "nginx"})
+
+	call(t, "GET", bURL+"/apps", nil, bearer("not-a-token")...).expect(t, 401, nil)
+	call(t, "POST", bURL+"/apps/web/stop", nil, bearer("ops-token-secret")...).expect(t, 403, map[string]any{"access_allowed": false})
+	// A device's poll is refused at once (it asks again soon).
+	asked := bm.bounds.Load()
+	call(t, "GET", bURL+"/device_groups/edge/info", nil, bearer("ops-token-secret")...).expect(t, 403, map[string]any{"access_allowed": false})
+	if n := bm.bounds.Load() - asked; n != 0 {
+		t.Errorf("a refused /info asked the log where it ends %d times", n)
+	}
 }
