@@ -253,6 +253,22 @@ func deletion(s *Server, run func(ctx context.Context, m commands.Meta, name str
 	}, nil)
 }
 
+// readCatchUpWait bounds how long an admin read waits for this manager to
+// catch up with the log; past it (the brokers unreachable, folding paused)
+// it answers from the projection as it is.
+const readCatchUpWait = time.Second
+
+// caughtUp waits until this manager has folded the log up to its end as
+// it is now (at most readCatchUpWait), so that an admin read shows every
+// write acknowledged before it, through any manager: behind a load
+// balancer, one made through another manager a moment ago. It costs a
+// broker round trip, so /info, which devices poll, does not do it.
+func (s *Server) caughtUp(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, readCatchUpWait)
+	defer cancel()
+	projections.CatchUp(ctx, s.log, s.proj)
+}
+
 // get serves one document from the projection.
 func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, name string) (T, bool, error), version func(T) int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -274,15 +290,8 @@ func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, nam
 				return err
 			})
 		}
+		s.caughtUp(r.Context())
 		err := view()
-		if err == nil && !found && projections.CatchUp(r.Context(), s.log, s.proj) {
-			// Created a moment ago through another manager? Not if it
-			// is still missing once this one has folded the log's end.
-			// (Admin reads only: /info does not catch up, or a device
-			// polling a missing group would cost a broker round trip
-			// per poll.)
-			err = view()
-		}
 		switch {
 		case err != nil:
 			s.fail(w, r, err)
@@ -299,6 +308,7 @@ func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, nam
 func names(s *Server, kind events.Kind, key string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var names []string
+		s.caughtUp(r.Context())
 		err := s.proj.View(func(pr projections.Reader) error {
 			var err error
 			names, err = pr.Names(kind)

@@ -113,9 +113,9 @@ func TestBrokerOutage(t *testing.T) {
 }
 
 // TestReadCatchesUpWithTheLog: a manager whose projection has not folded
-// yet an app created through another manager does not answer that it
-// does not exist: it catches up with the log first. A missing object is
-// still missing.
+// yet a change made through another manager does not answer as if it had
+// not happened (an app missing, its old version, a list without it): it
+// catches up with the log first. A missing object is still missing.
 func TestReadCatchesUpWithTheLog(t *testing.T) {
 	b := testenv.StartBroker(t, t.TempDir())
 	a := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
@@ -132,6 +132,16 @@ func TestReadCatchesUpWithTheLog(t *testing.T) {
 	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
 	call(t, "GET", bURL+"/apps/web", nil).expect(t, 200, map[string]any{"docker_image": "nginx:1"})
 	call(t, "GET", bURL+"/apps/nope", nil).expect(t, 403, map[string]any{"app_exists": false})
+
+	// An object changed, and a list grown, a moment ago.
+	paused.Store(true)
+	call(t, "PATCH", a+"/apps/web/update", map[string]any{"docker_image": "nginx:2"}).expect(t, 202, nil)
+	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
+	call(t, "GET", bURL+"/apps/web", nil).expect(t, 200, map[string]any{"docker_image": "nginx:2"})
+	paused.Store(true)
+	call(t, "POST", a+"/apps/db", map[string]any{"docker_image": "postgres"}).expect(t, 200, nil)
+	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
+	call(t, "GET", bURL+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"db", "web"}})
 }
 
 // TestRebuildIsNotServed: when the log is wiped (or restored) under a
