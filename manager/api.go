@@ -264,6 +264,9 @@ const readCatchUpWait = time.Second
 // balancer, one made through another manager a moment ago. It costs a
 // broker round trip, so /info, which devices poll, does not do it.
 func (s *Server) caughtUp(ctx context.Context) {
+	if s.storage != nil && s.storage() != nil {
+		return // folding is paused (the disk is nearly full): nothing to wait for
+	}
 	ctx, cancel := context.WithTimeout(ctx, readCatchUpWait)
 	defer cancel()
 	projections.CatchUp(ctx, s.log, s.proj)

@@ -61,7 +61,9 @@ type Config struct {
 	Limits Limits
 	// Storage, when set, says whether this manager may write (the data
 	// directory has room); while it returns an error, commands and
-	// reports answer 507 with it and /healthz answers 503.
+	// reports answer 507 with it and /healthz answers 503. It is also
+	// what pauses the projection's folding (Projector.Hold): meanwhile,
+	// reads do not wait to catch up with the log.
 	Storage func() error
 }
 
