@@ -355,3 +355,31 @@ func TestAuthCatchesUpWithTheLog(t *testing.T) {
 		t.Errorf("a refused /info asked the log where it ends %d times", n)
 	}
 }
+
+// TestRetryThroughTheOtherManager: a create retried with the same
+// Idempotency-Key through another manager, before that one has folded the
+// first, gets the first answer and appends nothing that counts; an update
+// conditional on the version the first manager showed is not refused.
+func TestRetryThroughTheOtherManager(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	a := startManager(t, b.Addr(), t.TempDir()) + "/api/v2"
+	bm := startHeldManager(t, b.Addr())
+	bURL := bm.url + "/api/v2"
+
+	bm.paused.Store(true)
+	first := call(t, "POST", a+"/apps/web", map[string]any{"docker_image": "nginx"}, "Idempotency-Key", "retry-1")
+	first.expect(t, 200, nil)
+	time.AfterFunc(300*time.Millisecond, func() { bm.paused.Store(false) })
+	again := call(t, "POST", bURL+"/apps/web", map[string]any{"docker_image": "nginx"}, "Idempotency-Key", "retry-1")
+	again.expect(t, 200, map[string]any{"app_id": first.body["app_id"]})
+	call(t, "GET", bURL+"/apps/web", nil).expect(t, 200, map[string]any{"app_id": first.body["app_id"]})
+
+	// A conditional update through B, with the version A showed a
+	// moment ago, is not refused as a mismatch.
+	bm.paused.Store(true)
+	changed := call(t, "PATCH", a+"/apps/web/update", map[string]any{"env_vars": map[string]any{"A": "1"}})
+	changed.expect(t, 202, nil)
+	time.AfterFunc(300*time.Millisecond, func() { bm.paused.Store(false) })
+	call(t, "PATCH", bURL+"/apps/web/update", map[string]any{"env_vars": map[string]any{"A": "2"}},
+		"If-Match", changed.header.Get("ETag")).expect(t, 202, map[string]any{"env_vars": map[string]any{"A": "2"}})
+}
