@@ -86,7 +86,7 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 	if dir == "" {
 		opts = opts.WithInMemory(true)
 	}
-	db, err := badger.Open(opts)
+	db, err := openOrSetAside(opts, "the report store", logger)
 	if err != nil {
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}

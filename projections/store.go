@@ -66,7 +66,7 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 	if tweak != nil {
 		tweak(&opts)
 	}
-	db, err := badger.Open(opts)
+	db, err := openOrSetAside(opts, "the projection store", logger)
 	if err != nil {
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,5 +390,61 @@ func TestBigBatchIsSplitAcrossTransactions(t *testing.T) {
 	// Folding the same batch again changes nothing.
 	if res, err := s.ApplyBatch(recs); err != nil || len(res) != 0 {
 		t.Fatalf("re-applied %d records (%v)", len(res), err)
+	}
+}
+
+// TestUnreadableStoreIsSetAsideAndRebuilt: a projection whose files
+// cannot be read is moved aside (kept for inspection) and rebuilt from
+// the log; a store another process holds is refused, and left where it is.
+func TestUnreadableStoreIsSetAsideAndRebuilt(t *testing.T) {
+	b := testenv.StartBroker(t, "")
+	l := openLog(t, b.Addr())
+	last := appendApps(t, l, "app", 20)
+	dir := filepath.Join(t.TempDir(), "projection")
+
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held by "another manager": refused, nothing moved.
+	if _, err := Open(dir, nil); err == nil || !strings.Contains(err.Error(), "Another process") {
+		t.Fatalf("second open of a held store = %v, want the lock error", err)
+	}
+	if m, _ := filepath.Glob(dir + ".unreadable-*"); len(m) != 0 {
+		t.Fatalf("a held store was moved aside: %v", m)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewProjector(s, l, opener(l), nil).Run(ctx) }()
+	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	s.Close()
+
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("not a manifest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, dir)
+	if moved, _ := filepath.Glob(dir + ".unreadable-*"); len(moved) != 1 {
+		t.Fatalf("the unreadable store was not kept aside: %v", moved)
+	}
+	if s2.Applied() != -1 {
+		t.Fatalf("the new store starts at offset %d, want empty", s2.Applied())
+	}
+	runProjector(t, s2, l)
+	if err := s2.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+	err = s2.View(func(r Reader) error {
+		names, err := r.Names(events.KindApp)
+		if len(names) != 20 {
+			return fmt.Errorf("apps after the rebuild: %d %v", len(names), err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
