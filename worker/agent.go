@@ -199,6 +199,17 @@ func (a *Agent) authorize(req *http.Request) {
 // stops.
 func (a *Agent) Run(ctx context.Context) error {
 	st, err := LoadState(a.cfg.StateDir)
+	if errors.Is(err, ErrStateCorrupt) {
+		// An unattended device must not stay down for want of someone
+		// to delete a file.
+		aside, rerr := SetStateAside(a.cfg.StateDir)
+		if rerr != nil {
+			return fmt.Errorf("%w (and moving it aside failed: %v)", err, rerr)
+		}
+		a.logger.Error("the worker state cannot be read; moved it aside and starting afresh (containers that match the config are adopted)",
+			"err", err, "moved_to", aside)
+		st, err = State{Applied: map[string]int64{}}, nil
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,35 @@ func TestAgentAgainstManagerAndDocker(t *testing.T) {
 	testenv.Docker(t, "rm", "-f", container)
 	runAgent(t, cfg)
 	waitUntil(t, "the app to come back from the saved config", 60*time.Second, func() bool { return startedAt(t, container) != "" })
+}
+
+// TestCorruptStateIsSetAside: a state file a disk fault left unreadable
+// does not keep the worker from starting: it is moved aside, kept, and the
+// worker runs its group's config (and saves a new state).
+func TestCorruptStateIsSetAside(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("state%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+
+	stateDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(stateDir, "state.json"), []byte("{\"device_group\": \"x\", \x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: stateDir, Host: worker.Host{CPUs: 1, MemoryMB: 512}})
+	waitUntil(t, "the app to run", 60*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	if aside, _ := filepath.Glob(filepath.Join(stateDir, "state.json.corrupt-*")); len(aside) != 1 {
+		t.Fatalf("the corrupt state was not kept aside: %v", aside)
+	}
+	waitUntil(t, "a new state to be saved", 30*time.Second, func() bool {
+		st, err := worker.LoadState(stateDir)
+		return err == nil && st.Group == group
+	})
 }
 
 // TestCronJobRunsOnSchedule: a cron job of the group runs at the next

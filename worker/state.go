@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Info is the device group config /info serves.
@@ -60,6 +61,18 @@ const (
 	deviceIDFile = "device-id"
 )
 
+// ErrStateCorrupt: the state file is not a state (a disk fault).
+var ErrStateCorrupt = errors.New("worker state is corrupt")
+
+// SetStateAside renames a corrupt state file to state.json.corrupt-<time>
+// and returns the new path: the worker starts afresh (it adopts the
+// containers that match its config) rather than not at all.
+func SetStateAside(dir string) (string, error) {
+	path := filepath.Join(dir, stateFile)
+	aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
+	return aside, os.Rename(path, aside)
+}
+
 // LoadState reads the state in dir; a missing file is an empty state.
 func LoadState(dir string) (State, error) {
 	st := State{Applied: map[string]int64{}}
@@ -74,7 +87,7 @@ func LoadState(dir string) (State, error) {
 		return st, err
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return State{Applied: map[string]int64{}}, fmt.Errorf("worker state %s is corrupt (delete it to start afresh): %w", filepath.Join(dir, stateFile), err)
+		return State{Applied: map[string]int64{}}, fmt.Errorf("%w: %s: %w", ErrStateCorrupt, filepath.Join(dir, stateFile), err)
 	}
 	if st.Applied == nil {
 		st.Applied = map[string]int64{}
