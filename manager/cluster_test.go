@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -159,6 +160,23 @@ func TestRebuildIsNotServed(t *testing.T) {
 		call(t, "POST", url+"/apps/"+name, map[string]any{"docker_image": "nginx:1"}).expect(t, 200, nil)
 	}
 	call(t, "GET", url+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"old1", "old2", "old3"}})
+	call(t, "POST", url+"/device_groups/edge", map[string]any{"apps": []any{"old1"}}).expect(t, 200, nil)
+	etag := call(t, "GET", url+"/device_groups/edge/info", nil).header.Get("ETag")
+	// A device's long-poll, held when the wipe comes.
+	held := make(chan response, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", url+"/device_groups/edge/info?wait=60s", nil)
+		req.Header.Set("If-None-Match", etag)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			held <- response{raw: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		held <- response{status: resp.StatusCode, header: resp.Header, raw: raw}
+	}()
+	time.Sleep(200 * time.Millisecond)
 
 	// The log is wiped and a new one started at the same address.
 	paused.Store(true)
@@ -195,6 +213,12 @@ func TestRebuildIsNotServed(t *testing.T) {
 	}
 	call(t, "GET", m.url+"/healthz", nil).expect(t, 503, map[string]any{"api_available": false})
 	call(t, "GET", url+"/apps/old1", nil).expect(t, 503, nil)
+	select {
+	case r := <-held:
+		r.expect(t, 503, nil) // not the group missing (403), nor an old config
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held long-poll was not answered when the rebuild began")
+	}
 
 	paused.Store(false)
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -267,6 +291,7 @@ func startHeldManager(t *testing.T, addr string, auth ...manager.Auth) heldManag
 	}
 	api := manager.New(cfg)
 	store.OnCommit(api.Invalidate)
+	store.OnReset(api.InvalidateAll)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return heldManager{url: srv.URL, store: store, paused: paused, bounds: bounds}

@@ -128,6 +128,12 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		timeout = t.C
 	}
 	for {
+		if !s.isReady() {
+			// The projection is being rebuilt under a held long-poll:
+			// an old or partial state must not reach the device.
+			s.notServing(w)
+			return
+		}
 		changed := s.cache.changed(group)
 		e, err := s.cache.get(group)
 		if err != nil {

@@ -197,13 +197,18 @@ func (s *Server) isReady() bool { return s.serving == nil || s.serving() }
 func (s *Server) whenReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.isReady() {
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "the manager is catching up with the event log; retry",
-				"applied_offset": s.proj.Applied()})
+			s.notServing(w)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// notServing answers 503 while the projection catches up.
+func (s *Server) notServing(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "the manager is catching up with the event log; retry",
+		"applied_offset": s.proj.Applied()})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
