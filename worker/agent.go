@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +105,17 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 // errGroupMissing: the manager says the device group does not exist.
 var errGroupMissing = errors.New("device group does not exist")
 
+// notServingError: the manager answered 503, the way a manager catching up
+// with its event log does (after a restart, or a rebuild). It will answer
+// soon: the worker retries within its check-in time, not after the
+// growing backoff of a manager that cannot be reached.
+type notServingError struct {
+	retryAfter time.Duration
+	msg        string
+}
+
+func (e *notServingError) Error() string { return "manager not serving yet: " + e.msg }
+
 // poll asks for the group's config. It returns the new config, or nil
 // when it did not change (304); held says whether the manager held the
 // request (a long-poll) or answered a new config: either way, poll again
@@ -152,6 +164,9 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 		if strings.Contains(string(body), `"device_group_exists":false`) {
 			return nil, "", false, errGroupMissing
 		}
+	case http.StatusServiceUnavailable:
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return nil, "", false, &notServingError{retryAfter: time.Duration(max(secs, 0)) * time.Second, msg: fmt.Sprintf("%.200s", body)}
 	}
 	return nil, "", false, fmt.Errorf("manager answered %s: %.200s", resp.Status, body)
 }
@@ -231,11 +246,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		info, etag, held, err := a.poll(ctx, a.state.ETag)
+		var ns *notServingError
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, errGroupMissing):
 			a.logger.Warn("the manager says the device group does not exist; keeping the containers as they are", "device_group", a.cfg.Group)
+		case errors.As(err, &ns):
+			backoff = min(max(2*backoff, ns.retryAfter, time.Second), max(a.cfg.CheckIn, time.Second))
+			a.logger.Info("the manager is not serving yet; containers keep running", "err", err, "retry_in", backoff)
+			a.maybeReport(ctx)
+			sleep(ctx, jitter(backoff))
+			continue
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
 			a.logger.Warn("cannot reach the manager; containers keep running", "err", err, "retry_in", backoff)

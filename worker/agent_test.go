@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,6 +152,48 @@ func TestCorruptStateIsSetAside(t *testing.T) {
 		st, err := worker.LoadState(stateDir)
 		return err == nil && st.Group == group
 	})
+}
+
+// TestManagerCatchingUpIsWaitedForBriefly: a manager that answers 503 (as
+// one catching up with its event log does, for seconds after a restart or
+// during a rebuild) is asked again within the check-in time, not after the
+// growing backoff meant for a manager that cannot be reached.
+func TestManagerCatchingUpIsWaitedForBriefly(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("catch%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+
+	// The real manager behind a switch that answers as it does while it
+	// catches up.
+	target, _ := url.Parse(m.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var catchingUp atomic.Bool
+	catchingUp.Store(true)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if catchingUp.Load() {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"message": "the manager is catching up with the event log; retry"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	checkIn := time.Second
+	runAgent(t, worker.Config{Group: group, Manager: front.URL, Token: adminToken, CheckIn: checkIn, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
+	time.Sleep(10 * time.Second) // unreachable-manager backoff would be at 8 s by now
+	catchingUp.Store(false)
+	served := time.Now()
+	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	if took := time.Since(served); took > 3*checkIn {
+		t.Fatalf("the app ran %v after the manager served again (check-in %v)", took.Round(time.Millisecond), checkIn)
+	}
 }
 
 // TestCronJobRunsOnSchedule: a cron job of the group runs at the next
