@@ -143,6 +143,16 @@ func TestReadCatchesUpWithTheLog(t *testing.T) {
 	call(t, "POST", a+"/apps/db", map[string]any{"docker_image": "postgres"}).expect(t, 200, nil)
 	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
 	call(t, "GET", bURL+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"db", "web"}})
+
+	// The event log as B lists it: the newest event with its verdict.
+	paused.Store(true)
+	made := call(t, "POST", a+"/apps/cache", map[string]any{"docker_image": "redis"})
+	made.expect(t, 200, nil)
+	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
+	r := call(t, "GET", fmt.Sprintf("%s/events?from=%d", bURL, made.num(t, "app_id")), nil)
+	if !strings.Contains(string(r.raw), `"verdict":{"accepted":true}`) {
+		t.Fatalf("the event just made, listed by B: %d %s", r.status, r.raw)
+	}
 }
 
 // TestRebuildIsNotServed: when the log is wiped (or restored) under a
@@ -285,7 +295,7 @@ func startHeldManager(t *testing.T, addr string, auth ...manager.Auth) heldManag
 		t.Fatal("projection did not catch up")
 	}
 	bounds := new(atomic.Int64)
-	cfg := manager.Config{Projection: store, Commands: commands.New(l, store), Log: countedLog{l, bounds}, Serving: p.Serving}
+	cfg := manager.Config{Projection: store, Commands: commands.New(l, store), Log: countedLog{l, bounds}, Serving: p.Serving, EventLog: l}
 	if len(auth) > 0 {
 		cfg.Auth = auth[0]
 	}

@@ -133,6 +133,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind, name, typ, actor := q.Get("kind"), q.Get("name"), q.Get("type"), q.Get("actor")
+	s.caughtUp(r.Context()) // every event listed has its verdict
 	var out []eventView
 	next := int64(-1)
 	scanned := 0

@@ -49,6 +49,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := name(r)
+	s.caughtUp(r.Context())
 	silentAfter := DefaultSilentAfter
 	if q := r.URL.Query().Get("silent_after"); q != "" {
 		d, err := time.ParseDuration(q)
