@@ -102,6 +102,11 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 	return a
 }
 
+// MaxLongPoll is the longest wait a manager holds a long-poll for (it
+// refuses a longer ?wait with 400): with a longer check-in time, the
+// worker long-polls for this long, and asks again at once.
+const MaxLongPoll = 60 * time.Second
+
 // errGroupMissing: the manager says the device group does not exist.
 var errGroupMissing = errors.New("device group does not exist")
 
@@ -125,7 +130,7 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 	// config changes (or the group appears); Nebula 2.7 ignores it.
 	u := strings.TrimRight(a.cfg.Manager, "/") + "/api/v2/device_groups/" + url.PathEscape(a.cfg.Group) + "/info"
 	if !a.cfg.NoLongPoll {
-		u += "?wait=" + a.cfg.CheckIn.String()
+		u += "?wait=" + min(a.cfg.CheckIn, MaxLongPoll).String()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

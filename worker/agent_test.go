@@ -196,6 +196,30 @@ func TestManagerCatchingUpIsWaitedForBriefly(t *testing.T) {
 	}
 }
 
+// TestLongCheckInLongPolls: a check-in time longer than a manager holds a
+// long-poll (edge devices on metered links set minutes) still long-polls:
+// the config comes at once, and a change within seconds.
+func TestLongCheckInLongPolls(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("long%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Minute, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
+	container := app + "-1"
+	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, container) != "" })
+	time.Sleep(time.Second) // the long-poll is held
+	api(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"CHANGED": "yes"}}`, 202)
+	waitUntil(t, "the change to be applied", 30*time.Second, func() bool {
+		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
+		return strings.Contains(env, "CHANGED=yes")
+	})
+}
+
 // TestCronJobRunsOnSchedule: a cron job of the group runs at the next
 // minute, in its own container with Nebula's labels and no restart
 // policy; when it leaves the group, its runs go.
