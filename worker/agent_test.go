@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,20 +366,38 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 // reporter.
 func TestWorkerReports(t *testing.T) {
 	for _, viaKafka := range []bool{false, true} {
-		t.Run(fmt.Sprintf("via kafka %v", viaKafka), func(t *testing.T) { testWorkerReports(t, viaKafka) })
+		t.Run(fmt.Sprintf("via kafka %v", viaKafka), func(t *testing.T) { testWorkerReports(t, viaKafka, false) })
 	}
+	// A config over the report size limit (apps with large environments):
+	// the report comes without it, and says so.
+	t.Run("config over the report limit", func(t *testing.T) { testWorkerReports(t, false, true) })
 }
 
-func testWorkerReports(t *testing.T, viaKafka bool) {
+func testWorkerReports(t *testing.T, viaKafka, bigConfig bool) {
 	image := testenv.TestImage(t, "nebula-test/app:v1", false)
 	group := fmt.Sprintf("rep%d", rand.N(1_000_000))
 	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
 	b := testenv.StartBroker(t, t.TempDir())
 	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
 	testmanager.StartReporter(t, b.Addr())
-	app := group + "-web"
-	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
-	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	apps := []string{group + "-web"}
+	env := "{}"
+	if bigConfig {
+		// Two apps of 300 KiB each: each within the event size limit,
+		// their group's config over the report's.
+		apps = append(apps, group+"-api")
+		big := map[string]string{}
+		for i := range 3 {
+			big[fmt.Sprintf("BIG%d", i)] = strings.Repeat("x", 100<<10)
+		}
+		b, _ := json.Marshal(big)
+		env = string(b)
+	}
+	for _, app := range apps {
+		api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`", "env_vars": `+env+`}`, 200)
+	}
+	members, _ := json.Marshal(apps)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": `+string(members)+`}`, 200)
 	cfg := worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second}
 	if viaKafka {
@@ -405,9 +424,9 @@ func testWorkerReports(t *testing.T, viaKafka bool) {
 			return false
 		}
 		for _, r := range body.Data {
-			if r.DeviceID == "device-"+group && len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusRunning &&
-				len(r.AppsContainers) == 1 && r.MemoryUsage.Total > 0 {
-				return true
+			if r.DeviceID == "device-"+group && len(r.AppsStatus) == len(apps) && r.AppsStatus[0].Status == events.AppStatusRunning &&
+				len(r.AppsContainers) == len(apps) && r.MemoryUsage.Total > 0 {
+				return !bigConfig || slices.ContainsFunc(r.Errors, func(e string) bool { return strings.Contains(e, "left out of this report") })
 			}
 		}
 		return false

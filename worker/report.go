@@ -49,11 +49,35 @@ func (a *Agent) maybeReport(ctx context.Context) {
 		a.logger.Warn("cannot build a report", "err", err)
 		return
 	}
-	b, err := json.Marshal(rep)
+	b, err := encodeReport(rep)
 	if err != nil {
+		a.logger.Warn("cannot send a report", "err", err)
 		return
 	}
 	a.sendReports(ctx, b)
+}
+
+// encodeReport marshals a report within the manager's size limit. The
+// group's config, which 2.7 copied into every report, is what can grow
+// past it (apps with large environments): then it is left out, and the
+// report says so; the applied version still names it.
+func encodeReport(rep events.Report) ([]byte, error) {
+	b, err := json.Marshal(rep)
+	if err != nil || len(b) <= events.MaxReportSize {
+		return b, err
+	}
+	if n := len(rep.CurrentConfig.Reply); n > 0 {
+		rep.CurrentConfig.Reply = nil
+		note := fmt.Sprintf("the group's config (%d bytes) is left out of this report: over the %d-byte report limit", n, events.MaxReportSize)
+		if len(rep.Errors) >= 100 {
+			rep.Errors = rep.Errors[:99]
+		}
+		rep.Errors = append(rep.Errors, note)
+		if b, err = json.Marshal(rep); err != nil || len(b) <= events.MaxReportSize {
+			return b, err
+		}
+	}
+	return nil, fmt.Errorf("report of %d bytes is over the %d-byte limit", len(b), events.MaxReportSize)
 }
 
 // sendReports sends the queued reports, then b; what cannot be sent is
