@@ -118,7 +118,7 @@ func DecodeReport(b []byte) (Report, error) {
 // Validate checks the report's identity and bounds.
 func (r Report) Validate() error {
 	var errs []error
-	if err := validateDeviceID(r.DeviceID); err != nil {
+	if err := ValidateDeviceID(r.DeviceID); err != nil {
 		errs = append(errs, fieldErr("device_id", err))
 	}
 	if err := ValidateName(KindDeviceGroup, r.DeviceGroup); err != nil {
@@ -164,8 +164,8 @@ func (r Report) Validate() error {
 	return joinInvalid(errs)
 }
 
-// validateDeviceID: 8 to 64 characters of [A-Za-z0-9_.-].
-func validateDeviceID(id string) error {
+// ValidateDeviceID checks a device ID: 8 to 64 characters of [A-Za-z0-9_.-].
+func ValidateDeviceID(id string) error {
 	if len(id) < 8 || len(id) > 64 {
 		return errors.New("must have 8 to 64 characters")
 	}

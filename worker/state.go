@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 // Info is the device group config /info serves.
@@ -134,6 +136,10 @@ func DeviceID(dir string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if id := strings.TrimSpace(string(b)); id != "" {
+			if err := events.ValidateDeviceID(id); err != nil {
+				// The manager would refuse every report of this device.
+				return "", fmt.Errorf("the device ID in %s (%q) is not valid: %w; fix it, or delete the file to get a new one", path, id, err)
+			}
 			return id, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
