@@ -72,3 +72,17 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("missing config file: %v", err)
 	}
 }
+
+// TestWorkerGroupName: a device group name the manager cannot have is
+// refused at start, with the rule, instead of polling a group that never
+// exists.
+func TestWorkerGroupName(t *testing.T) {
+	for group, ok := range map[string]bool{"edge-eu_1": true, "edge eu": false, "../x": false, strings.Repeat("g", 300): false} {
+		w := workerSettings{uri: "http://m:80"}
+		w.cfg.Group, w.cfg.CheckIn, w.cfg.RequestTimeout = group, time.Second, time.Second
+		_, err := w.config(t.TempDir())
+		if (err == nil) != ok || !ok && !strings.Contains(err.Error(), "device group") {
+			t.Errorf("group %.20q: %v", group, err)
+		}
+	}
+}

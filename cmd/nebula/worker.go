@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 	"github.com/nebula-orchestrator/nebula-go/worker"
@@ -54,6 +55,8 @@ func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	var errs []error
 	if cfg.Group == "" {
 		errs = append(errs, errors.New("no device group: give --device-group or DEVICE_GROUP"))
+	} else if err := events.ValidateName(events.KindDeviceGroup, cfg.Group); err != nil {
+		errs = append(errs, fmt.Errorf("device group %q: %w (the manager has no group of that name)", cfg.Group, err))
 	}
 	switch {
 	case w.uri != "":
