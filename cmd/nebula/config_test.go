@@ -86,3 +86,16 @@ func TestWorkerGroupName(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerContainerNamePrefix: a prefix that makes container names
+// Docker refuses is refused at start.
+func TestWorkerContainerNamePrefix(t *testing.T) {
+	for prefix, ok := range map[string]bool{"": true, "dev3-": true, "site.a_": true, "-x": false, "my prefix": false, "a/b": false} {
+		w := workerSettings{uri: "http://m:80"}
+		w.cfg.Group, w.cfg.CheckIn, w.cfg.RequestTimeout, w.cfg.Host.NamePrefix = "edge", time.Second, time.Second, prefix
+		_, err := w.config(t.TempDir())
+		if (err == nil) != ok || !ok && !strings.Contains(err.Error(), "container name prefix") {
+			t.Errorf("prefix %q: %v", prefix, err)
+		}
+	}
+}

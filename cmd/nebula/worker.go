@@ -76,6 +76,12 @@ func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	default:
 		errs = append(errs, errors.New("no manager: give --manager-uri, or --manager-host (NEBULA_MANAGER_URI, NEBULA_MANAGER_HOST)"))
 	}
+	if p := cfg.Host.NamePrefix; p != "" {
+		// Container names are the prefix, then the app's name.
+		if err := events.ValidateName(events.KindApp, p); err != nil {
+			errs = append(errs, fmt.Errorf("container name prefix %q: %w (Docker would refuse every container's name)", p, err))
+		}
+	}
 	if cfg.CheckIn <= 0 || cfg.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("check-in time and request timeout must be positive"))
 	}
