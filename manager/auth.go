@@ -218,6 +218,15 @@ type identityCtxKey struct{}
 // authenticates the request again (nil: it cannot).
 type reauthCtxKey struct{}
 
+// reauthenticated is the request's identity once the manager has caught up
+// with the log, nil when it cannot say more.
+func reauthenticated(r *http.Request) *identity {
+	if re, _ := r.Context().Value(reauthCtxKey{}).(func() *identity); re != nil {
+		return re()
+	}
+	return nil
+}
+
 func identityOf(r *http.Request) *identity {
 	id, _ := r.Context().Value(identityCtxKey{}).(*identity)
 	return id
@@ -316,11 +325,7 @@ func allow(n need, h http.HandlerFunc) http.HandlerFunc {
 		if id := identityOf(r); id == nil || !n(id, r) {
 			// A permission granted through another manager a moment
 			// ago: ask again once this one has caught up with the log.
-			re, _ := r.Context().Value(reauthCtxKey{}).(func() *identity)
-			if id = nil; re != nil {
-				id = re()
-			}
-			if id == nil || !n(id, r) {
+			if id = reauthenticated(r); id == nil || !n(id, r) {
 				writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
 				return
 			}

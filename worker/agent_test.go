@@ -126,18 +126,26 @@ func TestAgentAgainstManagerAndDocker(t *testing.T) {
 	waitUntil(t, "the app to come back from the saved config", 60*time.Second, func() bool { return startedAt(t, container) != "" })
 }
 
+// groupOfOneApp starts a manager (on its own broker) with a device group
+// named prefix<random> of one app, <group>-web, on the test image.
+func groupOfOneApp(t *testing.T, prefix string) (m testmanager.Manager, group, app string) {
+	t.Helper()
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group = fmt.Sprintf("%s%d", prefix, rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m = testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app = group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	return m, group, app
+}
+
 // TestCorruptStateIsSetAside: a state file a disk fault left unreadable
 // does not keep the worker from starting: it is moved aside, kept, and the
 // worker runs its group's config (and saves a new state).
 func TestCorruptStateIsSetAside(t *testing.T) {
-	image := testenv.TestImage(t, "nebula-test/app:v1", false)
-	group := fmt.Sprintf("state%d", rand.N(1_000_000))
-	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
-	b := testenv.StartBroker(t, t.TempDir())
-	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
-	app := group + "-web"
-	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
-	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	m, group, app := groupOfOneApp(t, "state")
 
 	stateDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(stateDir, "state.json"), []byte("{\"device_group\": \"x\", \x00\x00"), 0o600); err != nil {
@@ -160,14 +168,7 @@ func TestCorruptStateIsSetAside(t *testing.T) {
 // during a rebuild) is asked again within the check-in time, not after the
 // growing backoff meant for a manager that cannot be reached.
 func TestManagerCatchingUpIsWaitedForBriefly(t *testing.T) {
-	image := testenv.TestImage(t, "nebula-test/app:v1", false)
-	group := fmt.Sprintf("catch%d", rand.N(1_000_000))
-	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
-	b := testenv.StartBroker(t, t.TempDir())
-	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
-	app := group + "-web"
-	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
-	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	m, group, app := groupOfOneApp(t, "catch")
 
 	// The real manager behind a switch that answers as it does while it
 	// catches up.
@@ -201,19 +202,11 @@ func TestManagerCatchingUpIsWaitedForBriefly(t *testing.T) {
 // long-poll (edge devices on metered links set minutes) still long-polls:
 // the config comes at once, and a change within seconds.
 func TestLongCheckInLongPolls(t *testing.T) {
-	image := testenv.TestImage(t, "nebula-test/app:v1", false)
-	group := fmt.Sprintf("long%d", rand.N(1_000_000))
-	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
-	b := testenv.StartBroker(t, t.TempDir())
-	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
-	app := group + "-web"
-	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
-	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	m, group, app := groupOfOneApp(t, "long")
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Minute, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
 	container := app + "-1"
 	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, container) != "" })
-	time.Sleep(time.Second) // the long-poll is held
 	api(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"CHANGED": "yes"}}`, 202)
 	waitUntil(t, "the change to be applied", 30*time.Second, func() bool {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
