@@ -82,7 +82,13 @@ type Agent struct {
 	lastReport   time.Time
 	cpu          cpuMeter
 	pullWait     map[string]time.Time // image -> no pull retry before
-	pullFail     map[string]int       // image -> consecutive failures
+	pullFail     map[string]pullFailure
+}
+
+// pullFailure is what the pulls of an image met since the last that worked.
+type pullFailure struct {
+	count int   // consecutive failures
+	err   error // the last one
 }
 
 // NewAgent returns an agent; Run starts it.
@@ -96,7 +102,7 @@ func NewAgent(cfg Config, engine Engine) *Agent {
 	}
 	a := &Agent{cfg: cfg, engine: engine, logger: cfg.Logger,
 		http:     hc,
-		pullWait: map[string]time.Time{}, pullFail: map[string]int{}}
+		pullWait: map[string]time.Time{}, pullFail: map[string]pullFailure{}}
 	a.cron = newCronRunner(a)
 	a.appliedGroup = -1 // versions start at 0: nothing applied yet is -1
 	return a
@@ -360,8 +366,9 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 	for _, p := range plans {
 		planned[p.App] = true
 		if p.Blocked != "" {
-			a.logger.Warn("app not updated", "app", p.App, "why", p.Blocked)
-			problems[p.App] = appProblem{events.AppStatusPullFailed, p.Blocked}
+			why := a.blocked(p, info.Apps)
+			a.logger.Warn("app not updated", "app", p.App, "why", why)
+			problems[p.App] = appProblem{events.AppStatusPullFailed, why}
 			continue
 		}
 		wg.Go(func() {
@@ -453,14 +460,36 @@ func (a *Agent) mayPull(image string) bool {
 func (a *Agent) pullFailed(image string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.pullFail[image]++
-	wait := min(time.Duration(1<<min(a.pullFail[image], 9))*time.Second, 10*time.Minute)
+	f := a.pullFail[image]
+	f.count++
+	f.err = err
+	a.pullFail[image] = f
+	wait := min(time.Duration(1<<min(f.count, 9))*time.Second, 10*time.Minute)
 	a.pullWait[image] = time.Now().Add(wait)
 	if a.state.PullPending == nil {
 		a.state.PullPending = map[string]bool{}
 	}
 	a.state.PullPending[image] = true
 	a.logger.Warn("image pull failed; running containers are kept", "image", image, "err", err, "retry_in", wait)
+}
+
+// blocked says why plan p could not run: its image is not on the host,
+// and, when a pull of it failed, what the engine said (an unknown tag, an
+// unreachable registry and refused credentials need different fixes).
+func (a *Agent) blocked(p AppPlan, apps []App) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, app := range apps {
+		if f := a.pullFail[app.DockerImage]; app.Name == p.App && f.err != nil {
+			pulls := "1 pull"
+			if f.count > 1 {
+				pulls = fmt.Sprintf("%d pulls", f.count)
+			}
+			return fmt.Sprintf("image %s is not on this host; its containers are left as they are (%s failed, the last with: %v)",
+				app.DockerImage, pulls, f.err)
+		}
+	}
+	return p.Blocked
 }
 
 func (a *Agent) pullDone(image string) {

@@ -403,20 +403,7 @@ func testWorkerReports(t *testing.T, viaKafka, bigConfig bool) {
 	}
 	runAgent(t, cfg)
 	waitUntil(t, "a report saying the app runs", 60*time.Second, func() bool {
-		req, _ := http.NewRequest("GET", m.URL+"/api/v2/reports?page_size=100&device_group="+group, nil)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data []events.Report `json:"data"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&body) != nil {
-			return false
-		}
-		for _, r := range body.Data {
+		for _, r := range reportsOf(m, group) {
 			if r.DeviceID == "device-"+group && len(r.AppsStatus) == len(apps) && r.AppsStatus[0].Status == events.AppStatusRunning &&
 				len(r.AppsContainers) == len(apps) && r.MemoryUsage.Total > 0 {
 				return !bigConfig || slices.ContainsFunc(r.Errors, func(e string) bool { return strings.Contains(e, "left out of this report") })
@@ -424,4 +411,48 @@ func testWorkerReports(t *testing.T, viaKafka, bigConfig bool) {
 		}
 		return false
 	})
+}
+
+// reportsOf returns the reports of a device group the manager has (none
+// when it cannot be asked).
+func reportsOf(m testmanager.Manager, group string) []events.Report {
+	req, _ := http.NewRequest("GET", m.URL+"/api/v2/reports?page_size=100&device_group="+group, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data []events.Report `json:"data"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return body.Data
+}
+
+// TestPullFailureIsReported: an app whose image cannot be pulled is
+// reported pull_failed with what the engine said about the pull (here: the
+// registry refuses connections), not only that the image is missing.
+func TestPullFailureIsReported(t *testing.T) {
+	group := fmt.Sprintf("pullfail%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	testmanager.StartReporter(t, b.Addr())
+	image := "127.0.0.1:1/nebula-test/absent:v1" // nothing listens on port 1
+	api(t, "POST", m.URL+"/api/v2/apps/"+group+"-web", `{"docker_image": "`+image+`"}`, 200)
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+group+`-web"]}`, 200)
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second})
+	var last string
+	waitUntil(t, "a report with the pull's failure", 60*time.Second, func() bool {
+		for _, r := range reportsOf(m, group) {
+			if len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusPullFailed {
+				last = r.AppsStatus[0].Error
+				return strings.Contains(last, "pull failed, the last with") && strings.Contains(last, "refused")
+			}
+		}
+		return false
+	})
+	t.Logf("reported: %s", last)
 }

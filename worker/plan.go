@@ -127,7 +127,7 @@ func planApp(app App, d Desired, have []Container, images map[string]string, app
 	specs := Containers(app, d.Group, d.Host)
 	imageID, ok := images[app.DockerImage]
 	if !ok {
-		p.Blocked = "image " + app.DockerImage + " is not on this host (pull failed?); its containers are left as they are"
+		p.Blocked = "image " + app.DockerImage + " is not on this host; its containers are left as they are"
 		return p
 	}
 	existing := map[string]Container{}
