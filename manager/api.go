@@ -508,8 +508,8 @@ func (s *Server) dryRunAnswer(w http.ResponseWriter, doc any, groups []string) {
 	for _, g := range groups {
 		entry := map[string]any{"device_group": g}
 		if s.reports != nil {
-			if devs, err := s.reports.Devices(func(dg string) bool { return dg == g }); err == nil {
-				entry["devices"] = len(devs)
+			if n, err := s.reports.DeviceCount(g); err == nil {
+				entry["devices"] = n
 			}
 		}
 		affected = append(affected, entry)

@@ -21,7 +21,10 @@ type ReportSink interface {
 // Reports answers the report queries (the manager's report projection).
 type Reports interface {
 	Reports(q projections.ReportQuery, allowed func(group string) bool) ([]projections.StoredReport, error)
-	Devices(allowed func(group string) bool) ([]projections.Device, error)
+	// Devices returns the devices q selects, and whether the page is full.
+	Devices(q projections.DeviceQuery) ([]projections.Device, bool, error)
+	// DeviceCount is how many devices a group has.
+	DeviceCount(group string) (int, error)
 }
 
 // ingestReport is POST /api/v2/reports: a device reports for its own
@@ -171,13 +174,23 @@ func reportDoc(f projections.StoredReport) (json.RawMessage, error) {
 }
 
 // listDevices is GET /api/v2/devices: the inventory (last seen, group,
-// applied version, apps' status), of the groups the caller may read.
+// applied version, apps' status), of the groups the caller may read, a
+// page at a time in device ID order: ?device_group= (one group, read
+// through its index), ?page_size= (1-10000, default 1000), ?last_id= (the
+// last device ID of the previous page). "last_id" is the one to continue
+// from when the page is full, null otherwise.
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	if s.reports == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "reporting is not configured on this manager"})
 		return
 	}
-	devs, err := s.reports.Devices(readable(r))
+	q, err := parseDeviceQuery(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{err.Error()}})
+		return
+	}
+	q.Allowed = readable(r)
+	devs, full, err := s.reports.Devices(q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -190,5 +203,35 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 			"applied_version": d.AppliedVersion, "apps_status": d.Apps, "errors": d.Errors,
 			"silent": d.Silent, "converged_version": d.ConvergedAt, "failure": d.Failure, "status_changed_at": d.StatusChangedAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	var last any
+	if full {
+		last = devs[len(devs)-1].DeviceID
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out, "last_id": last})
+}
+
+// parseDeviceQuery reads GET /devices' parameters.
+func parseDeviceQuery(r *http.Request) (projections.DeviceQuery, error) {
+	v := r.URL.Query()
+	q := projections.DeviceQuery{Limit: 1000}
+	if s := v.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			return q, queryError{"page_size", "must be an integer from 1 to 10000"}
+		}
+		q.Limit = n
+	}
+	if g := v.Get("device_group"); g != "" {
+		if err := events.ValidateName(events.KindDeviceGroup, g); err != nil {
+			return q, queryError{"device_group", err.Error()}
+		}
+		q.Group = g
+	}
+	if id := v.Get("last_id"); id != "" {
+		if err := events.ValidateDeviceID(id); err != nil {
+			return q, queryError{"last_id", err.Error()}
+		}
+		q.After = id
+	}
+	return q, nil
 }

@@ -166,4 +166,28 @@ func TestReportsEndToEnd(t *testing.T) {
 	if list, _ := call(t, "GET", api+"/devices", nil, othTok...).body["devices"].([]any); len(list) != 1 {
 		t.Fatalf("other-ops sees %d devices, want 1", len(list))
 	}
+
+	// Pages, one group, and what cannot be asked.
+	ids := func(r response) []any {
+		var out []any
+		for _, d := range r.body["devices"].([]any) {
+			out = append(out, d.(map[string]any)["device_id"])
+		}
+		return out
+	}
+	p1 = call(t, "GET", api+"/devices?page_size=3", nil, adm...)
+	p2 = call(t, "GET", api+"/devices?page_size=3&last_id="+p1.body["last_id"].(string), nil, adm...)
+	if len(ids(p1)) != 3 || len(ids(p2)) != 1 || p2.body["last_id"] != nil || fmt.Sprint(append(ids(p1), ids(p2)...)) != fmt.Sprint(ids(devs)) {
+		t.Fatalf("pages of devices: %s / %s, all: %s", p1.raw, p2.raw, devs.raw)
+	}
+	edge := call(t, "GET", api+"/devices?device_group=edge", nil, adm...)
+	if fmt.Sprint(ids(edge)) != "[device-00000000 device-00000001 device-00000002]" || edge.body["last_id"] != nil {
+		t.Fatalf("devices of edge: %s", edge.raw)
+	}
+	if got := ids(call(t, "GET", api+"/devices?device_group=edge", nil, othTok...)); len(got) != 0 {
+		t.Fatalf("other-ops sees devices of edge: %v", got)
+	}
+	for _, q := range []string{"page_size=0", "page_size=10001", "page_size=x", "last_id=a/b", "device_group=no%20spaces"} {
+		call(t, "GET", api+"/devices?"+q, nil, adm...).expect(t, 400, nil)
+	}
 }

@@ -74,7 +74,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
 		return
 	}
-	devs, err := s.reports.Devices(func(dg string) bool { return dg == group })
+	devs, _, err := s.reports.Devices(projections.DeviceQuery{Group: group})
 	if err != nil {
 		s.fail(w, r, err)
 		return

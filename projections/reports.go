@@ -22,6 +22,8 @@ import (
 //	g/<device group>\x00<id>      empty: index of reports by group (TTL)
 //	e/<event id>                  empty: the device event was folded (TTL; redeliveries are skipped)
 //	d/<device id>                 JSON Device: the device's last report in short (TTL x 24)
+//	m/<device group>\x00<device id> empty: index of devices by group (expires with d/<device id>)
+//	meta/device_index             present once m/ indexes every d/ entry (a store from before m/ is indexed at open)
 //
 // id is 24 hex digits, like a MongoDB ObjectId and in the same order:
 // the acceptance time in seconds, then partition and offset.
@@ -31,6 +33,8 @@ var (
 	prefixGroupReport = []byte("g/")
 	prefixEvent       = []byte("e/")
 	prefixDevice      = []byte("d/")
+	prefixGroupDevice = []byte("m/")
+	keyDeviceIndex    = []byte("meta/device_index")
 )
 
 // DeviceRecord is one record of the device events topic.
@@ -90,7 +94,12 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 	if err != nil {
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
-	return &ReportStore{db: db, ttl: ttl, logger: logger}, nil
+	s := &ReportStore{db: db, ttl: ttl, logger: logger}
+	if err := s.indexDevices(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open report store %s: %w", dir, err)
+	}
+	return s, nil
 }
 
 // Close closes the store.
@@ -186,17 +195,16 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 			if err != nil {
 				return err
 			}
+			was := d.DeviceGroup
 			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
 			d.AppliedVersion, d.Apps, d.Errors = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors
-			dev, err := json.Marshal(d)
-			if err != nil {
+			if err := s.putDevice(txn, d, was); err != nil {
 				return err
 			}
 			for _, e := range []*badger.Entry{
 				badger.NewEntry(append(append([]byte(nil), prefixReport...), id...), doc).WithTTL(s.ttl),
 				badger.NewEntry(groupReportKey(ev.DeviceGroup, id), nil).WithTTL(s.ttl),
 				badger.NewEntry(ek, nil).WithTTL(s.ttl),
-				badger.NewEntry(append(append([]byte(nil), prefixDevice...), ev.DeviceID...), dev).WithTTL(24 * s.ttl),
 			} {
 				if err := txn.SetEntry(e); err != nil {
 					return err
@@ -262,11 +270,7 @@ func (s *ReportStore) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error 
 		return nil
 	}
 	d.StatusChangedAt = ev.Time
-	b, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	return txn.SetEntry(badger.NewEntry(append(append([]byte(nil), prefixDevice...), ev.DeviceID...), b).WithTTL(24 * s.ttl))
+	return s.putDevice(txn, d, before.DeviceGroup)
 }
 
 func groupReportKey(group, id string) []byte {
@@ -351,30 +355,6 @@ func (q ReportQuery) matches(r events.Report) bool {
 		return v != t
 	}
 	return v == t
-}
-
-// Devices returns the inventory, sorted by device ID.
-func (s *ReportStore) Devices(allowed func(group string) bool) ([]Device, error) {
-	out := []Device{}
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixDevice, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			b, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			var d Device
-			if err := json.Unmarshal(b, &d); err != nil {
-				return err
-			}
-			if allowed(d.DeviceGroup) {
-				out = append(out, d)
-			}
-		}
-		return nil
-	})
-	return out, err
 }
 
 // ReportReader reads the device events topic from given offsets.

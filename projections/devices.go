@@ -1,0 +1,156 @@
+package projections
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// The device inventory of the report store: d/<id> per device, and
+// m/<group>\x00<id> so that a group's devices (a rollout, a dry run's
+// count, GET /devices?device_group=) cost the group's size, not the
+// fleet's.
+
+func deviceKey(id string) []byte {
+	return append(append([]byte(nil), prefixDevice...), id...)
+}
+
+func groupDeviceKey(group, id string) []byte {
+	k := append(append([]byte(nil), prefixGroupDevice...), group...)
+	return append(append(k, 0), id...)
+}
+
+// putDevice writes a device's entry and its group index entry, with one
+// expiry for both; was is the group the entry had ("" for none), whose
+// index entry goes when the device moved.
+func (s *ReportStore) putDevice(txn *badger.Txn, d Device, was string) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if was != "" && was != d.DeviceGroup {
+		if err := txn.Delete(groupDeviceKey(was, d.DeviceID)); err != nil {
+			return err
+		}
+	}
+	expires := uint64(time.Now().Add(24 * s.ttl).Unix())
+	for _, e := range []*badger.Entry{badger.NewEntry(deviceKey(d.DeviceID), b), badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil)} {
+		e.ExpiresAt = expires
+		if err := txn.SetEntry(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexDevices builds m/ for a store written before it (once: then
+// meta/device_index is set), each entry expiring with its device.
+func (s *ReportStore) indexDevices() error {
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(keyDeviceIndex)
+		return err
+	})
+	if err == nil || !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	start, n := time.Now(), 0
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixDevice, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var d Device
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &d) }); err != nil {
+				return fmt.Errorf("device entry %q is corrupt: %w", it.Item().Key(), err)
+			}
+			e := badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil)
+			e.ExpiresAt = it.Item().ExpiresAt()
+			if err := wb.SetEntry(e); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := wb.Set(keyDeviceIndex, nil); err != nil {
+		return err
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	if n > 0 {
+		s.logger.Info("indexed the devices by group", "devices", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// DeviceQuery selects devices of the inventory, in device ID order.
+type DeviceQuery struct {
+	Group string // "" for every group
+	After string // the last device ID of the previous page
+	Limit int    // at most this many (0: no limit)
+	// Allowed, if set, keeps only the devices of the groups it allows.
+	Allowed func(group string) bool
+}
+
+// Devices returns the devices q selects and whether the page is full
+// (there may be more after its last).
+func (s *ReportStore) Devices(q DeviceQuery) ([]Device, bool, error) {
+	out := []Device{}
+	prefix := prefixDevice
+	if q.Group != "" {
+		prefix = groupDeviceKey(q.Group, "")
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: q.Group == ""})
+		defer it.Close()
+		seek := append(append([]byte(nil), prefix...), q.After...)
+		for it.Seek(seek); it.Valid() && (q.Limit == 0 || len(out) < q.Limit); it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			if q.After != "" && id <= q.After {
+				continue
+			}
+			item := it.Item()
+			if q.Group != "" {
+				var err error
+				if item, err = txn.Get(deviceKey(id)); errors.Is(err, badger.ErrKeyNotFound) {
+					continue // expired a moment before its index entry
+				} else if err != nil {
+					return err
+				}
+			}
+			var d Device
+			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &d) }); err != nil {
+				return fmt.Errorf("device entry %q is corrupt: %w", id, err)
+			}
+			if q.Group != "" && d.DeviceGroup != q.Group || q.Allowed != nil && !q.Allowed(d.DeviceGroup) {
+				continue
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, q.Limit > 0 && len(out) == q.Limit, err
+}
+
+// DeviceCount is how many devices the inventory has in group (keys only).
+func (s *ReportStore) DeviceCount(group string) (int, error) {
+	n := 0
+	prefix := groupDeviceKey(group, "")
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
