@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/cli"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
@@ -104,7 +107,9 @@ func TestEveryVerb(t *testing.T) {
 	}
 	tm.ok("device-groups", "list")
 	tm.ok("device-groups", "rollout", "edge")
-	tm.ok("rollout", "edge")
+	if out := tm.ok("rollout", "edge"); !strings.HasPrefix(out, "device group edge at version ") || !strings.Contains(out, " 0 devices,") {
+		t.Fatalf("rollout: %s", out)
+	}
 	tm.ok("prune", "device-group", "edge")
 	tm.ok("prune", "all")
 	tm.code(cli.ExitUsage, "prune")
@@ -133,6 +138,12 @@ func TestEveryVerb(t *testing.T) {
 	if err := json.Unmarshal([]byte(hist), &h); err != nil || len(h.Versions) < 5 {
 		t.Fatalf("history: %s %v", hist, err)
 	}
+	text := strings.Split(strings.TrimSpace(tm.ok("history", "web")), "\n")
+	if len(text) != len(h.Versions)+1 || !strings.HasPrefix(text[0], "VERSION") ||
+		!strings.Contains(text[1], "app.created") || !strings.Contains(text[1], "docker_image=nginx:1") ||
+		!strings.Contains(text[2], "docker_image: nginx:1 -> nginx:2") {
+		t.Fatalf("history as text:\n%s", strings.Join(text, "\n"))
+	}
 	tm.ok("revert", "app", "web", "--to", fmt.Sprint(h.Versions[0].Version))
 	if out := tm.ok("apps", "info", "web"); !strings.Contains(out, "docker_image: nginx:1") {
 		t.Fatalf("after revert: %s", out)
@@ -141,7 +152,32 @@ func TestEveryVerb(t *testing.T) {
 		t.Fatalf("events: %s", out)
 	}
 	tm.ok("reports")
-	tm.ok("devices")
+	// Devices: two in edge, one elsewhere; one group, a page at a time.
+	for i, g := range []string{"edge", "edge", "other"} {
+		rep, _ := json.Marshal(events.Report{DeviceID: fmt.Sprintf("device-%d", i), DeviceGroup: g, Hostname: fmt.Sprintf("host-%d", i),
+			ReportCreationTime: 1764000000, AppliedVersion: -1})
+		req, _ := http.NewRequest("POST", m.URL+"/api/v2/reports", bytes.NewReader(rep))
+		req.SetBasicAuth("admin", "admin-password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 202 {
+			t.Fatalf("report: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(tm.ok("devices"), "device-2") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	out = tm.ok("devices", "--device-group", "edge", "--page-size", "1")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "DEVICE ") ||
+		!strings.HasPrefix(lines[1], "device-0 ") || !strings.Contains(lines[1], " edge ") || lines[2] != "more: --last-id device-0" {
+		t.Fatalf("devices of edge, page 1:\n%s", out)
+	}
+	out = tm.ok("devices", "--device-group", "edge", "--page-size", "1", "--last-id", "device-0")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[1], "device-1 ") {
+		t.Fatalf("devices of edge, page 2:\n%s", out)
+	}
+	tm.code(cli.ExitUsage, "devices", "edge")
 
 	// Deletes need --yes.
 	tm.code(cli.ExitUsage, "apps", "delete", "web")

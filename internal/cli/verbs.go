@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -29,23 +30,23 @@ func run(ctx context.Context, args []string, e Env) error {
 		fmt.Fprintln(e.Stdout, "logged out")
 		return nil
 	case "ping":
-		return simpleGet(ctx, rest, e, "ping", func(*opts) (string, error) { return "/status", nil })
+		return simpleGet(ctx, rest, e, "ping", func(*opts) (string, error) { return "/status", nil }, nil)
 	case "reports":
 		return reports(ctx, rest, e)
 	case "devices":
-		return simpleGet(ctx, rest, e, "devices", func(*opts) (string, error) { return "/devices", nil })
+		return devices(ctx, rest, e)
 	case "events":
 		return eventsList(ctx, rest, e)
 	case "history":
 		return simpleGet(ctx, rest, e, "history", func(o *opts) (string, error) {
 			n, err := o.name("", "app")
 			return "/apps/" + url.PathEscape(n) + "/history", err
-		})
+		}, printHistory)
 	case "rollout":
 		return simpleGet(ctx, rest, e, "rollout", func(o *opts) (string, error) {
 			n, err := o.name("", "device group")
 			return "/device_groups/" + url.PathEscape(n) + "/rollout", err
-		})
+		}, printRollout)
 	case "revert":
 		return revert(ctx, rest, e)
 	case "prune":
@@ -97,8 +98,9 @@ func login(ctx context.Context, args []string, e Env) error {
 	return nil
 }
 
-// simpleGet is a verb that GETs one path.
-func simpleGet(ctx context.Context, args []string, e Env, name string, path func(*opts) (string, error)) error {
+// simpleGet is a verb that GETs one path; text, if set, prints its
+// answer as text (the default is print's).
+func simpleGet(ctx context.Context, args []string, e Env, name string, path func(*opts) (string, error), text func(io.Writer, map[string]any)) error {
 	o := newOpts(name, e)
 	if err := o.parse(args); err != nil {
 		return err
@@ -107,16 +109,40 @@ func simpleGet(ctx context.Context, args []string, e Env, name string, path func
 	if err != nil {
 		return err
 	}
+	return getAndPrint(ctx, e, p, *o.out, text)
+}
+
+// getAndPrint GETs path and prints the answer in format out: JSON, or
+// text by text (or by print when text is nil).
+func getAndPrint(ctx context.Context, e Env, path, out string, text func(io.Writer, map[string]any)) error {
 	c, err := connect(e)
 	if err != nil {
 		return err
 	}
-	v, _, err := c.do(ctx, "GET", p, nil)
+	v, _, err := c.do(ctx, "GET", path, nil)
 	if err != nil {
 		return err
 	}
-	print(e.Stdout, v, *o.out)
+	if m, ok := v.(map[string]any); ok && text != nil && out != "json" {
+		text(e.Stdout, m)
+		return nil
+	}
+	print(e.Stdout, v, out)
 	return nil
+}
+
+func devices(ctx context.Context, args []string, e Env) error {
+	o := newOpts("devices", e)
+	group := o.fs.String("device-group", "", "only this device group")
+	size := o.fs.Int("page-size", 1000, "devices per page (1-10000)")
+	last := o.fs.String("last-id", "", "continue after this device ID")
+	if err := o.parse(args); err != nil {
+		return err
+	}
+	if len(o.pos) > 0 {
+		return usageErr{fmt.Errorf("devices takes no arguments (got %q): use --device-group", o.pos)}
+	}
+	return getAndPrint(ctx, e, "/devices"+query("device_group", *group, "page_size", strconv.Itoa(*size), "last_id", *last), *o.out, printDevices)
 }
 
 func reports(ctx context.Context, args []string, e Env) error {
