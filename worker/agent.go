@@ -255,14 +255,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.Reconcile(ctx, *st.Info)
 	}
 	backoff := time.Duration(0)
+	groupMissing := false // said once, not at every check-in
 	for ctx.Err() == nil {
 		info, etag, held, err := a.poll(ctx, a.state.ETag)
 		var ns *notServingError
+		if err == nil && groupMissing {
+			groupMissing = false
+			a.logger.Info("the device group exists now", "device_group", a.cfg.Group)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, errGroupMissing):
-			a.logger.Warn("the manager says the device group does not exist; keeping the containers as they are", "device_group", a.cfg.Group)
+			if !groupMissing {
+				groupMissing = true
+				a.logger.Warn("the manager says the device group does not exist (yet); keeping the containers as they are and asking again at every check-in",
+					"device_group", a.cfg.Group, "create_it", "POST "+strings.TrimSuffix(a.cfg.Manager, "/")+"/api/v2/device_groups/"+a.cfg.Group)
+			}
 		case errors.As(err, &ns):
 			backoff = min(max(2*backoff, ns.retryAfter, time.Second), max(a.cfg.CheckIn, time.Second))
 			a.logger.Info("the manager is not serving yet; containers keep running", "err", err, "retry_in", backoff)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,6 +198,61 @@ func TestManagerCatchingUpIsWaitedForBriefly(t *testing.T) {
 	if took := time.Since(served); took > 3*checkIn {
 		t.Fatalf("the app ran %v after the manager served again (check-in %v)", took.Round(time.Millisecond), checkIn)
 	}
+}
+
+// TestGroupCreatedLater: a device installed before its group exists (as
+// fleets are provisioned) says so once, not at every check-in, runs the
+// group's apps as soon as the group is created, and says that too.
+func TestGroupCreatedLater(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-test/app:v1", false)
+	group := fmt.Sprintf("later%d", rand.N(1_000_000))
+	testenv.RemoveContainersLabelled(t, worker.LabelDeviceGroup+"="+group)
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+	app := group + "-web"
+	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
+
+	target, _ := url.Parse(m.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var polls atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/info") {
+			polls.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	var logs syncBuffer
+	runAgent(t, worker.Config{Group: group, Manager: front.URL, Token: adminToken, CheckIn: 100 * time.Millisecond, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	waitUntil(t, "several check-ins", 30*time.Second, func() bool { return polls.Load() >= 5 })
+	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
+	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	out := logs.String()
+	if n := strings.Count(out, "does not exist (yet)"); n != 1 || !strings.Contains(out, "POST "+front.URL+"/api/v2/device_groups/"+group) {
+		t.Fatalf("the missing group was logged %d times (want once, with how to create it):\n%s", n, out)
+	}
+	if !strings.Contains(out, "the device group exists now") {
+		t.Fatalf("the group's creation was not logged:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestLongCheckInLongPolls: a check-in time longer than a manager holds a
