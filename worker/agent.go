@@ -37,6 +37,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Registry, when set, are the credentials of pulls.
 	Registry *RegistryAuth
+	// Pull says when images are pulled: PullAlways ("" too), PullMissing
+	// or PullNever.
+	Pull PullPolicy
 	// MaxRestartWait: each app waits a random time up to this before its
 	// running containers are replaced or restarted, so that the devices
 	// of a group do not all restart at once.
@@ -60,6 +63,47 @@ type Config struct {
 	}
 	Host   Host
 	Logger *slog.Logger
+}
+
+// PullPolicy says when the worker pulls an app's image.
+type PullPolicy string
+
+// Pull policies.
+const (
+	// PullAlways pulls at every new version of an app (a tag pushed
+	// again is picked up), and retries a failed pull until it works, as
+	// Nebula 2.7 pulled at every change.
+	PullAlways PullPolicy = "always"
+	// PullMissing pulls only images the host does not have: for images
+	// loaded by hand (docker load) on sites with no registry, and links
+	// that should not carry pulls of what is there.
+	PullMissing PullPolicy = "missing"
+	// PullNever never pulls: every image is loaded by hand.
+	PullNever PullPolicy = "never"
+)
+
+// ParsePullPolicy reads a pull policy ("" is PullAlways).
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch p := PullPolicy(s); p {
+	case "", PullAlways:
+		return PullAlways, nil
+	case PullMissing, PullNever:
+		return p, nil
+	}
+	return "", fmt.Errorf("pull policy %q: must be always, missing or never", s)
+}
+
+// wantsPull says whether policy p pulls an image the host has (found)
+// or not, at a new version of its app (changed), or when a pull of it
+// failed before (pending).
+func (p PullPolicy) wantsPull(found, changed, pending bool) bool {
+	switch p {
+	case PullNever:
+		return false
+	case PullMissing:
+		return !found
+	}
+	return !found || changed || pending
 }
 
 // Agent polls the manager and reconciles the engine.
@@ -344,7 +388,7 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 		}
 		last, ok := applied[app.Name]
 		changed := !ok || app.Version > last
-		if (!found || changed || a.pullPending(app.DockerImage)) && a.mayPull(app.DockerImage) {
+		if a.cfg.Pull.wantsPull(found, changed, a.pullPending(app.DockerImage)) && a.mayPull(app.DockerImage) {
 			if err := a.engine.Pull(ctx, app.DockerImage, a.cfg.Registry); err != nil {
 				a.pullFailed(app.DockerImage, err)
 			} else {
@@ -486,6 +530,9 @@ func (a *Agent) pullFailed(image string, err error) {
 // and, when a pull of it failed, what the engine said (an unknown tag, an
 // unreachable registry and refused credentials need different fixes).
 func (a *Agent) blocked(p AppPlan, apps []App) string {
+	if a.cfg.Pull == PullNever {
+		return p.Blocked + " (this worker does not pull images: --pull never)"
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, app := range apps {

@@ -237,6 +237,54 @@ func TestGroupCreatedLater(t *testing.T) {
 	}
 }
 
+// TestPullPolicy: with --pull missing, an image loaded by hand (in no
+// registry) runs and a change is applied without a pull, where the
+// default pulls at the change and logs the failure; with --pull never, a
+// missing image is reported as such, not pulled.
+func TestPullPolicy(t *testing.T) {
+	for _, policy := range []worker.PullPolicy{worker.PullAlways, worker.PullMissing} {
+		t.Run(string(policy), func(t *testing.T) {
+			m, group, app := groupOfOneApp(t, "pull"+string(policy))
+			var logs syncBuffer
+			runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
+				StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, Pull: policy, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+			api(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"CHANGED": "yes"}}`, 202)
+			waitUntil(t, "the change to be applied", 30*time.Second, func() bool {
+				env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", app+"-1")
+				return strings.Contains(env, "CHANGED=yes")
+			})
+			pulled := strings.Contains(logs.String(), "image pull failed")
+			if pulled != (policy == worker.PullAlways) {
+				t.Fatalf("policy %s: a pull was tried: %v\n%s", policy, pulled, logs.String())
+			}
+		})
+	}
+	t.Run("never", func(t *testing.T) {
+		group := fmt.Sprintf("pullnever%d", rand.N(1_000_000))
+		b := testenv.StartBroker(t, t.TempDir())
+		m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: adminToken})
+		testmanager.StartReporter(t, b.Addr())
+		api(t, "POST", m.URL+"/api/v2/apps/"+group+"-web", `{"docker_image": "nebula-test/not-loaded:v1"}`, 200)
+		api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+group+`-web"]}`, 200)
+		var logs syncBuffer
+		runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
+			StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second,
+			Pull: worker.PullNever, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		waitUntil(t, "a report saying the image is not loaded", 30*time.Second, func() bool {
+			for _, r := range reportsOf(m, group) {
+				if len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusPullFailed {
+					return strings.Contains(r.AppsStatus[0].Error, "does not pull images")
+				}
+			}
+			return false
+		})
+		if strings.Contains(logs.String(), "image pull failed") {
+			t.Fatalf("a pull was tried:\n%s", logs.String())
+		}
+	})
+}
+
 // syncBuffer is a bytes.Buffer for a logger's concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/worker"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -96,6 +98,20 @@ func TestWorkerContainerNamePrefix(t *testing.T) {
 		_, err := w.config(t.TempDir())
 		if (err == nil) != ok || !ok && !strings.Contains(err.Error(), "container name prefix") {
 			t.Errorf("prefix %q: %v", prefix, err)
+		}
+	}
+}
+
+// TestWorkerPullPolicy: --pull takes always (the default), missing or
+// never, and nothing else.
+func TestWorkerPullPolicy(t *testing.T) {
+	for pull, want := range map[string]worker.PullPolicy{"": worker.PullAlways, "always": worker.PullAlways, "missing": worker.PullMissing,
+		"never": worker.PullNever, "sometimes": "", "Always": ""} {
+		w := workerSettings{uri: "http://m:80", pull: pull}
+		w.cfg.Group, w.cfg.CheckIn, w.cfg.RequestTimeout = "edge", time.Second, time.Second
+		cfg, err := w.config(t.TempDir())
+		if want == "" && (err == nil || !strings.Contains(err.Error(), "pull policy")) || want != "" && (err != nil || cfg.Pull != want) {
+			t.Errorf("pull %q: %q %v", pull, cfg.Pull, err)
 		}
 	}
 }

@@ -37,7 +37,13 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	var group string
 	f.Bool(&runWorker, "worker", true, "also run a worker against the local Docker engine (when one answers)", "NEBULA_DEV_WORKER")
 	f.String(&group, "device-group", "local", "device group of that worker", "DEVICE_GROUP")
+	var pull string
+	f.String(&pull, "pull", "always", "when that worker pulls images: always (at every new version of an app), missing (only images the host lacks: images you built or loaded), never", "NEBULA_PULL")
 	if err := f.Parse(args); err != nil {
+		return usageError{err}
+	}
+	pullPolicy, err := worker.ParsePullPolicy(pull)
+	if err != nil {
 		return usageError{err}
 	}
 	if err := m.validate(); err != nil {
@@ -77,7 +83,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			}
 			cfg := worker.Config{Group: group, Manager: url, Token: m.auth.Token, User: m.auth.User, Password: m.auth.Password,
 				CheckIn: 30 * time.Second, RequestTimeout: 30 * time.Second, StateDir: filepath.Join(m.dataDir, "worker"),
-				ReportInterval: 30 * time.Second}
+				ReportInterval: 30 * time.Second, Pull: pullPolicy}
 			workerDone = make(chan struct{})
 			go func() {
 				defer close(workerDone)

@@ -24,6 +24,7 @@ type workerSettings struct {
 	host, protocol, uri                 string
 	port                                int
 	registryUser, registryPass, regHost string
+	pull                                string
 	longPoll                            bool
 }
 
@@ -41,6 +42,7 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 	f.String(&w.registryUser, "registry-auth-user", "", `registry user for pulls ("skip": none)`, "REGISTRY_AUTH_USER")
 	f.String(&w.registryPass, "registry-auth-password", "", `registry password ("skip": none)`, "REGISTRY_AUTH_PASSWORD")
 	f.String(&w.regHost, "registry-host", "https://index.docker.io/v1/", "registry the credentials are for", "REGISTRY_HOST")
+	f.String(&w.pull, "pull", "always", "when images are pulled: always (at every new version of an app, as 2.7), missing (only images the host lacks: images loaded by hand), never", "NEBULA_PULL")
 	f.Bool(&w.longPoll, "long-poll", true, "hold each poll open until the config changes (false: poll every check-in time, as 2.7)", "NEBULA_LONG_POLL")
 	f.Duration(&w.cfg.ReportInterval, "report-interval", 30*time.Second, "a status report to the manager after each change and at least this often (0: none)", "NEBULA_REPORT_INTERVAL")
 	f.Bool(&w.cfg.ReportOnUpdateOnly, "report-on-update-only", false, "report only after changes", "REPORT_ON_UPDATE_ONLY")
@@ -94,6 +96,11 @@ func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	if w.registryUser != "" && w.registryUser != "skip" && w.registryPass != "skip" {
 		cfg.Registry = &worker.RegistryAuth{Host: w.regHost, User: w.registryUser, Password: w.registryPass}
 	}
+	pull, err := worker.ParsePullPolicy(w.pull)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Pull = pull
 	cfg.StateDir = dataDir
 	return cfg, errors.Join(errs...)
 }
