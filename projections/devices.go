@@ -46,11 +46,12 @@ func (s *ReportStore) putDevice(txn *badger.Txn, d Device, was string) error {
 	return nil
 }
 
-// indexDevices builds m/ for a store written before it (once: then
-// meta/device_index is set), each entry expiring with its device.
-func (s *ReportStore) indexDevices() error {
+// indexOnce builds an index a store written before it lacks, once (then
+// marker is set): for every entry under prefix, the index key keyOf
+// returns for its value, expiring with the entry.
+func (s *ReportStore) indexOnce(marker, prefix []byte, what string, keyOf func(key, value []byte) ([]byte, error)) error {
 	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(keyDeviceIndex)
+		_, err := txn.Get(marker)
 		return err
 	})
 	if err == nil || !errors.Is(err, badger.ErrKeyNotFound) {
@@ -60,14 +61,19 @@ func (s *ReportStore) indexDevices() error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixDevice, PrefetchValues: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var d Device
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &d) }); err != nil {
-				return fmt.Errorf("device entry %q is corrupt: %w", it.Item().Key(), err)
+			var k []byte
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				k, err = keyOf(it.Item().Key(), v)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%q is corrupt: %w", it.Item().Key(), err)
 			}
-			e := badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil)
+			e := badger.NewEntry(k, nil)
 			e.ExpiresAt = it.Item().ExpiresAt()
 			if err := wb.SetEntry(e); err != nil {
 				return err
@@ -79,16 +85,34 @@ func (s *ReportStore) indexDevices() error {
 	if err != nil {
 		return err
 	}
-	if err := wb.Set(keyDeviceIndex, nil); err != nil {
+	if err := wb.Set(marker, nil); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {
 		return err
 	}
 	if n > 0 {
-		s.logger.Info("indexed the devices by group", "devices", n, "took", time.Since(start).Round(time.Millisecond))
+		s.logger.Info("indexed "+what, "entries", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// indexDevices builds m/ for a store written before it.
+func (s *ReportStore) indexDevices() error {
+	return s.indexOnce(keyDeviceIndex, prefixDevice, "the devices by group", func(_, v []byte) ([]byte, error) {
+		var d Device
+		err := json.Unmarshal(v, &d)
+		return groupDeviceKey(d.DeviceGroup, d.DeviceID), err
+	})
+}
+
+// indexHostnames builds h/ for a store written before it.
+func (s *ReportStore) indexHostnames() error {
+	return s.indexOnce(keyHostnameIndex, prefixReport, "the reports by hostname", func(k, v []byte) ([]byte, error) {
+		var r StoredReport
+		err := json.Unmarshal(v, &r)
+		return hostReportKey(r.Report.Hostname, string(k[len(prefixReport):])), err
+	})
 }
 
 // DeviceQuery selects devices of the inventory, in device ID order.

@@ -21,15 +21,8 @@ func TestDeviceInventoryByGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []DeviceRecord
-	add := func(typ, device, group string) {
-		ev := events.DeviceEvent{Type: typ, ID: fmt.Sprintf("ev-%d", len(recs)), DeviceID: device, DeviceGroup: group, Time: time.Now()}
-		if typ == events.DeviceReported {
-			ev.Report = &events.Report{DeviceID: device, DeviceGroup: group, Hostname: "host-" + device, AppliedVersion: 3}
-		}
-		b, _ := json.Marshal(ev)
-		recs = append(recs, DeviceRecord{Partition: 0, Offset: int64(len(recs)), Value: b})
-	}
+	var recs deviceRecords
+	add := recs.add
 	for i := range 5 {
 		add(events.DeviceReported, fmt.Sprintf("dev-a%d", i), "alpha")
 	}
@@ -105,15 +98,39 @@ func TestDeviceInventoryByGroup(t *testing.T) {
 	check(s)
 
 	// A store from before the index: its m/ entries and marker removed.
-	err = s.db.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixGroupDevice})
+	s = reopenWithout(t, s, dir, prefixGroupDevice, keyDeviceIndex)
+	defer s.Close()
+	check(s)
+}
+
+// deviceRecords builds records of the device events topic.
+type deviceRecords []DeviceRecord
+
+// add appends an event of type typ; a report's hostname is host-<device>.
+func (r *deviceRecords) add(typ, device, group string) {
+	ev := events.DeviceEvent{Type: typ, ID: fmt.Sprintf("ev-%d", len(*r)), DeviceID: device, DeviceGroup: group, Time: time.Now()}
+	if typ == events.DeviceReported {
+		ev.Report = &events.Report{DeviceID: device, DeviceGroup: group, Hostname: "host-" + device, AppliedVersion: 3, ReportCreationTime: int64(1000 + len(*r))}
+	}
+	b, _ := json.Marshal(ev)
+	*r = append(*r, DeviceRecord{Partition: 0, Offset: int64(len(*r)), Value: b})
+}
+
+// reopenWithout removes an index (the keys under prefix and its marker),
+// as a store written before it was, and opens the store again.
+func reopenWithout(t *testing.T, s *ReportStore, dir string, prefix, marker []byte) *ReportStore {
+	t.Helper()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		var keys [][]byte
 		for it.Rewind(); it.Valid(); it.Next() {
 			keys = append(keys, it.Item().KeyCopy(nil))
 		}
 		it.Close()
-		keys = append(keys, keyDeviceIndex)
-		for _, k := range keys {
+		if len(keys) == 0 {
+			return fmt.Errorf("no index under %q to remove", prefix)
+		}
+		for _, k := range append(keys, marker) {
 			if err := txn.Delete(k); err != nil {
 				return err
 			}
@@ -123,14 +140,67 @@ func TestDeviceInventoryByGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.DeviceCount("alpha"); n != 0 {
-		t.Fatalf("the index was not removed: %d", n)
-	}
 	s.Close()
 	s, err = OpenReports(dir, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestReportsByHostname: a hostname's reports are read through their
+// index, in id order and in pages, alone or with a group, also in a store
+// written before the index (indexed when opened).
+func TestReportsByHostname(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenReports(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs deviceRecords
+	for range 3 {
+		for i := range 4 {
+			recs.add(events.DeviceReported, fmt.Sprintf("d%d", i), []string{"edge", "core"}[i%2])
+		}
+		recs.add(events.DeviceReported, "d1", "edge") // d1 moved to edge: both groups have its reports
+	}
+	recs.add(events.DeviceReported, "d10", "core") // a hostname that starts like another
+	if err := s.Apply(recs); err != nil {
+		t.Fatal(err)
+	}
+	host := func(h string) *string { return &h }
+	times := func(rs []StoredReport) []int64 {
+		var out []int64
+		for _, r := range rs {
+			out = append(out, r.Report.ReportCreationTime)
+		}
+		return out
+	}
+	all := func(string) bool { return true }
+	check := func(s *ReportStore) {
+		t.Helper()
+		got, err := s.Reports(ReportQuery{PageSize: 100, Hostname: host("host-d1")}, all)
+		if err != nil || fmt.Sprint(times(got)) != "[1001 1004 1006 1009 1011 1014]" {
+			t.Fatalf("reports of host-d1: %v %v", times(got), err)
+		}
+		got, _ = s.Reports(ReportQuery{PageSize: 100, Hostname: host("host-d1"), DeviceGroup: host("edge")}, all)
+		if fmt.Sprint(times(got)) != "[1004 1009 1014]" {
+			t.Fatalf("reports of host-d1 in edge: %v", times(got))
+		}
+		p1, _ := s.Reports(ReportQuery{PageSize: 4, Hostname: host("host-d1")}, all)
+		p2, _ := s.Reports(ReportQuery{PageSize: 4, Hostname: host("host-d1"), LastID: p1[len(p1)-1].ID}, all)
+		if fmt.Sprint(times(p1), times(p2)) != "[1001 1004 1006 1009] [1011 1014]" {
+			t.Fatalf("pages of host-d1: %v %v", times(p1), times(p2))
+		}
+		if got, _ := s.Reports(ReportQuery{PageSize: 100, Hostname: host("host-d1")}, func(g string) bool { return g == "core" }); fmt.Sprint(times(got)) != "[1001 1006 1011]" {
+			t.Fatalf("reports of host-d1 allowed in core: %v", times(got))
+		}
+		if got, _ := s.Reports(ReportQuery{PageSize: 100, Hostname: host("nobody")}, all); len(got) != 0 {
+			t.Fatalf("reports of an unknown host: %v", times(got))
+		}
+	}
+	check(s)
+	s = reopenWithout(t, s, dir, prefixHostReport, keyHostnameIndex)
 	defer s.Close()
 	check(s)
 }

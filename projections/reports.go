@@ -20,6 +20,8 @@ import (
 //	o/<partition int32 BE>        int64 BE: next offset of the device events topic partition
 //	r/<id>                        JSON StoredReport (TTL)
 //	g/<device group>\x00<id>      empty: index of reports by group (TTL)
+//	h/<hostname>\x00<id>          empty: index of reports by hostname (TTL)
+//	meta/hostname_index           present once h/ indexes every r/ entry (a store from before h/ is indexed at open)
 //	e/<event id>                  empty: the device event was folded (TTL; redeliveries are skipped)
 //	d/<device id>                 JSON Device: the device's last report in short (TTL x 24)
 //	m/<device group>\x00<device id> empty: index of devices by group (expires with d/<device id>)
@@ -31,6 +33,8 @@ var (
 	prefixOffset      = []byte("o/")
 	prefixReport      = []byte("r/")
 	prefixGroupReport = []byte("g/")
+	prefixHostReport  = []byte("h/")
+	keyHostnameIndex  = []byte("meta/hostname_index")
 	prefixEvent       = []byte("e/")
 	prefixDevice      = []byte("d/")
 	prefixGroupDevice = []byte("m/")
@@ -95,7 +99,7 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
 	s := &ReportStore{db: db, ttl: ttl, logger: logger}
-	if err := s.indexDevices(); err != nil {
+	if err := errors.Join(s.indexDevices(), s.indexHostnames()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
@@ -204,6 +208,7 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 			for _, e := range []*badger.Entry{
 				badger.NewEntry(append(append([]byte(nil), prefixReport...), id...), doc).WithTTL(s.ttl),
 				badger.NewEntry(groupReportKey(ev.DeviceGroup, id), nil).WithTTL(s.ttl),
+				badger.NewEntry(hostReportKey(ev.Report.Hostname, id), nil).WithTTL(s.ttl),
 				badger.NewEntry(ek, nil).WithTTL(s.ttl),
 			} {
 				if err := txn.SetEntry(e); err != nil {
@@ -273,6 +278,11 @@ func (s *ReportStore) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error 
 	return s.putDevice(txn, d, before.DeviceGroup)
 }
 
+func hostReportKey(hostname, id string) []byte {
+	k := append(append([]byte(nil), prefixHostReport...), hostname...)
+	return append(append(k, 0), id...)
+}
+
 func groupReportKey(group, id string) []byte {
 	k := append(append([]byte(nil), prefixGroupReport...), group...)
 	return append(append(k, 0), id...)
@@ -290,13 +300,19 @@ type ReportQuery struct {
 }
 
 // Reports returns a page of reports in id order after q.LastID, those of
-// groups allowed(group) only.
+// groups allowed(group) only. A hostname or a group is read through its
+// index (the hostname's, the more selective, when both are given).
 func (s *ReportStore) Reports(q ReportQuery, allowed func(group string) bool) ([]StoredReport, error) {
 	var out []StoredReport
 	err := s.db.View(func(txn *badger.Txn) error {
-		prefix := prefixReport
-		if q.DeviceGroup != nil {
-			prefix = append(append(append([]byte(nil), prefixGroupReport...), *q.DeviceGroup...), 0)
+		prefix, viaIndex := prefixReport, true
+		switch {
+		case q.Hostname != nil:
+			prefix = hostReportKey(*q.Hostname, "")
+		case q.DeviceGroup != nil:
+			prefix = groupReportKey(*q.DeviceGroup, "")
+		default:
+			viaIndex = false
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -307,7 +323,7 @@ func (s *ReportStore) Reports(q ReportQuery, allowed func(group string) bool) ([
 				continue
 			}
 			item := it.Item()
-			if q.DeviceGroup != nil {
+			if viaIndex {
 				var err error
 				if item, err = txn.Get(append(append([]byte(nil), prefixReport...), id...)); err != nil {
 					if errors.Is(err, badger.ErrKeyNotFound) {
