@@ -299,32 +299,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.Reconcile(ctx, *st.Info)
 	}
 	backoff := time.Duration(0)
-	groupMissing := false // said once, not at every check-in
+	status := pollStatus{logger: a.logger, group: a.cfg.Group, manager: a.cfg.Manager}
 	for ctx.Err() == nil {
 		info, etag, held, err := a.poll(ctx, a.state.ETag)
-		var ns *notServingError
-		if err == nil && groupMissing {
-			groupMissing = false
-			a.logger.Info("the device group exists now", "device_group", a.cfg.Group)
-		}
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return nil
+		}
+		status.observe(err)
+		var ns *notServingError
+		switch {
 		case errors.Is(err, errGroupMissing):
-			if !groupMissing {
-				groupMissing = true
-				a.logger.Warn("the manager says the device group does not exist (yet); keeping the containers as they are and asking again at every check-in",
-					"device_group", a.cfg.Group, "create_it", "POST "+strings.TrimSuffix(a.cfg.Manager, "/")+"/api/v2/device_groups/"+a.cfg.Group)
-			}
 		case errors.As(err, &ns):
 			backoff = min(max(2*backoff, ns.retryAfter, time.Second), max(a.cfg.CheckIn, time.Second))
-			a.logger.Info("the manager is not serving yet; containers keep running", "err", err, "retry_in", backoff)
 			a.maybeReport(ctx)
 			sleep(ctx, jitter(backoff))
 			continue
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
-			a.logger.Warn("cannot reach the manager; containers keep running", "err", err, "retry_in", backoff)
 			a.maybeReport(ctx) // queued on disk until the manager is back
 			sleep(ctx, jitter(backoff))
 			continue
@@ -414,13 +405,18 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 	plans := Plan(Desired{Group: a.cfg.Group, Apps: info.Apps, Host: a.cfg.Host}, actual, images, applied)
 	planned := map[string]bool{}
 	problems := map[string]appProblem{}
+	a.mu.Lock()
+	before := a.problems // logged when an app's problem is new, not at every reconcile
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, p := range plans {
 		planned[p.App] = true
 		if p.Blocked != "" {
 			why := a.blocked(p, info.Apps)
-			a.logger.Warn("app not updated", "app", p.App, "why", why)
+			if before[p.App].status != events.AppStatusPullFailed {
+				a.logger.Warn("app not updated (said again when this changes)", "app", p.App, "why", why)
+			}
 			problems[p.App] = appProblem{events.AppStatusPullFailed, why}
 			continue
 		}
@@ -429,9 +425,14 @@ func (a *Agent) Reconcile(ctx context.Context, info Info) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				a.logger.Error("app not brought to its config; will retry", "app", p.App, "err", err)
+				if prev := before[p.App]; prev.status != events.AppStatusFailed || prev.err != err.Error() {
+					a.logger.Error("app not brought to its config; will retry (said again when this changes)", "app", p.App, "err", err)
+				}
 				problems[p.App] = appProblem{events.AppStatusFailed, err.Error()}
 				return
+			}
+			if _, failed := before[p.App]; failed {
+				a.logger.Info("app brought to its config", "app", p.App)
 			}
 			applied[p.App] = p.Version
 		})
@@ -514,6 +515,7 @@ func (a *Agent) pullFailed(image string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f := a.pullFail[image]
+	prev := f.err
 	f.count++
 	f.err = err
 	a.pullFail[image] = f
@@ -523,7 +525,10 @@ func (a *Agent) pullFailed(image string, err error) {
 		a.state.PullPending = map[string]bool{}
 	}
 	a.state.PullPending[image] = true
-	a.logger.Warn("image pull failed; running containers are kept", "image", image, "err", err, "retry_in", wait)
+	if f.count == 1 || f.err.Error() != prev.Error() {
+		a.logger.Warn("image pull failed; running containers are kept, the pull is retried with backoff up to 10 minutes (said again when this changes)",
+			"image", image, "err", err)
+	}
 }
 
 // blocked says why plan p could not run: its image is not on the host,
@@ -551,6 +556,9 @@ func (a *Agent) blocked(p AppPlan, apps []App) string {
 func (a *Agent) pullDone(image string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if f := a.pullFail[image]; f.count > 0 {
+		a.logger.Info("image pulled", "image", image, "after_failed_pulls", f.count)
+	}
 	delete(a.pullFail, image)
 	delete(a.pullWait, image)
 	delete(a.state.PullPending, image)

@@ -285,6 +285,37 @@ func TestPullPolicy(t *testing.T) {
 	})
 }
 
+// TestManagerFailingIsLoggedOnce: a manager answering errors is logged
+// when the polls start failing and when it answers again, not at every
+// failed poll.
+func TestManagerFailingIsLoggedOnce(t *testing.T) {
+	m, group, app := groupOfOneApp(t, "failing")
+	target, _ := url.Parse(m.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var failing atomic.Bool
+	var failed atomic.Int64
+	failing.Store(true)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			failed.Add(1)
+			http.Error(w, `{"message": "internal error"}`, http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	var logs syncBuffer
+	runAgent(t, worker.Config{Group: group, Manager: front.URL, Token: adminToken, CheckIn: time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	waitUntil(t, "three failed polls", 30*time.Second, func() bool { return failed.Load() >= 3 })
+	failing.Store(false)
+	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	out := logs.String()
+	if n := strings.Count(out, "cannot get the config"); n != 1 || !strings.Contains(out, "the manager answers again") {
+		t.Fatalf("the failing manager was logged %d times (want once, and its return):\n%s", n, out)
+	}
+}
+
 // syncBuffer is a bytes.Buffer for a logger's concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -547,17 +578,28 @@ func TestPullFailureIsReported(t *testing.T) {
 	image := "127.0.0.1:1/nebula-test/absent:v1" // nothing listens on port 1
 	api(t, "POST", m.URL+"/api/v2/apps/"+group+"-web", `{"docker_image": "`+image+`"}`, 200)
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+group+`-web"]}`, 200)
-	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
-		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second})
+	var logs syncBuffer
+	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: time.Second, RequestTimeout: 5 * time.Second,
+		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var last string
-	waitUntil(t, "a report with the pull's failure", 60*time.Second, func() bool {
+	waitUntil(t, "reports with the pull's failure", 60*time.Second, func() bool {
+		n := 0
 		for _, r := range reportsOf(m, group) {
 			if len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusPullFailed {
 				last = r.AppsStatus[0].Error
-				return strings.Contains(last, "pull failed, the last with") && strings.Contains(last, "refused")
+				if strings.Contains(last, "failed, the last with") && strings.Contains(last, "refused") {
+					n++
+				}
 			}
 		}
-		return false
+		return n >= 4 // reconciled 4 times at least
 	})
 	t.Logf("reported: %s", last)
+	// Said once, not at every reconcile and every retried pull.
+	for _, line := range []string{"app not updated", "image pull failed"} {
+		if n := strings.Count(logs.String(), line); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", line, n, logs.String())
+		}
+	}
 }

@@ -138,12 +138,19 @@ func (r *cronRunner) start(ctx context.Context, j CronJob) {
 			return
 		}
 	}
-	if err := a.engine.Pull(ctx, j.DockerImage, a.cfg.Registry); err != nil {
-		if _, found, _ := a.engine.ImageID(ctx, j.DockerImage); !found {
-			a.logger.Error("cron job not run: its image cannot be pulled", "cron_job", j.Name, "err", err)
-			return
+	_, found, _ := a.engine.ImageID(ctx, j.DockerImage)
+	switch {
+	case a.cfg.Pull.wantsPull(found, true, false): // at every run, as 2.7, unless the policy says otherwise
+		if err := a.engine.Pull(ctx, j.DockerImage, a.cfg.Registry); err != nil {
+			if _, found, _ := a.engine.ImageID(ctx, j.DockerImage); !found {
+				a.logger.Error("cron job not run: its image cannot be pulled", "cron_job", j.Name, "err", err)
+				return
+			}
+			a.logger.Warn("cron job image pull failed; running the image on the device", "cron_job", j.Name, "err", err)
 		}
-		a.logger.Warn("cron job image pull failed; running the image on the device", "cron_job", j.Name, "err", err)
+	case !found:
+		a.logger.Error("cron job not run: its image is not on this host, and this worker does not pull images (--pull never)", "cron_job", j.Name, "image", j.DockerImage)
+		return
 	}
 	network, extra := networks(j.Networks)
 	env := make([]string, 0, len(j.EnvVars))
