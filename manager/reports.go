@@ -25,6 +25,21 @@ type Reports interface {
 	Devices(q projections.DeviceQuery) ([]projections.Device, bool, error)
 	// DeviceCount is how many devices a group has.
 	DeviceCount(group string) (int, error)
+	// CatchingUp says whether the store is still folding the device
+	// events the topic held when it started, and how many are left.
+	CatchingUp() (bool, int64)
+}
+
+// completeness says, in an answer built from the report store, whether
+// the store has folded every device event the topic held when it started
+// (a manager just added to a cluster has not: its counts are short).
+func (s *Server) completeness(answer map[string]any) map[string]any {
+	catchingUp, left := s.reports.CatchingUp()
+	answer["reports_complete"] = !catchingUp
+	if catchingUp && left >= 0 {
+		answer["device_events_left"] = left
+	}
+	return answer
 }
 
 // ingestReport is POST /api/v2/reports: a device reports for its own
@@ -207,7 +222,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	if full {
 		last = devs[len(devs)-1].DeviceID
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out, "last_id": last})
+	writeJSON(w, http.StatusOK, s.completeness(map[string]any{"devices": out, "last_id": last}))
 }
 
 // parseDeviceQuery reads GET /devices' parameters.

@@ -133,7 +133,7 @@ func TestReportsEndToEnd(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ro.expect(t, 200, map[string]any{"pending": 1, "failed": 1, "silent": 0, "device_group_id": v})
+	ro.expect(t, 200, map[string]any{"pending": 1, "failed": 1, "silent": 0, "device_group_id": v, "reports_complete": true})
 	if slow := ro.body["slowest"].([]any); len(slow) != 2 {
 		t.Fatalf("slowest: %v", slow)
 	}
@@ -181,7 +181,7 @@ func TestReportsEndToEnd(t *testing.T) {
 		t.Fatalf("pages of devices: %s / %s, all: %s", p1.raw, p2.raw, devs.raw)
 	}
 	edge := call(t, "GET", api+"/devices?device_group=edge", nil, adm...)
-	if fmt.Sprint(ids(edge)) != "[device-00000000 device-00000001 device-00000002]" || edge.body["last_id"] != nil {
+	if fmt.Sprint(ids(edge)) != "[device-00000000 device-00000001 device-00000002]" || edge.body["last_id"] != nil || edge.body["reports_complete"] != true {
 		t.Fatalf("devices of edge: %s", edge.raw)
 	}
 	if got := ids(call(t, "GET", api+"/devices?device_group=edge", nil, othTok...)); len(got) != 0 {

@@ -110,7 +110,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 	if slow == nil {
 		slow = []behind{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"device_group": group, "device_group_id": g.Version, "devices": len(devs),
+	writeJSON(w, http.StatusOK, s.completeness(map[string]any{"device_group": group, "device_group_id": g.Version, "devices": len(devs),
 		"converged": counts[RolloutConverged], "pending": counts[RolloutPending], "failed": counts[RolloutFailed],
-		"silent": counts[RolloutSilent], "slowest": slow})
+		"silent": counts[RolloutSilent], "slowest": slow}))
 }

@@ -79,6 +79,10 @@ type ReportStore struct {
 	ttl    time.Duration
 	logger *slog.Logger
 	folded atomic.Int64
+	// behind is how many device events the topic held, when following
+	// began, that are not folded yet; -1 until following begins, 0 once
+	// caught up (it stays 0).
+	behind atomic.Int64
 }
 
 // OpenReports opens the report store in dir ("" = memory).
@@ -99,6 +103,7 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
 	s := &ReportStore{db: db, ttl: ttl, logger: logger}
+	s.behind.Store(-1)
 	if err := errors.Join(s.indexDevices(), s.indexHostnames()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
@@ -376,11 +381,16 @@ func (q ReportQuery) matches(r events.Report) bool {
 // ReportReader reads the device events topic from given offsets.
 type ReportReader interface {
 	Fetch(ctx context.Context) ([]DeviceRecord, error)
+	// Bounds returns, per partition, the first offset still held and the
+	// next offset to be written.
+	Bounds(ctx context.Context) (starts, ends map[int32]int64, err error)
 	Close()
 }
 
 // FollowReports folds the device events topic into the store until ctx
-// ends, reopening the reader after errors.
+// ends, reopening the reader after errors. Until the store has folded
+// what the topic held when it started (CatchingUp), it logs its progress
+// every ProgressEvery.
 func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32]int64) (ReportReader, error)) {
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -394,6 +404,10 @@ func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32
 				return err
 			}
 			defer r.Close()
+			c, err := s.startCatchUp(ctx, r, from)
+			if err != nil {
+				return err
+			}
 			for {
 				recs, err := r.Fetch(ctx)
 				if err != nil {
@@ -402,6 +416,7 @@ func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32
 				if err := s.Apply(recs); err != nil {
 					return err
 				}
+				c.folded(recs)
 				backoff = time.Second
 			}
 		}()

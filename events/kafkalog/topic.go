@@ -63,7 +63,10 @@ type PartitionRecord struct {
 }
 
 // TopicReader reads every partition of a topic from given offsets.
-type TopicReader struct{ cl *kgo.Client }
+type TopicReader struct {
+	cl    *kgo.Client
+	topic string
+}
 
 // NewTopicReader reads topic; from holds the next offset per partition
 // (partitions missing from it are read from their start).
@@ -100,7 +103,31 @@ func NewTopicReader(ctx context.Context, cfg Config, topic string, from map[int3
 	if err != nil {
 		return nil, err
 	}
-	return &TopicReader{cl: cl}, nil
+	return &TopicReader{cl: cl, topic: topic}, nil
+}
+
+// Bounds returns, per partition of the topic, the first offset still
+// held (retention deletes older records) and the end offset (the next to
+// be written).
+func (r *TopicReader) Bounds(ctx context.Context) (starts, ends map[int32]int64, err error) {
+	adm := kadm.NewClient(r.cl)
+	list := func(f func(context.Context, ...string) (kadm.ListedOffsets, error)) (map[int32]int64, error) {
+		lo, err := f(ctx, r.topic)
+		if err == nil {
+			err = lo.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: offsets of %s: %w", ErrUnavailable, r.topic, err)
+		}
+		out := map[int32]int64{}
+		lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+		return out, nil
+	}
+	if starts, err = list(adm.ListStartOffsets); err != nil {
+		return nil, nil, err
+	}
+	ends, err = list(adm.ListEndOffsets)
+	return starts, ends, err
 }
 
 // Fetch blocks until records arrive or ctx ends.

@@ -78,6 +78,14 @@ func printDevices(w io.Writer, m map[string]any) {
 	if last, ok := m["last_id"].(string); ok {
 		fmt.Fprintf(w, "more: --last-id %s\n", last)
 	}
+	incomplete(w, m)
+}
+
+// incomplete says when the manager has not folded every device event yet.
+func incomplete(w io.Writer, m map[string]any) {
+	if m["reports_complete"] == false {
+		fmt.Fprintf(w, "incomplete: this manager is still folding device events (%s left)\n", scalar(m["device_events_left"]))
+	}
 }
 
 func printHistory(w io.Writer, m map[string]any) {
@@ -123,6 +131,7 @@ func printRollout(w io.Writer, m map[string]any) {
 	fmt.Fprintf(w, "device group %s at version %s: %s devices, %s converged, %s pending, %s failed, %s silent\n",
 		scalar(m["device_group"]), scalar(m["device_group_id"]), scalar(m["devices"]), scalar(m["converged"]),
 		scalar(m["pending"]), scalar(m["failed"]), scalar(m["silent"]))
+	incomplete(w, m)
 	slow := records(m["slowest"])
 	if len(slow) == 0 {
 		return

@@ -31,4 +31,8 @@ func (d reader) Fetch(ctx context.Context) ([]projections.DeviceRecord, error) {
 	return out, err
 }
 
+func (d reader) Bounds(ctx context.Context) (starts, ends map[int32]int64, err error) {
+	return d.r.Bounds(ctx)
+}
+
 func (d reader) Close() { d.r.Close() }

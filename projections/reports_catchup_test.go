@@ -1,0 +1,138 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
+	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+)
+
+// gatedReader passes on the first 100 records it reads, then holds the
+// rest until open is closed.
+type gatedReader struct {
+	projections.ReportReader
+	held  []projections.DeviceRecord
+	first bool
+	open  <-chan struct{}
+}
+
+func (g *gatedReader) Fetch(ctx context.Context) ([]projections.DeviceRecord, error) {
+	if !g.first {
+		g.first = true
+		recs, err := g.ReportReader.Fetch(ctx)
+		if len(recs) > 100 {
+			recs, g.held = recs[:100], recs[100:]
+		}
+		return recs, err
+	}
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if held := g.held; held != nil {
+		g.held = nil
+		return held, nil
+	}
+	return g.ReportReader.Fetch(ctx)
+}
+
+// TestReportStoreCatchingUp: a report store that starts on a device
+// events topic already holding events says it is catching up, and how
+// many events are left, until it has folded them; opened again, it is
+// caught up at once.
+func TestReportStoreCatchingUp(t *testing.T) {
+	const n = 3000
+	b := testenv.StartBroker(t, t.TempDir())
+	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
+	topic := "device-events-catch-up"
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := kafkalog.EnsureTopic(ctx, cfg, topic, 6, nil); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range n {
+		device := fmt.Sprintf("device-%04d", i%300)
+		v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", i), DeviceID: device, DeviceGroup: "edge",
+			Time: time.Now(), Report: &events.Report{DeviceID: device, DeviceGroup: "edge", Hostname: "h", ReportCreationTime: 1764000000, AppliedVersion: 1}})
+		recs = append(recs, &kgo.Record{Key: []byte(device), Value: v})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+
+	dir := t.TempDir()
+	s, err := projections.OpenReports(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if catchingUp, left := s.CatchingUp(); !catchingUp || left != -1 {
+		t.Fatalf("before following: catching up %v, left %d", catchingUp, left)
+	}
+	open := make(chan struct{})
+	follow := func(s *projections.ReportStore, open <-chan struct{}) (stop func()) {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		feed := reportfeed.Opener(fctx, cfg, topic)
+		go func() {
+			defer close(done)
+			projections.FollowReports(fctx, s, func(from map[int32]int64) (projections.ReportReader, error) {
+				r, err := feed(from)
+				if err != nil {
+					return nil, err
+				}
+				return &gatedReader{ReportReader: r, open: open}, nil
+			})
+		}()
+		return func() { cancel(); <-done }
+	}
+	stop := follow(s, open)
+	// The first batch is folded and counted; the next fetch is held.
+	waitFor(t, "the first batch", func() bool { _, left := s.CatchingUp(); return left >= 0 && left < n })
+	catchingUp, left := s.CatchingUp()
+	if !catchingUp || left <= 0 || left != n-s.Folded() {
+		t.Fatalf("after %d of %d events: catching up %v, left %d", s.Folded(), n, catchingUp, left)
+	}
+	close(open)
+	waitFor(t, "the store to catch up", func() bool { c, _ := s.CatchingUp(); return !c })
+	if s.Folded() != n {
+		t.Fatalf("caught up after %d of %d events", s.Folded(), n)
+	}
+	stop()
+	s.Close()
+
+	// Opened again on what it folded: nothing is left.
+	s, err = projections.OpenReports(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop = follow(s, nil) // no fetch gets past the first: nothing new is needed
+	defer stop()
+	waitFor(t, "the reopened store to be caught up", func() bool { c, _ := s.CatchingUp(); return !c })
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

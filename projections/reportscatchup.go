@@ -1,0 +1,88 @@
+package projections
+
+import (
+	"context"
+	"time"
+)
+
+// CatchingUp says whether the store is still folding what the device
+// events topic held when following began (behind: how many events of it
+// are left; -1 before following begins). Until then its devices, reports
+// and rollouts are incomplete.
+func (s *ReportStore) CatchingUp() (catchingUp bool, behind int64) {
+	b := s.behind.Load()
+	return b != 0, b
+}
+
+// reportCatchUp counts down what the store has to fold to catch up with
+// the topic's ends when following began, and logs the progress.
+type reportCatchUp struct {
+	s       *ReportStore
+	target  map[int32]int64 // end offsets when following began
+	next    map[int32]int64 // next offset to fold, per partition
+	start   time.Time
+	logged  time.Time
+	initial int64
+}
+
+// startCatchUp reads the topic's bounds (once caught up, the store stays
+// so through reconnections).
+func (s *ReportStore) startCatchUp(ctx context.Context, r ReportReader, from map[int32]int64) (*reportCatchUp, error) {
+	c := &reportCatchUp{s: s, next: map[int32]int64{}, start: time.Now()}
+	c.logged = c.start
+	if s.behind.Load() == 0 {
+		return c, nil
+	}
+	starts, ends, err := r.Bounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.target = ends
+	for p, o := range starts {
+		c.next[p] = max(o, from[p]) // what retention deleted is not to be folded
+	}
+	c.initial = c.left()
+	c.update()
+	if c.initial > 0 {
+		s.logger.Info("folding the device events the topic holds; devices, reports and rollouts are incomplete until done", "events", c.initial)
+	}
+	return c, nil
+}
+
+// left is how many events up to the target are not folded.
+func (c *reportCatchUp) left() int64 {
+	var n int64
+	for p, end := range c.target {
+		n += max(0, end-c.next[p])
+	}
+	return n
+}
+
+func (c *reportCatchUp) update() {
+	if c.target == nil {
+		return
+	}
+	n := c.left()
+	c.s.behind.Store(n)
+	if n == 0 {
+		c.target = nil
+		if c.initial > 0 {
+			c.s.logger.Info("device events caught up", "events", c.initial, "took", time.Since(c.start).Round(time.Millisecond))
+		}
+	}
+}
+
+// folded takes a batch the store folded.
+func (c *reportCatchUp) folded(recs []DeviceRecord) {
+	if c.target == nil {
+		return
+	}
+	for _, r := range recs {
+		c.next[r.Partition] = max(c.next[r.Partition], r.Offset+1)
+	}
+	c.update()
+	if c.target != nil && time.Since(c.logged) >= ProgressEvery {
+		c.logged = time.Now()
+		c.s.logger.Info("folding device events", "left", c.s.behind.Load(), "of", c.initial)
+	}
+}
