@@ -514,5 +514,9 @@ func (s *Server) dryRunAnswer(w http.ResponseWriter, doc any, groups []string) {
 		}
 		affected = append(affected, entry)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dry_run": true, "result": doc, "device_groups": affected})
+	answer := map[string]any{"dry_run": true, "result": doc, "device_groups": affected}
+	if s.reports != nil {
+		answer = s.completeness(answer) // the device counts are short while it is false
+	}
+	writeJSON(w, http.StatusOK, answer)
 }

@@ -190,4 +190,18 @@ func TestReportsEndToEnd(t *testing.T) {
 	for _, q := range []string{"page_size=0", "page_size=10001", "page_size=x", "last_id=a/b", "device_group=no%20spaces"} {
 		call(t, "GET", api+"/devices?"+q, nil, adm...).expect(t, 400, nil)
 	}
+
+	// A dry run counts the devices of the groups it would change (through
+	// the group index), and changes nothing.
+	call(t, "POST", api+"/apps/dryweb", map[string]any{"docker_image": "nginx:1"}, adm...).expect(t, 200, nil)
+	call(t, "PATCH", api+"/device_groups/edge/update", map[string]any{"apps": []any{"dryweb"}}, adm...).expect(t, 202, nil)
+	before := call(t, "GET", api+"/apps/dryweb", nil, adm...).num(t, "app_id")
+	dry := call(t, "PATCH", api+"/apps/dryweb/update?dry_run=true", map[string]any{"docker_image": "nginx:2"}, adm...)
+	dry.expect(t, 200, map[string]any{"dry_run": true, "reports_complete": true})
+	if fmt.Sprint(dry.body["device_groups"]) != "[map[device_group:edge devices:3]]" {
+		t.Fatalf("dry run: %s", dry.raw)
+	}
+	if call(t, "GET", api+"/apps/dryweb", nil, adm...).num(t, "app_id") != before {
+		t.Fatal("the dry run changed the app")
+	}
 }
