@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -266,4 +267,117 @@ func BenchmarkGroupDevices(b *testing.B) {
 		b.ReportMetric(float64(scan.Microseconds()), "full_scan_us")
 		b.ReportMetric(float64(scan)/float64(indexed), "scan/group")
 	}
+}
+
+// BenchmarkReportFold prints device reports folded per second into the
+// report store on disk (decode, the report, its indexes, the device's
+// entry), next to writing the same records as they are, one Badger entry
+// each in transactions of the same size, in the same run. The reports
+// are a worker's: 3 apps of 2 containers and the group's config.
+func BenchmarkReportFold(b *testing.B) {
+	const n = 50_000
+	reply, _ := json.Marshal(map[string]any{"apps": []any{
+		map[string]any{"app_name": "web", "app_id": 7, "docker_image": "registry.local/web:7", "env_vars": map[string]string{"MODE": "prod"}, "starting_ports": []any{80}},
+		map[string]any{"app_name": "api", "app_id": 5, "docker_image": "registry.local/api:5", "env_vars": map[string]string{"LOG": "info"}, "starting_ports": []any{8080}},
+		map[string]any{"app_name": "agent", "app_id": 3, "docker_image": "registry.local/agent:3", "env_vars": map[string]string{}, "starting_ports": []any{}},
+	}, "apps_list": []string{"web", "api", "agent"}, "device_group_id": 7, "prune_id": 1, "cron_jobs": []any{}, "cron_jobs_list": []string{}})
+	recs := make([]DeviceRecord, 0, n)
+	for i := range n {
+		device := fmt.Sprintf("device-%06d", i%10_000)
+		rep := &events.Report{DeviceID: device, DeviceGroup: fmt.Sprintf("group-%d", i%100), Hostname: "host-" + device, ReportCreationTime: 1764000000,
+			AppliedVersion: 7, CurrentConfig: events.CurrentConfig{StatusCode: 200, Reply: reply}, Errors: []string{},
+			MemoryUsage: events.MemoryUsage{Total: 4096, Used: 1024, Free: 3072, Available: 3000}}
+		for _, app := range []string{"web", "api", "agent"} {
+			rep.AppsStatus = append(rep.AppsStatus, events.AppStatus{Name: app, Version: 7, Status: events.AppStatusRunning, Running: 2, Expected: 2})
+			for c := range 2 {
+				rep.AppsContainers = append(rep.AppsContainers, events.ContainerStatus{ID: fmt.Sprintf("%064d", i*10+c), Name: fmt.Sprintf("%s-%d", app, c+1),
+					Owner: app, State: "running", Image: "sha256:" + fmt.Sprintf("%064d", c)})
+			}
+		}
+		v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", i), DeviceID: device, DeviceGroup: rep.DeviceGroup,
+			Time: time.Now(), Report: rep})
+		recs = append(recs, DeviceRecord{Partition: int32(i % 12), Offset: int64(i / 12), Value: v})
+	}
+	for range b.N {
+		s, err := OpenReports(b.TempDir(), time.Hour, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for i := 0; i < n; i += 1000 {
+			if err := s.Apply(recs[i : i+1000]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		folded := float64(n) / time.Since(start).Seconds()
+		if s.Folded() != n {
+			b.Fatalf("folded %d of %d", s.Folded(), n)
+		}
+		s.Close()
+
+		raw, err := OpenReports(b.TempDir(), time.Hour, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		for i := 0; i < n; i += reportsPerTxn {
+			err := raw.db.Update(func(txn *badger.Txn) error {
+				for j, r := range recs[i:min(i+reportsPerTxn, n)] {
+					if err := txn.SetEntry(badger.NewEntry([]byte(fmt.Sprint("raw/", i+j)), r.Value).WithTTL(time.Hour)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		stored := float64(n) / time.Since(start).Seconds()
+		raw.Close()
+		b.Logf("report size %d bytes", len(recs[0].Value))
+		b.ReportMetric(folded, "reports_folded/s")
+		b.ReportMetric(stored, "raw_stored/s")
+		b.ReportMetric(folded/stored, "folded/raw")
+	}
+}
+
+// FuzzReportSpan: whenever reportSpan finds the report's bytes, they
+// decode to the report encoding/json read from the whole record, and a
+// record folded through them is stored as the report.
+func FuzzReportSpan(f *testing.F) {
+	rep := events.Report{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "h\u00e9\"q", ReportCreationTime: 1764000000, AppliedVersion: 3,
+		CurrentConfig: events.CurrentConfig{StatusCode: 200, Reply: json.RawMessage(`{"apps": [ {"app_name": "web"} ]}`)},
+		AppsStatus:    []events.AppStatus{{Name: "web", Status: events.AppStatusRunning, Running: 1, Expected: 1}}, Errors: []string{"x"}}
+	full, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: "e1", DeviceID: "d-1", DeviceGroup: "edge", Time: time.Unix(1764000000, 5).UTC(), Report: &rep})
+	f.Add(full)
+	f.Add([]byte(`{"type":"device.reported","id":"e2","device_id":"d","report":{"hostname":"a"},"report":{"hostname":"b"}}`))
+	f.Add([]byte(`{"type":"device.reported","id":"e3","device_id":"d", "report" : { "hostname" : "a", "errors": null } }`))
+	f.Add([]byte(`{"type":"device.reported","id":"e4","device_id":"d","Report":{"hostname":"a"}}`))
+	f.Add([]byte(`{"type":"device.online","id":"e5","device_id":"d","device_group":"g","time":"2026-01-01T00:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ev events.DeviceEvent
+		if json.Unmarshal(b, &ev) != nil || ev.Report == nil {
+			return
+		}
+		span := reportSpan(b)
+		if span == nil {
+			return // left to json.Marshal of the decoded report
+		}
+		var again events.Report
+		if err := json.Unmarshal(span, &again); err != nil {
+			t.Fatalf("span %q of %q does not decode: %v", span, b, err)
+		}
+		if !reflect.DeepEqual(again, *ev.Report) {
+			t.Fatalf("span %q of %q decodes to %+v, the record to %+v", span, b, again, *ev.Report)
+		}
+		doc, err := storedReportJSON("0123456789abcdef01234567", ev.Time, span)
+		if err != nil {
+			return // a time json cannot write
+		}
+		var stored StoredReport
+		if err := json.Unmarshal(doc, &stored); err != nil || !reflect.DeepEqual(stored.Report, *ev.Report) || !stored.InsertedAt.Equal(ev.Time) {
+			t.Fatalf("stored %q: %+v %v", doc, stored, err)
+		}
+	})
 }

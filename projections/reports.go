@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/internal/jsonlex"
 )
 
 // Reports key layout (a Badger directory of its own):
@@ -148,17 +151,114 @@ const reportsPerTxn = 500
 // record is logged and skipped: this topic is a feed, not the source of
 // truth.
 func (s *ReportStore) Apply(recs []DeviceRecord) error {
+	decoded := decodeDeviceEvents(recs)
 	for len(recs) > 0 {
 		n := min(len(recs), reportsPerTxn)
-		if err := s.applyChunk(recs[:n]); err != nil {
+		if err := s.applyChunk(recs[:n], decoded[:n]); err != nil {
 			return err
 		}
-		recs = recs[n:]
+		recs, decoded = recs[n:], decoded[n:]
 	}
 	return nil
 }
 
-func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
+// deviceEvent is a record of the device events topic, decoded.
+type deviceEvent struct {
+	ev events.DeviceEvent
+	// report is the report's JSON as the record holds it (ev.Report was
+	// decoded from it), stored as it is.
+	report json.RawMessage
+	err    error
+}
+
+// decodeDeviceEvents decodes records on every core: decoding is most of
+// what folding a report costs, and depends on nothing stored.
+func decodeDeviceEvents(recs []DeviceRecord) []deviceEvent {
+	out := make([]deviceEvent, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(recs); i += workers {
+				out[i] = decodeDeviceEvent(recs[i].Value)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func decodeDeviceEvent(b []byte) deviceEvent {
+	var d deviceEvent
+	if err := json.Unmarshal(b, &d.ev); err != nil {
+		return deviceEvent{err: err}
+	}
+	if d.ev.ID == "" || d.ev.DeviceID == "" {
+		return deviceEvent{err: errors.New("no event or device ID")}
+	}
+	if d.ev.Report != nil {
+		if d.report = reportSpan(b); d.report == nil {
+			raw, err := json.Marshal(d.ev.Report)
+			if err != nil {
+				return deviceEvent{err: err}
+			}
+			d.report = raw
+		}
+	}
+	return d
+}
+
+// reportSpan returns the bytes of the event's "report" value (what
+// json.Unmarshal decoded the report from), or nil when the fast lexer
+// leaves the record to encoding/json (a repeated key, an escape in a key,
+// a null, ...). FuzzReportSpan holds it to that.
+func reportSpan(b []byte) json.RawMessage {
+	l := jsonlex.New(b, 0)
+	var span []byte
+	l.Object(func(k []byte) {
+		if string(k) != "report" {
+			l.Skip()
+			return
+		}
+		start := l.Pos()
+		skipValue(l, 0)
+		span = b[start:l.Offset()]
+	})
+	if l.Bad() || !l.End() {
+		return nil
+	}
+	return span
+}
+
+// skipValue reads over a value, nulls too (a worker's report has them:
+// empty lists, a left-out config).
+func skipValue(l *jsonlex.Lexer, depth int) {
+	l.Fail(depth > 32)
+	switch {
+	case l.Bad() || l.Null():
+	case l.Peek() == '{':
+		l.ObjectAnyKey(func(string) { skipValue(l, depth+1) })
+	case l.Peek() == '[':
+		l.Array(func() { skipValue(l, depth+1) })
+	default:
+		l.Skip()
+	}
+}
+
+// storedReportJSON is StoredReport's JSON, with the report as the record
+// held it (re-encoding it was a third of folding a report).
+func storedReportJSON(id string, at time.Time, report json.RawMessage) ([]byte, error) {
+	t, err := at.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(report)+len(t)+64)
+	b = append(append(append(b, `{"id":"`...), id...), `","inserted_at":`...)
+	b = append(append(append(b, t...), `,"report":`...), report...)
+	return append(b, '}'), nil
+}
+
+func (s *ReportStore) applyChunk(recs []DeviceRecord, decoded []deviceEvent) error {
 	offsets, err := s.Offsets()
 	if err != nil {
 		return err
@@ -166,13 +266,13 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 	stored := 0
 	err = s.db.Update(func(txn *badger.Txn) error {
 		next := map[int32]int64{}
-		for _, rec := range recs {
+		for i, rec := range recs {
 			if rec.Offset < offsets[rec.Partition] {
 				continue
 			}
 			next[rec.Partition] = rec.Offset + 1
-			var ev events.DeviceEvent
-			if err := json.Unmarshal(rec.Value, &ev); err != nil || ev.ID == "" || ev.DeviceID == "" {
+			ev, err := decoded[i].ev, decoded[i].err
+			if err != nil {
 				s.logger.Error("device event skipped: not readable", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
 			}
@@ -196,7 +296,7 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord) error {
 				continue
 			}
 			id := fmt.Sprintf("%08x%02x%014x", uint32(ev.Time.Unix()), uint8(rec.Partition), uint64(rec.Offset)&(1<<56-1))
-			doc, err := json.Marshal(StoredReport{ID: id, InsertedAt: ev.Time, Report: *ev.Report})
+			doc, err := storedReportJSON(id, ev.Time, decoded[i].report)
 			if err != nil {
 				return err
 			}
