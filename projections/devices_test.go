@@ -3,7 +3,6 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -340,44 +339,4 @@ func BenchmarkReportFold(b *testing.B) {
 		b.ReportMetric(stored, "raw_stored/s")
 		b.ReportMetric(folded/stored, "folded/raw")
 	}
-}
-
-// FuzzReportSpan: whenever reportSpan finds the report's bytes, they
-// decode to the report encoding/json read from the whole record, and a
-// record folded through them is stored as the report.
-func FuzzReportSpan(f *testing.F) {
-	rep := events.Report{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "h\u00e9\"q", ReportCreationTime: 1764000000, AppliedVersion: 3,
-		CurrentConfig: events.CurrentConfig{StatusCode: 200, Reply: json.RawMessage(`{"apps": [ {"app_name": "web"} ]}`)},
-		AppsStatus:    []events.AppStatus{{Name: "web", Status: events.AppStatusRunning, Running: 1, Expected: 1}}, Errors: []string{"x"}}
-	full, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: "e1", DeviceID: "d-1", DeviceGroup: "edge", Time: time.Unix(1764000000, 5).UTC(), Report: &rep})
-	f.Add(full)
-	f.Add([]byte(`{"type":"device.reported","id":"e2","device_id":"d","report":{"hostname":"a"},"report":{"hostname":"b"}}`))
-	f.Add([]byte(`{"type":"device.reported","id":"e3","device_id":"d", "report" : { "hostname" : "a", "errors": null } }`))
-	f.Add([]byte(`{"type":"device.reported","id":"e4","device_id":"d","Report":{"hostname":"a"}}`))
-	f.Add([]byte(`{"type":"device.online","id":"e5","device_id":"d","device_group":"g","time":"2026-01-01T00:00:00Z"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var ev events.DeviceEvent
-		if json.Unmarshal(b, &ev) != nil || ev.Report == nil {
-			return
-		}
-		span := reportSpan(b)
-		if span == nil {
-			return // left to json.Marshal of the decoded report
-		}
-		var again events.Report
-		if err := json.Unmarshal(span, &again); err != nil {
-			t.Fatalf("span %q of %q does not decode: %v", span, b, err)
-		}
-		if !reflect.DeepEqual(again, *ev.Report) {
-			t.Fatalf("span %q of %q decodes to %+v, the record to %+v", span, b, again, *ev.Report)
-		}
-		doc, err := storedReportJSON("0123456789abcdef01234567", ev.Time, span)
-		if err != nil {
-			return // a time json cannot write
-		}
-		var stored StoredReport
-		if err := json.Unmarshal(doc, &stored); err != nil || !reflect.DeepEqual(stored.Report, *ev.Report) || !stored.InsertedAt.Equal(ev.Time) {
-			t.Fatalf("stored %q: %+v %v", doc, stored, err)
-		}
-	})
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
-	"github.com/nebula-orchestrator/nebula-go/internal/jsonlex"
 )
 
 // Reports key layout (a Badger directory of its own):
@@ -165,8 +164,8 @@ func (s *ReportStore) Apply(recs []DeviceRecord) error {
 // deviceEvent is a record of the device events topic, decoded.
 type deviceEvent struct {
 	ev events.DeviceEvent
-	// report is the report's JSON as the record holds it (ev.Report was
-	// decoded from it), stored as it is.
+	// report is the report's JSON: as the record holds it when
+	// events.ReadDeviceEvent read it, encoded again otherwise.
 	report json.RawMessage
 	err    error
 }
@@ -189,15 +188,14 @@ func decodeDeviceEvents(recs []DeviceRecord) []deviceEvent {
 }
 
 func decodeDeviceEvent(b []byte) deviceEvent {
-	var d deviceEvent
-	if err := json.Unmarshal(b, &d.ev); err != nil {
-		return deviceEvent{err: err}
-	}
-	if d.ev.ID == "" || d.ev.DeviceID == "" {
-		return deviceEvent{err: errors.New("no event or device ID")}
-	}
-	if d.ev.Report != nil {
-		if d.report = reportSpan(b); d.report == nil {
+	d := deviceEvent{}
+	var ok bool
+	if d.ev, d.report, ok = events.ReadDeviceEvent(b); !ok {
+		d = deviceEvent{}
+		if err := json.Unmarshal(b, &d.ev); err != nil {
+			return deviceEvent{err: err}
+		}
+		if d.ev.Report != nil {
 			raw, err := json.Marshal(d.ev.Report)
 			if err != nil {
 				return deviceEvent{err: err}
@@ -205,44 +203,10 @@ func decodeDeviceEvent(b []byte) deviceEvent {
 			d.report = raw
 		}
 	}
+	if d.ev.ID == "" || d.ev.DeviceID == "" {
+		return deviceEvent{err: errors.New("no event or device ID")}
+	}
 	return d
-}
-
-// reportSpan returns the bytes of the event's "report" value (what
-// json.Unmarshal decoded the report from), or nil when the fast lexer
-// leaves the record to encoding/json (a repeated key, an escape in a key,
-// a null, ...). FuzzReportSpan holds it to that.
-func reportSpan(b []byte) json.RawMessage {
-	l := jsonlex.New(b, 0)
-	var span []byte
-	l.Object(func(k []byte) {
-		if string(k) != "report" {
-			l.Skip()
-			return
-		}
-		start := l.Pos()
-		skipValue(l, 0)
-		span = b[start:l.Offset()]
-	})
-	if l.Bad() || !l.End() {
-		return nil
-	}
-	return span
-}
-
-// skipValue reads over a value, nulls too (a worker's report has them:
-// empty lists, a left-out config).
-func skipValue(l *jsonlex.Lexer, depth int) {
-	l.Fail(depth > 32)
-	switch {
-	case l.Bad() || l.Null():
-	case l.Peek() == '{':
-		l.ObjectAnyKey(func(string) { skipValue(l, depth+1) })
-	case l.Peek() == '[':
-		l.Array(func() { skipValue(l, depth+1) })
-	default:
-		l.Skip()
-	}
 }
 
 // storedReportJSON is StoredReport's JSON, with the report as the record

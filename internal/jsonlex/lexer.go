@@ -116,6 +116,10 @@ func (l *Lexer) Pos() int {
 // Offset is the offset just after the last value read.
 func (l *Lexer) Offset() int { return l.i }
 
+// Slice is the input from offset from to just after the last value read
+// (a view: the caller copies what it keeps).
+func (l *Lexer) Slice(from int) []byte { return l.b[from:l.i] }
+
 // End reports whether only white space is left.
 func (l *Lexer) End() bool {
 	l.ws()
