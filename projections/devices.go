@@ -58,6 +58,7 @@ func (s *ReportStore) indexOnce(marker, prefix []byte, what string, keyOf func(k
 		return err
 	}
 	start, n := time.Now(), 0
+	logged := start
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	err = s.db.View(func(txn *badger.Txn) error {
@@ -78,7 +79,10 @@ func (s *ReportStore) indexOnce(marker, prefix []byte, what string, keyOf func(k
 			if err := wb.SetEntry(e); err != nil {
 				return err
 			}
-			n++
+			if n++; time.Since(logged) >= ProgressEvery {
+				logged = time.Now()
+				s.logger.Info("indexing "+what+" (once, for a store written before the index)", "entries", n)
+			}
 		}
 		return nil
 	})
