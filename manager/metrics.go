@@ -170,5 +170,11 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		header(w, "nebula_reports_stored_total", "counter", "Device reports this manager stored in its report projection.")
 		fmt.Fprintf(w, "nebula_reports_stored_total %d\n", f.Folded())
 	}
+	if s.reports != nil {
+		if lag := s.reports.Lag(); lag >= 0 {
+			header(w, "nebula_device_events_lag", "gauge", "Device events not yet folded into this manager's report projection, as of its last check (every 10 s); growing means the fleet reports faster than this manager folds.")
+			fmt.Fprintf(w, "nebula_device_events_lag %d\n", lag)
+		}
+	}
 	s.metrics.write(w)
 }

@@ -28,6 +28,9 @@ type Reports interface {
 	// CatchingUp says whether the store is still folding the device
 	// events the topic held when it started, and how many are left.
 	CatchingUp() (bool, int64)
+	// Lag is how many device events the store has not folded, as of its
+	// last check (-1: not known yet).
+	Lag() int64
 }
 
 // completeness says, in an answer built from the report store, whether
@@ -38,6 +41,9 @@ func (s *Server) completeness(answer map[string]any) map[string]any {
 	answer["reports_complete"] = !catchingUp
 	if catchingUp && left >= 0 {
 		answer["device_events_left"] = left
+	}
+	if lag := s.reports.Lag(); lag >= 0 {
+		answer["device_events_lag"] = lag // a lag that keeps growing: the fleet reports faster than this manager folds
 	}
 	return answer
 }

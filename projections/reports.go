@@ -85,6 +85,11 @@ type ReportStore struct {
 	// began, that are not folded yet; -1 until following begins, 0 once
 	// caught up (it stays 0).
 	behind atomic.Int64
+	// lag is how many device events the topic holds that are not folded,
+	// as of the last check (every LagEvery while following); -1 unknown.
+	lag atomic.Int64
+	// LagEvery is how often the lag is checked (set before following).
+	LagEvery time.Duration
 }
 
 // OpenReports opens the report store in dir ("" = memory).
@@ -106,6 +111,8 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 	}
 	s := &ReportStore{db: db, ttl: ttl, logger: logger}
 	s.behind.Store(-1)
+	s.lag.Store(-1)
+	s.LagEvery = 10 * time.Second
 	if err := errors.Join(s.indexDevices(), s.indexHostnames()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
@@ -472,6 +479,9 @@ func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32
 			if err != nil {
 				return err
 			}
+			lctx, stopLag := context.WithCancel(ctx)
+			defer stopLag()
+			go s.watchLag(lctx, r)
 			for {
 				recs, err := r.Fetch(ctx)
 				if err != nil {

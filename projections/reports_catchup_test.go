@@ -1,9 +1,13 @@
 package projections_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,26 +67,34 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []*kgo.Record
-	for i := range n {
-		device := fmt.Sprintf("device-%04d", i%300)
-		v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", i), DeviceID: device, DeviceGroup: "edge",
-			Time: time.Now(), Report: &events.Report{DeviceID: device, DeviceGroup: "edge", Hostname: "h", ReportCreationTime: 1764000000, AppliedVersion: 1}})
-		recs = append(recs, &kgo.Record{Key: []byte(device), Value: v})
+	defer cl.Close()
+	produced := 0
+	produce := func(count int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for range count {
+			device := fmt.Sprintf("device-%04d", produced%300)
+			v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", produced), DeviceID: device, DeviceGroup: "edge",
+				Time: time.Now(), Report: &events.Report{DeviceID: device, DeviceGroup: "edge", Hostname: "h", ReportCreationTime: 1764000000, AppliedVersion: 1}})
+			recs = append(recs, &kgo.Record{Key: []byte(device), Value: v})
+			produced++
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
+	produce(n)
 
 	dir := t.TempDir()
-	s, err := projections.OpenReports(dir, time.Hour, nil)
+	var logs lockedBuffer
+	s, err := projections.OpenReports(dir, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if catchingUp, left := s.CatchingUp(); !catchingUp || left != -1 {
-		t.Fatalf("before following: catching up %v, left %d", catchingUp, left)
+	if catchingUp, left := s.CatchingUp(); !catchingUp || left != -1 || s.Lag() != -1 {
+		t.Fatalf("before following: catching up %v, left %d, lag %d", catchingUp, left, s.Lag())
 	}
+	s.LagEvery = 20 * time.Millisecond
 	open := make(chan struct{})
 	follow := func(s *projections.ReportStore, open <-chan struct{}) (stop func()) {
 		fctx, cancel := context.WithCancel(ctx)
@@ -107,10 +119,23 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	if !catchingUp || left <= 0 || left != n-s.Folded() {
 		t.Fatalf("after %d of %d events: catching up %v, left %d", s.Folded(), n, catchingUp, left)
 	}
+	waitFor(t, "the lag to be measured", func() bool { return s.Lag() == left })
+	// Events keep coming and none is folded: the store falls behind, and
+	// says so once.
+	for i := range 3 {
+		produce(50)
+		waitFor(t, "the lag to grow", func() bool { return s.Lag() == left+int64(50*(i+1)) })
+	}
+	waitFor(t, "the store to say it falls behind", func() bool { return strings.Contains(logs.String(), "come faster than this manager folds") })
 	close(open)
 	waitFor(t, "the store to catch up", func() bool { c, _ := s.CatchingUp(); return !c })
-	if s.Folded() != n {
-		t.Fatalf("caught up after %d of %d events", s.Folded(), n)
+	waitFor(t, "no lag", func() bool { return s.Lag() == 0 })
+	if s.Folded() != int64(produced) {
+		t.Fatalf("caught up after %d of %d events", s.Folded(), produced)
+	}
+	waitFor(t, "the store to say it keeps up again", func() bool { return strings.Contains(logs.String(), "folded as fast as they come again") })
+	if n := strings.Count(logs.String(), "come faster than this manager folds"); n != 1 {
+		t.Fatalf("falling behind logged %d times:\n%s", n, logs.String())
 	}
 	stop()
 	s.Close()
@@ -124,6 +149,24 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	stop = follow(s, nil) // no fetch gets past the first: nothing new is needed
 	defer stop()
 	waitFor(t, "the reopened store to be caught up", func() bool { c, _ := s.CatchingUp(); return !c })
+}
+
+// lockedBuffer is a bytes.Buffer for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

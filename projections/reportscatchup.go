@@ -86,3 +86,55 @@ func (c *reportCatchUp) folded(recs []DeviceRecord) {
 		c.s.logger.Info("folding device events", "left", c.s.behind.Load(), "of", c.initial)
 	}
 }
+
+// Lag is how many device events the topic holds that the store has not
+// folded, as of the last check (-1: not known yet). A lag that keeps
+// growing means the fleet reports faster than this manager folds.
+func (s *ReportStore) Lag() int64 { return s.lag.Load() }
+
+// watchLag checks the lag every LagEvery until ctx ends, and logs when
+// the store starts falling behind (the lag grew at 3 checks in a row) and
+// when it no longer is.
+func (s *ReportStore) watchLag(ctx context.Context, r ReportReader) {
+	t := time.NewTicker(s.LagEvery)
+	defer t.Stop()
+	grew, falling := 0, false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, ends, err := r.Bounds(ctx)
+		if err != nil {
+			continue // the fetch loop reports the cluster's errors
+		}
+		next, err := s.Offsets()
+		if err != nil {
+			continue
+		}
+		var lag int64
+		for p, end := range ends {
+			if o, ok := next[p]; ok {
+				lag += max(0, end-o)
+			} else {
+				lag += end // not read yet (retention may have deleted some: an upper bound)
+			}
+		}
+		before := s.lag.Swap(lag)
+		switch {
+		case lag > before && before >= 0:
+			grew++
+		case lag < before:
+			grew = 0
+		}
+		switch {
+		case grew >= 3 && !falling:
+			falling = true
+			s.logger.Warn("the device events come faster than this manager folds them: devices, reports and rollouts fall behind", "events_behind", lag)
+		case falling && grew == 0 && lag <= before:
+			falling = false
+			s.logger.Info("the device events are folded as fast as they come again", "events_behind", lag)
+		}
+	}
+}
