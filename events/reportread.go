@@ -144,33 +144,7 @@ func readReport(l *jsonlex.Lexer, r *Report) {
 		case "applied_version":
 			r.AppliedVersion = l.Int()
 		case "apps_status":
-			if l.Null() {
-				r.AppsStatus = nil
-				return
-			}
-			r.AppsStatus = []AppStatus{}
-			l.Array(func() {
-				var a AppStatus
-				l.Object(func(k []byte) {
-					switch string(k) {
-					case "name":
-						a.Name = l.Str()
-					case "version":
-						a.Version = l.Int()
-					case "status":
-						a.Status = l.Str()
-					case "running":
-						a.Running = int(l.Int())
-					case "expected":
-						a.Expected = int(l.Int())
-					case "error":
-						a.Error = l.Str()
-					default:
-						l.Fail(true)
-					}
-				})
-				r.AppsStatus = append(r.AppsStatus, a)
-			})
+			r.AppsStatus = ReadAppStatuses(l)
 		case "errors":
 			if l.Null() {
 				r.Errors = nil
@@ -181,6 +155,38 @@ func readReport(l *jsonlex.Lexer, r *Report) {
 			l.Fail(true) // extra (rare), or a key encoding/json would treat its own way
 		}
 	})
+}
+
+// ReadAppStatuses reads a list of AppStatus as json.Unmarshal does into
+// a nil slice (null: nil), or sets l bad.
+func ReadAppStatuses(l *jsonlex.Lexer) []AppStatus {
+	if l.Null() {
+		return nil
+	}
+	out := []AppStatus{}
+	l.Array(func() {
+		var a AppStatus
+		l.Object(func(k []byte) {
+			switch string(k) {
+			case "name":
+				a.Name = l.Str()
+			case "version":
+				a.Version = l.Int()
+			case "status":
+				a.Status = l.Str()
+			case "running":
+				a.Running = int(l.Int())
+			case "expected":
+				a.Expected = int(l.Int())
+			case "error":
+				a.Error = l.Str()
+			default:
+				l.Fail(true)
+			}
+		})
+		out = append(out, a)
+	})
+	return out
 }
 
 func readContainers(l *jsonlex.Lexer) []ContainerStatus {

@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"time"
+
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/jsonlex"
 )
@@ -45,6 +47,48 @@ func (g *DeviceGroup) readJSON(b []byte) bool {
 			g.PruneID = l.Int()
 		default:
 			l.Fail(!events.ReadDeviceGroupSpecField(l, k, &g.DeviceGroupSpec))
+		}
+	})
+	return !l.Bad() && l.End()
+}
+
+func (d *Device) readJSON(b []byte) bool {
+	l := jsonlex.New(b, 0)
+	readTime := func(t *time.Time) {
+		start := l.Pos()
+		l.Str()
+		l.Fail(!l.Bad() && t.UnmarshalJSON(l.Slice(start)) != nil)
+	}
+	l.Object(func(k []byte) {
+		switch string(k) {
+		case "device_id":
+			d.DeviceID = l.Str()
+		case "device_group":
+			d.DeviceGroup = l.Str()
+		case "hostname":
+			d.Hostname = l.Str()
+		case "last_seen":
+			readTime(&d.LastSeen)
+		case "applied_version":
+			d.AppliedVersion = l.Int()
+		case "apps_status":
+			d.Apps = events.ReadAppStatuses(l)
+		case "errors":
+			if l.Null() {
+				d.Errors = nil
+				return
+			}
+			d.Errors = l.Strings()
+		case "silent":
+			d.Silent = l.Bool()
+		case "converged_version":
+			d.ConvergedAt = l.Int()
+		case "status_changed_at":
+			readTime(&d.StatusChangedAt)
+		case "failure":
+			d.Failure = l.Str()
+		default:
+			l.Fail(true)
 		}
 	})
 	return !l.Bad() && l.End()

@@ -27,9 +27,11 @@ func groupDeviceKey(group, id string) []byte {
 // expiry for both; was is the group the entry had ("" for none), whose
 // index entry goes when the device moved.
 func (s *ReportStore) putDevice(txn *badger.Txn, d Device, was string) error {
-	b, err := json.Marshal(d)
+	b, err := d.appendJSON(make([]byte, 0, 512))
 	if err != nil {
-		return err
+		if b, err = json.Marshal(d); err != nil {
+			return err
+		}
 	}
 	if was != "" && was != d.DeviceGroup {
 		if err := txn.Delete(groupDeviceKey(was, d.DeviceID)); err != nil {

@@ -111,6 +111,64 @@ func (v Verdict) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+func (d Device) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"device_id":`...)
+	b = appendString(b, d.DeviceID)
+	b = append(b, `,"device_group":`...)
+	b = appendString(b, d.DeviceGroup)
+	b = append(b, `,"hostname":`...)
+	b = appendString(b, d.Hostname)
+	b = append(b, `,"last_seen":`...)
+	if b, err = appendMarshaler(b, d.LastSeen); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"applied_version":`...)
+	b = strconv.AppendInt(b, d.AppliedVersion, 10)
+	b = append(b, `,"apps_status":`...)
+	if d.Apps == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, a := range d.Apps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendString(b, a.Name)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendInt(b, a.Version, 10)
+			b = append(b, `,"status":`...)
+			b = appendString(b, a.Status)
+			b = append(b, `,"running":`...)
+			b = strconv.AppendInt(b, int64(a.Running), 10)
+			b = append(b, `,"expected":`...)
+			b = strconv.AppendInt(b, int64(a.Expected), 10)
+			if a.Error != "" {
+				b = append(b, `,"error":`...)
+				b = appendString(b, a.Error)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"errors":`...)
+	b = appendStrings(b, d.Errors)
+	b = append(b, `,"silent":`...)
+	b = strconv.AppendBool(b, d.Silent)
+	b = append(b, `,"converged_version":`...)
+	b = strconv.AppendInt(b, d.ConvergedAt, 10)
+	b = append(b, `,"status_changed_at":`...)
+	if b, err = appendMarshaler(b, d.StatusChangedAt); err != nil {
+		return nil, err
+	}
+	if d.Failure != "" {
+		b = append(b, `,"failure":`...)
+		b = appendString(b, d.Failure)
+	}
+	return append(b, '}'), nil
+}
+
 // appendString writes s as json.Marshal does. Printable ASCII that needs
 // no escape (the usual name, image or path) is copied; anything else goes
 // through json.Marshal, so the escaping rules stay encoding/json's.
@@ -168,4 +226,5 @@ var (
 	_ appender = App{}
 	_ appender = DeviceGroup{}
 	_ appender = Verdict{}
+	_ appender = Device{}
 )

@@ -316,11 +316,14 @@ func (s *ReportStore) device(txn *badger.Txn, id string) (Device, bool, error) {
 	if err != nil {
 		return d, false, err
 	}
-	b, err := item.ValueCopy(nil)
-	if err != nil {
-		return d, false, err
-	}
-	return d, true, json.Unmarshal(b, &d)
+	err = item.Value(func(b []byte) error {
+		if d.readJSON(b) {
+			return nil
+		}
+		d = Device{ConvergedAt: -1}
+		return json.Unmarshal(b, &d)
+	})
+	return d, true, err
 }
 
 // applyStatus folds a status event into the device's entry; one that
