@@ -316,13 +316,7 @@ func (s *ReportStore) device(txn *badger.Txn, id string) (Device, bool, error) {
 	if err != nil {
 		return d, false, err
 	}
-	err = item.Value(func(b []byte) error {
-		if d.readJSON(b) {
-			return nil
-		}
-		d = Device{ConvergedAt: -1}
-		return json.Unmarshal(b, &d)
-	})
+	err = item.Value(func(b []byte) error { return readDevice(b, &d) })
 	return d, true, err
 }
 
