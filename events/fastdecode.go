@@ -60,11 +60,7 @@ func fastDecode(value []byte) (env Envelope, ok bool) {
 		case "command_id":
 			commandID = l.Str()
 		case "time":
-			start := l.Pos()
-			l.Str()
-			if !l.Bad() && at.UnmarshalJSON(value[start:l.Offset()]) != nil {
-				l.Fail(true)
-			}
+			at = l.Time()
 		case "if_version":
 			ifVersion = l.Int()
 		case "payload":

@@ -39,11 +39,7 @@ func Peek(value []byte) (h Head, ok bool) {
 		case "actor":
 			h.Actor = l.Str()
 		case "time":
-			start := l.Pos()
-			l.Str()
-			if !l.Bad() && h.Time.UnmarshalJSON(value[start:l.Offset()]) != nil {
-				l.Fail(true)
-			}
+			h.Time = l.Time()
 		case "schema", "command_id", "if_version", "payload":
 			l.Skip()
 		default:

@@ -36,11 +36,7 @@ func ReadDeviceEvent(b []byte) (ev DeviceEvent, report []byte, ok bool) {
 		case "device_group":
 			ev.DeviceGroup = l.Str()
 		case "time":
-			start := l.Pos()
-			l.Str()
-			if !l.Bad() && ev.Time.UnmarshalJSON(b[start:l.Offset()]) != nil {
-				l.Fail(true)
-			}
+			ev.Time = l.Time()
 		case "version":
 			ev.Version = l.Int()
 		case "detail":
@@ -146,11 +142,7 @@ func readReport(l *jsonlex.Lexer, r *Report) {
 		case "apps_status":
 			r.AppsStatus = ReadAppStatuses(l)
 		case "errors":
-			if l.Null() {
-				r.Errors = nil
-				return
-			}
-			r.Errors = l.Strings()
+			r.Errors = l.StringsOrNull()
 		default:
 			l.Fail(true) // extra (rare), or a key encoding/json would treat its own way
 		}

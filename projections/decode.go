@@ -1,8 +1,6 @@
 package projections
 
 import (
-	"time"
-
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/jsonlex"
 )
@@ -54,11 +52,6 @@ func (g *DeviceGroup) readJSON(b []byte) bool {
 
 func (d *Device) readJSON(b []byte) bool {
 	l := jsonlex.New(b, 0)
-	readTime := func(t *time.Time) {
-		start := l.Pos()
-		l.Str()
-		l.Fail(!l.Bad() && t.UnmarshalJSON(l.Slice(start)) != nil)
-	}
 	l.Object(func(k []byte) {
 		switch string(k) {
 		case "device_id":
@@ -68,23 +61,19 @@ func (d *Device) readJSON(b []byte) bool {
 		case "hostname":
 			d.Hostname = l.Str()
 		case "last_seen":
-			readTime(&d.LastSeen)
+			d.LastSeen = l.Time()
 		case "applied_version":
 			d.AppliedVersion = l.Int()
 		case "apps_status":
 			d.Apps = events.ReadAppStatuses(l)
 		case "errors":
-			if l.Null() {
-				d.Errors = nil
-				return
-			}
-			d.Errors = l.Strings()
+			d.Errors = l.StringsOrNull()
 		case "silent":
 			d.Silent = l.Bool()
 		case "converged_version":
 			d.ConvergedAt = l.Int()
 		case "status_changed_at":
-			readTime(&d.StatusChangedAt)
+			d.StatusChangedAt = l.Time()
 		case "failure":
 			d.Failure = l.Str()
 		default:

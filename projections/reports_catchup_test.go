@@ -1,13 +1,11 @@
 package projections_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,7 +84,7 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	produce(n)
 
 	dir := t.TempDir()
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	s, err := projections.OpenReports(dir, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -114,26 +112,26 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	}
 	stop := follow(s, open)
 	// The first batch is folded and counted; the next fetch is held.
-	waitFor(t, "the first batch", func() bool { _, left := s.CatchingUp(); return left >= 0 && left < n })
+	testenv.WaitFor(t, "the first batch", 30*time.Second, func() bool { _, left := s.CatchingUp(); return left >= 0 && left < n })
 	catchingUp, left := s.CatchingUp()
 	if !catchingUp || left <= 0 || left != n-s.Folded() {
 		t.Fatalf("after %d of %d events: catching up %v, left %d", s.Folded(), n, catchingUp, left)
 	}
-	waitFor(t, "the lag to be measured", func() bool { return s.Lag() == left })
+	testenv.WaitFor(t, "the lag to be measured", 30*time.Second, func() bool { return s.Lag() == left })
 	// Events keep coming and none is folded: the store falls behind, and
 	// says so once.
 	for i := range 3 {
 		produce(50)
-		waitFor(t, "the lag to grow", func() bool { return s.Lag() == left+int64(50*(i+1)) })
+		testenv.WaitFor(t, "the lag to grow", 30*time.Second, func() bool { return s.Lag() == left+int64(50*(i+1)) })
 	}
-	waitFor(t, "the store to say it falls behind", func() bool { return strings.Contains(logs.String(), "come faster than this manager folds") })
+	testenv.WaitFor(t, "the store to say it falls behind", 30*time.Second, func() bool { return strings.Contains(logs.String(), "come faster than this manager folds") })
 	close(open)
-	waitFor(t, "the store to catch up", func() bool { c, _ := s.CatchingUp(); return !c })
-	waitFor(t, "no lag", func() bool { return s.Lag() == 0 })
+	testenv.WaitFor(t, "the store to catch up", 30*time.Second, func() bool { c, _ := s.CatchingUp(); return !c })
+	testenv.WaitFor(t, "no lag", 30*time.Second, func() bool { return s.Lag() == 0 })
 	if s.Folded() != int64(produced) {
 		t.Fatalf("caught up after %d of %d events", s.Folded(), produced)
 	}
-	waitFor(t, "the store to say it keeps up again", func() bool { return strings.Contains(logs.String(), "folded as fast as they come again") })
+	testenv.WaitFor(t, "the store to say it keeps up again", 30*time.Second, func() bool { return strings.Contains(logs.String(), "folded as fast as they come again") })
 	if n := strings.Count(logs.String(), "come faster than this manager folds"); n != 1 {
 		t.Fatalf("falling behind logged %d times:\n%s", n, logs.String())
 	}
@@ -148,34 +146,5 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	defer s.Close()
 	stop = follow(s, nil) // no fetch gets past the first: nothing new is needed
 	defer stop()
-	waitFor(t, "the reopened store to be caught up", func() bool { c, _ := s.CatchingUp(); return !c })
-}
-
-// lockedBuffer is a bytes.Buffer for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, "the reopened store to be caught up", 30*time.Second, func() bool { c, _ := s.CatchingUp(); return !c })
 }

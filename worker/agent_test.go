@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,15 +54,23 @@ func startedAt(t *testing.T, name string) string {
 	return out
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// inFront puts a server in front of the manager at target: intercept sees
+// every request first and answers it itself (true) or lets the manager
+// answer (false).
+func inFront(t *testing.T, target string, intercept func(w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
 	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !intercept(w, r) {
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(front.Close)
+	return front
 }
 
 func runAgent(t *testing.T, cfg worker.Config, pruneLabel ...string) context.CancelFunc {
@@ -106,10 +113,10 @@ func TestAgentAgainstManagerAndDocker(t *testing.T) {
 	stop := runAgent(t, cfg)
 	container := app + "-1"
 	var first string
-	waitUntil(t, "the app to run", 60*time.Second, func() bool { first = startedAt(t, container); return first != "" })
+	testenv.WaitFor(t, "the app to run", 60*time.Second, func() bool { first = startedAt(t, container); return first != "" })
 
 	// Unhealthy after 4 s: restarted by the worker (the events stream).
-	waitUntil(t, "the unhealthy container to be restarted", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the unhealthy container to be restarted", 60*time.Second, func() bool {
 		s := startedAt(t, container)
 		return s != "" && s != first
 	})
@@ -125,7 +132,7 @@ func TestAgentAgainstManagerAndDocker(t *testing.T) {
 	m.Stop()
 	testenv.Docker(t, "rm", "-f", container)
 	runAgent(t, cfg)
-	waitUntil(t, "the app to come back from the saved config", 60*time.Second, func() bool { return startedAt(t, container) != "" })
+	testenv.WaitFor(t, "the app to come back from the saved config", 60*time.Second, func() bool { return startedAt(t, container) != "" })
 }
 
 // groupOfOneApp starts a manager (on its own broker) with a device group
@@ -155,11 +162,11 @@ func TestCorruptStateIsSetAside(t *testing.T) {
 	}
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: stateDir, Host: worker.Host{CPUs: 1, MemoryMB: 512}})
-	waitUntil(t, "the app to run", 60*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	testenv.WaitFor(t, "the app to run", 60*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
 	if aside, _ := filepath.Glob(filepath.Join(stateDir, "state.json.corrupt-*")); len(aside) != 1 {
 		t.Fatalf("the corrupt state was not kept aside: %v", aside)
 	}
-	waitUntil(t, "a new state to be saved", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "a new state to be saved", 30*time.Second, func() bool {
 		st, err := worker.LoadState(stateDir)
 		return err == nil && st.Group == group
 	})
@@ -174,27 +181,23 @@ func TestManagerCatchingUpIsWaitedForBriefly(t *testing.T) {
 
 	// The real manager behind a switch that answers as it does while it
 	// catches up.
-	target, _ := url.Parse(m.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var catchingUp atomic.Bool
 	catchingUp.Store(true)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := inFront(t, m.URL, func(w http.ResponseWriter, r *http.Request) bool {
 		if catchingUp.Load() {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprint(w, `{"message": "the manager is catching up with the event log; retry"}`)
-			return
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
+		return catchingUp.Load()
+	})
 	checkIn := time.Second
 	runAgent(t, worker.Config{Group: group, Manager: front.URL, Token: adminToken, CheckIn: checkIn, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
 	time.Sleep(10 * time.Second) // unreachable-manager backoff would be at 8 s by now
 	catchingUp.Store(false)
 	served := time.Now()
-	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	testenv.WaitFor(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
 	if took := time.Since(served); took > 3*checkIn {
 		t.Fatalf("the app ran %v after the manager served again (check-in %v)", took.Round(time.Millisecond), checkIn)
 	}
@@ -212,22 +215,19 @@ func TestGroupCreatedLater(t *testing.T) {
 	app := group + "-web"
 	api(t, "POST", m.URL+"/api/v2/apps/"+app, `{"docker_image": "`+image+`"}`, 200)
 
-	target, _ := url.Parse(m.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var polls atomic.Int64
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := inFront(t, m.URL, func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.HasSuffix(r.URL.Path, "/info") {
 			polls.Add(1)
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	var logs syncBuffer
+		return false
+	})
+	var logs testenv.LogBuffer
 	runAgent(t, worker.Config{Group: group, Manager: front.URL, Token: adminToken, CheckIn: 100 * time.Millisecond, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	waitUntil(t, "several check-ins", 30*time.Second, func() bool { return polls.Load() >= 5 })
+	testenv.WaitFor(t, "several check-ins", 30*time.Second, func() bool { return polls.Load() >= 5 })
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
-	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	testenv.WaitFor(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
 	out := logs.String()
 	if n := strings.Count(out, "does not exist (yet)"); n != 1 || !strings.Contains(out, "POST "+front.URL+"/api/v2/device_groups/"+group) {
 		t.Fatalf("the missing group was logged %d times (want once, with how to create it):\n%s", n, out)
@@ -245,12 +245,12 @@ func TestPullPolicy(t *testing.T) {
 	for _, policy := range []worker.PullPolicy{worker.PullAlways, worker.PullMissing} {
 		t.Run(string(policy), func(t *testing.T) {
 			m, group, app := groupOfOneApp(t, "pull"+string(policy))
-			var logs syncBuffer
+			var logs testenv.LogBuffer
 			runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
 				StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, Pull: policy, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+			testenv.WaitFor(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
 			api(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"CHANGED": "yes"}}`, 202)
-			waitUntil(t, "the change to be applied", 30*time.Second, func() bool {
+			testenv.WaitFor(t, "the change to be applied", 30*time.Second, func() bool {
 				env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", app+"-1")
 				return strings.Contains(env, "CHANGED=yes")
 			})
@@ -267,11 +267,11 @@ func TestPullPolicy(t *testing.T) {
 		testmanager.StartReporter(t, b.Addr())
 		api(t, "POST", m.URL+"/api/v2/apps/"+group+"-web", `{"docker_image": "nebula-test/not-loaded:v1"}`, 200)
 		api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+group+`-web"]}`, 200)
-		var logs syncBuffer
+		var logs testenv.LogBuffer
 		runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 2 * time.Second, RequestTimeout: 5 * time.Second,
 			StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second,
 			Pull: worker.PullNever, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		waitUntil(t, "a report saying the image is not loaded", 30*time.Second, func() bool {
+		testenv.WaitFor(t, "a report saying the image is not loaded", 30*time.Second, func() bool {
 			for _, r := range reportsOf(m, group) {
 				if len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusPullFailed {
 					return strings.Contains(r.AppsStatus[0].Error, "does not pull images")
@@ -290,48 +290,27 @@ func TestPullPolicy(t *testing.T) {
 // failed poll.
 func TestManagerFailingIsLoggedOnce(t *testing.T) {
 	m, group, app := groupOfOneApp(t, "failing")
-	target, _ := url.Parse(m.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var failing atomic.Bool
 	var failed atomic.Int64
 	failing.Store(true)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
-			failed.Add(1)
-			http.Error(w, `{"message": "internal error"}`, http.StatusInternalServerError)
-			return
+	front := inFront(t, m.URL, func(w http.ResponseWriter, r *http.Request) bool {
+		if !failing.Load() {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	var logs syncBuffer
+		failed.Add(1)
+		http.Error(w, `{"message": "internal error"}`, http.StatusInternalServerError)
+		return true
+	})
+	var logs testenv.LogBuffer
 	runAgent(t, worker.Config{Group: group, Manager: front.URL, Token: adminToken, CheckIn: time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	waitUntil(t, "three failed polls", 30*time.Second, func() bool { return failed.Load() >= 3 })
+	testenv.WaitFor(t, "three failed polls", 30*time.Second, func() bool { return failed.Load() >= 3 })
 	failing.Store(false)
-	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	testenv.WaitFor(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
 	out := logs.String()
 	if n := strings.Count(out, "cannot get the config"); n != 1 || !strings.Contains(out, "the manager answers again") {
 		t.Fatalf("the failing manager was logged %d times (want once, and its return):\n%s", n, out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestLongCheckInLongPolls: a check-in time longer than a manager holds a
@@ -342,9 +321,9 @@ func TestLongCheckInLongPolls(t *testing.T) {
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Minute, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
 	container := app + "-1"
-	waitUntil(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, container) != "" })
+	testenv.WaitFor(t, "the app to run", 30*time.Second, func() bool { return startedAt(t, container) != "" })
 	api(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"CHANGED": "yes"}}`, 202)
-	waitUntil(t, "the change to be applied", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the change to be applied", 30*time.Second, func() bool {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
 		return strings.Contains(env, "CHANGED=yes")
 	})
@@ -365,7 +344,7 @@ func TestCronJobRunsOnSchedule(t *testing.T) {
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
 	var runs string
-	waitUntil(t, "the cron job to run (at the next minute)", 75*time.Second, func() bool {
+	testenv.WaitFor(t, "the cron job to run (at the next minute)", 75*time.Second, func() bool {
 		runs, _ = dockerOut("ps", "-a", "--filter", "label=cron_job_name="+job, "--format", "{{.Names}}")
 		return runs != ""
 	})
@@ -376,7 +355,7 @@ func TestCronJobRunsOnSchedule(t *testing.T) {
 	}
 	// Out of the group: its runs are removed.
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group+"/update", `{}`, 202)
-	waitUntil(t, "the runs of a job that left the group to go", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the runs of a job that left the group to go", 30*time.Second, func() bool {
 		out, _ := dockerOut("ps", "-aq", "--filter", "label=cron_job_name="+job)
 		return out == ""
 	})
@@ -401,9 +380,9 @@ func TestPruneRemovesUnusedImages(t *testing.T) {
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+app+`"]}`, 200)
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}}, pruneLabel)
-	waitUntil(t, "the app to run", 60*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
+	testenv.WaitFor(t, "the app to run", 60*time.Second, func() bool { return startedAt(t, app+"-1") != "" })
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group+"/prune", ``, 202)
-	waitUntil(t, "the unused tag to be pruned", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the unused tag to be pruned", 30*time.Second, func() bool {
 		_, err := dockerOut("image", "inspect", unused)
 		return err != nil
 	})
@@ -445,13 +424,13 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	stopAgent := runAgent(t, cfg)
 	container := app + "-1"
 	var first string
-	waitUntil(t, "the app pulled with credentials to run", 60*time.Second, func() bool { first = imageOf(t, container); return first != "" })
+	testenv.WaitFor(t, "the app pulled with credentials to run", 60*time.Second, func() bool { first = imageOf(t, container); return first != "" })
 
 	// The same tag pushed again with another image, then "restart" (as a
 	// CI pipeline does): the worker pulls and recreates on the new image.
 	reg.Push(t, v2, "team/app:stable")
 	api(t, "POST", m.URL+"/api/v2/apps/"+app+"/restart", ``, 202)
-	waitUntil(t, "the app to run the re-pushed image", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the app to run the re-pushed image", 60*time.Second, func() bool {
 		img := imageOf(t, container)
 		return img != "" && img != first
 	})
@@ -467,7 +446,7 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	}
 	// The pull failed, but the image is on the device: the change is
 	// applied with it.
-	waitUntil(t, "the change to be applied with the local image", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the change to be applied with the local image", 30*time.Second, func() bool {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container)
 		return strings.Contains(env, "DURING=outage") && imageOf(t, container) == second
 	})
@@ -482,7 +461,7 @@ func TestRegistryPullAuthRepushAndOutage(t *testing.T) {
 	reg.Push(t, v1, "team/app:stable")
 	testenv.Docker(t, "tag", second, ref) // the device's copy is still the old one: only a pull changes that
 	runAgent(t, cfg)
-	waitUntil(t, "the image pushed during the outage to run, with no new version", 90*time.Second, func() bool {
+	testenv.WaitFor(t, "the image pushed during the outage to run, with no new version", 90*time.Second, func() bool {
 		return imageOf(t, container) == first
 	})
 	if env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", container); !strings.Contains(env, "DURING=outage") {
@@ -538,7 +517,7 @@ func testWorkerReports(t *testing.T, viaKafka, bigConfig bool) {
 		cfg.ReportSink = reporter.NewSink(pub, reporter.Names{})
 	}
 	runAgent(t, cfg)
-	waitUntil(t, "a report saying the app runs", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "a report saying the app runs", 60*time.Second, func() bool {
 		for _, r := range reportsOf(m, group) {
 			if r.DeviceID == "device-"+group && len(r.AppsStatus) == len(apps) && r.AppsStatus[0].Status == events.AppStatusRunning &&
 				len(r.AppsContainers) == len(apps) && r.MemoryUsage.Total > 0 {
@@ -578,12 +557,12 @@ func TestPullFailureIsReported(t *testing.T) {
 	image := "127.0.0.1:1/nebula-test/absent:v1" // nothing listens on port 1
 	api(t, "POST", m.URL+"/api/v2/apps/"+group+"-web", `{"docker_image": "`+image+`"}`, 200)
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"apps": ["`+group+`-web"]}`, 200)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}, DeviceID: "device-" + group, ReportInterval: time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var last string
-	waitUntil(t, "reports with the pull's failure", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "reports with the pull's failure", 60*time.Second, func() bool {
 		n := 0
 		for _, r := range reportsOf(m, group) {
 			if len(r.AppsStatus) == 1 && r.AppsStatus[0].Status == events.AppStatusPullFailed {

@@ -94,7 +94,7 @@ func TestContainers(t *testing.T) {
 	}
 	run("reporter", subnet+".13", image, "reporter", "--kafka-brokers", broker+":9092")
 	m1, m2 := "http://"+subnet+".11:80", "http://"+subnet+".12:80"
-	waitFor(t, "both managers", 90*time.Second, func() bool {
+	testenv.WaitFor(t, "both managers", 90*time.Second, func() bool {
 		c1, _ := devCall(t, "GET", m1+"/healthz", "", "")
 		c2, _ := devCall(t, "GET", m2+"/healthz", "", "")
 		return c1 == 200 && c2 == 200
@@ -121,7 +121,7 @@ func TestContainers(t *testing.T) {
 			"-e", fmt.Sprintf("NEBULA_CONTAINER_NAME_PREFIX=d%d-", i+1), "-e", "NEBULA_REPORT_INTERVAL=1s", "-e", "NEBULA_DATA_DIR=/data",
 			image, "worker")
 	}
-	waitFor(t, "the app on the three devices", 120*time.Second, func() bool {
+	testenv.WaitFor(t, "the app on the three devices", 120*time.Second, func() bool {
 		for i := 1; i <= 3; i++ {
 			if containerID(t, fmt.Sprintf("d%d-%s-1", i, name)) == "" {
 				return false
@@ -129,7 +129,7 @@ func TestContainers(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, "manager 2 to see the rollout converge", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "manager 2 to see the rollout converge", 60*time.Second, func() bool {
 		_, body := devCall(t, "GET", m2+"/api/v2/device_groups/"+group+"/rollout", token, "")
 		return strings.Contains(body, `"converged":3`)
 	})

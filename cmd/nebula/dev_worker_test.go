@@ -13,18 +13,6 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 )
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func containerID(t *testing.T, name string) string {
 	out, err := dockerOut("ps", "-q", "--no-trunc", "--filter", "name=^/"+name+"$", "--filter", "status=running")
 	if err != nil {
@@ -62,7 +50,7 @@ func TestDevRunsAnAppOnLocalDocker(t *testing.T) {
 		t.Fatalf("create group: %d %s", code, body)
 	}
 	var id string
-	waitFor(t, "the app's container to run", 60*time.Second, func() bool { id = containerID(t, app+"-1"); return id != "" })
+	testenv.WaitFor(t, "the app's container to run", 60*time.Second, func() bool { id = containerID(t, app+"-1"); return id != "" })
 
 	// Ctrl-C: nebula dev stops, the app keeps running.
 	if err := d.p.Cmd.Process.Signal(os.Interrupt); err != nil {
@@ -86,7 +74,7 @@ func TestDevRunsAnAppOnLocalDocker(t *testing.T) {
 	if code, body := devCall(t, "PATCH", d.api+"/api/v2/apps/"+app+"/update", token, `{"env_vars": {"WHO": "changed"}}`); code != 202 {
 		t.Fatalf("update app: %d %s", code, body)
 	}
-	waitFor(t, "the changed app to be recreated", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the changed app to be recreated", 60*time.Second, func() bool {
 		got := containerID(t, app+"-1")
 		if got == "" || got == id {
 			return false
@@ -97,7 +85,7 @@ func TestDevRunsAnAppOnLocalDocker(t *testing.T) {
 	if code, body := devCall(t, "DELETE", d.api+"/api/v2/apps/"+app, token, ""); code != 200 {
 		t.Fatalf("delete app: %d %s", code, body)
 	}
-	waitFor(t, "the deleted app's container to go", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the deleted app's container to go", 60*time.Second, func() bool {
 		out, _ := dockerOut("ps", "-aq", "--filter", "label=app_name="+app)
 		return out == ""
 	})

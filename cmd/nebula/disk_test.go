@@ -60,7 +60,7 @@ func TestDiskFull(t *testing.T) {
 
 	// The guard measures at most once a second: wait for it to notice
 	// (on /healthz, which changes nothing).
-	waitFor(t, "the manager to notice the full disk", 10*time.Second, func() bool {
+	testenv.WaitFor(t, "the manager to notice the full disk", 10*time.Second, func() bool {
 		code, _ := devCall(t, "GET", small+"/healthz", "", "")
 		return code == 503
 	})
@@ -85,7 +85,7 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the manager to fold again", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the manager to fold again", 30*time.Second, func() bool {
 		code, _ := devCall(t, "GET", small+"/api/v2/apps/elsewhere", testToken, "")
 		return code == 200
 	})
@@ -94,7 +94,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	for _, path := range []string{"/api/v2/apps", "/api/v2/apps/before", "/api/v2/apps/elsewhere", "/api/v2/apps/after"} {
 		_, a := devCall(t, "GET", small+path, testToken, "")
-		waitFor(t, "the other manager to agree on "+path, 10*time.Second, func() bool {
+		testenv.WaitFor(t, "the other manager to agree on "+path, 10*time.Second, func() bool {
 			_, b := devCall(t, "GET", other+path, testToken, "")
 			return a == b
 		})

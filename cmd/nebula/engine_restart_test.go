@@ -132,7 +132,7 @@ func TestDockerEngineRestart(t *testing.T) {
 		}
 		return strings.Fields(out)
 	}
-	waitFor(t, "the app on the test's engine", 60*time.Second, func() bool { return len(running()) == 1 })
+	testenv.WaitFor(t, "the app on the test's engine", 60*time.Second, func() bool { return len(running()) == 1 })
 	before := running()[0]
 
 	e.stop()
@@ -141,7 +141,7 @@ func TestDockerEngineRestart(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // the worker meets a dead engine
 	e.start()
-	waitFor(t, "the engine to bring the app back", 60*time.Second, func() bool { return len(running()) == 1 })
+	testenv.WaitFor(t, "the engine to bring the app back", 60*time.Second, func() bool { return len(running()) == 1 })
 	time.Sleep(5 * time.Second) // a few polls of the worker on the restarted engine
 	if ids := running(); len(ids) != 1 || ids[0] != before {
 		all, _ := e.docker("ps", "-a", "--filter", "label=app_name="+app)
@@ -149,7 +149,7 @@ func TestDockerEngineRestart(t *testing.T) {
 	}
 
 	apiCall(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"V": "2"}}`, 202)
-	waitFor(t, "the change applied on the restarted engine", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the change applied on the restarted engine", 60*time.Second, func() bool {
 		ids := running()
 		if len(ids) != 1 {
 			return false

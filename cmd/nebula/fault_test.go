@@ -114,18 +114,18 @@ func TestWorkerKilledDuringRollingRestart(t *testing.T) {
 		out, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", fmt.Sprintf("%s-%d", app, i))
 		return out
 	}
-	waitFor(t, "3 containers at V=1", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "3 containers at V=1", 60*time.Second, func() bool {
 		return strings.Contains(envOf(1), "V=1") && strings.Contains(envOf(2), "V=1") && strings.Contains(envOf(3), "V=1")
 	})
 	apiCall(t, "PATCH", m.URL+"/api/v2/apps/"+app+"/update", `{"env_vars": {"V": "2"}}`, 202)
 	// The roll replaces one container, then pauses 5 s: kill it there.
-	waitFor(t, "the roll to start", 30*time.Second, func() bool { return strings.Contains(envOf(1), "V=2") })
+	testenv.WaitFor(t, "the roll to start", 30*time.Second, func() bool { return strings.Contains(envOf(1), "V=2") })
 	w.Kill()
 	if strings.Contains(envOf(3), "V=2") {
 		t.Fatal("the roll finished before the kill: the test proves nothing")
 	}
 	testenv.Start(t, workerEnv(m.URL, group, dir), "worker")
-	waitFor(t, "the roll to finish after the restart", 90*time.Second, func() bool {
+	testenv.WaitFor(t, "the roll to finish after the restart", 90*time.Second, func() bool {
 		return strings.Contains(envOf(1), "V=2") && strings.Contains(envOf(2), "V=2") && strings.Contains(envOf(3), "V=2")
 	})
 }

@@ -37,7 +37,7 @@ func TestManagerUnreachableForMinutes(t *testing.T) {
 	w := testenv.Start(t, append(workerEnv(api1, group, t.TempDir()), "NEBULA_MANAGER_CHECK_IN_TIME=2"), "worker")
 	w.WaitLine(t, workerStarted, 30*time.Second)
 	var cid string
-	waitFor(t, "the app to run", 60*time.Second, func() bool { cid = containerID(t, app+"-1"); return cid != "" })
+	testenv.WaitFor(t, "the app to run", 60*time.Second, func() bool { cid = containerID(t, app+"-1"); return cid != "" })
 
 	m1.Cmd.Process.Kill() // the device's manager is gone
 	apiCall(t, "PATCH", api2+"/api/v2/apps/"+app+"/update", `{"env_vars": {"V": "2"}}`, 202)
@@ -52,7 +52,7 @@ func TestManagerUnreachableForMinutes(t *testing.T) {
 
 	startAt(addr, dir) // back, same address and projection
 	back := time.Now()
-	waitFor(t, "the device to converge on the change", 120*time.Second, func() bool {
+	testenv.WaitFor(t, "the device to converge on the change", 120*time.Second, func() bool {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", app+"-1")
 		return regexp.MustCompile(`"V=2"`).MatchString(env)
 	})

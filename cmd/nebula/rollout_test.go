@@ -74,7 +74,7 @@ func TestRolloutWithThreeWorkers(t *testing.T) {
 			return r["converged"] == float64(n) && (version < 0 || r["device_group_id"] == version)
 		}
 	}
-	waitFor(t, "3 devices converged", 90*time.Second, converged(3, -1))
+	testenv.WaitFor(t, "3 devices converged", 90*time.Second, converged(3, -1))
 	before := rolloutOf(t, api, token, group, "")["device_group_id"].(float64)
 
 	if code, body := devCall(t, "PATCH", api+"/api/v2/apps/"+app+"/update", token, `{"env_vars": {"V": "2"}}`); code != 202 {
@@ -84,7 +84,7 @@ func TestRolloutWithThreeWorkers(t *testing.T) {
 	if v := after["device_group_id"].(float64); v <= before {
 		t.Fatalf("group version %v did not rise from %v", v, before)
 	}
-	waitFor(t, "3 devices converged at the new version", 90*time.Second, converged(3, after["device_group_id"].(float64)))
+	testenv.WaitFor(t, "3 devices converged at the new version", 90*time.Second, converged(3, after["device_group_id"].(float64)))
 	for i := range 3 {
 		env, _ := dockerOut("inspect", "--format", "{{json .Config.Env}}", fmt.Sprintf("w%d-%s-1", i, app))
 		if !strings.Contains(env, "V=2") {
@@ -93,7 +93,7 @@ func TestRolloutWithThreeWorkers(t *testing.T) {
 	}
 
 	workers[2].Stop(10 * time.Second)
-	waitFor(t, "the stopped device to go silent", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the stopped device to go silent", 30*time.Second, func() bool {
 		r := rolloutOf(t, api, token, group, "silent_after=3s")
 		return r["silent"] == float64(1) && r["converged"] == float64(2)
 	})

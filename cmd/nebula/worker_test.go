@@ -63,7 +63,7 @@ func TestWorkerProcess(t *testing.T) {
 	p := testenv.Start(t, workerEnv(m.URL, group, dir), "worker")
 	id := p.WaitLine(t, workerStarted, 30*time.Second)[1]
 	var cid string
-	waitFor(t, "the app to run", 60*time.Second, func() bool { cid = containerID(t, app+"-1"); return cid != "" })
+	testenv.WaitFor(t, "the app to run", 60*time.Second, func() bool { cid = containerID(t, app+"-1"); return cid != "" })
 	if !p.Stop(15 * time.Second) {
 		t.Fatal("nebula worker did not stop on SIGTERM")
 	}

@@ -10,6 +10,7 @@ package jsonlex
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -54,6 +55,15 @@ func (l *Lexer) Strings() []string {
 	s := []string{}
 	l.Array(func() { s = append(s, l.Str()) })
 	return s
+}
+
+// StringsOrNull reads an array of strings, or null as nil (as
+// encoding/json reads null into a slice).
+func (l *Lexer) StringsOrNull() []string {
+	if l.Null() {
+		return nil
+	}
+	return l.Strings()
 }
 
 // Digits parses a non-empty run of at most 9 ASCII digits (what
@@ -384,6 +394,15 @@ func (l *Lexer) Null() bool {
 	}
 	l.i += 4
 	return true
+}
+
+// Time reads a string as time.Time.UnmarshalJSON does (RFC 3339).
+func (l *Lexer) Time() time.Time {
+	var t time.Time
+	start := l.Pos()
+	l.Str()
+	l.Fail(!l.bad && t.UnmarshalJSON(l.b[start:l.i]) != nil)
+	return t
 }
 
 // Bool reads true or false.
