@@ -295,7 +295,7 @@ func startHeldManager(t *testing.T, addr string, auth ...manager.Auth) heldManag
 		t.Fatal("projection did not catch up")
 	}
 	bounds := new(atomic.Int64)
-	cfg := manager.Config{Projection: store, Commands: commands.New(l, store), Log: countedLog{l, bounds}, Serving: p.Serving, EventLog: l}
+	cfg := manager.Config{Projection: store, Commands: commands.New(l, store), Log: countedLog{l, bounds}, Serving: p.Serving, Rebuilds: p.Rebuilds, EventLog: l}
 	if len(auth) > 0 {
 		cfg.Auth = auth[0]
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	// the API answers 503 and /healthz takes the manager out of rotation
 	// (nil: always serving).
 	Serving func() bool
+	// Rebuilds counts the rebuilds of the projection that began (nil:
+	// none): an answer read across one is replaced by a 503.
+	Rebuilds func() uint64
 	// Reports and ReportSink serve reporting (nil: 503 on those routes).
 	Reports    Reports
 	ReportSink ReportSink
@@ -87,6 +90,7 @@ type Server struct {
 	cache      *infoCache
 	auth       *authenticator
 	serving    func() bool
+	rebuilds   func() uint64
 	reports    Reports
 	sink       ReportSink
 	events     EventLog
@@ -101,7 +105,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
-	s.serving = cfg.Serving
+	s.serving, s.rebuilds = cfg.Serving, cfg.Rebuilds
 	s.reports, s.sink, s.events = cfg.Reports, cfg.ReportSink, cfg.EventLog
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	s.limits = cfg.Limits
@@ -191,17 +195,66 @@ func (s *Server) storageGuard(next http.Handler) http.Handler {
 
 func (s *Server) isReady() bool { return s.serving == nil || s.serving() }
 
+func (s *Server) rebuildCount() uint64 {
+	if s.rebuilds == nil {
+		return 0
+	}
+	return s.rebuilds()
+}
+
 // whenReady answers 503 until the projection has caught up: a manager
 // that just started, or is rebuilding its projection, must not say "does
 // not exist" of what exists, nor serve a device an old configuration.
+// The check is made again when the answer starts: a rebuild that began
+// while the handler read (the store emptied under it) turns the answer
+// into a 503 too.
 func (s *Server) whenReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gen := s.rebuildCount()
 		if !s.isReady() {
 			s.notServing(w)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(&readyWriter{ResponseWriter: w, s: s, gen: gen}, r)
 	})
+}
+
+// readyWriter checks, when the answer starts, that no rebuild began since
+// the request was let in; otherwise the answer is a 503 and what the
+// handler writes is dropped.
+type readyWriter struct {
+	http.ResponseWriter
+	s        *Server
+	gen      uint64
+	started  bool
+	replaced bool
+}
+
+func (w *readyWriter) WriteHeader(code int) {
+	if w.started {
+		return
+	}
+	w.started = true
+	if w.s.rebuildCount() != w.gen || !w.s.isReady() {
+		w.replaced = true
+		h := w.ResponseWriter.Header()
+		for k := range h {
+			delete(h, k) // the handler's ETag and length are not the 503's
+		}
+		w.s.notServing(w.ResponseWriter)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *readyWriter) Write(b []byte) (int, error) {
+	if !w.started {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // notServing answers 503 while the projection catches up.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
@@ -84,5 +85,38 @@ func TestMetricsWhenLogDownAndProjectionFailed(t *testing.T) {
 	}
 	if strings.Contains(body, "nebula_projection_lag_events") {
 		t.Errorf("lag reported without a log end:\n%s", body)
+	}
+}
+
+// TestRebuildDuringAnswerIsNotServed: a rebuild that begins while a
+// handler reads (the store empties under it) turns its answer into a 503,
+// with none of the handler's headers; an answer read with no rebuild goes
+// out as written.
+func TestRebuildDuringAnswerIsNotServed(t *testing.T) {
+	var serving atomic.Bool
+	var rebuilds atomic.Uint64
+	serving.Store(true)
+	s := New(Config{Projection: fakeProjection{applied: 5}, Commands: commands.New(nil, nil), Serving: serving.Load, Rebuilds: rebuilds.Load})
+	rebuildNow := false
+	h := s.whenReady(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rebuildNow { // the projector: not serving, then the store empties
+			serving.Store(false)
+			rebuilds.Add(1)
+			serving.Store(true) // and it has even caught up again before the answer starts
+		}
+		w.Header().Set("ETag", `"4"`)
+		writeJSON(w, http.StatusOK, map[string]any{"apps": []string{}})
+	}))
+	for _, tc := range []struct {
+		rebuild bool
+		code    int
+		etag    string
+	}{{false, 200, `"4"`}, {true, 503, ""}} {
+		rebuildNow = tc.rebuild
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v2/apps", nil))
+		if rec.Code != tc.code || rec.Header().Get("ETag") != tc.etag || tc.code == 503 && !strings.Contains(rec.Body.String(), "catching up") {
+			t.Errorf("rebuild %v: %d %q %s", tc.rebuild, rec.Code, rec.Header().Get("ETag"), rec.Body)
+		}
 	}
 }

@@ -48,6 +48,7 @@ type Projector struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	serving   atomic.Bool
+	rebuilds  atomic.Uint64
 }
 
 // NewProjector returns a projector feeding store from the log.
@@ -70,6 +71,11 @@ func (p *Projector) Ready() <-chan struct{} { return p.ready }
 // being rebuilt holds an old state of the log, a group without the apps
 // added to it since, say: devices served from it would undo changes.
 func (p *Projector) Serving() bool { return p.serving.Load() }
+
+// Rebuilds counts the rebuilds that began while running (each after
+// Serving went false, before the store empties): an answer read while
+// this count changed may hold a partial state.
+func (p *Projector) Rebuilds() uint64 { return p.rebuilds.Load() }
 
 // ErrLogTruncated: the log no longer holds records the projection needs
 // (its start is past the projection's next offset). Rebuilding cannot help.
@@ -143,6 +149,7 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 			p.logger.Warn("rebuilding the projection from offset 0; not serving until it catches up", "reason", rebuild)
 		}
 		p.serving.Store(false) // before the store empties
+		p.rebuilds.Add(1)
 		if err := p.store.Reset(id); err != nil {
 			return 0, 0, err
 		}

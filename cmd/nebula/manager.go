@@ -206,7 +206,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	disk := &diskspace.Guard{Dir: m.dataDir, Min: minFree}
 	proj.Hold = disk.Check
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
-		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving,
+		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds,
 		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log, Limits: m.limits, Storage: disk.Check})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)

@@ -89,7 +89,7 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
 	cmds := commands.New(l, store)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
-	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving,
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds,
 		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Limits: limits})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
