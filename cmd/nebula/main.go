@@ -1,6 +1,7 @@
 // Command nebula is every Nebula program in one binary: the embedded
 // development setup, the manager, the worker, the reporter, the embedded
-// Kafka broker, and (later) the operator CLI.
+// Kafka broker, and the operator CLI (apps, device groups, cron jobs,
+// users, history, verify, export).
 package main
 
 import (
