@@ -9,40 +9,21 @@ import (
 
 // CreateCronJob creates a cron job.
 func (s *Service) CreateCronJob(ctx context.Context, m Meta, name string, spec events.CronJobSpec) (projections.CronJob, error) {
-	if err := spec.Validate(); err != nil {
-		return projections.CronJob{}, invalid(events.KindCronJob, err)
-	}
-	return run(ctx, s, m, events.KindCronJob, name, events.CronJobCreatedV{Spec: spec}, mustNotExist(events.KindCronJob, name, getCron), getCron)
+	return run(ctx, s, m, events.KindCronJob, name, events.CronJobCreatedV{Spec: spec}, getCron)
 }
 
 // ReplaceCronJob replaces a cron job's whole spec.
 func (s *Service) ReplaceCronJob(ctx context.Context, m Meta, name string, spec events.CronJobSpec) (projections.CronJob, error) {
-	if err := spec.Validate(); err != nil {
-		return projections.CronJob{}, invalid(events.KindCronJob, err)
-	}
-	return run(ctx, s, m, events.KindCronJob, name, events.CronJobReplacedV{Spec: spec}, mustExist(events.KindCronJob, name, getCron), getCron)
+	return run(ctx, s, m, events.KindCronJob, name, events.CronJobReplacedV{Spec: spec}, getCron)
 }
 
 // PatchCronJob changes the fields the patch names.
 func (s *Service) PatchCronJob(ctx context.Context, m Meta, name string, patch events.CronJobPatch) (projections.CronJob, error) {
-	pre := func(r projections.Reader) error {
-		c, found, err := r.CronJob(name)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return notFound(events.KindCronJob, name)
-		}
-		if err := patch.Apply(c.CronJobSpec).Validate(); err != nil {
-			return invalid(events.KindCronJob, err)
-		}
-		return nil
-	}
-	return run(ctx, s, m, events.KindCronJob, name, events.CronJobPatchedV{Patch: patch}, pre, getCron)
+	return run(ctx, s, m, events.KindCronJob, name, events.CronJobPatchedV{Patch: patch}, getCron)
 }
 
 // DeleteCronJob deletes a cron job; groups listing it get a new version.
 func (s *Service) DeleteCronJob(ctx context.Context, m Meta, name string) error {
-	_, err := run[projections.CronJob](ctx, s, m, events.KindCronJob, name, events.CronJobDeletedV{}, mustExist(events.KindCronJob, name, getCron), nil)
+	_, err := run[projections.CronJob](ctx, s, m, events.KindCronJob, name, events.CronJobDeletedV{}, nil)
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
 )
 
 // manager is one manager's command service: its own projection of the
@@ -33,7 +34,7 @@ func manager(t *testing.T, l *kafkalog.Log, hold func() error) (*commands.Servic
 	case <-time.After(30 * time.Second):
 		t.Fatal("projector not ready")
 	}
-	return commands.New(l, s), s
+	return commands.New(l, s, past.New(l, s, nil)), s
 }
 
 // TestRefusalWaitsForTheLog: a manager whose projection has not folded yet
@@ -85,8 +86,11 @@ func TestRefusalWaitsForTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.AfterFunc(300*time.Millisecond, func() { paused.Store(false) })
-	reverted, err := b.RevertApp(ctx, m, "api", created.Version, events.NewAppSpec("api:0"))
-	if err != nil || reverted.DockerImage != "api:0" || reverted.Version <= created.Version {
+	if _, err := a.ReplaceApp(ctx, m, "api", events.NewAppSpec("api:2")); err != nil {
+		t.Fatal(err)
+	}
+	reverted, err := b.RevertApp(ctx, m, "api", created.Version)
+	if err != nil || reverted.DockerImage != "api:1" || reverted.Version <= created.Version {
 		t.Fatalf("revert on the manager behind: %+v, %v", reverted, err)
 	}
 
@@ -97,5 +101,61 @@ func TestRefusalWaitsForTheLog(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != commands.CodeMissingApp {
 			t.Fatalf("group of a missing app: %v", err)
 		}
+	}
+}
+
+// TestRefusedCommandsAppendNothing: a command the fold would reject now is
+// refused by asking the fold (a dry run of the same code) before anything
+// is appended: a missing member (named in the refusal as data), a stale
+// If-Match, an object that does not exist, a name taken.
+func TestRefusedCommandsAppendNothing(t *testing.T) {
+	ctx := testenv.Context(t, 60*time.Second)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{testenv.StartBroker(t, t.TempDir()).Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	svc, _ := manager(t, l, nil)
+	m := commands.Meta{Actor: "t"}
+	app, err := svc.CreateApp(ctx, m, "web", events.NewAppSpec("nginx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end, err := l.Bounds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := commands.Meta{Actor: "t", IfVersion: app.Version + 1000}
+	cases := []struct {
+		name string
+		run  func() error
+		code commands.Code
+	}{
+		{"missing cron job", func() error {
+			_, err := svc.CreateDeviceGroup(ctx, m, "g", events.DeviceGroupSpec{Apps: []string{"web"}, CronJobs: []string{"nightly"}})
+			return err
+		}, commands.CodeMissingCronJob},
+		{"stale If-Match", func() error { _, err := svc.StopApp(ctx, stale, "web"); return err }, commands.CodeVersionMismatch},
+		{"not found", func() error { _, err := svc.StopApp(ctx, m, "nope"); return err }, commands.CodeNotFound},
+		{"name taken", func() error { _, err := svc.CreateApp(ctx, m, "web", events.NewAppSpec("x")); return err }, commands.CodeExists},
+		{"invalid patch result", func() error {
+			_, err := svc.PatchApp(ctx, m, "web", events.AppPatch{Networks: &[]string{"bad name!"}})
+			return err
+		}, commands.CodeInvalid},
+	}
+	for _, c := range cases {
+		var ce *commands.Error
+		if err := c.run(); !errors.As(err, &ce) || ce.Code != c.code {
+			t.Fatalf("%s: %v, want %s", c.name, err, c.code)
+		}
+		if c.code == commands.CodeMissingCronJob && (ce.Missing == nil || *ce.Missing != (events.Aggregate{Kind: events.KindCronJob, Name: "nightly"})) {
+			t.Fatalf("%s: the refusal names %+v, not the cron job nightly", c.name, ce.Missing)
+		}
+		if c.code == commands.CodeInvalid && ce.Cause == nil {
+			t.Fatalf("%s: no validation error behind the refusal", c.name)
+		}
+	}
+	if _, now, err := l.Bounds(ctx); err != nil || now != end {
+		t.Fatalf("refused commands appended %d records (%v)", now-end, err)
 	}
 }

@@ -2,60 +2,94 @@ package commands
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
-// Reverts restore an object as it was at an earlier offset: the caller
-// reads that version from the log; the command appends a replace (or a
+// Past is where a revert reads what it restores: the projection as it was
+// at an offset, as far as one object goes (projections/past).
+type Past interface {
+	StateAt(ctx context.Context, at int64, kind events.Kind, name string) (projections.Reader, error)
+}
+
+// ErrNoPast is the answer of a revert on a service given no Past.
+var ErrNoPast = errors.New("reverts need the event log's history, which this service was not given")
+
+// Reverts restore an object as it was at an earlier offset: the command
+// reads that version from the log's past and appends a replace (or a
 // create, if the object is gone now) marked with revert_of.
 
 // RevertApp restores the app's spec of offset to.
-func (s *Service) RevertApp(ctx context.Context, m Meta, name string, to int64, spec events.AppSpec) (projections.App, error) {
-	if err := spec.Validate(); err != nil {
-		return projections.App{}, invalid(events.KindApp, err)
+func (s *Service) RevertApp(ctx context.Context, m Meta, name string, to int64) (projections.App, error) {
+	old, err := readPast(ctx, s, events.KindApp, name, to, getApp)
+	if err != nil {
+		return old, err
 	}
 	exists, err := existsNow(ctx, s, name, getApp)
 	if err != nil {
 		return projections.App{}, err
 	}
 	if exists {
-		return run(ctx, s, m, events.KindApp, name, events.AppReplacedV{Spec: spec, RevertOf: &to}, mustExist(events.KindApp, name, getApp), getApp)
+		return run(ctx, s, m, events.KindApp, name, events.AppReplacedV{Spec: old.AppSpec, RevertOf: &to}, getApp)
 	}
-	return run(ctx, s, m, events.KindApp, name, events.AppCreatedV{Spec: spec, RevertOf: &to}, mustNotExist(events.KindApp, name, getApp), getApp)
+	return run(ctx, s, m, events.KindApp, name, events.AppCreatedV{Spec: old.AppSpec, RevertOf: &to}, getApp)
 }
 
 // RevertDeviceGroup restores the group's member lists of offset to (the
 // members must exist now).
-func (s *Service) RevertDeviceGroup(ctx context.Context, m Meta, name string, to int64, spec events.DeviceGroupSpec) (projections.DeviceGroup, error) {
-	if err := spec.Validate(); err != nil {
-		return projections.DeviceGroup{}, invalid(events.KindDeviceGroup, err)
+func (s *Service) RevertDeviceGroup(ctx context.Context, m Meta, name string, to int64) (projections.DeviceGroup, error) {
+	old, err := readPast(ctx, s, events.KindDeviceGroup, name, to, getGroup)
+	if err != nil {
+		return old, err
 	}
 	exists, err := existsNow(ctx, s, name, getGroup)
 	if err != nil {
 		return projections.DeviceGroup{}, err
 	}
-	members := func(r projections.Reader) error { return checkMembers(r, spec) }
 	if exists {
-		return run(ctx, s, m, events.KindDeviceGroup, name, events.DeviceGroupReplacedV{Spec: spec, RevertOf: &to}, members, getGroup)
+		return run(ctx, s, m, events.KindDeviceGroup, name, events.DeviceGroupReplacedV{Spec: old.DeviceGroupSpec, RevertOf: &to}, getGroup)
 	}
-	return run(ctx, s, m, events.KindDeviceGroup, name, events.DeviceGroupCreatedV{Spec: spec, RevertOf: &to}, members, getGroup)
+	return run(ctx, s, m, events.KindDeviceGroup, name, events.DeviceGroupCreatedV{Spec: old.DeviceGroupSpec, RevertOf: &to}, getGroup)
 }
 
 // RevertCronJob restores the cron job's spec of offset to.
-func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int64, spec events.CronJobSpec) (projections.CronJob, error) {
-	if err := spec.Validate(); err != nil {
-		return projections.CronJob{}, invalid(events.KindCronJob, err)
+func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int64) (projections.CronJob, error) {
+	old, err := readPast(ctx, s, events.KindCronJob, name, to, getCron)
+	if err != nil {
+		return old, err
 	}
 	exists, err := existsNow(ctx, s, name, getCron)
 	if err != nil {
 		return projections.CronJob{}, err
 	}
 	if exists {
-		return run(ctx, s, m, events.KindCronJob, name, events.CronJobReplacedV{Spec: spec, RevertOf: &to}, nil, getCron)
+		return run(ctx, s, m, events.KindCronJob, name, events.CronJobReplacedV{Spec: old.CronJobSpec, RevertOf: &to}, getCron)
 	}
-	return run(ctx, s, m, events.KindCronJob, name, events.CronJobCreatedV{Spec: spec, RevertOf: &to}, nil, getCron)
+	return run(ctx, s, m, events.KindCronJob, name, events.CronJobCreatedV{Spec: old.CronJobSpec, RevertOf: &to}, getCron)
+}
+
+// readPast reads the object as it was at offset to; an object that did
+// not exist then is CodeNotAtOffset.
+func readPast[T any](ctx context.Context, s *Service, kind events.Kind, name string, to int64, get getter[T]) (T, error) {
+	var doc T
+	if err := checkName(kind, name); err != nil {
+		return doc, err
+	}
+	if s.past == nil {
+		return doc, ErrNoPast
+	}
+	r, err := s.past.StateAt(ctx, to, kind, name)
+	if err != nil {
+		return doc, err
+	}
+	doc, found, err := get(r, name)
+	if err == nil && !found {
+		err = &Error{Code: CodeNotAtOffset, Kind: kind, Detail: fmt.Sprintf("%s %q did not exist at offset %d", kind, name, to)}
+	}
+	return doc, err
 }
 
 // existsNow says whether the object exists now, in the projection caught

@@ -32,14 +32,16 @@ type Projection interface {
 type Service struct {
 	log  Log
 	proj Projection
+	past Past
 	now  func() time.Time
 	// BcryptCost of new password hashes (DefaultBcryptCost).
 	BcryptCost int
 }
 
-// New returns a service appending to log and answering from proj.
-func New(log Log, proj Projection) *Service {
-	return &Service{log: log, proj: proj, now: time.Now, BcryptCost: DefaultBcryptCost}
+// New returns a service appending to log and answering from proj; past
+// (nil: reverts answer ErrNoPast) is where reverts read what they restore.
+func New(log Log, proj Projection, past Past) *Service {
+	return &Service{log: log, proj: proj, past: past, now: time.Now, BcryptCost: DefaultBcryptCost}
 }
 
 // Meta is what a command carries besides its input.
@@ -73,55 +75,46 @@ const (
 	CodeNotRunning      Code = "not_running"      // restart of a stopped app
 	CodeVersionMismatch Code = "version_mismatch" // If-Match differs from the current version
 	CodeTokenInUse      Code = "token_in_use"     // another user has this token
+	CodeNotAtOffset     Code = "not_at_offset"    // a revert to an offset where the object did not exist
 )
 
 // Error is a command that was refused: by validation or by the fold.
 type Error struct {
 	Code   Code
-	Kind   events.Kind // the kind of object concerned
+	Kind   events.Kind // the kind of object concerned (for a missing member: the member's)
 	Detail string
-	// Fields are the invalid fields for CodeInvalid ("starting_ports[0]": "...").
-	Fields []events.FieldError
+	// Cause, for CodeInvalid, is the validation error: its
+	// *events.FieldError leaves name each invalid field.
+	Cause error
+	// Missing is the member that does not exist, for CodeMissingApp,
+	// CodeMissingCronJob and CodeMissingUser.
+	Missing *events.Aggregate
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s %s: %s", e.Kind, e.Code, e.Detail) }
 
-// invalid turns a validation error of the events package into an *Error
-// listing every field.
+// invalid turns a validation error of the events package into an *Error.
 func invalid(kind events.Kind, err error) error {
-	e := &Error{Code: CodeInvalid, Kind: kind, Detail: strings.TrimPrefix(err.Error(), "invalid: ")}
-	collectFields(err, &e.Fields)
-	return e
+	return &Error{Code: CodeInvalid, Kind: kind, Detail: strings.TrimPrefix(err.Error(), "invalid: "), Cause: err}
 }
 
-func collectFields(err error, out *[]events.FieldError) {
-	var fe *events.FieldError
-	switch x := err.(type) {
-	case interface{ Unwrap() []error }:
-		for _, e := range x.Unwrap() {
-			collectFields(e, out)
-		}
-		return
+// stamp fills in what the log records besides the command's input. A dry
+// run gets a command ID of its own, so that it is never a duplicate.
+func (s *Service) stamp(m Meta, env events.Envelope) events.Envelope {
+	env.Actor = m.Actor
+	env.IfVersion = m.IfVersion
+	env.Time = s.now().UTC()
+	env.CommandID = commandID(m)
+	if m.DryRun {
+		env.CommandID = newCommandID()
 	}
-	if errors.As(err, &fe) {
-		*out = append(*out, *fe)
-		return
-	}
-	if u := errors.Unwrap(err); u != nil {
-		collectFields(u, out)
-	}
+	return env
 }
 
 // execute appends env, waits for it to be folded and returns the verdict
 // (for a duplicate: the verdict of the first record of the command).
 func (s *Service) execute(ctx context.Context, m Meta, env events.Envelope) (projections.Verdict, error) {
-	env.Actor = m.Actor
-	env.IfVersion = m.IfVersion
-	env.Time = s.now().UTC()
-	env.CommandID = commandID(m)
-	if err := env.Validate(); err != nil {
-		return projections.Verdict{}, invalid(env.Aggregate.Kind, err)
-	}
+	env = s.stamp(m, env)
 	off, err := s.log.Append(ctx, env)
 	if errors.Is(err, events.ErrInvalid) { // e.g. over the record size limit
 		return projections.Verdict{}, invalid(env.Aggregate.Kind, err)
@@ -184,13 +177,15 @@ func (s *Service) verdict(env events.Envelope, off int64) (projections.Verdict, 
 		return v, err
 	}
 	if !v.Accepted {
-		return v, rejected(env, v)
+		return v, rejected(env, v, nil)
 	}
 	return v, nil
 }
 
-// rejected turns a verdict into an *Error.
-func rejected(env events.Envelope, v projections.Verdict) error {
+// rejected turns the fold's rejection of env into an *Error; cause is
+// the validation error behind an invalid verdict when the fold was just
+// asked (a verdict read back from the store has its Detail only).
+func rejected(env events.Envelope, v projections.Verdict, cause error) error {
 	e := &Error{Kind: env.Aggregate.Kind, Detail: v.Detail}
 	switch v.Reason {
 	case projections.ReasonExists:
@@ -204,18 +199,26 @@ func rejected(env events.Envelope, v projections.Verdict) error {
 	case projections.ReasonTokenInUse:
 		e.Code = CodeTokenInUse
 	case projections.ReasonMissingMember:
-		switch {
-		case strings.HasPrefix(v.Detail, "app "):
-			e.Code, e.Kind = CodeMissingApp, events.KindApp
-		case strings.HasPrefix(v.Detail, "cron job "):
-			e.Code, e.Kind = CodeMissingCronJob, events.KindCronJob
-		default:
-			e.Code, e.Kind = CodeMissingUser, events.KindUser
+		e.Code = CodeInvalid
+		if v.Missing != nil {
+			if code, ok := missingCodes[v.Missing.Kind]; ok {
+				e.Code, e.Kind, e.Missing = code, v.Missing.Kind, v.Missing
+			}
 		}
 	default:
 		e.Code = CodeInvalid
+		if cause != nil {
+			return invalid(env.Aggregate.Kind, cause)
+		}
 	}
 	return e
+}
+
+// missingCodes are the failure codes of a missing member, by its kind.
+var missingCodes = map[events.Kind]Code{
+	events.KindApp:     CodeMissingApp,
+	events.KindCronJob: CodeMissingCronJob,
+	events.KindUser:    CodeMissingUser,
 }
 
 func newCommandID() string {
@@ -231,14 +234,9 @@ func notFound(kind events.Kind, name string) error {
 	return &Error{Code: CodeNotFound, Kind: kind, Detail: fmt.Sprintf("%s %q does not exist", strings.ReplaceAll(string(kind), "_", " "), name)}
 }
 
-func exists(kind events.Kind, name string) error {
-	return &Error{Code: CodeExists, Kind: kind, Detail: fmt.Sprintf("%s %q exists", strings.ReplaceAll(string(kind), "_", " "), name)}
-}
-
 func checkName(kind events.Kind, name string) error {
 	if err := events.ValidateName(kind, name); err != nil {
-		return &Error{Code: CodeInvalid, Kind: kind, Detail: strings.TrimPrefix(err.Error(), "invalid: "),
-			Fields: []events.FieldError{{Field: "name", Err: err}}}
+		return invalid(kind, &events.FieldError{Field: "name", Err: err})
 	}
 	return nil
 }

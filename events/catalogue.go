@@ -278,7 +278,8 @@ func (p DeviceGroupPatchedV) Validate() error {
 	if p.Patch == (DeviceGroupPatch{}) {
 		return fmt.Errorf("%w: the patch changes nothing", ErrInvalid)
 	}
-	return nil
+	// The lists it gives must be valid lists of names, whatever the group.
+	return p.Patch.Apply(DeviceGroupSpec{Apps: []string{}, CronJobs: []string{}}).Validate()
 }
 
 func (p CronJobPatchedV) Validate() error {

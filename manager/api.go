@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -39,9 +38,9 @@ type Commands interface {
 	PatchCronJob(ctx context.Context, m commands.Meta, name string, patch events.CronJobPatch) (projections.CronJob, error)
 	DeleteCronJob(ctx context.Context, m commands.Meta, name string) error
 
-	RevertApp(ctx context.Context, m commands.Meta, name string, to int64, spec events.AppSpec) (projections.App, error)
-	RevertDeviceGroup(ctx context.Context, m commands.Meta, name string, to int64, spec events.DeviceGroupSpec) (projections.DeviceGroup, error)
-	RevertCronJob(ctx context.Context, m commands.Meta, name string, to int64, spec events.CronJobSpec) (projections.CronJob, error)
+	RevertApp(ctx context.Context, m commands.Meta, name string, to int64) (projections.App, error)
+	RevertDeviceGroup(ctx context.Context, m commands.Meta, name string, to int64) (projections.DeviceGroup, error)
+	RevertCronJob(ctx context.Context, m commands.Meta, name string, to int64) (projections.CronJob, error)
 
 	CreateUser(ctx context.Context, m commands.Meta, name string, sec commands.Secrets) (commands.CreatedUser, error)
 	UpdateUser(ctx context.Context, m commands.Meta, name string, sec commands.Secrets) (projections.User, error)
@@ -153,10 +152,12 @@ func commandError(e *commands.Error) (int, map[string]any) {
 		return http.StatusPreconditionFailed, map[string]any{"version_mismatch": true, "message": e.Detail}
 	case commands.CodeTokenInUse:
 		return http.StatusConflict, map[string]any{"token_in_use": true}
+	case commands.CodeNotAtOffset:
+		return http.StatusBadRequest, map[string]any{"message": e.Detail}
 	}
 	var probs []string
-	for _, f := range e.Fields {
-		probs = append(probs, f.Error())
+	if e.Cause != nil {
+		probs = problems(e.Cause)
 	}
 	if len(probs) == 0 {
 		probs = []string{e.Detail}
@@ -276,7 +277,7 @@ func (s *Server) caughtUp(ctx context.Context) {
 func get[T any](s *Server, kind events.Kind, read func(r projections.Reader, name string) (T, bool, error), version func(T) int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("at") {
-			if s.events == nil {
+			if s.past == nil {
 				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "time travel is not configured on this manager"})
 				return
 			}
@@ -383,7 +384,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Put("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
 		r.Patch("/update", apps("rw", withBody(s, http.StatusAccepted, appPatchBody, c.PatchApp, appVersion)))
 		r.Get("/history", apps("ro", s.needEvents(s.appHistory)))
-		r.Post("/revert", apps("rw", s.needEvents(revert(s, events.KindApp, readApp, func(a projections.App) events.AppSpec { return a.AppSpec }, c.RevertApp, appVersion))))
+		r.Post("/revert", apps("rw", s.needEvents(revert(s, c.RevertApp, appVersion))))
 	})
 
 	groups := func(level string, h http.HandlerFunc) http.HandlerFunc {
@@ -400,7 +401,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
 		r.Get("/info", withoutCatchUp(groups("ro", s.info)))
 		r.Get("/rollout", groups("ro", s.rollout))
-		r.Post("/revert", groups("rw", s.needEvents(revert(s, events.KindDeviceGroup, readGroup, func(g projections.DeviceGroup) events.DeviceGroupSpec { return g.DeviceGroupSpec }, c.RevertDeviceGroup, groupVersion))))
+		r.Post("/revert", groups("rw", s.needEvents(revert(s, c.RevertDeviceGroup, groupVersion))))
 	})
 	r.Post("/prune", allow(pruning, command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
 		ids, err := c.PruneFleet(ctx, m)
@@ -418,7 +419,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Post("/update", crons("rw", withBody(s, http.StatusAccepted, cronSpecBody, c.ReplaceCronJob, cronVersion)))
 		r.Put("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
 		r.Patch("/update", crons("rw", withBody(s, http.StatusAccepted, cronPatchBody, c.PatchCronJob, cronVersion)))
-		r.Post("/revert", crons("rw", s.needEvents(revert(s, events.KindCronJob, readCron, func(c projections.CronJob) events.CronJobSpec { return c.CronJobSpec }, c.RevertCronJob, cronVersion))))
+		r.Post("/revert", crons("rw", s.needEvents(revert(s, c.RevertCronJob, cronVersion))))
 	})
 
 	r.Get("/events", allow(admin, s.needEvents(s.listEvents)))
@@ -463,7 +464,7 @@ func (s *Server) routes(r chi.Router) {
 // needEvents answers 503 when the manager has no event log reader.
 func (s *Server) needEvents(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.events == nil {
+		if s.events == nil || s.past == nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "history is not configured on this manager"})
 			return
 		}
@@ -473,8 +474,7 @@ func (s *Server) needEvents(h http.HandlerFunc) http.HandlerFunc {
 
 // revert restores an object as it was at ?to=<offset>: 202 with the
 // document, as an update.
-func revert[T, S any](s *Server, kind events.Kind, read func(projections.Reader, string) (T, bool, error), spec func(T) S,
-	run func(ctx context.Context, m commands.Meta, name string, to int64, spec S) (T, error), version func(T) int64) http.HandlerFunc {
+func revert[T any](s *Server, run func(ctx context.Context, m commands.Meta, name string, to int64) (T, error), version func(T) int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		to, err := strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
 		if err != nil || to < 0 {
@@ -482,21 +482,7 @@ func revert[T, S any](s *Server, kind events.Kind, read func(projections.Reader,
 			return
 		}
 		n := name(r)
-		pr, err := s.foldTo(r.Context(), to, alone(kind, n))
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		doc, found, err := read(pr, n)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if !found {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"message": fmt.Sprintf("%s %q did not exist at offset %d", kind, n, to)})
-			return
-		}
-		command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (T, error) { return run(ctx, m, n, to, spec(doc)) }, version)(w, r)
+		command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (T, error) { return run(ctx, m, n, to) }, version)(w, r)
 	}
 }
 

@@ -161,7 +161,7 @@ func appSpecBody(body []byte) (events.AppSpec, error) {
 	if err := errs.err(); err != nil {
 		return s, err
 	}
-	return s, validation(s.Validate())
+	return s, nil
 }
 
 // appPatchBody reads a partial app update: at least one known key, no
@@ -218,14 +218,6 @@ func orEmpty(m map[string]string) map[string]string {
 	return m
 }
 
-// validation turns a spec's Validate error into the 400 answer.
-func validation(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &bodyError{400, invalidBody(problems(err))}
-}
-
 // problems lists the field errors inside a validation error.
 func problems(err error) []string {
 	var out []string
@@ -242,6 +234,11 @@ func problems(err error) []string {
 			for _, x := range j.Unwrap() {
 				walk(x)
 			}
+			return
+		}
+		var fe *events.FieldError
+		if u := errors.Unwrap(e); u != nil && errors.As(u, &fe) {
+			walk(u) // a context around field errors ("app.created \"web\": ...")
 			return
 		}
 		out = append(out, strings.TrimPrefix(e.Error(), "invalid: "))
@@ -264,7 +261,7 @@ func groupSpecBody(body []byte) (events.DeviceGroupSpec, error) {
 	if err := listField(m, "apps", &s.Apps); err != nil {
 		return s, err
 	}
-	return s, validation(s.Validate())
+	return s, nil
 }
 
 // listField reads a list of names; not a list is Nebula's
@@ -309,7 +306,7 @@ func groupPatchBody(body []byte) (events.DeviceGroupPatch, error) {
 			p.CronJobs = &l
 		}
 	}
-	return p, validation(p.Apply(events.DeviceGroupSpec{Apps: []string{}, CronJobs: []string{}}).Validate())
+	return p, nil
 }
 
 var cronKeys = []string{"schedule", "docker_image", "env_vars", "running", "networks", "volumes", "devices", "privileged"}
@@ -345,7 +342,7 @@ func cronSpecBody(body []byte) (events.CronJobSpec, error) {
 	if err := errs.err(); err != nil {
 		return s, err
 	}
-	return s, validation(s.Validate())
+	return s, nil
 }
 
 // cronPatchBody reads a partial cron job update.
@@ -412,7 +409,7 @@ func userGroupSpecBody(body []byte) (events.UserGroupSpec, error) {
 		return s, err
 	}
 	s = p.Apply(s)
-	return s, validation(s.Validate())
+	return s, nil
 }
 
 // userGroupPatchBody reads a user group update.

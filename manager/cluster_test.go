@@ -20,6 +20,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
 )
 
 // TestTwoManagersRaceOnOneName: the same create sent at the same time to
@@ -295,7 +296,8 @@ func startHeldManager(t *testing.T, addr string, auth ...manager.Auth) heldManag
 		t.Fatal("projection did not catch up")
 	}
 	bounds := new(atomic.Int64)
-	cfg := manager.Config{Projection: store, Commands: commands.New(l, store), Log: countedLog{l, bounds}, Serving: p.Serving, Rebuilds: p.Rebuilds, EventLog: l}
+	cfg := manager.Config{Projection: store, Commands: commands.New(l, store, past.New(l, store, nil)), Log: countedLog{l, bounds}, Serving: p.Serving, Rebuilds: p.Rebuilds,
+		EventLog: l, Past: past.New(l, store, nil)}
 	if len(auth) > 0 {
 		cfg.Auth = auth[0]
 	}

@@ -2,19 +2,24 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
-	"math"
 	"net/http"
-	"reflect"
-	"sort"
 	"strconv"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
 )
 
-// EventLog is the raw event log: history and time travel read it.
+// Past is the configuration as it was (projections/past): time travel,
+// an app's versions.
+type Past interface {
+	OffsetAt(ctx context.Context, t time.Time) (int64, error)
+	StateAt(ctx context.Context, at int64, kind events.Kind, name string) (projections.Reader, error)
+	AppVersions(ctx context.Context, app string) ([]past.AppVersion, error)
+}
+
+// EventLog is the raw event log: the event listing reads it.
 type EventLog interface {
 	Bounds(ctx context.Context) (start, end int64, err error)
 	// Scan calls fn with each record from offset from to the log's
@@ -201,119 +206,12 @@ func (s *Server) atOffset(w http.ResponseWriter, r *http.Request) (int64, bool) 
 		writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"at: an offset or an RFC 3339 time"}})
 		return 0, false
 	}
-	at := int64(-1)
-	var decodeErr error
-	err = s.scan(r.Context(), 0, func(rec events.Record) bool {
-		h, err := events.DecodeHead(rec.Value)
-		if err != nil {
-			decodeErr = err
-			return false
-		}
-		if h.Time.After(t) {
-			return false
-		}
-		at = rec.Offset
-		return true
-	})
-	if err == nil {
-		err = decodeErr
-	}
+	at, err := s.past.OffsetAt(r.Context(), t)
 	if err != nil {
 		s.fail(w, r, err)
 		return 0, false
 	}
 	return at, true
-}
-
-// foldTo folds the log up to offset at (inclusive) into memory: the
-// projection as it was then, as far as the records keep says yes to go
-// (nil: all of them).
-func (s *Server) foldTo(ctx context.Context, at int64, keep func(events.Aggregate) bool) (projections.Reader, error) {
-	var kv projections.MemKV
-	err := s.foldKept(ctx, at, keep, func() { kv = projections.MemKV{} },
-		func(rec events.Record) (projections.Result, error) { return projections.Apply(kv, rec) })
-	return projections.NewReader(kv), err
-}
-
-// foldKept calls start, then fold with each record from offset 0 to upTo
-// (inclusive) that keep says yes to by its aggregate (nil: all of them).
-// Folding a part of the log is for one object's history or past state,
-// and holds only when the verdicts on that part do not depend on the rest
-// (an app's events decide alone, for instance): each verdict is checked
-// against the one the full fold recorded and, if one differs, foldKept
-// calls start again and folds every record.
-func (s *Server) foldKept(ctx context.Context, upTo int64, keep func(events.Aggregate) bool, start func(),
-	fold func(events.Record) (projections.Result, error)) error {
-	type decided struct {
-		offset   int64
-		accepted bool
-	}
-	var verdicts []decided
-	var foldErr error
-	start()
-	err := s.scan(ctx, 0, func(rec events.Record) bool {
-		if rec.Offset > upTo {
-			return false
-		}
-		if keep != nil {
-			h, err := events.DecodeHead(rec.Value)
-			if err == nil && !keep(h.Aggregate) {
-				return true
-			}
-			// A record without a head is folded: the fold names the error.
-		}
-		res, err := fold(rec)
-		if err != nil {
-			foldErr = err
-			return false
-		}
-		if keep != nil {
-			verdicts = append(verdicts, decided{rec.Offset, res.Verdict.Accepted})
-		}
-		return true
-	})
-	if err == nil {
-		err = foldErr
-	}
-	if err != nil || keep == nil {
-		return err
-	}
-	same := true
-	err = s.proj.View(func(r projections.Reader) error {
-		for _, d := range verdicts {
-			v, found, err := r.Verdict(d.offset)
-			if err != nil {
-				return err
-			}
-			if found && v.Accepted != d.accepted {
-				same = false
-				return nil
-			}
-		}
-		return nil
-	})
-	if err != nil || same {
-		return err
-	}
-	s.logger.Warn("a part of the log folded alone decided differently from the whole; folding the whole",
-		"up_to", upTo)
-	return s.foldKept(ctx, upTo, nil, start, fold)
-}
-
-// alone says which records a past state of an object of kind needs: an
-// app's or a cron job's own events make its document; a device group's
-// /info also reads apps and cron jobs, and fleet-wide events touch it;
-// for users and user groups, everything is folded (nil).
-func alone(kind events.Kind, name string) func(events.Aggregate) bool {
-	switch kind {
-	case events.KindApp, events.KindCronJob:
-		return func(a events.Aggregate) bool { return a.Kind == kind && a.Name == name }
-	case events.KindDeviceGroup:
-		return func(a events.Aggregate) bool {
-			return a.Kind != events.KindUser && a.Kind != events.KindUserGroup && (a.Kind != kind || a.Name == name)
-		}
-	}
-	return nil
 }
 
 // timeTravel serves a read as of ?at=.
@@ -325,7 +223,7 @@ func timeTravel[T any](s *Server, w http.ResponseWriter, r *http.Request, kind e
 	var doc T
 	found := false
 	if at >= 0 {
-		pr, err := s.foldTo(r.Context(), at, alone(kind, name(r)))
+		pr, err := s.past.StateAt(r.Context(), at, kind, name(r))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -348,80 +246,7 @@ func timeTravel[T any](s *Server, w http.ResponseWriter, r *http.Request, kind e
 // each one changed.
 func (s *Server) appHistory(w http.ResponseWriter, r *http.Request) {
 	app := name(r)
-	type change struct {
-		From any `json:"from"`
-		To   any `json:"to"`
-	}
-	type version struct {
-		Version  int64             `json:"version"`
-		Type     events.Type       `json:"type"`
-		Actor    string            `json:"actor"`
-		Time     time.Time         `json:"time"`
-		Deleted  bool              `json:"deleted,omitempty"`
-		RevertOf *int64            `json:"revert_of,omitempty"`
-		Changes  map[string]change `json:"changes"`
-	}
-	var versions []version
-	var prev map[string]any
-	var kv projections.MemKV
-	var reader projections.Reader
-	start := func() {
-		versions, prev, kv = []version{}, nil, projections.MemKV{}
-		reader = projections.NewReader(kv)
-	}
-	err := s.foldKept(r.Context(), math.MaxInt64, alone(events.KindApp, app), start, func(rec events.Record) (projections.Result, error) {
-		res, err := projections.Apply(kv, rec)
-		if err != nil {
-			return res, err
-		}
-		v := res.Verdict
-		if !v.Accepted || v.Aggregate.Kind != events.KindApp || v.Aggregate.Name != app {
-			return res, nil
-		}
-		env, _ := events.Decode(rec.Value)
-		doc, found, err := reader.App(app)
-		if err != nil {
-			return res, err
-		}
-		cur := map[string]any{}
-		if found {
-			b, _ := json.Marshal(doc)
-			_ = json.Unmarshal(b, &cur)
-			delete(cur, "app_id")
-		}
-		ch := map[string]change{}
-		keys := map[string]bool{}
-		for k := range cur {
-			keys[k] = true
-		}
-		for k := range prev {
-			keys[k] = true
-		}
-		names := make([]string, 0, len(keys))
-		for k := range keys {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			if !reflect.DeepEqual(prev[k], cur[k]) {
-				ch[k] = change{From: prev[k], To: cur[k]}
-			}
-		}
-		var revertOf *int64
-		switch p := env.Payload.(type) {
-		case events.AppReplacedV:
-			revertOf = p.RevertOf
-		case events.AppCreatedV:
-			revertOf = p.RevertOf
-		}
-		versions = append(versions, version{Version: rec.Offset, Type: env.Type, Actor: env.Actor, Time: env.Time, Deleted: !found,
-			RevertOf: revertOf, Changes: ch})
-		prev = cur
-		if !found {
-			prev = nil
-		}
-		return res, nil
-	})
+	versions, err := s.past.AppVersions(r.Context(), app)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -80,7 +80,7 @@ const lagWait = 100 * time.Millisecond
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	group := name(r)
 	if r.URL.Query().Has("at") {
-		if s.events == nil {
+		if s.past == nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "time travel is not configured on this manager"})
 			return
 		}

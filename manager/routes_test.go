@@ -25,7 +25,7 @@ func TestEveryRouteNeedsAuth(t *testing.T) {
 	// tests the limit).
 	m := testmanager.StartWithLimits(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "route-walk-token"},
 		manager.Limits{FailedAuthBurst: 10_000})
-	srv := manager.New(manager.Config{Commands: commands.New(nil, nil)}) // the same routes, to walk
+	srv := manager.New(manager.Config{Commands: commands.New(nil, nil, nil)}) // the same routes, to walk
 	routes := 0
 	err := chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		routes++

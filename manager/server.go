@@ -58,8 +58,10 @@ type Config struct {
 	// Reports and ReportSink serve reporting (nil: 503 on those routes).
 	Reports    Reports
 	ReportSink ReportSink
-	// EventLog serves history and time travel (nil: 503 on those).
+	// EventLog serves the event listing, Past history and time travel
+	// (either nil: 503 on those).
 	EventLog EventLog
+	Past     Past
 	// Limits bound failed logins and, optionally, request rates.
 	Limits Limits
 	// Storage, when set, says whether this manager may write (the data
@@ -94,6 +96,7 @@ type Server struct {
 	reports    Reports
 	sink       ReportSink
 	events     EventLog
+	past       Past
 	router     chi.Router
 }
 
@@ -106,7 +109,7 @@ func New(cfg Config) *Server {
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
 	s.serving, s.rebuilds = cfg.Serving, cfg.Rebuilds
-	s.reports, s.sink, s.events = cfg.Reports, cfg.ReportSink, cfg.EventLog
+	s.reports, s.sink, s.events, s.past = cfg.Reports, cfg.ReportSink, cfg.EventLog, cfg.Past
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	s.limits = cfg.Limits
 	s.storage = cfg.Storage

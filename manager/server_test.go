@@ -48,7 +48,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestStatusAndMetrics(t *testing.T) {
-	srv := httptest.NewServer(New(Config{Projection: fakeProjection{applied: 41, folded: 7}, Commands: commands.New(nil, nil), Log: fakeLog{end: 50}}))
+	srv := httptest.NewServer(New(Config{Projection: fakeProjection{applied: 41, folded: 7}, Commands: commands.New(nil, nil, nil), Log: fakeLog{end: 50}}))
 	defer srv.Close()
 	if code, body := httpGet(t, srv.URL+"/api/v2/status"); code != 200 || body != "{\"api_available\":true}\n" {
 		t.Fatalf("status: %d %q", code, body)
@@ -75,7 +75,7 @@ func TestStatusAndMetrics(t *testing.T) {
 }
 
 func TestMetricsWhenLogDownAndProjectionFailed(t *testing.T) {
-	srv := httptest.NewServer(New(Config{Projection: fakeProjection{applied: 3, err: errors.New("bad record")}, Commands: commands.New(nil, nil), Log: fakeLog{err: errors.New("down")}}))
+	srv := httptest.NewServer(New(Config{Projection: fakeProjection{applied: 3, err: errors.New("bad record")}, Commands: commands.New(nil, nil, nil), Log: fakeLog{err: errors.New("down")}}))
 	defer srv.Close()
 	_, body := httpGet(t, srv.URL+"/metrics")
 	for _, want := range []string{"nebula_event_log_up 0\n", "nebula_projection_failed 1\n"} {
@@ -96,7 +96,7 @@ func TestRebuildDuringAnswerIsNotServed(t *testing.T) {
 	var serving atomic.Bool
 	var rebuilds atomic.Uint64
 	serving.Store(true)
-	s := New(Config{Projection: fakeProjection{applied: 5}, Commands: commands.New(nil, nil), Serving: serving.Load, Rebuilds: rebuilds.Load})
+	s := New(Config{Projection: fakeProjection{applied: 5}, Commands: commands.New(nil, nil, nil), Serving: serving.Load, Rebuilds: rebuilds.Load})
 	rebuildNow := false
 	h := s.whenReady(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rebuildNow { // the projector: not serving, then the store empties

@@ -16,7 +16,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := HTTPServer(New(Config{Projection: fakeProjection{}, Commands: commands.New(nil, nil), Log: fakeLog{}}), slog.New(slog.DiscardHandler))
+	srv := HTTPServer(New(Config{Projection: fakeProjection{}, Commands: commands.New(nil, nil, nil), Log: fakeLog{}}), slog.New(slog.DiscardHandler))
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	conn, err := net.Dial("tcp", ln.Addr().String())

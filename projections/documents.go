@@ -76,6 +76,9 @@ type Verdict struct {
 	// DuplicateOf is the offset of the first record with the same command
 	// ID, for ReasonDuplicate.
 	DuplicateOf int64 `json:"duplicate_of,omitempty"`
+	// Missing is the member that does not exist, for ReasonMissingMember:
+	// an app or cron job a device group lists, a user a user group lists.
+	Missing *events.Aggregate `json:"missing,omitempty"`
 }
 
 // Stats count what the store has folded since it was built.

@@ -108,6 +108,13 @@ func (v Verdict) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"duplicate_of":`...)
 		b = strconv.AppendInt(b, v.DuplicateOf, 10)
 	}
+	if v.Missing != nil {
+		b = append(b, `,"missing":{"kind":`...)
+		b = appendString(b, string(v.Missing.Kind))
+		b = append(b, `,"name":`...)
+		b = appendString(b, v.Missing.Name)
+		b = append(b, '}')
+	}
 	return append(b, '}'), nil
 }
 

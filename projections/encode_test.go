@@ -46,6 +46,8 @@ func TestDocumentEncodingMatchesJSON(t *testing.T) {
 		Verdict{Offset: 9, Type: events.AppCreated, Aggregate: events.Aggregate{Kind: events.KindApp, Name: "web"}, Accepted: true},
 		Verdict{Offset: 10, Type: events.AppPatched, Aggregate: events.Aggregate{Kind: events.KindApp, Name: odd}, CommandID: odd,
 			Reason: ReasonDuplicate, Detail: odd, DuplicateOf: 3},
+		Verdict{Offset: 11, Type: events.DeviceGroupCreated, Aggregate: events.Aggregate{Kind: events.KindDeviceGroup, Name: "g"},
+			Reason: ReasonMissingMember, Detail: odd, Missing: &events.Aggregate{Kind: events.KindCronJob, Name: odd}},
 	}
 	for _, d := range docs {
 		sameAsMarshal(t, d)
@@ -67,6 +69,7 @@ func FuzzDocumentEncoding(f *testing.F) {
 		sameAsMarshal(t, DeviceGroup{Name: name, Version: off, PruneID: -off, DeviceGroupSpec: events.DeviceGroupSpec{Apps: []string{image, vol}}})
 		sameAsMarshal(t, Verdict{Offset: off, Type: events.Type(kind), Aggregate: events.Aggregate{Kind: events.Kind(k), Name: name},
 			CommandID: v, Accepted: flag, Reason: Reason(vol), Detail: image, DuplicateOf: int64(port)})
+		sameAsMarshal(t, Verdict{Offset: off, Reason: ReasonMissingMember, Missing: &events.Aggregate{Kind: events.Kind(kind), Name: v}})
 	})
 }
 

@@ -13,7 +13,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 4
+const FoldVersion = 5
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -33,6 +33,10 @@ type Result struct {
 	Verdict Verdict
 	// Groups are the device groups whose /info changed.
 	Groups []string
+	// Cause is what made an invalid result invalid (the spec's validation
+	// error, with its field errors), for the answer to a command. It is
+	// not stored: a verdict read back has Detail only.
+	Cause error
 }
 
 // Apply folds one record into kv: it decodes the record, decides whether
@@ -74,11 +78,13 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 		err = f.decide()
 	}
 	var rej *rejection
+	var cause error
 	switch {
 	case err == nil:
 		v.Accepted = true
 	case errors.As(err, &rej):
-		v.Reason, v.Detail, v.DuplicateOf = rej.reason, rej.detail, rej.duplicateOf
+		v.Reason, v.Detail, v.DuplicateOf, v.Missing = rej.reason, rej.detail, rej.duplicateOf, rej.missing
+		cause = rej.cause
 		f.touched = nil
 	default:
 		return Result{}, fmt.Errorf("fold offset %d: %w", off, err)
@@ -91,7 +97,7 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 		groups = append(groups, g)
 	}
 	slices.Sort(groups)
-	return Result{Verdict: v, Groups: groups}, nil
+	return Result{Verdict: v, Groups: groups, Cause: cause}, nil
 }
 
 // chain extends the log's hash chain with rec: head = SHA-256(previous
@@ -134,6 +140,8 @@ type rejection struct {
 	reason      Reason
 	detail      string
 	duplicateOf int64
+	missing     *events.Aggregate // ReasonMissingMember
+	cause       error             // ReasonInvalid: the validation error
 }
 
 func (r *rejection) Error() string { return string(r.reason) + ": " + r.detail }
@@ -171,7 +179,7 @@ func (f *folder) dedupe() error {
 
 func (f *folder) decide() error {
 	if err := f.invalid; err != nil {
-		return reject(ReasonInvalid, "%v", err)
+		return &rejection{reason: ReasonInvalid, detail: err.Error(), cause: err}
 	}
 	if err := f.checkVersion(); err != nil {
 		return err
@@ -260,7 +268,7 @@ func (f *folder) decide() error {
 
 func validSpec(err error) error {
 	if err != nil {
-		return reject(ReasonInvalid, "the result would be invalid: %v", err)
+		return &rejection{reason: ReasonInvalid, detail: "the result would be invalid: " + err.Error(), cause: err}
 	}
 	return nil
 }

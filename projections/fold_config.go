@@ -1,7 +1,9 @@
 package projections
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
@@ -191,12 +193,12 @@ func (f *folder) pruneFleet() error {
 func (f *folder) checkMembers(spec events.DeviceGroupSpec) error {
 	for _, a := range spec.Apps {
 		if _, found, err := f.kv.Get(key(prefixApp, a)); err != nil || !found {
-			return missingOr(err, "app", a)
+			return missingOr(err, events.KindApp, a)
 		}
 	}
 	for _, c := range spec.CronJobs {
 		if _, found, err := f.kv.Get(key(prefixCron, c)); err != nil || !found {
-			return missingOr(err, "cron job", c)
+			return missingOr(err, events.KindCronJob, c)
 		}
 	}
 	return nil
@@ -243,9 +245,13 @@ func notFoundOr(err error, what, name string) error {
 	return reject(ReasonNotFound, "%s %q does not exist", what, name)
 }
 
-func missingOr(err error, what, name string) error {
+// missingOr rejects a command naming a member (of kind) that does not
+// exist; the verdict carries the member as data.
+func missingOr(err error, kind events.Kind, name string) error {
 	if err != nil {
 		return err
 	}
-	return reject(ReasonMissingMember, "%s %q does not exist", what, name)
+	what := strings.ReplaceAll(string(kind), "_", " ")
+	return &rejection{reason: ReasonMissingMember, detail: fmt.Sprintf("%s %q does not exist", what, name),
+		missing: &events.Aggregate{Kind: kind, Name: name}}
 }

@@ -137,7 +137,7 @@ func (f *folder) deleteUserGroup(name string) error {
 func (f *folder) checkUsers(names []string) error {
 	for _, u := range names {
 		if _, found, err := f.kv.Get(key(prefixUser, u)); err != nil || !found {
-			return missingOr(err, "user", u)
+			return missingOr(err, events.KindUser, u)
 		}
 	}
 	return nil

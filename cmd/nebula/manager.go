@@ -20,6 +20,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
@@ -205,9 +206,10 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	minFree, _ := diskspace.ParseBytes(m.minFreeDisk) // validated
 	disk := &diskspace.Guard{Dir: m.dataDir, Min: minFree}
 	proj.Hold = disk.Check
-	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store), Log: log, Logger: logger,
+	history := past.New(log, store, logger.With("component", "past"))
+	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store, history), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds,
-		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log, Limits: m.limits, Storage: disk.Check})
+		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

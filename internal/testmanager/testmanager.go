@@ -18,6 +18,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
@@ -87,10 +88,11 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 		projections.FollowReports(runCtx, reports, reportfeed.Opener(runCtx, kafkalog.Config{Brokers: []string{addr}}, reporter.DeviceEventsTopic))
 	}()
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	cmds := commands.New(l, store)
+	history := past.New(l, store, nil)
+	cmds := commands.New(l, store, history)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds,
-		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Limits: limits})
+		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Past: history, Limits: limits})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()
