@@ -36,7 +36,7 @@ lint:
 bench: deps ## every performance number, next to its baseline; writes docs/benchmarks.md and docs/bench/*.svg
 	rm -rf bench-out && mkdir -p bench-out
 	NEBULA_BENCH_OUT=$(CURDIR)/bench-out $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m \
-	  ./internal/sim ./internal/fleetbench ./events/kafkalog ./projections ./manager ./cmd/nebula
+	  ./internal/sim ./internal/fleetbench ./events/kafkalog ./projections ./projections/reports ./manager ./cmd/nebula
 	$(GO) run ./cmd/benchreport -in bench-out/results.jsonl -out docs
 	@echo "written: docs/benchmarks.md, docs/bench/*.svg; profiles in bench-out/profiles (go tool pprof)"
 
@@ -46,7 +46,8 @@ soak: deps ## the whole system under steady load for NEBULA_SOAK_DURATION (defau
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzFastDecode FuzzPeek FuzzReadDeviceEvent FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
 	@for f in FuzzAppBodies FuzzGroupBodies FuzzCronBodies FuzzUserBodies; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./manager || exit 1; done
-	@for f in FuzzDocumentEncoding FuzzDocumentDecoding FuzzDeviceDocument; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./projections || exit 1; done
+	@for f in FuzzDocumentEncoding FuzzDocumentDecoding; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./projections || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzDeviceDocument$$' -fuzztime 20s ./projections/reports
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
 	$(GO) test -run '^$$' -fuzz '^FuzzLexer$$' -fuzztime 20s ./internal/jsonlex
 

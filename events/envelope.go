@@ -91,11 +91,15 @@ func (e Envelope) Validate() error {
 	return nil
 }
 
-// Record is one record of the event log as a reader returns it.
+// Record is one record of a topic as a reader returns it: of the event
+// log (one partition), or of a partitioned topic (device events).
 type Record struct {
-	// Offset is the record's position in the log: the version of
-	// whatever the event it holds changed.
+	// Partition is the record's partition (0 in the event log).
+	Partition int32
+	// Offset is the record's position in its partition: in the event log,
+	// the version of whatever the event it holds changed.
 	Offset int64
+	Key    []byte
 	Value  []byte
 	// CommandID is the command-ID header, if the record had one.
 	CommandID string

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
-	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 )
 
 // ReportSink takes the reports devices send (the reports topic).
@@ -20,9 +20,9 @@ type ReportSink interface {
 
 // Reports answers the report queries (the manager's report projection).
 type Reports interface {
-	Reports(q projections.ReportQuery, allowed func(group string) bool) ([]projections.StoredReport, error)
+	Reports(q reports.Query, allowed func(group string) bool) ([]reports.StoredReport, error)
 	// Devices returns the devices q selects, and whether the page is full.
-	Devices(q projections.DeviceQuery) ([]projections.Device, bool, error)
+	Devices(q reports.DeviceQuery) ([]reports.Device, bool, error)
 	// DeviceCount is how many devices a group has.
 	DeviceCount(group string) (int, error)
 	// CatchingUp says whether the store is still folding the device
@@ -90,9 +90,9 @@ type queryError struct{ param, why string }
 
 func (e queryError) Error() string { return e.param + ": " + e.why }
 
-func parseReportQuery(r *http.Request) (projections.ReportQuery, error) {
+func parseReportQuery(r *http.Request) (reports.Query, error) {
 	v := r.URL.Query()
-	q := projections.ReportQuery{PageSize: 10, CreationOp: "eq"}
+	q := reports.Query{PageSize: 10, CreationOp: "eq"}
 	if s := v.Get("page_size"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
@@ -180,7 +180,7 @@ func (s *Server) listReports(w http.ResponseWriter, r *http.Request) {
 
 // reportDoc renders a stored report as 2.7's document: the report's
 // fields, "_id" and "report_insert_date" in MongoDB's extended JSON.
-func reportDoc(f projections.StoredReport) (json.RawMessage, error) {
+func reportDoc(f reports.StoredReport) (json.RawMessage, error) {
 	b, err := json.Marshal(f.Report)
 	if err != nil {
 		return nil, err
@@ -232,9 +232,9 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseDeviceQuery reads GET /devices' parameters.
-func parseDeviceQuery(r *http.Request) (projections.DeviceQuery, error) {
+func parseDeviceQuery(r *http.Request) (reports.DeviceQuery, error) {
 	v := r.URL.Query()
-	q := projections.DeviceQuery{Limit: 1000}
+	q := reports.DeviceQuery{Limit: 1000}
 	if s := v.Get("page_size"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {

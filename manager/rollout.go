@@ -7,6 +7,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 )
 
 // DefaultSilentAfter: a device not heard from for this long is silent.
@@ -21,7 +22,7 @@ const (
 )
 
 // rolloutStatus places one device against the group's version.
-func rolloutStatus(d projections.Device, version int64, now time.Time, silentAfter time.Duration) string {
+func rolloutStatus(d reports.Device, version int64, now time.Time, silentAfter time.Duration) string {
 	if now.Sub(d.LastSeen) > silentAfter {
 		return RolloutSilent
 	}
@@ -74,7 +75,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
 		return
 	}
-	devs, _, err := s.reports.Devices(projections.DeviceQuery{Group: group})
+	devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: group})
 	if err != nil {
 		s.fail(w, r, err)
 		return

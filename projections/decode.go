@@ -50,39 +50,6 @@ func (g *DeviceGroup) readJSON(b []byte) bool {
 	return !l.Bad() && l.End()
 }
 
-func (d *Device) readJSON(b []byte) bool {
-	l := jsonlex.New(b, 0)
-	l.Object(func(k []byte) {
-		switch string(k) {
-		case "device_id":
-			d.DeviceID = l.Str()
-		case "device_group":
-			d.DeviceGroup = l.Str()
-		case "hostname":
-			d.Hostname = l.Str()
-		case "last_seen":
-			d.LastSeen = l.Time()
-		case "applied_version":
-			d.AppliedVersion = l.Int()
-		case "apps_status":
-			d.Apps = events.ReadAppStatuses(l)
-		case "errors":
-			d.Errors = l.StringsOrNull()
-		case "silent":
-			d.Silent = l.Bool()
-		case "converged_version":
-			d.ConvergedAt = l.Int()
-		case "status_changed_at":
-			d.StatusChangedAt = l.Time()
-		case "failure":
-			d.Failure = l.Str()
-		default:
-			l.Fail(true)
-		}
-	})
-	return !l.Bad() && l.End()
-}
-
 // nameList is an index document: a sorted list of names.
 type nameList []string
 

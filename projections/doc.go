@@ -9,5 +9,7 @@
 // manager reaches the same verdict for every offset: that is how two
 // managers racing to create the same name agree on the winner.
 //
-// keys.go documents the key layout.
+// keys.go documents the key layout. Subpackages: past reads the
+// configuration as it was (time travel, history, what a revert restores);
+// reports folds the device events topic into a store of its own.
 package projections

@@ -6,7 +6,6 @@ import (
 	"math"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
@@ -154,47 +153,3 @@ func FuzzDocumentDecoding(f *testing.F) {
 }
 
 // deviceSeeds are devices of the inventory, ordinary and odd.
-func deviceSeeds() []Device {
-	odd := "é <b>&amp; \"q\" \\ \n\t\x01 \u2028 \xff end"
-	at := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
-	return []Device{
-		{},
-		{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "vm", LastSeen: at, AppliedVersion: 7, ConvergedAt: 7, StatusChangedAt: at.Add(-time.Hour),
-			Apps: []events.AppStatus{{Name: "web", Version: 7, Status: events.AppStatusRunning, Running: 2, Expected: 2}}, Errors: []string{}},
-		{DeviceID: odd, DeviceGroup: odd, Hostname: odd, LastSeen: at.In(time.FixedZone("x", 3600)), AppliedVersion: -1, ConvergedAt: -1, Silent: true,
-			Apps: []events.AppStatus{{Name: odd, Status: events.AppStatusPullFailed, Error: odd, Running: -1}, {}}, Errors: []string{odd, ""}, Failure: odd},
-		{LastSeen: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, // a time json.Marshal refuses
-	}
-}
-
-// TestDeviceDocument: the inventory's device entries are written as
-// json.Marshal writes them, and read as json.Unmarshal reads them.
-func TestDeviceDocument(t *testing.T) {
-	for i, d := range deviceSeeds() {
-		sameAsMarshal(t, d)
-		b, err := json.Marshal(d)
-		if err != nil {
-			continue
-		}
-		if !sameAsUnmarshal[Device](t, b) && i < 3 {
-			t.Errorf("the fast reader did not read %s", b)
-		}
-	}
-	for _, s := range []string{`{"device_id":"a","Device_ID":"b"}`, `{"device_id":"a","x":1}`, `{"last_seen":null}`, `{"apps_status":null,"errors":null}`} {
-		sameAsUnmarshal[Device](t, []byte(s))
-	}
-}
-
-func FuzzDeviceDocument(f *testing.F) {
-	for _, d := range deviceSeeds() {
-		b, _ := json.Marshal(d)
-		f.Add(b, d.DeviceID, d.Failure, int64(3), int64(7), true)
-	}
-	f.Fuzz(func(t *testing.T, b []byte, id, s string, n, ns int64, flag bool) {
-		sameAsUnmarshal[Device](t, b)
-		at := time.Unix(n%(1<<34), ns%1_000_000_000)
-		sameAsMarshal(t, Device{DeviceID: id, DeviceGroup: s, Hostname: id + s, LastSeen: at, AppliedVersion: n, ConvergedAt: ns, Silent: flag,
-			StatusChangedAt: at.UTC(), Apps: []events.AppStatus{{Name: s, Version: n, Status: id, Running: int(ns), Expected: int(n), Error: s}},
-			Errors: []string{s}, Failure: s})
-	})
-}

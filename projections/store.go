@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/internal/badgerdir"
 )
 
 // Store is the Badger projection: the folded state and the offset of the
@@ -51,7 +52,7 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 		logger = slog.New(slog.DiscardHandler)
 	}
 	opts := badger.DefaultOptions(dir).
-		WithLogger(badgerLogger{logger}).
+		WithLogger(badgerdir.Logger(logger)).
 		WithNumVersionsToKeep(1).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
@@ -66,7 +67,7 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 	if tweak != nil {
 		tweak(&opts)
 	}
-	db, err := openOrSetAside(opts, "the projection store", logger)
+	db, err := badgerdir.Open(opts, "the projection store", logger)
 	if err != nil {
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
@@ -401,14 +402,6 @@ func (b badgerKV) Keys(prefix []byte, fn func([]byte) error) error {
 	}
 	return nil
 }
-
-// badgerLogger passes Badger's warnings and errors to slog.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Infof(string, ...any)        {}
-func (b badgerLogger) Debugf(string, ...any)       {}
 
 // Err is why the projection stopped for good (nil while it runs).
 func (s *Store) Err() error {

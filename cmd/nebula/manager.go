@@ -17,10 +17,10 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/diskspace"
-	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/past"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
@@ -185,18 +185,20 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 		return err
 	}
 	defer pub.Close()
-	reports, err := projections.OpenReports(filepath.Join(m.dataDir, "reports"), m.reportTTL, logger.With("component", "reports"))
+	reportStore, err := reports.Open(filepath.Join(m.dataDir, "reports"), m.reportTTL, logger.With("component", "reports"))
 	if err != nil {
 		return err
 	}
-	defer reports.Close()
+	defer reportStore.Close()
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	reportsDone := make(chan struct{})
 	go func() {
 		defer close(reportsDone)
-		projections.FollowReports(runCtx, reports, reportfeed.Opener(runCtx, m.kafka, reporter.DeviceEventsTopic))
+		reports.Follow(runCtx, reportStore, func(from map[int32]int64) (*kafkalog.TopicReader, error) {
+			return kafkalog.NewTopicReader(runCtx, m.kafka, reporter.DeviceEventsTopic, from)
+		})
 	}()
 	defer func() { <-reportsDone }()
 	projErr := make(chan error, 1)
@@ -209,7 +211,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	history := past.New(log, store, logger.With("component", "past"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store, history), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds,
-		Reports: reports, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check})
+		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

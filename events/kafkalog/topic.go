@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 // EnsureTopic creates topic with the partitions and configs if it does
@@ -51,15 +53,6 @@ func (c Config) TLSClientConfig() (*tls.Config, error) {
 		return nil, nil
 	}
 	return c.TLS.build()
-}
-
-// PartitionRecord is a record of a partitioned topic.
-type PartitionRecord struct {
-	Partition int32
-	Offset    int64
-	Key       []byte
-	Value     []byte
-	Timestamp time.Time
 }
 
 // TopicReader reads every partition of a topic from given offsets.
@@ -131,7 +124,7 @@ func (r *TopicReader) Bounds(ctx context.Context) (starts, ends map[int32]int64,
 }
 
 // Fetch blocks until records arrive or ctx ends.
-func (r *TopicReader) Fetch(ctx context.Context) ([]PartitionRecord, error) {
+func (r *TopicReader) Fetch(ctx context.Context) ([]events.Record, error) {
 	fs := r.cl.PollFetches(ctx)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -139,9 +132,9 @@ func (r *TopicReader) Fetch(ctx context.Context) ([]PartitionRecord, error) {
 	for _, fe := range fs.Errors() {
 		return nil, fmt.Errorf("%w: fetch: %w", ErrUnavailable, fe.Err)
 	}
-	var out []PartitionRecord
+	var out []events.Record
 	fs.EachRecord(func(rec *kgo.Record) {
-		out = append(out, PartitionRecord{Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
+		out = append(out, events.Record{Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
 	})
 	return out, nil
 }

@@ -5,7 +5,9 @@
 // unknown or repeated key, null, a surrogate escape, an exponent, invalid
 // UTF-8), and the caller then decodes with encoding/json. Used that way it
 // never changes a result: the callers' differential fuzz tests check that
-// whatever the fast path reads, encoding/json reads the same.
+// whatever the fast path reads, encoding/json reads the same. Its
+// appenders (append.go) are the writing side: what json.Marshal writes,
+// without reflection.
 package jsonlex
 
 import (

@@ -14,11 +14,11 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/past"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 )
 
@@ -76,7 +76,7 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 	if err != nil {
 		t.Fatal(err)
 	}
-	reports, err := projections.OpenReports("", time.Hour, nil)
+	reportStore, err := reports.Open("", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +85,16 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 	reportsDone := make(chan struct{})
 	go func() {
 		defer close(reportsDone)
-		projections.FollowReports(runCtx, reports, reportfeed.Opener(runCtx, kafkalog.Config{Brokers: []string{addr}}, reporter.DeviceEventsTopic))
+		reports.Follow(runCtx, reportStore, func(from map[int32]int64) (*kafkalog.TopicReader, error) {
+			return kafkalog.NewTopicReader(runCtx, kafkalog.Config{Brokers: []string{addr}}, reporter.DeviceEventsTopic, from)
+		})
 	}()
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
 	history := past.New(l, store, nil)
 	cmds := commands.New(l, store, history)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds,
-		Reports: reports, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Past: history, Limits: limits})
+		Reports: reportStore, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Past: history, Limits: limits})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()
@@ -110,7 +112,7 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 			<-done
 			<-reportsDone
 			store.Close()
-			reports.Close()
+			reportStore.Close()
 			pub.Close()
 			l.Close()
 		})

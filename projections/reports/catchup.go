@@ -1,15 +1,17 @@
-package projections
+package reports
 
 import (
 	"context"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 // CatchingUp says whether the store is still folding what the device
 // events topic held when following began (behind: how many events of it
 // are left; -1 before following begins). Until then its devices, reports
 // and rollouts are incomplete.
-func (s *ReportStore) CatchingUp() (catchingUp bool, behind int64) {
+func (s *Store) CatchingUp() (catchingUp bool, behind int64) {
 	b := s.behind.Load()
 	return b != 0, b
 }
@@ -17,7 +19,7 @@ func (s *ReportStore) CatchingUp() (catchingUp bool, behind int64) {
 // reportCatchUp counts down what the store has to fold to catch up with
 // the topic's ends when following began, and logs the progress.
 type reportCatchUp struct {
-	s       *ReportStore
+	s       *Store
 	target  map[int32]int64 // end offsets when following began
 	next    map[int32]int64 // next offset to fold, per partition
 	start   time.Time
@@ -27,7 +29,7 @@ type reportCatchUp struct {
 
 // startCatchUp reads the topic's bounds (once caught up, the store stays
 // so through reconnections).
-func (s *ReportStore) startCatchUp(ctx context.Context, r ReportReader, from map[int32]int64) (*reportCatchUp, error) {
+func (s *Store) startCatchUp(ctx context.Context, r Reader, from map[int32]int64) (*reportCatchUp, error) {
 	c := &reportCatchUp{s: s, next: map[int32]int64{}, start: time.Now()}
 	c.logged = c.start
 	if s.behind.Load() == 0 {
@@ -73,7 +75,7 @@ func (c *reportCatchUp) update() {
 }
 
 // folded takes a batch the store folded.
-func (c *reportCatchUp) folded(recs []DeviceRecord) {
+func (c *reportCatchUp) folded(recs []events.Record) {
 	if c.target == nil {
 		return
 	}
@@ -90,12 +92,12 @@ func (c *reportCatchUp) folded(recs []DeviceRecord) {
 // Lag is how many device events the topic holds that the store has not
 // folded, as of the last check (-1: not known yet). A lag that keeps
 // growing means the fleet reports faster than this manager folds.
-func (s *ReportStore) Lag() int64 { return s.lag.Load() }
+func (s *Store) Lag() int64 { return s.lag.Load() }
 
 // watchLag checks the lag every LagEvery until ctx ends, and logs when
 // the store starts falling behind (the lag grew at 3 checks in a row) and
 // when it no longer is.
-func (s *ReportStore) watchLag(ctx context.Context, r ReportReader) {
+func (s *Store) watchLag(ctx context.Context, r Reader) {
 	t := time.NewTicker(s.LagEvery)
 	defer t.Stop()
 	grew, falling := 0, false

@@ -1,4 +1,4 @@
-package projections_test
+package reports_test
 
 import (
 	"context"
@@ -13,24 +13,23 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/reportfeed"
 	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
-	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 )
 
 // gatedReader passes on the first 100 records it reads, then holds the
 // rest until open is closed.
 type gatedReader struct {
-	projections.ReportReader
-	held  []projections.DeviceRecord
+	reports.Reader
+	held  []events.Record
 	first bool
 	open  <-chan struct{}
 }
 
-func (g *gatedReader) Fetch(ctx context.Context) ([]projections.DeviceRecord, error) {
+func (g *gatedReader) Fetch(ctx context.Context) ([]events.Record, error) {
 	if !g.first {
 		g.first = true
-		recs, err := g.ReportReader.Fetch(ctx)
+		recs, err := g.Reader.Fetch(ctx)
 		if len(recs) > 100 {
 			recs, g.held = recs[:100], recs[100:]
 		}
@@ -45,7 +44,7 @@ func (g *gatedReader) Fetch(ctx context.Context) ([]projections.DeviceRecord, er
 		g.held = nil
 		return held, nil
 	}
-	return g.ReportReader.Fetch(ctx)
+	return g.Reader.Fetch(ctx)
 }
 
 // TestReportStoreCatchingUp: a report store that starts on a device
@@ -85,7 +84,7 @@ func TestReportStoreCatchingUp(t *testing.T) {
 
 	dir := t.TempDir()
 	var logs testenv.LogBuffer
-	s, err := projections.OpenReports(dir, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+	s, err := reports.Open(dir, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +93,17 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	}
 	s.LagEvery = 20 * time.Millisecond
 	open := make(chan struct{})
-	follow := func(s *projections.ReportStore, open <-chan struct{}) (stop func()) {
+	follow := func(s *reports.Store, open <-chan struct{}) (stop func()) {
 		fctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		feed := reportfeed.Opener(fctx, cfg, topic)
 		go func() {
 			defer close(done)
-			projections.FollowReports(fctx, s, func(from map[int32]int64) (projections.ReportReader, error) {
-				r, err := feed(from)
+			reports.Follow(fctx, s, func(from map[int32]int64) (reports.Reader, error) {
+				r, err := kafkalog.NewTopicReader(fctx, cfg, topic, from)
 				if err != nil {
 					return nil, err
 				}
-				return &gatedReader{ReportReader: r, open: open}, nil
+				return &gatedReader{Reader: r, open: open}, nil
 			})
 		}()
 		return func() { cancel(); <-done }
@@ -139,7 +137,7 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	s.Close()
 
 	// Opened again on what it folded: nothing is left.
-	s, err = projections.OpenReports(dir, time.Hour, nil)
+	s, err = reports.Open(dir, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package projections
+// Package badgerdir opens the Badger directories Nebula can rebuild (the
+// config projection, the report store): one that cannot be read is set
+// aside and an empty one opened in its place, and Badger's own log goes
+// to slog.
+package badgerdir
 
 import (
 	"fmt"
@@ -10,7 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// openOrSetAside opens the Badger store in dir. A store that cannot be
+// Open opens the Badger store in opts.Dir (what names it in the log). A store that cannot be
 // read (a corrupt manifest or table after a crash or a disk fault) is a
 // cache of the event log, so it is renamed to dir.unreadable-<time>, kept
 // for inspection, and an empty one is opened in its place: the projector
@@ -19,7 +23,7 @@ import (
 // permission, no space, a read-only file system, too many open files)
 // are returned as they are: moving the store aside cannot help, and
 // moving one that another manager uses would be a disaster.
-func openOrSetAside(opts badger.Options, what string, logger *slog.Logger) (*badger.DB, error) {
+func Open(opts badger.Options, what string, logger *slog.Logger) (*badger.DB, error) {
 	db, err := badger.Open(opts)
 	if err == nil || opts.InMemory || opts.Dir == "" || !unreadable(err) {
 		return db, err
@@ -51,3 +55,13 @@ func unreadable(err error) bool {
 	}
 	return true
 }
+
+// Logger passes Badger's warnings and errors to l.
+func Logger(l *slog.Logger) badger.Logger { return badgerLogger{l} }
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}

@@ -1,4 +1,4 @@
-package projections
+package reports
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ import (
 // for a store written before the index (indexed when opened).
 func TestDeviceInventoryByGroup(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenReports(dir, time.Hour, nil)
+	s, err := Open(dir, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestDeviceInventoryByGroup(t *testing.T) {
 		}
 		return out
 	}
-	check := func(s *ReportStore) {
+	check := func(s *Store) {
 		t.Helper()
 		want := map[string][]string{
 			"alpha":    {"dev-a0", "dev-a2", "dev-a3", "dev-a4"},
@@ -104,7 +104,7 @@ func TestDeviceInventoryByGroup(t *testing.T) {
 }
 
 // deviceRecords builds records of the device events topic.
-type deviceRecords []DeviceRecord
+type deviceRecords []events.Record
 
 // add appends an event of type typ; a report's hostname is host-<device>.
 func (r *deviceRecords) add(typ, device, group string) {
@@ -113,12 +113,12 @@ func (r *deviceRecords) add(typ, device, group string) {
 		ev.Report = &events.Report{DeviceID: device, DeviceGroup: group, Hostname: "host-" + device, AppliedVersion: 3, ReportCreationTime: int64(1000 + len(*r))}
 	}
 	b, _ := json.Marshal(ev)
-	*r = append(*r, DeviceRecord{Partition: 0, Offset: int64(len(*r)), Value: b})
+	*r = append(*r, events.Record{Partition: 0, Offset: int64(len(*r)), Value: b})
 }
 
 // reopenWithout removes an index (the keys under prefix and its marker),
 // as a store written before it was, and opens the store again.
-func reopenWithout(t *testing.T, s *ReportStore, dir string, prefix, marker []byte) *ReportStore {
+func reopenWithout(t *testing.T, s *Store, dir string, prefix, marker []byte) *Store {
 	t.Helper()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -141,7 +141,7 @@ func reopenWithout(t *testing.T, s *ReportStore, dir string, prefix, marker []by
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = OpenReports(dir, time.Hour, nil)
+	s, err = Open(dir, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func reopenWithout(t *testing.T, s *ReportStore, dir string, prefix, marker []by
 // written before the index (indexed when opened).
 func TestReportsByHostname(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenReports(dir, time.Hour, nil)
+	s, err := Open(dir, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,25 +177,25 @@ func TestReportsByHostname(t *testing.T) {
 		return out
 	}
 	all := func(string) bool { return true }
-	check := func(s *ReportStore) {
+	check := func(s *Store) {
 		t.Helper()
-		got, err := s.Reports(ReportQuery{PageSize: 100, Hostname: host("host-d1")}, all)
+		got, err := s.Reports(Query{PageSize: 100, Hostname: host("host-d1")}, all)
 		if err != nil || fmt.Sprint(times(got)) != "[1001 1004 1006 1009 1011 1014]" {
 			t.Fatalf("reports of host-d1: %v %v", times(got), err)
 		}
-		got, _ = s.Reports(ReportQuery{PageSize: 100, Hostname: host("host-d1"), DeviceGroup: host("edge")}, all)
+		got, _ = s.Reports(Query{PageSize: 100, Hostname: host("host-d1"), DeviceGroup: host("edge")}, all)
 		if fmt.Sprint(times(got)) != "[1004 1009 1014]" {
 			t.Fatalf("reports of host-d1 in edge: %v", times(got))
 		}
-		p1, _ := s.Reports(ReportQuery{PageSize: 4, Hostname: host("host-d1")}, all)
-		p2, _ := s.Reports(ReportQuery{PageSize: 4, Hostname: host("host-d1"), LastID: p1[len(p1)-1].ID}, all)
+		p1, _ := s.Reports(Query{PageSize: 4, Hostname: host("host-d1")}, all)
+		p2, _ := s.Reports(Query{PageSize: 4, Hostname: host("host-d1"), LastID: p1[len(p1)-1].ID}, all)
 		if fmt.Sprint(times(p1), times(p2)) != "[1001 1004 1006 1009] [1011 1014]" {
 			t.Fatalf("pages of host-d1: %v %v", times(p1), times(p2))
 		}
-		if got, _ := s.Reports(ReportQuery{PageSize: 100, Hostname: host("host-d1")}, func(g string) bool { return g == "core" }); fmt.Sprint(times(got)) != "[1001 1006 1011]" {
+		if got, _ := s.Reports(Query{PageSize: 100, Hostname: host("host-d1")}, func(g string) bool { return g == "core" }); fmt.Sprint(times(got)) != "[1001 1006 1011]" {
 			t.Fatalf("reports of host-d1 allowed in core: %v", times(got))
 		}
-		if got, _ := s.Reports(ReportQuery{PageSize: 100, Hostname: host("nobody")}, all); len(got) != 0 {
+		if got, _ := s.Reports(Query{PageSize: 100, Hostname: host("nobody")}, all); len(got) != 0 {
 			t.Fatalf("reports of an unknown host: %v", times(got))
 		}
 	}
@@ -212,19 +212,19 @@ func TestReportsByHostname(t *testing.T) {
 // same run, on disk.
 func BenchmarkGroupDevices(b *testing.B) {
 	const devices, groups = 100_000, 1_000
-	s, err := OpenReports(b.TempDir(), time.Hour, nil)
+	s, err := Open(b.TempDir(), time.Hour, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	recs := make([]DeviceRecord, 0, devices)
+	recs := make([]events.Record, 0, devices)
 	for i := range devices {
 		ev := events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint(i), DeviceID: fmt.Sprintf("device-%06d", i), Time: time.Now(),
 			DeviceGroup: fmt.Sprintf("group-%d", i%groups)}
 		ev.Report = &events.Report{DeviceID: ev.DeviceID, DeviceGroup: ev.DeviceGroup, Hostname: "host", AppliedVersion: 7,
 			AppsStatus: []events.AppStatus{{Name: "web", Version: 7, Status: events.AppStatusRunning, Running: 1, Expected: 1}}}
 		v, _ := json.Marshal(ev)
-		recs = append(recs, DeviceRecord{Offset: int64(i), Value: v})
+		recs = append(recs, events.Record{Offset: int64(i), Value: v})
 	}
 	if err := s.Apply(recs); err != nil {
 		b.Fatal(err)
@@ -280,7 +280,7 @@ func BenchmarkReportFold(b *testing.B) {
 		map[string]any{"app_name": "api", "app_id": 5, "docker_image": "registry.local/api:5", "env_vars": map[string]string{"LOG": "info"}, "starting_ports": []any{8080}},
 		map[string]any{"app_name": "agent", "app_id": 3, "docker_image": "registry.local/agent:3", "env_vars": map[string]string{}, "starting_ports": []any{}},
 	}, "apps_list": []string{"web", "api", "agent"}, "device_group_id": 7, "prune_id": 1, "cron_jobs": []any{}, "cron_jobs_list": []string{}})
-	recs := make([]DeviceRecord, 0, n)
+	recs := make([]events.Record, 0, n)
 	for i := range n {
 		device := fmt.Sprintf("device-%06d", i%10_000)
 		rep := &events.Report{DeviceID: device, DeviceGroup: fmt.Sprintf("group-%d", i%100), Hostname: "host-" + device, ReportCreationTime: 1764000000,
@@ -295,10 +295,10 @@ func BenchmarkReportFold(b *testing.B) {
 		}
 		v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", i), DeviceID: device, DeviceGroup: rep.DeviceGroup,
 			Time: time.Now(), Report: rep})
-		recs = append(recs, DeviceRecord{Partition: int32(i % 12), Offset: int64(i / 12), Value: v})
+		recs = append(recs, events.Record{Partition: int32(i % 12), Offset: int64(i / 12), Value: v})
 	}
 	for range b.N {
-		s, err := OpenReports(b.TempDir(), time.Hour, nil)
+		s, err := Open(b.TempDir(), time.Hour, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -314,7 +314,7 @@ func BenchmarkReportFold(b *testing.B) {
 		}
 		s.Close()
 
-		raw, err := OpenReports(b.TempDir(), time.Hour, nil)
+		raw, err := Open(b.TempDir(), time.Hour, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package projections
+package reports
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/internal/badgerdir"
 )
 
 // Reports key layout (a Badger directory of its own):
@@ -43,13 +44,6 @@ var (
 	keyDeviceIndex    = []byte("meta/device_index")
 )
 
-// DeviceRecord is one record of the device events topic.
-type DeviceRecord struct {
-	Partition int32
-	Offset    int64
-	Value     []byte
-}
-
 // StoredReport is a report as the reports API serves it.
 type StoredReport struct {
 	ID         string        `json:"id"`
@@ -73,10 +67,10 @@ type Device struct {
 	Failure         string    `json:"failure,omitempty"`
 }
 
-// ReportStore keeps device reports for the reports API, for TTL (as
+// Store keeps device reports for the reports API, for TTL (as
 // Nebula 2.7's mongo_report_ttl), with the topic offsets in the same
 // transactions: exactly once per record, whatever restarts.
-type ReportStore struct {
+type Store struct {
 	db     *badger.DB
 	ttl    time.Duration
 	logger *slog.Logger
@@ -92,24 +86,24 @@ type ReportStore struct {
 	LagEvery time.Duration
 }
 
-// OpenReports opens the report store in dir ("" = memory).
-func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportStore, error) {
+// Open opens the report store in dir ("" = memory).
+func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	// Memory is bounded by the memtables and the block cache (Badger's
 	// defaults take up to 5x64 MiB + 256 MiB), not by the devices.
-	opts := badger.DefaultOptions(dir).WithLogger(badgerLogger{logger}).WithNumVersionsToKeep(1).
+	opts := badger.DefaultOptions(dir).WithLogger(badgerdir.Logger(logger)).WithNumVersionsToKeep(1).
 		WithValueLogFileSize(64 << 20).WithNumCompactors(2).
 		WithMemTableSize(16 << 20).WithNumMemtables(3).WithBlockCacheSize(32 << 20)
 	if dir == "" {
 		opts = opts.WithInMemory(true)
 	}
-	db, err := openOrSetAside(opts, "the report store", logger)
+	db, err := badgerdir.Open(opts, "the report store", logger)
 	if err != nil {
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
-	s := &ReportStore{db: db, ttl: ttl, logger: logger}
+	s := &Store{db: db, ttl: ttl, logger: logger}
 	s.behind.Store(-1)
 	s.lag.Store(-1)
 	s.LagEvery = 10 * time.Second
@@ -121,13 +115,13 @@ func OpenReports(dir string, ttl time.Duration, logger *slog.Logger) (*ReportSto
 }
 
 // Close closes the store.
-func (s *ReportStore) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
 // Folded counts the reports this process stored.
-func (s *ReportStore) Folded() int64 { return s.folded.Load() }
+func (s *Store) Folded() int64 { return s.folded.Load() }
 
 // Offsets returns the next offset of each partition folded so far.
-func (s *ReportStore) Offsets() (map[int32]int64, error) {
+func (s *Store) Offsets() (map[int32]int64, error) {
 	out := map[int32]int64{}
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixOffset, PrefetchValues: true})
@@ -156,7 +150,7 @@ const reportsPerTxn = 500
 // already folded, and events already seen, are skipped. An undecodable
 // record is logged and skipped: this topic is a feed, not the source of
 // truth.
-func (s *ReportStore) Apply(recs []DeviceRecord) error {
+func (s *Store) Apply(recs []events.Record) error {
 	decoded := decodeDeviceEvents(recs)
 	for len(recs) > 0 {
 		n := min(len(recs), reportsPerTxn)
@@ -179,7 +173,7 @@ type deviceEvent struct {
 
 // decodeDeviceEvents decodes records on every core: decoding is most of
 // what folding a report costs, and depends on nothing stored.
-func decodeDeviceEvents(recs []DeviceRecord) []deviceEvent {
+func decodeDeviceEvents(recs []events.Record) []deviceEvent {
 	out := make([]deviceEvent, len(recs))
 	workers := min(runtime.GOMAXPROCS(0), len(recs)/64+1)
 	var wg sync.WaitGroup
@@ -229,7 +223,7 @@ func storedReportJSON(id string, at time.Time, report json.RawMessage) ([]byte, 
 	return append(b, '}'), nil
 }
 
-func (s *ReportStore) applyChunk(recs []DeviceRecord, decoded []deviceEvent) error {
+func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 	offsets, err := s.Offsets()
 	if err != nil {
 		return err
@@ -307,7 +301,7 @@ func (s *ReportStore) applyChunk(recs []DeviceRecord, decoded []deviceEvent) err
 }
 
 // device reads a device's inventory entry (a new one if none).
-func (s *ReportStore) device(txn *badger.Txn, id string) (Device, bool, error) {
+func (s *Store) device(txn *badger.Txn, id string) (Device, bool, error) {
 	d := Device{ConvergedAt: -1}
 	item, err := txn.Get(append(append([]byte(nil), prefixDevice...), id...))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -322,7 +316,7 @@ func (s *ReportStore) device(txn *badger.Txn, id string) (Device, bool, error) {
 
 // applyStatus folds a status event into the device's entry; one that
 // changes nothing (a restarted reporter's "online") is a no-op.
-func (s *ReportStore) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error {
+func (s *Store) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error {
 	d, found, err := s.device(txn, ev.DeviceID)
 	if err != nil {
 		return err
@@ -361,8 +355,8 @@ func groupReportKey(group, id string) []byte {
 	return append(append(k, 0), id...)
 }
 
-// ReportQuery is GET /reports' filters (Nebula 2.7's).
-type ReportQuery struct {
+// Query is GET /reports' filters (Nebula 2.7's).
+type Query struct {
 	PageSize     int
 	LastID       string  // the id of the last report of the previous page
 	Hostname     *string // exact
@@ -375,7 +369,7 @@ type ReportQuery struct {
 // Reports returns a page of reports in id order after q.LastID, those of
 // groups allowed(group) only. A hostname or a group is read through its
 // index (the hostname's, the more selective, when both are given).
-func (s *ReportStore) Reports(q ReportQuery, allowed func(group string) bool) ([]StoredReport, error) {
+func (s *Store) Reports(q Query, allowed func(group string) bool) ([]StoredReport, error) {
 	var out []StoredReport
 	err := s.db.View(func(txn *badger.Txn) error {
 		prefix, viaIndex := prefixReport, true
@@ -422,7 +416,7 @@ func (s *ReportStore) Reports(q ReportQuery, allowed func(group string) bool) ([
 	return out, err
 }
 
-func (q ReportQuery) matches(r events.Report) bool {
+func (q Query) matches(r events.Report) bool {
 	if q.Hostname != nil && r.Hostname != *q.Hostname || q.DeviceGroup != nil && r.DeviceGroup != *q.DeviceGroup ||
 		q.Updated != nil && r.Updated != *q.Updated {
 		return false
@@ -446,20 +440,20 @@ func (q ReportQuery) matches(r events.Report) bool {
 	return v == t
 }
 
-// ReportReader reads the device events topic from given offsets.
-type ReportReader interface {
-	Fetch(ctx context.Context) ([]DeviceRecord, error)
+// Reader reads the device events topic from given offsets.
+type Reader interface {
+	Fetch(ctx context.Context) ([]events.Record, error)
 	// Bounds returns, per partition, the first offset still held and the
 	// next offset to be written.
 	Bounds(ctx context.Context) (starts, ends map[int32]int64, err error)
 	Close()
 }
 
-// FollowReports folds the device events topic into the store until ctx
+// Follow folds the device events topic into the store until ctx
 // ends, reopening the reader after errors. Until the store has folded
 // what the topic held when it started (CatchingUp), it logs its progress
 // every ProgressEvery.
-func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32]int64) (ReportReader, error)) {
+func Follow[R Reader](ctx context.Context, s *Store, open func(from map[int32]int64) (R, error)) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		err := func() error {
@@ -501,4 +495,16 @@ func FollowReports(ctx context.Context, s *ReportStore, open func(from map[int32
 		}
 		backoff = min(2*backoff, time.Minute)
 	}
+}
+
+// ProgressEvery is how often a long catch-up or indexing logs its progress.
+const ProgressEvery = 5 * time.Second
+
+func encodeInt(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+
+func decodeInt(b []byte) int64 {
+	if len(b) != 8 {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint64(b))
 }

@@ -1,4 +1,4 @@
-package projections
+package reports
 
 import (
 	"encoding/json"
@@ -26,7 +26,7 @@ func groupDeviceKey(group, id string) []byte {
 // putDevice writes a device's entry and its group index entry, with one
 // expiry for both; was is the group the entry had ("" for none), whose
 // index entry goes when the device moved.
-func (s *ReportStore) putDevice(txn *badger.Txn, d Device, was string) error {
+func (s *Store) putDevice(txn *badger.Txn, d Device, was string) error {
 	b, err := d.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		if b, err = json.Marshal(d); err != nil {
@@ -51,7 +51,7 @@ func (s *ReportStore) putDevice(txn *badger.Txn, d Device, was string) error {
 // indexOnce builds an index a store written before it lacks, once (then
 // marker is set): for every entry under prefix, the index key keyOf
 // returns for its value, expiring with the entry.
-func (s *ReportStore) indexOnce(marker, prefix []byte, what string, keyOf func(key, value []byte) ([]byte, error)) error {
+func (s *Store) indexOnce(marker, prefix []byte, what string, keyOf func(key, value []byte) ([]byte, error)) error {
 	err := s.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(marker)
 		return err
@@ -104,7 +104,7 @@ func (s *ReportStore) indexOnce(marker, prefix []byte, what string, keyOf func(k
 }
 
 // indexDevices builds m/ for a store written before it.
-func (s *ReportStore) indexDevices() error {
+func (s *Store) indexDevices() error {
 	return s.indexOnce(keyDeviceIndex, prefixDevice, "the devices by group", func(_, v []byte) ([]byte, error) {
 		var d Device
 		err := json.Unmarshal(v, &d)
@@ -113,7 +113,7 @@ func (s *ReportStore) indexDevices() error {
 }
 
 // indexHostnames builds h/ for a store written before it.
-func (s *ReportStore) indexHostnames() error {
+func (s *Store) indexHostnames() error {
 	return s.indexOnce(keyHostnameIndex, prefixReport, "the reports by hostname", func(k, v []byte) ([]byte, error) {
 		var r StoredReport
 		err := json.Unmarshal(v, &r)
@@ -132,7 +132,7 @@ type DeviceQuery struct {
 
 // Devices returns the devices q selects and whether the page is full
 // (there may be more after its last).
-func (s *ReportStore) Devices(q DeviceQuery) ([]Device, bool, error) {
+func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 	out := []Device{}
 	prefix := prefixDevice
 	if q.Group != "" {
@@ -171,7 +171,7 @@ func (s *ReportStore) Devices(q DeviceQuery) ([]Device, bool, error) {
 }
 
 // DeviceCount is how many devices the inventory has in group (keys only).
-func (s *ReportStore) DeviceCount(group string) (int, error) {
+func (s *Store) DeviceCount(group string) (int, error) {
 	n := 0
 	prefix := groupDeviceKey(group, "")
 	err := s.db.View(func(txn *badger.Txn) error {

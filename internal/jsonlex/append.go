@@ -1,0 +1,65 @@
+package jsonlex
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+)
+
+// The writing side: appenders that write what json.Marshal writes, byte
+// for byte, for documents written in bulk (projection documents, device
+// entries). Their callers' tests hold them to json.Marshal.
+
+// AppendString writes s as json.Marshal does. Printable ASCII that needs
+// no escape (the usual name, image or path) is copied; anything else goes
+// through json.Marshal, so the escaping rules stay encoding/json's.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// AppendStrings writes the list as json.Marshal does (nil: null).
+func AppendStrings(b []byte, list []string) []byte {
+	if list == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// AppendStringMap writes the map with its keys sorted, as json.Marshal.
+func AppendStringMap(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, k)
+		b = append(b, ':')
+		b = AppendString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// AppendMarshaler appends what the spec types' MarshalJSON write (compact,
+// and without the characters json.Marshal would escape in it).
+func AppendMarshaler(b []byte, m json.Marshaler) ([]byte, error) {
+	out, err := m.MarshalJSON()
+	return append(b, out...), err
+}
