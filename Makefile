@@ -36,12 +36,12 @@ lint:
 bench: deps ## every performance number, next to its baseline; writes docs/benchmarks.md and docs/bench/*.svg
 	rm -rf bench-out && mkdir -p bench-out
 	NEBULA_BENCH_OUT=$(CURDIR)/bench-out $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m \
-	  ./internal/sim ./internal/fleetbench ./events/kafkalog ./projections ./projections/reports ./manager ./cmd/nebula
+	  ./worker/sim ./internal/bench/fleetbench ./events/kafkalog ./projections ./projections/reports ./manager ./cmd/nebula
 	$(GO) run ./cmd/benchreport -in bench-out/results.jsonl -out docs
 	@echo "written: docs/benchmarks.md, docs/bench/*.svg; profiles in bench-out/profiles (go tool pprof)"
 
 soak: deps ## the whole system under steady load for NEBULA_SOAK_DURATION (default 10m): errors, p99 drift, RSS growth
-	$(GO) test -run '^$$' -bench Soak -benchtime 1x -timeout 2h30m ./internal/soak
+	$(GO) test -run '^$$' -bench Soak -benchtime 1x -timeout 2h30m ./internal/bench/soak
 
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzFastDecode FuzzPeek FuzzReadDeviceEvent FuzzPortSpec FuzzValidateImage FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done

@@ -10,7 +10,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/past"
 )
@@ -139,7 +139,7 @@ func TestRefusedCommandsAppendNothing(t *testing.T) {
 		{"not found", func() error { _, err := svc.StopApp(ctx, m, "nope"); return err }, commands.CodeNotFound},
 		{"name taken", func() error { _, err := svc.CreateApp(ctx, m, "web", events.NewAppSpec("x")); return err }, commands.CodeExists},
 		{"invalid patch result", func() error {
-			_, err := svc.PatchApp(ctx, m, "web", events.AppPatch{Networks: &[]string{"bad name!"}})
+			_, err := svc.PatchApp(ctx, m, "web", events.AppPatch{RunPatch: events.RunPatch{Networks: &[]string{"bad name!"}}})
 			return err
 		}, commands.CodeInvalid},
 	}

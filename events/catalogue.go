@@ -219,7 +219,7 @@ type (
 
 	// LogCheckpointedV signs the hash chain of the log up to Covers: Head
 	// is the chain's value after that offset (hex SHA-256), Signature the
-	// ed25519 signature (hex) of CheckpointMessage(Covers, Head) by the
+	// ed25519 signature (hex) of chain.Message(Covers, Head) (package events/chain) by the
 	// key KeyID names.
 	LogCheckpointedV struct {
 		Covers    int64  `json:"covers"`
@@ -347,9 +347,4 @@ func (p LogCheckpointedV) Validate() error {
 		errs = append(errs, errors.New("key_id must have 1 to 64 characters"))
 	}
 	return joinInvalid(errs)
-}
-
-// CheckpointMessage is what a checkpoint's signature covers.
-func CheckpointMessage(covers int64, head string) []byte {
-	return fmt.Appendf(nil, "nebula-checkpoint\x00%d\x00%s", covers, head)
 }

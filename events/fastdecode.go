@@ -183,20 +183,29 @@ func ReadAppSpecField(l *jsonlex.Lexer, key []byte, s *AppSpec) bool {
 		s.StartingPorts = readPorts(l)
 	case "containers_per":
 		s.ContainersPer = readContainersPer(l)
-	case "env_vars":
-		s.EnvVars = l.StringMap()
-	case "running":
-		s.Running = l.Bool()
-	case "networks":
-		s.Networks = l.Strings()
-	case "volumes":
-		s.Volumes = l.Strings()
-	case "devices":
-		s.Devices = l.Strings()
-	case "privileged":
-		s.Privileged = l.Bool()
 	case "rolling_restart":
 		s.RollingRestart = l.Bool()
+	default:
+		return readRunField(l, key, &s.RunSpec)
+	}
+	return true
+}
+
+// readRunField reads a RunSpec key (its nulls are handled by the caller).
+func readRunField(l *jsonlex.Lexer, key []byte, r *RunSpec) bool {
+	switch string(key) {
+	case "env_vars":
+		r.EnvVars = l.StringMap()
+	case "running":
+		r.Running = l.Bool()
+	case "networks":
+		r.Networks = l.Strings()
+	case "volumes":
+		r.Volumes = l.Strings()
+	case "devices":
+		r.Devices = l.Strings()
+	case "privileged":
+		r.Privileged = l.Bool()
 	default:
 		return false
 	}
@@ -213,25 +222,34 @@ func readAppPatch(l *jsonlex.Lexer) AppPatch {
 			p.StartingPorts = ptrTo(readPorts(l))
 		case "containers_per":
 			p.ContainersPer = ptrTo(readContainersPer(l))
-		case "env_vars":
-			p.EnvVars = ptrTo(l.StringMap())
-		case "running":
-			p.Running = ptrTo(l.Bool())
-		case "networks":
-			p.Networks = ptrTo(l.Strings())
-		case "volumes":
-			p.Volumes = ptrTo(l.Strings())
-		case "devices":
-			p.Devices = ptrTo(l.Strings())
-		case "privileged":
-			p.Privileged = ptrTo(l.Bool())
 		case "rolling_restart":
 			p.RollingRestart = ptrTo(l.Bool())
 		default:
-			l.Fail(true)
+			l.Fail(!readRunPatchField(l, k, &p.RunPatch))
 		}
 	})
 	return p
+}
+
+// readRunPatchField reads a RunPatch key.
+func readRunPatchField(l *jsonlex.Lexer, key []byte, p *RunPatch) bool {
+	switch string(key) {
+	case "env_vars":
+		p.EnvVars = ptrTo(l.StringMap())
+	case "running":
+		p.Running = ptrTo(l.Bool())
+	case "networks":
+		p.Networks = ptrTo(l.Strings())
+	case "volumes":
+		p.Volumes = ptrTo(l.Strings())
+	case "devices":
+		p.Devices = ptrTo(l.Strings())
+	case "privileged":
+		p.Privileged = ptrTo(l.Bool())
+	default:
+		return false
+	}
+	return true
 }
 
 func readGroupSpec(l *jsonlex.Lexer) DeviceGroupSpec {

@@ -33,7 +33,7 @@ func samples() []Envelope {
 	return []Envelope{
 		mk(KindApp, "web", AppCreatedV{Spec: app}),
 		mk(KindApp, "web", AppReplacedV{Spec: app}),
-		mk(KindApp, "web", AppPatchedV{Patch: AppPatch{DockerImage: ptr("acme/web:1.5"), EnvVars: ptr(map[string]string{"MODE": "canary"}), ContainersPer: &ContainersPer{Kind: PerCPU, Value: 0.5}}}),
+		mk(KindApp, "web", AppPatchedV{Patch: AppPatch{DockerImage: ptr("acme/web:1.5"), RunPatch: RunPatch{EnvVars: ptr(map[string]string{"MODE": "canary"})}, ContainersPer: &ContainersPer{Kind: PerCPU, Value: 0.5}}}),
 		mk(KindApp, "web", AppStoppedV{}),
 		mk(KindApp, "web", AppStartedV{}),
 		mk(KindApp, "web", AppRestartedV{}),

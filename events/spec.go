@@ -174,19 +174,32 @@ func (c ContainersPer) Validate() error {
 	return nil
 }
 
+// RunSpec is how a container runs, what an app and a cron job share: its
+// environment, whether it runs, its networks, volumes and devices, and
+// privileges. It is embedded where Nebula 2.7's documents had these keys,
+// so the JSON of both specs keeps 2.7's key order.
+type RunSpec struct {
+	EnvVars    map[string]string `json:"env_vars"`
+	Running    bool              `json:"running"`
+	Networks   []string          `json:"networks"`
+	Volumes    []string          `json:"volumes"`
+	Devices    []string          `json:"devices"`
+	Privileged bool              `json:"privileged"`
+}
+
+// NewRunSpec returns the create defaults of an app or a cron job.
+func NewRunSpec() RunSpec {
+	return RunSpec{EnvVars: map[string]string{}, Running: true, Networks: slices.Clone(DefaultNetworks), Volumes: []string{}, Devices: []string{}}
+}
+
 // AppSpec is the desired configuration of an app: every field of a Nebula
 // 2.7 app document but its name and version. JSON keys are Nebula's.
 type AppSpec struct {
-	DockerImage    string            `json:"docker_image"`
-	StartingPorts  []PortSpec        `json:"starting_ports"`
-	ContainersPer  ContainersPer     `json:"containers_per"`
-	EnvVars        map[string]string `json:"env_vars"`
-	Running        bool              `json:"running"`
-	Networks       []string          `json:"networks"`
-	Volumes        []string          `json:"volumes"`
-	Devices        []string          `json:"devices"`
-	Privileged     bool              `json:"privileged"`
-	RollingRestart bool              `json:"rolling_restart"`
+	DockerImage   string        `json:"docker_image"`
+	StartingPorts []PortSpec    `json:"starting_ports"`
+	ContainersPer ContainersPer `json:"containers_per"`
+	RunSpec
+	RollingRestart bool `json:"rolling_restart"`
 }
 
 // DefaultNetworks are the networks of an app or cron job that names none.
@@ -194,16 +207,7 @@ var DefaultNetworks = []string{"nebula", "bridge"}
 
 // NewAppSpec returns a spec holding Nebula's create defaults.
 func NewAppSpec(image string) AppSpec {
-	return AppSpec{
-		DockerImage:   image,
-		StartingPorts: []PortSpec{},
-		ContainersPer: DefaultContainersPer,
-		EnvVars:       map[string]string{},
-		Running:       true,
-		Networks:      slices.Clone(DefaultNetworks),
-		Volumes:       []string{},
-		Devices:       []string{},
-	}
+	return AppSpec{DockerImage: image, StartingPorts: []PortSpec{}, ContainersPer: DefaultContainersPer, RunSpec: NewRunSpec()}
 }
 
 // Validate reports every problem of the spec at once.
@@ -214,7 +218,7 @@ func (s AppSpec) Validate() error {
 		errs = append(errs, fieldErr(fmt.Sprintf("starting_ports[%d]", i), p.validate()))
 	}
 	errs = append(errs, fieldErr("containers_per", s.ContainersPer.Validate()))
-	errs = append(errs, validateRuntime(s.EnvVars, s.Networks, s.Volumes, s.Devices)...)
+	errs = append(errs, s.RunSpec.validate()...)
 	return joinInvalid(errs)
 }
 
@@ -243,10 +247,10 @@ func checkPort(p int) error {
 	return nil
 }
 
-// validateRuntime checks the fields apps and cron jobs share.
-func validateRuntime(env map[string]string, networks, volumes, devices []string) []error {
+// validate checks the fields apps and cron jobs share.
+func (r RunSpec) validate() []error {
 	var errs []error
-	for k, v := range env {
+	for k, v := range r.EnvVars {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			errs = append(errs, fieldErr("env_vars", fmt.Errorf("variable name %q must be non-empty without '=' or NUL", k)))
 		}
@@ -254,11 +258,11 @@ func validateRuntime(env map[string]string, networks, volumes, devices []string)
 			errs = append(errs, fieldErr("env_vars", fmt.Errorf("value of %q contains NUL", k)))
 		}
 	}
-	errs = append(errs, fieldErr("networks", validateNetworks(networks)))
-	for i, v := range volumes {
+	errs = append(errs, fieldErr("networks", validateNetworks(r.Networks)))
+	for i, v := range r.Volumes {
 		errs = append(errs, fieldErr(fmt.Sprintf("volumes[%d]", i), validateVolume(v)))
 	}
-	for i, d := range devices {
+	for i, d := range r.Devices {
 		errs = append(errs, fieldErr(fmt.Sprintf("devices[%d]", i), validateDevice(d)))
 	}
 	return errs
@@ -362,18 +366,35 @@ func joinInvalid(errs []error) error {
 	return nil
 }
 
+// RunPatch is a partial update of a RunSpec: nil fields are left as they
+// are.
+type RunPatch struct {
+	EnvVars    *map[string]string `json:"env_vars,omitempty"`
+	Running    *bool              `json:"running,omitempty"`
+	Networks   *[]string          `json:"networks,omitempty"`
+	Volumes    *[]string          `json:"volumes,omitempty"`
+	Devices    *[]string          `json:"devices,omitempty"`
+	Privileged *bool              `json:"privileged,omitempty"`
+}
+
+// Apply returns r with the patch's fields set.
+func (p RunPatch) Apply(r RunSpec) RunSpec {
+	setIf(&r.EnvVars, p.EnvVars)
+	setIf(&r.Running, p.Running)
+	setIf(&r.Networks, p.Networks)
+	setIf(&r.Volumes, p.Volumes)
+	setIf(&r.Devices, p.Devices)
+	setIf(&r.Privileged, p.Privileged)
+	return r
+}
+
 // AppPatch is a partial update of an app: nil fields are left as they are.
 type AppPatch struct {
-	DockerImage    *string            `json:"docker_image,omitempty"`
-	StartingPorts  *[]PortSpec        `json:"starting_ports,omitempty"`
-	ContainersPer  *ContainersPer     `json:"containers_per,omitempty"`
-	EnvVars        *map[string]string `json:"env_vars,omitempty"`
-	Running        *bool              `json:"running,omitempty"`
-	Networks       *[]string          `json:"networks,omitempty"`
-	Volumes        *[]string          `json:"volumes,omitempty"`
-	Devices        *[]string          `json:"devices,omitempty"`
-	Privileged     *bool              `json:"privileged,omitempty"`
-	RollingRestart *bool              `json:"rolling_restart,omitempty"`
+	DockerImage   *string        `json:"docker_image,omitempty"`
+	StartingPorts *[]PortSpec    `json:"starting_ports,omitempty"`
+	ContainersPer *ContainersPer `json:"containers_per,omitempty"`
+	RunPatch
+	RollingRestart *bool `json:"rolling_restart,omitempty"`
 }
 
 // Apply returns s with the patch's fields set.
@@ -381,12 +402,7 @@ func (p AppPatch) Apply(s AppSpec) AppSpec {
 	setIf(&s.DockerImage, p.DockerImage)
 	setIf(&s.StartingPorts, p.StartingPorts)
 	setIf(&s.ContainersPer, p.ContainersPer)
-	setIf(&s.EnvVars, p.EnvVars)
-	setIf(&s.Running, p.Running)
-	setIf(&s.Networks, p.Networks)
-	setIf(&s.Volumes, p.Volumes)
-	setIf(&s.Devices, p.Devices)
-	setIf(&s.Privileged, p.Privileged)
+	s.RunSpec = p.RunPatch.Apply(s.RunSpec)
 	setIf(&s.RollingRestart, p.RollingRestart)
 	return s
 }

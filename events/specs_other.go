@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/cronexpr"
 )
@@ -49,28 +48,15 @@ func (p DeviceGroupPatch) Apply(s DeviceGroupSpec) DeviceGroupSpec {
 
 // CronJobSpec is the desired configuration of a cron job.
 type CronJobSpec struct {
-	Schedule    string            `json:"schedule"`
-	DockerImage string            `json:"docker_image"`
-	EnvVars     map[string]string `json:"env_vars"`
-	Running     bool              `json:"running"`
-	Networks    []string          `json:"networks"`
-	Volumes     []string          `json:"volumes"`
-	Devices     []string          `json:"devices"`
-	Privileged  bool              `json:"privileged"`
+	Schedule    string `json:"schedule"`
+	DockerImage string `json:"docker_image"`
+	RunSpec
 }
 
 // NewCronJobSpec returns a spec holding the create defaults (networks as
 // for apps: Nebula 2.7's empty default crashed its workers).
 func NewCronJobSpec(schedule, image string) CronJobSpec {
-	return CronJobSpec{
-		Schedule:    schedule,
-		DockerImage: image,
-		EnvVars:     map[string]string{},
-		Running:     true,
-		Networks:    slices.Clone(DefaultNetworks),
-		Volumes:     []string{},
-		Devices:     []string{},
-	}
+	return CronJobSpec{Schedule: schedule, DockerImage: image, RunSpec: NewRunSpec()}
 }
 
 // Validate reports every problem of the spec at once.
@@ -80,32 +66,22 @@ func (s CronJobSpec) Validate() error {
 		fieldErr("schedule", cronErr),
 		fieldErr("docker_image", ValidateImage(s.DockerImage)),
 	}
-	errs = append(errs, validateRuntime(s.EnvVars, s.Networks, s.Volumes, s.Devices)...)
+	errs = append(errs, s.RunSpec.validate()...)
 	return joinInvalid(errs)
 }
 
 // CronJobPatch is a partial update of a cron job.
 type CronJobPatch struct {
-	Schedule    *string            `json:"schedule,omitempty"`
-	DockerImage *string            `json:"docker_image,omitempty"`
-	EnvVars     *map[string]string `json:"env_vars,omitempty"`
-	Running     *bool              `json:"running,omitempty"`
-	Networks    *[]string          `json:"networks,omitempty"`
-	Volumes     *[]string          `json:"volumes,omitempty"`
-	Devices     *[]string          `json:"devices,omitempty"`
-	Privileged  *bool              `json:"privileged,omitempty"`
+	Schedule    *string `json:"schedule,omitempty"`
+	DockerImage *string `json:"docker_image,omitempty"`
+	RunPatch
 }
 
 // Apply returns s with the patch's fields set.
 func (p CronJobPatch) Apply(s CronJobSpec) CronJobSpec {
 	setIf(&s.Schedule, p.Schedule)
 	setIf(&s.DockerImage, p.DockerImage)
-	setIf(&s.EnvVars, p.EnvVars)
-	setIf(&s.Running, p.Running)
-	setIf(&s.Networks, p.Networks)
-	setIf(&s.Volumes, p.Volumes)
-	setIf(&s.Devices, p.Devices)
-	setIf(&s.Privileged, p.Privileged)
+	s.RunSpec = p.RunPatch.Apply(s.RunSpec)
 	return s
 }
 

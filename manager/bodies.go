@@ -130,8 +130,7 @@ func unknownKeys(m map[string]json.RawMessage, known ...string) error {
 	return &bodyError{400, map[string]any{"unknown_parameters": unknown, "known_parameters": known}}
 }
 
-var appKeys = []string{"docker_image", "starting_ports", "containers_per", "env_vars", "running", "networks",
-	"volumes", "devices", "privileged", "rolling_restart"}
+var appKeys = slices.Concat([]string{"docker_image", "starting_ports", "containers_per"}, runKeys, []string{"rolling_restart"})
 
 // appSpecBody reads the body of an app create or full update: absent keys
 // take the create defaults (also on update, where 2.7 reset env_vars to a
@@ -149,14 +148,7 @@ func appSpecBody(body []byte) (events.AppSpec, error) {
 	s := events.NewAppSpec(image)
 	field(m, "starting_ports", &s.StartingPorts, &errs)
 	field(m, "containers_per", &s.ContainersPer, &errs)
-	if field(m, "env_vars", &s.EnvVars, &errs) {
-		s.EnvVars = orEmpty(s.EnvVars)
-	}
-	field(m, "running", &s.Running, &errs)
-	field(m, "networks", &s.Networks, &errs)
-	field(m, "volumes", &s.Volumes, &errs)
-	field(m, "devices", &s.Devices, &errs)
-	field(m, "privileged", &s.Privileged, &errs)
+	runFields(m, &s.RunSpec, &errs)
 	field(m, "rolling_restart", &s.RollingRestart, &errs)
 	if err := errs.err(); err != nil {
 		return s, err
@@ -182,14 +174,35 @@ func appPatchBody(body []byte) (events.AppPatch, error) {
 	optional(m, "docker_image", &p.DockerImage, &errs)
 	optional(m, "starting_ports", &p.StartingPorts, &errs)
 	optional(m, "containers_per", &p.ContainersPer, &errs)
-	optional(m, "env_vars", &p.EnvVars, &errs)
-	optional(m, "running", &p.Running, &errs)
-	optional(m, "networks", &p.Networks, &errs)
-	optional(m, "volumes", &p.Volumes, &errs)
-	optional(m, "devices", &p.Devices, &errs)
-	optional(m, "privileged", &p.Privileged, &errs)
+	runPatchFields(m, &p.RunPatch, &errs)
 	optional(m, "rolling_restart", &p.RollingRestart, &errs)
 	return p, errs.err()
+}
+
+// runKeys are the keys of what apps and cron jobs share (events.RunSpec).
+var runKeys = []string{"env_vars", "running", "networks", "volumes", "devices", "privileged"}
+
+// runFields reads the keys of events.RunSpec that the body gives over r's
+// defaults.
+func runFields(m map[string]json.RawMessage, r *events.RunSpec, errs *fieldErrors) {
+	if field(m, "env_vars", &r.EnvVars, errs) {
+		r.EnvVars = orEmpty(r.EnvVars)
+	}
+	field(m, "running", &r.Running, errs)
+	field(m, "networks", &r.Networks, errs)
+	field(m, "volumes", &r.Volumes, errs)
+	field(m, "devices", &r.Devices, errs)
+	field(m, "privileged", &r.Privileged, errs)
+}
+
+// runPatchFields reads the keys of events.RunPatch the body gives.
+func runPatchFields(m map[string]json.RawMessage, p *events.RunPatch, errs *fieldErrors) {
+	optional(m, "env_vars", &p.EnvVars, errs)
+	optional(m, "running", &p.Running, errs)
+	optional(m, "networks", &p.Networks, errs)
+	optional(m, "volumes", &p.Volumes, errs)
+	optional(m, "devices", &p.Devices, errs)
+	optional(m, "privileged", &p.Privileged, errs)
 }
 
 // optional decodes m[key] into a new *T; null is an error (a patch sets
@@ -309,7 +322,7 @@ func groupPatchBody(body []byte) (events.DeviceGroupPatch, error) {
 	return p, nil
 }
 
-var cronKeys = []string{"schedule", "docker_image", "env_vars", "running", "networks", "volumes", "devices", "privileged"}
+var cronKeys = append([]string{"schedule", "docker_image"}, runKeys...)
 
 // cronSpecBody reads a cron job create or full update. networks defaults
 // to Nebula's app default (2.7's empty default on create crashed workers).
@@ -331,14 +344,7 @@ func cronSpecBody(body []byte) (events.CronJobSpec, error) {
 		return events.CronJobSpec{}, missingParams(missing)
 	}
 	s := events.NewCronJobSpec(schedule, image)
-	if field(m, "env_vars", &s.EnvVars, &errs) {
-		s.EnvVars = orEmpty(s.EnvVars)
-	}
-	field(m, "running", &s.Running, &errs)
-	field(m, "networks", &s.Networks, &errs)
-	field(m, "volumes", &s.Volumes, &errs)
-	field(m, "devices", &s.Devices, &errs)
-	field(m, "privileged", &s.Privileged, &errs)
+	runFields(m, &s.RunSpec, &errs)
 	if err := errs.err(); err != nil {
 		return s, err
 	}
@@ -361,12 +367,7 @@ func cronPatchBody(body []byte) (events.CronJobPatch, error) {
 	var errs fieldErrors
 	optional(m, "schedule", &p.Schedule, &errs)
 	optional(m, "docker_image", &p.DockerImage, &errs)
-	optional(m, "env_vars", &p.EnvVars, &errs)
-	optional(m, "running", &p.Running, &errs)
-	optional(m, "networks", &p.Networks, &errs)
-	optional(m, "volumes", &p.Volumes, &errs)
-	optional(m, "devices", &p.Devices, &errs)
-	optional(m, "privileged", &p.Privileged, &errs)
+	runPatchFields(m, &p.RunPatch, &errs)
 	return p, errs.err()
 }
 

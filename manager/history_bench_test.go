@@ -11,7 +11,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 )
 
@@ -40,7 +40,7 @@ func BenchmarkHistory(b *testing.B) {
 		var p events.Payload = events.AppCreatedV{Spec: events.NewAppSpec("nginx")}
 		name := fmt.Sprintf("app%d", i)
 		if i%100 == 99 { // the app whose history is read changes now and then
-			p, name = events.AppPatchedV{Patch: events.AppPatch{EnvVars: &map[string]string{"I": strconv.Itoa(i)}}}, "app0"
+			p, name = events.AppPatchedV{Patch: events.AppPatch{RunPatch: events.RunPatch{EnvVars: &map[string]string{"I": strconv.Itoa(i)}}}}, "app0"
 		}
 		envs = append(envs, events.Envelope{Type: p.EventType(), Aggregate: events.Aggregate{Kind: events.KindApp, Name: name},
 			Actor: "bench", Time: time.Now(), Payload: p})

@@ -13,12 +13,12 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
-	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
 )
 
 // BenchmarkReports prints device reports ingested per second end to end

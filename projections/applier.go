@@ -2,13 +2,13 @@ package projections
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/chain"
 )
 
 // applier folds batches of records in memory and commits each batch (its
@@ -104,7 +104,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if head != nil {
 			err = cur.Set(keyChainHead, head)
 		} else {
-			head, err = chain(cur, rec)
+			head, err = extendChain(cur, rec)
 		}
 		if err != nil {
 			return 0, nil, nil, err
@@ -295,12 +295,12 @@ func readAhead(ctx context.Context, r RecordReader, from chainState) (next <-cha
 // chainAhead sets the chain head of each record after c (the fold skips
 // the others: they were folded before) and returns where the chain stands.
 func chainAhead(c chainState, recs []events.Record, out []decoded) chainState {
-	h := sha256.New()
+	h := chain.NewHasher()
 	for i, rec := range recs {
 		if rec.Offset <= c.offset {
 			continue
 		}
-		c = chainState{rec.Offset, chainNext(h, c.head, rec)}
+		c = chainState{rec.Offset, h.Next(c.head, rec.Offset, rec.Value)}
 		out[i].head = c.head
 	}
 	return c

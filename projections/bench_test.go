@@ -11,9 +11,9 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
 )
 
 // BenchmarkAppendToApplied prints how long an event takes from Append to
@@ -197,7 +197,7 @@ func appendMix(b *testing.B, l *kafkalog.Log, n int) int64 {
 			}
 			e = ev(events.KindDeviceGroup, fmt.Sprintf("dg%d", rnd.IntN(groups)), events.DeviceGroupPatchedV{Patch: events.DeviceGroupPatch{Apps: &members}})
 		case p < 95:
-			e = ev(events.KindApp, a, events.AppPatchedV{Patch: events.AppPatch{EnvVars: &map[string]string{"REV": fmt.Sprint(i)}}})
+			e = ev(events.KindApp, a, events.AppPatchedV{Patch: events.AppPatch{RunPatch: events.RunPatch{EnvVars: &map[string]string{"REV": fmt.Sprint(i)}}}})
 		default:
 			e = ev(events.KindApp, fmt.Sprintf("new%d", i), events.AppCreatedV{Spec: events.NewAppSpec("nginx")})
 		}

@@ -63,7 +63,7 @@ func FuzzDocumentEncoding(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, image, k, v, vol string, port, host int, per float64, kind string, off int64, flag bool) {
 		spec := events.AppSpec{DockerImage: image, ContainersPer: events.ContainersPer{Kind: kind, Value: per},
 			StartingPorts: []events.PortSpec{{Port: port}, {Map: []events.PortPair{{Host: host, Container: port}}}},
-			EnvVars:       map[string]string{k: v, v: k}, Running: flag, Networks: []string{name}, Volumes: []string{vol, k}, Privileged: !flag}
+			RunSpec:       events.RunSpec{EnvVars: map[string]string{k: v, v: k}, Running: flag, Networks: []string{name}, Volumes: []string{vol, k}, Privileged: !flag}}
 		sameAsMarshal(t, App{Name: name, Version: off, AppSpec: spec})
 		sameAsMarshal(t, DeviceGroup{Name: name, Version: off, PruneID: -off, DeviceGroupSpec: events.DeviceGroupSpec{Apps: []string{image, vol}}})
 		sameAsMarshal(t, Verdict{Offset: off, Type: events.Type(kind), Aggregate: events.Aggregate{Kind: events.Kind(k), Name: name},

@@ -1,14 +1,13 @@
 package projections
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"slices"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/chain"
 )
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
@@ -49,7 +48,7 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 	if err != nil {
 		return Result{}, &RecordError{Offset: rec.Offset, Err: err}
 	}
-	head, err := chain(kv, rec)
+	head, err := extendChain(kv, rec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -100,25 +99,15 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 	return Result{Verdict: v, Groups: groups, Cause: cause}, nil
 }
 
-// chain extends the log's hash chain with rec: head = SHA-256(previous
-// head || offset || value), kept as the current head (and, by
-// applyEnvelope, per offset).
-func chain(kv KV, rec events.Record) ([]byte, error) {
+// extendChain extends the log's hash chain (package events/chain) with
+// rec, kept as the current head (and, by applyEnvelope, per offset).
+func extendChain(kv KV, rec events.Record) ([]byte, error) {
 	prev, _, err := kv.Get(keyChainHead)
 	if err != nil {
 		return nil, err
 	}
-	head := chainNext(sha256.New(), prev, rec)
+	head := chain.NewHasher().Next(prev, rec.Offset, rec.Value)
 	return head, kv.Set(keyChainHead, head)
-}
-
-// chainNext is the chain head after rec, given the head before it.
-func chainNext(h hash.Hash, prev []byte, rec events.Record) []byte {
-	h.Reset()
-	h.Write(prev)
-	h.Write(encodeInt(rec.Offset))
-	h.Write(rec.Value)
-	return h.Sum(nil)
 }
 
 // chainAt is the chain value after offset off (read from kv).

@@ -116,7 +116,7 @@ func TestFoldApps(t *testing.T) {
 	h.reject(ev(events.KindApp, "web", events.AppRestartedV{}), ReasonNotRunning) // 7
 	h.accept(ev(events.KindApp, "web", events.AppStartedV{}))                     // 8
 	h.accept(ev(events.KindApp, "web", events.AppRestartedV{}))                   // 9
-	bad := ev(events.KindApp, "web", events.AppPatchedV{Patch: events.AppPatch{Networks: ptr([]string{"host", "nebula"})}})
+	bad := ev(events.KindApp, "web", events.AppPatchedV{Patch: events.AppPatch{RunPatch: events.RunPatch{Networks: ptr([]string{"host", "nebula"})}}})
 	h.reject(bad, ReasonInvalid)                              // 10
 	h.accept(ev(events.KindApp, "web", events.AppDeletedV{})) // 11
 	if g := h.group("edge"); g.Version != 11 || len(g.Apps) != 1 {

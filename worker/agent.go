@@ -616,11 +616,7 @@ func (a *Agent) step(ctx context.Context, p AppPlan, s Step) error {
 				return err
 			}
 		}
-		err = a.engine.Create(ctx, s.Spec, map[string]string{
-			LabelOrchestrator: "nebula", LabelContainerType: "app", LabelAppName: s.Spec.App,
-			LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(p.Version), LabelSpecHash: s.Spec.Hash(),
-			LabelIndex: fmt.Sprint(s.Spec.Index), LabelDevice: a.cfg.DeviceID,
-		})
+		err = a.engine.Create(ctx, s.Spec, AppLabels(s.Spec, a.cfg.Group, a.cfg.DeviceID, p.Version))
 	}
 	if err != nil {
 		return err

@@ -21,12 +21,12 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
-	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 	"github.com/nebula-orchestrator/nebula-go/worker"
+	"github.com/nebula-orchestrator/nebula-go/worker/dockerengine"
 )
 
 const adminToken = "worker-test-admin-token"

@@ -152,24 +152,14 @@ func (r *cronRunner) start(ctx context.Context, j CronJob) {
 		a.logger.Error("cron job not run: its image is not on this host, and this worker does not pull images (--pull never)", "cron_job", j.Name, "image", j.DockerImage)
 		return
 	}
-	network, extra := networks(j.Networks)
-	env := make([]string, 0, len(j.EnvVars))
-	for k, v := range j.EnvVars {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
-	spec := ContainerSpec{Name: fmt.Sprintf("%s%s-%d-1", a.cfg.Host.NamePrefix, j.Name, r.now().Unix()), App: j.Name, Index: 1, Image: j.DockerImage,
-		Env: env, Binds: j.Volumes, Devices: j.Devices, Privileged: j.Privileged, Network: network, Extra: extra, RestartPolicy: "no"}
-	if network == DefaultNetwork {
-		if err := a.engine.EnsureNetwork(ctx, network); err != nil {
+	spec := runContainer(fmt.Sprintf("%s%s-%d-1", a.cfg.Host.NamePrefix, j.Name, r.now().Unix()), j.Name, 1, j.DockerImage, j.RunSpec, "no")
+	if spec.Network == DefaultNetwork {
+		if err := a.engine.EnsureNetwork(ctx, spec.Network); err != nil {
 			a.logger.Error("cron job not run", "cron_job", j.Name, "err", err)
 			return
 		}
 	}
-	err = a.engine.Create(ctx, spec, map[string]string{
-		LabelOrchestrator: "nebula", LabelContainerType: "cron_job", LabelCronJobName: j.Name,
-		LabelDeviceGroup: a.cfg.Group, LabelAppVersion: fmt.Sprint(j.Version), LabelDevice: a.cfg.DeviceID,
-	})
+	err = a.engine.Create(ctx, spec, CronLabels(j.Name, a.cfg.Group, a.cfg.DeviceID, j.Version))
 	if err != nil {
 		a.logger.Error("cron job run failed to start", "cron_job", j.Name, "err", err)
 		return

@@ -3,6 +3,8 @@ package worker
 import (
 	"testing"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 func TestCronDueAndMissed(t *testing.T) {
@@ -11,9 +13,9 @@ func TestCronDueAndMissed(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 30, 0, time.UTC)
 	r.now = func() time.Time { return now }
 	gone := r.update([]CronJob{
-		{Name: "every-minute", Version: 1, Schedule: "* * * * *", Running: true},
-		{Name: "hourly", Version: 1, Schedule: "@hourly", Running: true},
-		{Name: "broken", Version: 1, Schedule: "61 * * * *", Running: true},
+		{Name: "every-minute", Version: 1, CronJobSpec: cronSpec("* * * * *")},
+		{Name: "hourly", Version: 1, CronJobSpec: cronSpec("@hourly")},
+		{Name: "broken", Version: 1, CronJobSpec: cronSpec("61 * * * *")},
 	})
 	if len(gone) != 0 {
 		t.Fatalf("gone %v", gone)
@@ -36,7 +38,7 @@ func TestCronDueAndMissed(t *testing.T) {
 		t.Fatalf("wake %v", wake)
 	}
 	// A new version is rescheduled from now; a job that left is reported.
-	gone = r.update([]CronJob{{Name: "hourly", Version: 2, Schedule: "*/10 * * * *", Running: true}})
+	gone = r.update([]CronJob{{Name: "hourly", Version: 2, CronJobSpec: cronSpec("*/10 * * * *")}})
 	if len(gone) != 1 || gone[0] != "every-minute" {
 		t.Fatalf("gone %v", gone)
 	}
@@ -51,4 +53,9 @@ func TestOursKeepsGroupAnd27Containers(t *testing.T) {
 	if len(got) != 3 || got[0].Name != "a-1" || got[1].Name != "old-1" || got[2].Name != "d1-a-1" {
 		t.Fatalf("%+v", got)
 	}
+}
+
+// cronSpec is a running cron job's spec on schedule.
+func cronSpec(schedule string) events.CronJobSpec {
+	return events.CronJobSpec{Schedule: schedule, RunSpec: events.RunSpec{Running: true}}
 }

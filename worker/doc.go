@@ -4,6 +4,6 @@
 // The decision is pure: Plan compares what the group wants (apps and the
 // facts of this host) with what runs (containers found by their labels)
 // and returns the steps to take; the executor performs them through the
-// Engine interface, which an adapter (internal/dockerengine) implements
+// Engine interface, which an adapter (worker/dockerengine) implements
 // with the Docker Engine API.
 package worker

@@ -3,7 +3,7 @@ package worker
 import "context"
 
 // Engine is what the worker needs of the container engine. The Docker
-// adapter (internal/dockerengine) implements it; Plan never sees it.
+// adapter (worker/dockerengine) implements it; Plan never sees it.
 type Engine interface {
 	// Containers lists the worker's app containers (by label), any state.
 	Containers(ctx context.Context) ([]Container, error)

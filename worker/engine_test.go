@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
-	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/worker"
+	"github.com/nebula-orchestrator/nebula-go/worker/dockerengine"
 )
 
 type inspected struct {

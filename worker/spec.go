@@ -42,6 +42,25 @@ const (
 	LabelDevice        = "nebula.device_id"
 )
 
+// AppLabels are the labels of the container that runs spec, of version
+// of the app, for device of group.
+func AppLabels(spec ContainerSpec, group, device string, version int64) map[string]string {
+	return map[string]string{
+		LabelOrchestrator: "nebula", LabelContainerType: "app", LabelAppName: spec.App,
+		LabelDeviceGroup: group, LabelAppVersion: fmt.Sprint(version), LabelSpecHash: spec.Hash(),
+		LabelIndex: fmt.Sprint(spec.Index), LabelDevice: device,
+	}
+}
+
+// CronLabels are the labels of a run of version of cron job job, for
+// device of group.
+func CronLabels(job, group, device string, version int64) map[string]string {
+	return map[string]string{
+		LabelOrchestrator: "nebula", LabelContainerType: "cron_job", LabelCronJobName: job,
+		LabelDeviceGroup: group, LabelAppVersion: fmt.Sprint(version), LabelDevice: device,
+	}
+}
+
 // PortBinding publishes a container port on a host port (TCP).
 type PortBinding struct {
 	Host      int `json:"host"`
@@ -122,19 +141,27 @@ func Replicas(cp events.ContainersPer, h Host) int {
 	return int(math.Min(math.Floor(n+1e-9), 10_000))
 }
 
-// Containers returns the specs of the app's containers on this host.
-func Containers(app App, group string, h Host) []ContainerSpec {
-	n := Replicas(app.ContainersPer, h)
-	env := make([]string, 0, len(app.EnvVars))
-	for k, v := range app.EnvVars {
+// runContainer is the container named name that runs image as r says:
+// an app's replica or a cron job's run.
+func runContainer(name, app string, index int, image string, r events.RunSpec, restart string) ContainerSpec {
+	env := make([]string, 0, len(r.EnvVars))
+	for k, v := range r.EnvVars {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	network, extra := networks(app.Networks)
+	network, extra := networks(r.Networks)
+	return ContainerSpec{Name: name, App: app, Index: index, Image: image, Env: env, Binds: slices.Clone(r.Volumes),
+		Devices: slices.Clone(r.Devices), Privileged: r.Privileged, Network: network, Extra: extra, RestartPolicy: restart}
+}
+
+// Containers returns the specs of the app's containers on this host.
+func Containers(app App, group string, h Host) []ContainerSpec {
+	n := Replicas(app.ContainersPer, h)
 	specs := make([]ContainerSpec, 0, n)
 	for i := 1; i <= n; i++ {
+		spec := runContainer(fmt.Sprintf("%s%s-%d", h.NamePrefix, app.Name, i), app.Name, i, app.DockerImage, app.RunSpec, "unless-stopped")
 		var ports []PortBinding
-		if network != "host" {
+		if spec.Network != "host" {
 			for _, p := range app.StartingPorts {
 				if p.Map == nil {
 					ports = append(ports, PortBinding{Host: p.Port + i - 1, Container: p.Port})
@@ -144,11 +171,8 @@ func Containers(app App, group string, h Host) []ContainerSpec {
 				}
 			}
 		}
-		specs = append(specs, ContainerSpec{
-			Name: fmt.Sprintf("%s%s-%d", h.NamePrefix, app.Name, i), App: app.Name, Index: i, Image: app.DockerImage,
-			Env: env, Ports: ports, Binds: slices.Clone(app.Volumes), Devices: slices.Clone(app.Devices),
-			Privileged: app.Privileged, Network: network, Extra: extra, RestartPolicy: "unless-stopped",
-		})
+		spec.Ports = ports
+		specs = append(specs, spec)
 	}
 	return specs
 }

@@ -27,16 +27,9 @@ type Info struct {
 
 // CronJob is one cron job of the group's config.
 type CronJob struct {
-	Name        string            `json:"cron_job_name"`
-	Version     int64             `json:"cron_job_id"`
-	Schedule    string            `json:"schedule"`
-	DockerImage string            `json:"docker_image"`
-	EnvVars     map[string]string `json:"env_vars"`
-	Running     bool              `json:"running"`
-	Networks    []string          `json:"networks"`
-	Volumes     []string          `json:"volumes"`
-	Devices     []string          `json:"devices"`
-	Privileged  bool              `json:"privileged"`
+	Name    string `json:"cron_job_name"`
+	Version int64  `json:"cron_job_id"`
+	events.CronJobSpec
 }
 
 // State is what the worker keeps on the device, so that after a reboot

@@ -1,5 +1,5 @@
 // Command benchreport turns the rows `make bench` recorded
-// (NEBULA_BENCH_OUT/results.jsonl, see internal/benchrec) into
+// (NEBULA_BENCH_OUT/results.jsonl, see internal/bench/benchrec) into
 // docs/benchmarks.md and SVG charts next to it.
 //
 //	benchreport -in bench-out/results.jsonl -out docs
@@ -36,7 +36,7 @@ type section struct {
 
 var sections = []section{
 	{id: "info", title: "1. `/info`: the manager vs nginx vs a bare Go handler",
-		text: "`BenchmarkInfoVsNginx` (`internal/fleetbench`): GET of a device group's config (3 apps, 1.1 KB) over N keep-alive " +
+		text: "`BenchmarkInfoVsNginx` (`internal/bench/fleetbench`): GET of a device group's config (3 apps, 1.1 KB) over N keep-alive " +
 			"connections for 3 s each, 200 and 304 (If-None-Match). The manager is `nebula manager` (a device's Bearer token is " +
 			"checked on every request); nginx (Debian's nginx-light, 2 workers) serves the same bytes as a static file; the bare " +
 			"Go handler writes the bytes from memory. Each is its own process; the load generator (Go, same machine) takes a " +
@@ -44,7 +44,7 @@ var sections = []section{
 		cols:  []string{"nebula_rps", "nginx_rps", "bare_Go_rps", "vs_nginx", "vs_bare_go", "nebula_p99_ms", "nginx_p99_ms", "bare_Go_p99_ms"},
 		chart: []string{"nebula_rps", "nginx_rps", "bare_Go_rps"}, chartTitle: "requests/s"},
 	{id: "polls", title: "2. Fleet poll load and plain-polling fan-out",
-		text: "`BenchmarkFleetPolls` (`internal/fleetbench`): simulated devices (`nebula sim`'s code: the real worker over an " +
+		text: "`BenchmarkFleetPolls` (`internal/bench/fleetbench`): simulated devices (`nebula sim`'s code: the real worker over an " +
 			"in-memory engine) polling plainly every 30 s (2.7's way) through 256 shared connections, against `nebula manager` in its " +
 			"own process (the broker is another). Measured over 30 s of steady state: `manager_p99_ms` is " +
 			"the bucket of the manager's own request-duration histogram under which 99% of requests fell (0.5 ms is its smallest); `poll_p99_ms` is seen " +
@@ -55,8 +55,8 @@ var sections = []section{
 		chart: []string{"manager_cpu_pct", "manager_rss_mb"}, chartTitle: "manager CPU % and RSS MB"},
 	{id: "fanout", title: "3. Fan-out with long-poll",
 		text: "One API call, then the time until 50%, 99% and 100% of the simulated devices (each holding a long-poll) applied " +
-			"the new version. 10,000 devices on one manager: `BenchmarkFanout` (`internal/sim`); target: 99% within 2 s. " +
-			"100,000 devices: `BenchmarkFanoutScaleOut` (`internal/fleetbench`): a process may hold 20,000 files on this machine " +
+			"the new version. 10,000 devices on one manager: `BenchmarkFanout` (`worker/sim`); target: 99% within 2 s. " +
+			"100,000 devices: `BenchmarkFanoutScaleOut` (`internal/bench/fleetbench`): a process may hold 20,000 files on this machine " +
 			"(a hard limit it cannot raise), so 100,000 open long-polls take several managers, as a deployment would run them: " +
 			"6 managers on one broker, 6 simulator processes (`nebula sim`) of 16,667 devices each; the change goes through " +
 			"manager 1 and the others fold it from the log. All of it shares the 2 cores, and the 100,000 simulated devices take " +
@@ -64,7 +64,7 @@ var sections = []section{
 			"numbers are those of the machine, not of the managers (one manager serves 10,000 in about a second). Plain polling: section 2.",
 		cols: []string{"devices", "managers", "p50_s", "p99_s", "all_s"}, chart: []string{"p50_s", "p99_s", "all_s"}, chartTitle: "seconds after the API call"},
 	{id: "commands", title: "4. Commands through the HTTP API",
-		text: "`BenchmarkCommands` (`internal/fleetbench`): concurrent clients updating apps through the API; each answer " +
+		text: "`BenchmarkCommands` (`internal/bench/fleetbench`): concurrent clients updating apps through the API; each answer " +
 			"comes after the event is appended and folded (read-your-writes). Baseline: appends of the same events straight " +
 			"to the log with the same concurrency, in the same run.",
 		cols:  []string{"clients", "commands_per_s", "p50_ms", "p99_ms", "raw_appends_per_s", "vs_raw"},
@@ -78,7 +78,7 @@ var sections = []section{
 		cols:  []string{"events", "replay_per_s", "raw_consume_per_s", "replay_vs_raw", "decode_only_vs_raw"},
 		chart: []string{"replay_per_s", "raw_consume_per_s"}, chartTitle: "events/s"},
 	{id: "memory", title: "6. Memory",
-		text: "`BenchmarkReportsMemory` (`internal/fleetbench`): the manager's resident memory (`nebula manager` alone, its broker " +
+		text: "`BenchmarkReportsMemory` (`internal/bench/fleetbench`): the manager's resident memory (`nebula manager` alone, its broker " +
 			"in another process) with 0, 100,000 and 200,000 devices known to the reports projection (one report each), split " +
 			"into anonymous memory (Go heap: mostly Badger's memtables and block cache, bounded by configuration) and file-backed " +
 			"pages (Badger's tables, mapped: page cache the kernel reclaims under pressure). What a device costs is the growth over " +

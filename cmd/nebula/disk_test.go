@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/diskspace"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 // TestDiskFull: a manager whose data directory (a 200 MiB tmpfs) is

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events/chain"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/diskspace"
 	"github.com/nebula-orchestrator/nebula-go/manager"
@@ -217,12 +218,12 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	go func() { projErr <- proj.Run(runCtx) }()
 	go store.RunGC(runCtx, 10*time.Minute)
 	if m.checkpointKey != "" {
-		key, err := loadSigningKey(m.checkpointKey)
+		key, err := chain.LoadSigningKey(m.checkpointKey)
 		if err != nil {
 			return err
 		}
 		keyID := hex.EncodeToString(key.Public().(ed25519.PublicKey))[:16]
-		go checkpoints(runCtx, log, store, key, keyID, m.checkpointEvery, logger.With("component", "checkpoints"))
+		go chain.Checkpoint(runCtx, log, store, key, keyID, m.checkpointEvery, logger.With("component", "checkpoints"))
 	}
 
 	srv := manager.HTTPServer(api, logger)

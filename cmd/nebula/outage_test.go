@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 // TestManagerUnreachableForMinutes: the device's manager is gone for 70 s

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 func rolloutOf(t *testing.T, api, token, group, query string) map[string]any {

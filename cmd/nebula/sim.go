@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/sim"
+	"github.com/nebula-orchestrator/nebula-go/worker/sim"
 )
 
 func runSim(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {

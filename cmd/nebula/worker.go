@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
-	"github.com/nebula-orchestrator/nebula-go/internal/dockerengine"
 	"github.com/nebula-orchestrator/nebula-go/reporter"
 	"github.com/nebula-orchestrator/nebula-go/worker"
+	"github.com/nebula-orchestrator/nebula-go/worker/dockerengine"
 )
 
 // workerSettings are the worker's flags (Nebula 2.7's worker variables).

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
-	"github.com/nebula-orchestrator/nebula-go/internal/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
 )
 
 const testToken = "worker-process-admin-token"

@@ -7,9 +7,9 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
 )
 
 // BenchmarkAppend prints events appended per second to the embedded broker

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 // TestAppendDuringOutage: with the broker gone, Append fails with

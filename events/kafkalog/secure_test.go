@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 // encryptedKeys writes the PKI's client key encrypted with password in

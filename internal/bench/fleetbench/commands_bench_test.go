@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
 )
 
 // BenchmarkCommands: 16 clients each updating its own app through the

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 const token = "fleetbench-admin-token"

@@ -101,7 +101,7 @@ func Binary(t testing.TB) string {
 
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..") // internal/testrig/testenv
 }
 
 // Process is a nebula subcommand running as a child process.

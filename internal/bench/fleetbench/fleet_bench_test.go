@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
-	"github.com/nebula-orchestrator/nebula-go/internal/sim"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/worker/sim"
 )
 
 func groupVersion(tb testing.TB, url, group string) int64 {

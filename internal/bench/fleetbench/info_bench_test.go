@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
-	"github.com/nebula-orchestrator/nebula-go/internal/loadgen"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/loadgen"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 // startNginx serves root on a free port (Debian's nginx, run by the

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/simengine"
 	"github.com/nebula-orchestrator/nebula-go/worker"
+	"github.com/nebula-orchestrator/nebula-go/worker/simengine"
 )
 
 // Config of a simulated fleet.

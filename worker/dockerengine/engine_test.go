@@ -12,7 +12,9 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/worker"
+	"github.com/nebula-orchestrator/nebula-go/worker/enginetest"
 )
 
 // TestCreateRequest checks what Create sends to the Engine API, for the
@@ -76,4 +78,17 @@ func TestCreateRequest(t *testing.T) {
 			t.Fatalf("requests %v lack %s", paths, w)
 		}
 	}
+}
+
+// TestConformance: the Docker adapter, against the real daemon, passes the
+// suite the simulated engine passes.
+func TestConformance(t *testing.T) {
+	image := testenv.TestImage(t, "nebula-testapp:conformance", false)
+	e, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.StopTimeout = 1
+	enginetest.Run(t, e, image, func(network string) { testenv.Docker(t, "network", "rm", network) })
 }

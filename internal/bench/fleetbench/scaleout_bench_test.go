@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nebula-orchestrator/nebula-go/internal/benchrec"
-	"github.com/nebula-orchestrator/nebula-go/internal/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 )
 
 // simProc is a `nebula sim` process; it keeps the latest count of its

@@ -60,7 +60,7 @@ func buildImage(tag string, healthcheck bool, labels []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "testapp"), "./internal/testenv/testapp")
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "testapp"), "./internal/testrig/testenv/testapp")
 	build.Dir = moduleRoot()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
