@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,17 +14,21 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/chain"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
 // exportLine is one record of `nebula events export --format jsonl`: the
-// decoded event, and the record's exact bytes (for verification).
+// decoded event, the record's exact bytes, and the hash chain's head after
+// it (events/chain), so that an export can be checked offline against a
+// signed checkpoint.
 type exportLine struct {
 	Offset    int64           `json:"offset"`
 	Timestamp time.Time       `json:"timestamp"`
 	Event     json.RawMessage `json:"event"`
 	Raw       []byte          `json:"raw"`
+	Chain     string          `json:"chain,omitempty"`
 }
 
 // progress prints a progress line every few seconds on long runs.
@@ -84,9 +89,17 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	defer out.Flush()
 	p := &progress{w: os.Stderr, what: "export", total: int64(to - from + 1), last: time.Now()}
 	var failed error
-	err = l.Scan(ctx, int64(from), func(rec events.Record) bool {
+	// The chain is extended from offset 0, whatever --from says: each line
+	// carries the head after its record.
+	hasher := chain.NewHasher()
+	var head []byte
+	err = l.Scan(ctx, 0, func(rec events.Record) bool {
 		if rec.Offset > int64(to) {
 			return false
+		}
+		head = hasher.Next(head, rec.Offset, rec.Value)
+		if rec.Offset < int64(from) {
+			return true
 		}
 		env, err := events.Decode(rec.Value)
 		if err != nil {
@@ -94,7 +107,7 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slo
 			return false
 		}
 		ev, _ := json.Marshal(eventJSON(env))
-		line, _ := json.Marshal(exportLine{Offset: rec.Offset, Timestamp: rec.Timestamp, Event: ev, Raw: rec.Value})
+		line, _ := json.Marshal(exportLine{Offset: rec.Offset, Timestamp: rec.Timestamp, Event: ev, Raw: rec.Value, Chain: hex.EncodeToString(head)})
 		out.Write(append(line, '\n'))
 		p.at(rec.Offset + 1 - int64(from))
 		return true

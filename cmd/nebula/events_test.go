@@ -133,6 +133,24 @@ func TestCheckpointsAndVerify(t *testing.T) {
 	if out, code := run("events", "verify", "--export", export, "--public-key", strings.Repeat("00", 32)); code != 1 || !strings.Contains(out, "not signed") {
 		t.Fatalf("verify with another key: exit %d %s", code, out)
 	}
+	// Each line carries the chain after its record, whatever --from says.
+	full := strings.Split(strings.TrimSpace(out), "\n")
+	part, code := run("events", "export", "--kafka-brokers", kafka, "--from", "2")
+	var inFull, inPart exportLine
+	if code != 0 || json.Unmarshal([]byte(full[2]), &inFull) != nil || json.Unmarshal([]byte(strings.Split(part, "\n")[0]), &inPart) != nil {
+		t.Fatalf("export --from 2: exit %d %s", code, part)
+	}
+	if inFull.Offset != 2 || inPart.Offset != 2 || len(inFull.Chain) != 64 || inFull.Chain != inPart.Chain {
+		t.Fatalf("chain of offset 2: %d %q in the full export, %d %q from offset 2", inFull.Offset, inFull.Chain, inPart.Offset, inPart.Chain)
+	}
+	// A chain link changed in the export is found.
+	forged := strings.Replace(full[0], `"chain":"`, `"chain":"00`, 1)
+	if err := os.WriteFile(dir+"/forged.jsonl", []byte(forged+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run("events", "verify", "--export", dir+"/forged.jsonl"); code != 1 || !strings.Contains(out, "chain link") {
+		t.Fatalf("verify an export with a changed chain link: exit %d %s", code, out)
+	}
 	// Flip one byte of record 1 (inside its JSON string, so it stays JSON).
 	lines := strings.Split(strings.TrimSpace(out0(t, export)), "\n")
 	var l exportLine
@@ -147,8 +165,26 @@ func TestCheckpointsAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code = run("events", "verify", "--export", export, "--public-key", pub)
-	if code != 1 || !strings.Contains(out, "TAMPERED") || !strings.Contains(out, "between offsets 0 and") {
+	if code != 1 || !strings.Contains(out, "TAMPERED") || !strings.Contains(out, "chain link exported with offset 1") {
 		t.Fatalf("verify a tampered export: exit %d %s", code, out)
+	}
+	// Without the chain links (a forger who drops them), the signed
+	// checkpoint still finds the change.
+	for i, line := range lines {
+		var l exportLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		l.Chain = ""
+		b, _ := json.Marshal(l)
+		lines[i] = string(b)
+	}
+	if err := os.WriteFile(export, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run("events", "verify", "--export", export, "--public-key", pub)
+	if code != 1 || !strings.Contains(out, "TAMPERED") || !strings.Contains(out, "between offsets 0 and") {
+		t.Fatalf("verify a tampered export without chain links: exit %d %s", code, out)
 	}
 }
 

@@ -53,7 +53,11 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 				return fmt.Errorf("export line after offset %d is not an export record: %w", v.Records()-1, err)
 			}
-			if err := v.Record(l.Offset, l.Raw); err != nil {
+			err := v.Record(l.Offset, l.Raw)
+			if err == nil && l.Chain != "" && l.Chain != hex.EncodeToString(v.Head()) {
+				err = fmt.Errorf("the chain link exported with offset %d is not the chain of the records up to it: the export was changed", l.Offset)
+			}
+			if err != nil {
 				fmt.Fprintln(stdout, "TAMPERED:", err)
 				return errTampered
 			}

@@ -97,6 +97,9 @@ func (v *Verifier) Records() int64 { return v.next }
 // Checkpoints is how many checkpoints matched.
 func (v *Verifier) Checkpoints() int { return v.checkpoints }
 
+// Head is the chain head after the last record verified.
+func (v *Verifier) Head() []byte { return v.prev }
+
 // Covered is the last offset a matching checkpoint covers (-1: none).
 func (v *Verifier) Covered() int64 { return v.lastGood }
 
