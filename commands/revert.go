@@ -24,7 +24,7 @@ var ErrNoPast = errors.New("reverts need the event log's history, which this ser
 
 // RevertApp restores the app's spec of offset to.
 func (s *Service) RevertApp(ctx context.Context, m Meta, name string, to int64) (projections.App, error) {
-	old, err := readPast(ctx, s, events.KindApp, name, to, getApp)
+	old, err := readPast(ctx, s, events.KindApp, name, to, getApp, func(a projections.App) int64 { return a.Version })
 	if err != nil {
 		return old, err
 	}
@@ -41,7 +41,7 @@ func (s *Service) RevertApp(ctx context.Context, m Meta, name string, to int64) 
 // RevertDeviceGroup restores the group's member lists of offset to (the
 // members must exist now).
 func (s *Service) RevertDeviceGroup(ctx context.Context, m Meta, name string, to int64) (projections.DeviceGroup, error) {
-	old, err := readPast(ctx, s, events.KindDeviceGroup, name, to, getGroup)
+	old, err := readPast(ctx, s, events.KindDeviceGroup, name, to, getGroup, func(g projections.DeviceGroup) int64 { return g.Version })
 	if err != nil {
 		return old, err
 	}
@@ -57,7 +57,7 @@ func (s *Service) RevertDeviceGroup(ctx context.Context, m Meta, name string, to
 
 // RevertCronJob restores the cron job's spec of offset to.
 func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int64) (projections.CronJob, error) {
-	old, err := readPast(ctx, s, events.KindCronJob, name, to, getCron)
+	old, err := readPast(ctx, s, events.KindCronJob, name, to, getCron, func(c projections.CronJob) int64 { return c.Version })
 	if err != nil {
 		return old, err
 	}
@@ -71,9 +71,13 @@ func (s *Service) RevertCronJob(ctx context.Context, m Meta, name string, to int
 	return run(ctx, s, m, events.KindCronJob, name, events.CronJobCreatedV{Spec: old.CronJobSpec, RevertOf: &to}, getCron)
 }
 
-// readPast reads the object as it was at offset to; an object that did
-// not exist then is CodeNotAtOffset.
-func readPast[T any](ctx context.Context, s *Service, kind events.Kind, name string, to int64, get getter[T]) (T, error) {
+// readPast reads the version to of the object: the offset must be in the
+// log and be a version of that object (the offset of an event that made
+// it what it was then), or the revert is CodeNotAtOffset: a revert to an
+// offset beyond the log's end, or of another object, would otherwise
+// restore whatever the object was at some other point and bump its
+// version on every device.
+func readPast[T any](ctx context.Context, s *Service, kind events.Kind, name string, to int64, get getter[T], version func(T) int64) (T, error) {
 	var doc T
 	if err := checkName(kind, name); err != nil {
 		return doc, err
@@ -81,13 +85,27 @@ func readPast[T any](ctx context.Context, s *Service, kind events.Kind, name str
 	if s.past == nil {
 		return doc, ErrNoPast
 	}
+	_, end, err := s.log.Bounds(ctx)
+	if err != nil {
+		return doc, err
+	}
+	notAt := func(format string, args ...any) error {
+		return &Error{Code: CodeNotAtOffset, Kind: kind, Detail: fmt.Sprintf(format, args...)}
+	}
+	if to >= end {
+		return doc, notAt("offset %d is beyond the end of the event log (its last offset is %d)", to, end-1)
+	}
 	r, err := s.past.StateAt(ctx, to, kind, name)
 	if err != nil {
 		return doc, err
 	}
 	doc, found, err := get(r, name)
-	if err == nil && !found {
-		err = &Error{Code: CodeNotAtOffset, Kind: kind, Detail: fmt.Sprintf("%s %q did not exist at offset %d", kind, name, to)}
+	switch {
+	case err != nil:
+	case !found:
+		err = notAt("%s %q did not exist at offset %d", kind, name, to)
+	case version(doc) != to:
+		err = notAt("offset %d is not a version of %s %q: its version then was %d", to, kind, name, version(doc))
 	}
 	return doc, err
 }

@@ -116,6 +116,9 @@ const (
 	PerMemory   = "memory"
 )
 
+// MinPerCPU is the smallest containers_per.cpu.
+const MinPerCPU = 0.01
+
 // DefaultContainersPer is one container per device.
 var DefaultContainersPer = ContainersPer{Kind: PerServer, Value: 1}
 
@@ -165,6 +168,11 @@ func (c ContainersPer) Validate() error {
 			return fmt.Errorf("containers_per.%s must be a whole number, got %v", c.Kind, c.Value)
 		}
 	case PerCPU:
+		// Fewer would mean no container on any device there is (0.01:
+		// one per 100 cores).
+		if c.Value < MinPerCPU {
+			return fmt.Errorf("containers_per.cpu must be at least %v (one container per %d cores), got %v", MinPerCPU, int(1/MinPerCPU), c.Value)
+		}
 	default:
 		return fmt.Errorf("containers_per kind %q is not one of server, instance, cpu, memory", c.Kind)
 	}

@@ -61,7 +61,10 @@ func NewCronJobSpec(schedule, image string) CronJobSpec {
 
 // Validate reports every problem of the spec at once.
 func (s CronJobSpec) Validate() error {
-	_, cronErr := cronexpr.Parse(s.Schedule)
+	sched, cronErr := cronexpr.Parse(s.Schedule)
+	if cronErr == nil && !sched.Fires() {
+		cronErr = fmt.Errorf("cron schedule %q never fires: no month has that day", s.Schedule)
+	}
 	errs := []error{
 		fieldErr("schedule", cronErr),
 		fieldErr("docker_image", ValidateImage(s.DockerImage)),

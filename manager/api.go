@@ -67,7 +67,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"message": "request body over " + strconv.Itoa(maxBody) + " bytes"})
 		return nil, false
 	case err != nil:
-		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "cannot read the request body: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": bodyReadProblem(err)})
 		return nil, false
 	}
 	return b, true
@@ -366,7 +366,7 @@ func secretsUpdate(b []byte) (commands.Secrets, error) { return secretsBody(b, t
 // a cron job needs rw on it, not admin).
 func (s *Server) routes(r chi.Router) {
 	c := s.cmds
-	r.Use(s.whenReady, s.authenticated)
+	r.Use(s.whenReady, s.authenticated, s.jsonMutations)
 	r.Get("/status", s.status)
 
 	apps := func(level string, h http.HandlerFunc) http.HandlerFunc {

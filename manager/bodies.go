@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -86,7 +87,37 @@ func field[T any](m map[string]json.RawMessage, key string, dst *T, errs *fieldE
 		errs.add(key, typeError(err))
 		return false
 	}
+	if at, found := nullInside(raw); found {
+		errs.add(key+at, errNullInside)
+		return false
+	}
 	return true
+}
+
+var errNullInside = errors.New("must not be null")
+
+// nullInside finds a null among the elements of a list or the values of
+// an object ("[2]", ".A"): encoding/json would read it as "" or 0 and the
+// spec would keep that instead of refusing it.
+func nullInside(raw json.RawMessage) (string, bool) {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil {
+		for i, v := range list {
+			if string(bytes.TrimSpace(v)) == "null" {
+				return fmt.Sprintf("[%d]", i), true
+			}
+		}
+		return "", false
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) == nil {
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			if string(bytes.TrimSpace(obj[k])) == "null" {
+				return "." + k, true
+			}
+		}
+	}
+	return "", false
 }
 
 // typeError makes encoding/json's message about a field readable.
@@ -221,6 +252,10 @@ func optional[T any](m map[string]json.RawMessage, key string, dst **T, errs *fi
 		errs.add(key, typeError(err))
 		return
 	}
+	if at, found := nullInside(raw); found {
+		errs.add(key+at, errNullInside)
+		return
+	}
 	*dst = v
 }
 
@@ -261,11 +296,16 @@ func problems(err error) []string {
 }
 
 // groupSpecBody reads a device group create or full update: apps and
-// cron_jobs, each a list, absent = empty.
+// cron_jobs, each a list, absent = empty. Other keys are refused: 2.7
+// ignored them, so a misspelt "app" in a full update emptied the group and
+// stopped its apps on every device.
 func groupSpecBody(body []byte) (events.DeviceGroupSpec, error) {
 	s := events.DeviceGroupSpec{Apps: []string{}, CronJobs: []string{}}
 	m, err := object(body, missingParams(true))
 	if err != nil {
+		return s, err
+	}
+	if err := unknownKeys(m, "apps", "cron_jobs"); err != nil {
 		return s, err
 	}
 	if err := listField(m, "cron_jobs", &s.CronJobs); err != nil {
@@ -287,6 +327,9 @@ func listField(m map[string]json.RawMessage, key string, dst *[]string) error {
 	var l []string
 	if err := json.Unmarshal(raw, &l); err != nil || l == nil {
 		return &bodyError{400, map[string]any{key + "_is_list": false}}
+	}
+	if at, found := nullInside(raw); found {
+		return &bodyError{400, invalidBody([]string{key + at + ": " + errNullInside.Error()})}
 	}
 	*dst = l
 	return nil

@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -197,6 +199,19 @@ func (s *Server) atOffset(w http.ResponseWriter, r *http.Request) (int64, bool) 
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if n < 0 {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"at: an offset is 0 or more"}})
+			return 0, false
+		}
+		end := int64(math.MaxInt64)
+		if s.log != nil {
+			var err error
+			if _, end, err = s.log.Bounds(r.Context()); err != nil {
+				s.fail(w, r, err)
+				return 0, false
+			}
+		}
+		if n >= end {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{
+				fmt.Sprintf("at: offset %d is beyond the end of the event log (its last offset is %d)", n, end-1)}})
 			return 0, false
 		}
 		return n, true

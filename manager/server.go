@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
@@ -119,7 +118,7 @@ func New(cfg Config) *Server {
 		s.requests = newLimiter(rps, max(2*rps, 1))
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, s.metrics.middleware, s.storageGuard)
+	r.Use(s.recoverJSON, limitHeaders, s.metrics.middleware, s.storageGuard)
 	r.Get("/metrics", s.serveMetrics)
 	// Unauthenticated, for load balancers (2.7's /status needs credentials).
 	r.Get("/healthz", s.healthz)
@@ -148,7 +147,7 @@ func HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }

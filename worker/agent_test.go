@@ -34,6 +34,7 @@ const adminToken = "worker-test-admin-token"
 func api(t *testing.T, method, url, body string, want int) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

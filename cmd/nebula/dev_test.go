@@ -155,6 +155,7 @@ func devCall(t *testing.T, method, url, token, body string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -54,6 +54,7 @@ func TestManagerKilledDuringBurst(t *testing.T) {
 				attempted = append(attempted, name)
 				mu.Unlock()
 				req, _ := http.NewRequest("POST", api+"/api/v2/apps/"+name, strings.NewReader(`{"docker_image": "nginx"}`))
+				req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 				req.Header.Set("Authorization", "Bearer "+testToken)
 				resp, err := client.Do(req)
 				if err != nil {

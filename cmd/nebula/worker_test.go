@@ -25,6 +25,7 @@ const testToken = "worker-process-admin-token"
 func apiCall(t testing.TB, method, url, body string, want int) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

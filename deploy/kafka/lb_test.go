@@ -65,6 +65,7 @@ func TestLoadBalancedManagers(t *testing.T) {
 	client := &http.Client{Timeout: 40 * time.Second}
 	do := func(method, path, body string, hdr ...string) (int, http.Header, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 		req.Header.Set("Authorization", "Bearer "+lbToken)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])

@@ -158,6 +158,7 @@ func TestEveryVerb(t *testing.T) {
 			ReportCreationTime: 1764000000, AppliedVersion: -1})
 		req, _ := http.NewRequest("POST", m.URL+"/api/v2/reports", bytes.NewReader(rep))
 		req.SetBasicAuth("admin", "admin-password")
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 202 {
 			t.Fatalf("report: %v %v", resp, err)

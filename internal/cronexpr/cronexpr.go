@@ -158,6 +158,13 @@ func (s Schedule) Next(t time.Time) time.Time {
 	return time.Time{}
 }
 
+// Fires reports whether the schedule ever matches: "0 0 30 2 *" parses
+// but never fires. It looks from a fixed date over five years (a leap year
+// included), so every caller gets the same answer whenever it asks.
+func (s Schedule) Fires() bool {
+	return !s.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero()
+}
+
 // dayMatches applies cron's day rule: with both day fields restricted, a
 // match of either is enough.
 func (s Schedule) dayMatches(t time.Time) bool {

@@ -76,6 +76,12 @@ func TestNext(t *testing.T) {
 			t.Errorf("%s after %s: %s, want %s", c.expr, base.Format(time.RFC3339), got, c.want)
 		}
 	}
+	for expr, fires := range map[string]bool{"0 0 30 2 *": false, "0 0 31 4,6,9,11 *": false, "0 0 29 2 *": true, "@hourly": true, "0 0 31 4 mon": true} {
+		s, err := Parse(expr)
+		if err != nil || s.Fires() != fires {
+			t.Errorf("%s: Fires() = %v (%v), want %v", expr, s.Fires(), err, fires)
+		}
+	}
 	// In the device's zone, across a DST change.
 	ny, err := time.LoadLocation("America/New_York")
 	if err == nil {

@@ -23,6 +23,7 @@ const token = "sim-admin-token"
 func api(t testing.TB, method, url, body string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -35,6 +35,7 @@ func BenchmarkCommands(b *testing.B) {
 				url := fmt.Sprintf("%s/api/v2/apps/app%d/update", m.url, i)
 				for n := 0; time.Now().Before(deadline); n++ {
 					req, _ := http.NewRequest("PATCH", url, strings.NewReader(fmt.Sprintf(`{"env_vars": {"N": "%d"}}`, n)))
+					req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 					req.Header.Set("Authorization", "Bearer "+token)
 					t0 := time.Now()
 					resp, err := httpc.Do(req)

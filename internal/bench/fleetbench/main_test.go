@@ -108,6 +108,7 @@ func (m manager) profile(tb testing.TB, kind, name string) {
 func call(tb testing.TB, method, url, body string, want int) (http.Header, []byte) {
 	tb.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 	req.Header.Set("Authorization", "Bearer "+token)
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)

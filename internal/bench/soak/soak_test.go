@@ -58,6 +58,7 @@ func BenchmarkSoak(b *testing.B) {
 		client := &http.Client{Timeout: 30 * time.Second}
 		call := func(method, path, body string) (int, string, time.Duration) {
 			req, _ := http.NewRequest(method, url+"/api/v2"+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 			req.Header.Set("Authorization", "Bearer "+token)
 			start := time.Now()
 			resp, err := client.Do(req)
