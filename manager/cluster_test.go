@@ -96,6 +96,12 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	call(t, "GET", url+"/device_groups/edge/info", nil).expect(t, 200, map[string]any{"apps_list": []any{"web"}})
 	call(t, "GET", url+"/apps/web", nil).expect(t, 200, nil)
+	// /healthz tells the truth: this manager cannot write (finding 3 of
+	// issue 22: it said 200 while every write answered 503).
+	health := strings.TrimSuffix(url, "/api/v2") + "/healthz"
+	if r := call(t, "GET", health, nil); r.status != 503 || !strings.Contains(string(r.raw), "event log") {
+		t.Fatalf("/healthz during the outage: %d %s", r.status, r.raw)
+	}
 
 	testenv.StartBrokerAt(t, addr, dir)
 	deadline := time.Now().Add(60 * time.Second)
@@ -109,6 +115,7 @@ func TestBrokerOutage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	call(t, "GET", strings.TrimSuffix(url, "/api/v2")+"/healthz", nil).expect(t, 200, nil)
 	// The command refused during the outage was not applied later.
 	call(t, "GET", url+"/apps/down", nil).expect(t, 403, map[string]any{"app_exists": false})
 	call(t, "GET", url+"/apps", nil).expect(t, 200, map[string]any{"apps": []any{"after", "web"}})

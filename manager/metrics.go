@@ -151,10 +151,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	up := 1
 	_, end, err := s.log.Bounds(ctx)
-	if err != nil {
+	if err != nil || s.eventLogUp(ctx) != nil {
 		up = 0
 	}
-	header(w, "nebula_event_log_up", "gauge", "1 when the event log answered this scrape.")
+	header(w, "nebula_event_log_up", "gauge", "1 when the event log answered this scrape and no append failed in the last 30 s.")
 	fmt.Fprintf(w, "nebula_event_log_up %d\n", up)
 	if up == 1 {
 		header(w, "nebula_event_log_end_offset", "gauge", "Offset the next event appended to the log will get.")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -157,15 +158,20 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
 }
 
-// healthz answers 503 when the projection stopped (the manager can serve
-// reads but not writes: take it out of rotation).
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+// healthz answers 503 when the projection stopped or the event log cannot
+// be read or written (the manager can serve reads but not writes: take it
+// out of rotation).
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if !s.isReady() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": "catching up with the event log"})
 		return
 	}
 	if err := s.proj.Err(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": "projection stopped: " + err.Error()})
+		return
+	}
+	if err := s.eventLogUp(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"api_available": false, "message": err.Error()})
 		return
 	}
 	if s.storage != nil {
@@ -274,4 +280,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// eventLogUp says why the event log is not usable now: it does not answer
+// (Bounds), or appends failed a moment ago (Writable, when the log says).
+func (s *Server) eventLogUp(ctx context.Context) error {
+	if s.log == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, _, err := s.log.Bounds(ctx); err != nil {
+		return fmt.Errorf("the event log cannot be reached: %w", err)
+	}
+	if w, ok := s.log.(interface{ Writable() error }); ok {
+		if err := w.Writable(); err != nil {
+			return fmt.Errorf("appends to the event log fail: %w", err)
+		}
+	}
+	return nil
 }

@@ -94,7 +94,7 @@ func (p *Projector) Run(ctx context.Context) error {
 				p.logger.Info("event log reachable again")
 				down = false
 			}
-			err = p.follow(ctx, from, end)
+			err = p.followUntilDamaged(ctx, from, end)
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -102,6 +102,8 @@ func (p *Projector) Run(ctx context.Context) error {
 		case errors.Is(err, ErrLogTruncated), errors.As(err, new(*RecordError)):
 			p.store.Fail(err)
 			return err
+		case errors.Is(err, ErrDamaged):
+			continue // prepare rebuilds it now
 		case err != nil && !down:
 			p.logger.Warn("event log unavailable; serving the projection as it is and retrying", "err", err)
 			down = true
@@ -131,7 +133,10 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 		return 0, 0, err
 	}
 	rebuild := ""
+	damaged, _ := p.store.damage()
 	switch {
+	case damaged != nil:
+		rebuild = damaged.Error()
 	case meta.Identity == nil:
 		if meta.Applied >= 0 {
 			rebuild = "the projection does not record which log it was built from"
@@ -161,6 +166,26 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 	}
 	p.logger.Info("projection following the event log", "from_offset", from, "log_end", end, "topic", id.Topic)
 	return from, end, nil
+}
+
+// followUntilDamaged is follow, stopped when the store is found damaged
+// (Run then rebuilds it at once).
+func (p *Projector) followUntilDamaged(ctx context.Context, from, end int64) error {
+	_, damaged := p.store.damage()
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-damaged:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	err := p.follow(fctx, from, end)
+	if d, _ := p.store.damage(); d != nil && ctx.Err() == nil {
+		return d
+	}
+	return err
 }
 
 // ProgressEvery is how often a long catch-up logs its progress.

@@ -29,6 +29,10 @@ type Store struct {
 	applied int64         // offset of the last folded record, -1 if none
 	changed chan struct{} // closed and replaced at every commit
 	failed  error         // set when the projection stopped for good
+	// damaged is set when Verify found damage (until Reset empties the
+	// store); damagedCh is closed then.
+	damaged   error
+	damagedCh chan struct{}
 
 	// filter knows every name key of a store this process built from
 	// empty (nil otherwise). Set by Reset, used by the applier only.
@@ -71,7 +75,7 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
-	s := &Store{db: db, logger: logger, changed: make(chan struct{})}
+	s := &Store{db: db, logger: logger, changed: make(chan struct{}), damagedCh: make(chan struct{})}
 	err = db.View(func(txn *badger.Txn) error {
 		b, found, err := badgerKV{txn}.Get(keyApplied)
 		s.applied = -1
@@ -200,6 +204,9 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	s.filter = newKeyFilter() // the store is empty: every key it gets, the filter gets
 	s.mu.Lock()
 	s.applied = -1
+	if s.damaged != nil {
+		s.damaged, s.damagedCh = nil, make(chan struct{})
+	}
 	s.mu.Unlock()
 	if s.onReset != nil {
 		s.onReset()

@@ -27,6 +27,7 @@ import (
 
 type managerSettings struct {
 	listen, dataDir string
+	maxConnections  int
 	kafka           kafkalog.Config
 	cacheTime       time.Duration
 	cacheMaxSize    int
@@ -50,6 +51,7 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.limits.FailedAuthEvery, "failed-login-every", manager.DefaultFailedAuthEvery, "one more failed login allowed per address this often", "NEBULA_FAILED_LOGIN_EVERY")
 	f.Float(&m.limits.RequestsPerSecond, "rate-limit", 0, "requests per second per credential (burst: twice that; 0: no limit; devices sharing a token share it)", "NEBULA_RATE_LIMIT")
 	f.String(&m.minFreeDisk, "min-free-disk", "512MiB", "refuse writes (507) and pause folding while the data directory has less free (0: never)", "NEBULA_MIN_FREE_DISK")
+	f.Int(&m.maxConnections, "max-connections", manager.DefaultMaxConnections(), "API connections open at once; past it a new one is answered 503 (default: the file descriptor limit less 2048)", "NEBULA_MAX_CONNECTIONS")
 	f.String(&m.trustedProxies, "trusted-proxies", "", "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)", "NEBULA_TRUSTED_PROXIES")
 	addReportsTopicFlag(f, &m.reports)
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
@@ -68,6 +70,9 @@ func addAPIFlags(f *flags, m *managerSettings) {
 func (m *managerSettings) validate() error {
 	if m.cacheTime < 0 {
 		return fmt.Errorf("cache time %v is negative", m.cacheTime)
+	}
+	if m.maxConnections < 1 {
+		return fmt.Errorf("--max-connections %d: at least 1", m.maxConnections)
 	}
 	if m.checkpointEvery <= 0 {
 		return fmt.Errorf("checkpoint interval %v is not positive", m.checkpointEvery)
@@ -141,11 +146,12 @@ func runManager(ctx context.Context, args []string, stdout io.Writer, logger *sl
 // serveManager opens the event log and the projection, keeps the
 // projection folded, and serves the API until ctx ends.
 func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", m.listen)
+	plain, err := net.Listen("tcp", m.listen)
 	if err != nil {
 		return fmt.Errorf("manager listen: %w", err)
 	}
-	defer ln.Close()
+	defer plain.Close()
+	ln := manager.LimitListener(plain, m.maxConnections, logger.With("component", "api"))
 	debugCtx, stopDebug := context.WithCancel(ctx)
 	defer stopDebug()
 	if err := serveDebug(debugCtx, m.debugListen, stdout); err != nil {
@@ -217,6 +223,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()
 	go store.RunGC(runCtx, 10*time.Minute)
+	go store.RunVerify(runCtx, projections.DefaultVerifyEvery)
 	if m.checkpointKey != "" {
 		key, err := chain.LoadSigningKey(m.checkpointKey)
 		if err != nil {

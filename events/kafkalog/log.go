@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -47,6 +48,31 @@ type Log struct {
 	cfg Config
 	cl  *kgo.Client
 	adm *kadm.Client
+	// lastFailure is the last append that failed (nil: none since the
+	// last one that worked).
+	lastFailure atomic.Pointer[appendFailure]
+}
+
+type appendFailure struct {
+	at  time.Time
+	err error
+}
+
+// WritableWindow is how long a failed append makes Writable report the log
+// as not writable (unless an append works meanwhile): long enough for a
+// health check to see it, short enough that a manager taken out of a load
+// balancer's rotation, which gets no more writes to try, comes back.
+const WritableWindow = 30 * time.Second
+
+// Writable reports the last append's failure, if it failed within
+// WritableWindow and none has worked since. Reads (Bounds) can work while
+// appends fail: franz-go produces on connections of its own.
+func (l *Log) Writable() error {
+	f := l.lastFailure.Load()
+	if f == nil || time.Since(f.at) > WritableWindow {
+		return nil
+	}
+	return f.err
 }
 
 // Open connects to the brokers and bootstraps the event topic: created if
@@ -224,6 +250,7 @@ func (l *Log) AppendRaw(ctx context.Context, value []byte, commandID string) (in
 	if err != nil {
 		return 0, l.produceErr(err)
 	}
+	l.lastFailure.Store(nil)
 	return r.Offset, nil
 }
 
@@ -256,6 +283,7 @@ func (l *Log) AppendRecords(ctx context.Context, recs []events.Record) ([]int64,
 	if err := results.FirstErr(); err != nil {
 		return nil, l.produceErr(err)
 	}
+	l.lastFailure.Store(nil)
 	offsets := make([]int64, len(results))
 	for i, r := range results {
 		offsets[i] = r.Record.Offset
@@ -272,6 +300,12 @@ func (l *Log) record(value []byte, commandID string) *kgo.Record {
 }
 
 func (l *Log) produceErr(err error) error {
+	err = l.classify(err)
+	l.lastFailure.Store(&appendFailure{at: time.Now(), err: err})
+	return err
+}
+
+func (l *Log) classify(err error) error {
 	var netErr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) ||
 		errors.As(err, &netErr) {

@@ -6,6 +6,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -30,7 +31,10 @@ type Config struct {
 	// failure. Without it a kill -9 loses nothing (the page cache keeps
 	// the writes) but a power cut may lose the last writes.
 	SyncWrites bool
-	Logger     *slog.Logger
+	// MaxConnections caps the connections the broker holds
+	// (DefaultMaxConnections when 0).
+	MaxConnections int
+	Logger         *slog.Logger
 }
 
 // Validate reports every problem of the configuration at once.
@@ -77,7 +81,13 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.ClusterID(id),
 		// A second guard under the topic's own retention.ms=-1.
 		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1", "log.retention.bytes": "-1"}),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, cfg.Listen) }),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			l, err := net.Listen(network, cfg.Listen)
+			if err != nil {
+				return nil, err
+			}
+			return newResilientListener(l, cmp.Or(cfg.MaxConnections, DefaultMaxConnections), cfg.Logger), nil
+		}),
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(filepath.Join(cfg.DataDir, "log")))

@@ -1,0 +1,79 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrDamaged: the store's files do not match their checksums. The store
+// is a cache of the log: the projector rebuilds it from offset 0.
+var ErrDamaged = errors.New("the projection's files are damaged")
+
+// Damage found at open sets the whole store aside (internal/badgerdir).
+// Damage that happens while the manager runs is found by Verify, which the
+// manager runs every VerifyEvery: Badger reports no error for a block whose
+// checksum fails on a read (it answers as if the key were not there), so
+// a periodic check of every block is what finds it.
+
+// DefaultVerifyEvery is how often RunVerify checks the store.
+const DefaultVerifyEvery = 10 * time.Minute
+
+// Verify checks the checksum of every block of the store. Damage found
+// marks the store damaged: the projector stops folding, stops serving and
+// rebuilds it from the log.
+func (s *Store) Verify() error {
+	if err := verifyChecksum(s.db); err != nil {
+		err = fmt.Errorf("%w: %w", ErrDamaged, err)
+		s.markDamaged(err)
+		return err
+	}
+	return nil
+}
+
+// verifyChecksum is db.VerifyChecksum, with Badger's panics on some
+// damage (a nil block, a slice out of range) turned into errors.
+func verifyChecksum(db *badger.DB) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("a table could not be read: %v", p)
+		}
+	}()
+	return db.VerifyChecksum()
+}
+
+// RunVerify runs Verify every interval until ctx ends.
+func (s *Store) RunVerify(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.Verify() // logged by markDamaged
+		}
+	}
+}
+
+func (s *Store) markDamaged(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return
+	}
+	s.damaged = err
+	close(s.damagedCh)
+	s.logger.Error("the projection store is damaged; rebuilding it from the event log", "err", err)
+}
+
+// damage is the damage found since the store was last emptied (nil:
+// none), and a channel closed when damage is found.
+func (s *Store) damage() (error, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.damaged, s.damagedCh
+}
