@@ -103,6 +103,9 @@ type Record struct {
 	Value  []byte
 	// CommandID is the command-ID header, if the record had one.
 	CommandID string
+	// Signature is the signature header (events/signing), if the record
+	// had one.
+	Signature []byte
 	Timestamp time.Time
 }
 

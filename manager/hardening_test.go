@@ -7,6 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/manager"
 )
 
 // Tests of docs/reliability.md's hardening table (issue 22), against a
@@ -173,4 +178,52 @@ func TestBadValuesAreRefused(t *testing.T) {
 		t.Fatalf("refused requests appended %d events", n-before)
 	}
 	call(t, "GET", api+"/device_groups/g", nil).expect(t, http.StatusOK, map[string]any{"apps": []string{"web"}})
+}
+
+// TestReportCannotMoveAnotherGroupsDevice (finding 4): a user who may read
+// g1 posts a report naming a device of g2 with group g1: refused, and the
+// device stays in g2 with its hostname. A user who may write g2 may move
+// it; a new device registers with read access as before.
+func TestReportCannotMoveAnotherGroupsDevice(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "owner-admin-token"})
+	testmanager.StartReporter(t, b.Addr())
+	api := m.URL + "/api/v2"
+	adm := bearer("owner-admin-token")
+	for _, g := range []string{"g1", "g2"} {
+		call(t, "POST", api+"/device_groups/"+g, map[string]any{}, adm...).expect(t, 200, nil)
+	}
+	user := func(name string, perms map[string]any) []string {
+		r := call(t, "POST", api+"/users/"+name, map[string]any{"password": name + "-password"}, adm...)
+		r.expect(t, 200, nil)
+		call(t, "POST", api+"/user_groups/"+name+"s", map[string]any{"group_members": []any{name}, "device_groups": perms}, adm...).expect(t, 200, nil)
+		return bearer(r.body["token"].(string))
+	}
+	reader := user("reader", map[string]any{"g1": "ro"})
+	writer := user("writer", map[string]any{"g1": "ro", "g2": "rw"})
+	inGroup := func(device, group, host string) bool {
+		r := call(t, "GET", api+"/devices?device_group="+group, nil, adm...)
+		devs, _ := r.body["devices"].([]any)
+		for _, d := range devs {
+			if d := d.(map[string]any); d["device_id"] == device && d["hostname"] == host {
+				return true
+			}
+		}
+		return false
+	}
+	call(t, "POST", api+"/reports", deviceReport("device-in-g2", "g2", "real-host", 1000, true), adm...).expect(t, 202, nil)
+	testenv.WaitFor(t, "the device in g2", 30*time.Second, func() bool { return inGroup("device-in-g2", "g2", "real-host") })
+
+	r := call(t, "POST", api+"/reports", deviceReport("device-in-g2", "g1", "spoofed", 1001, true), reader...)
+	if r.status != http.StatusForbidden || !strings.Contains(string(r.raw), "g2") {
+		t.Fatalf("a reader of g1 moving a device of g2: %d %s", r.status, r.raw)
+	}
+	// A new device registers with read access; then the writer of g2 moves the first one.
+	call(t, "POST", api+"/reports", deviceReport("device-new", "g1", "new-host", 1002, true), reader...).expect(t, 202, nil)
+	testenv.WaitFor(t, "the new device in g1", 30*time.Second, func() bool { return inGroup("device-new", "g1", "new-host") })
+	if !inGroup("device-in-g2", "g2", "real-host") {
+		t.Fatal("the refused report moved the device")
+	}
+	call(t, "POST", api+"/reports", deviceReport("device-in-g2", "g1", "moved", 1003, true), writer...).expect(t, 202, nil)
+	testenv.WaitFor(t, "the device moved by g2's writer", 30*time.Second, func() bool { return inGroup("device-in-g2", "g1", "moved") })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,8 @@ type Reports interface {
 	Devices(q reports.DeviceQuery) ([]reports.Device, bool, error)
 	// DeviceCount is how many devices a group has.
 	DeviceCount(group string) (int, error)
+	// Device is the inventory's entry of a device (found=false: unknown).
+	Device(id string) (reports.Device, bool, error)
 	// CatchingUp says whether the store is still folding the device
 	// events the topic held when it started, and how many are left.
 	CatchingUp() (bool, int64)
@@ -65,9 +68,25 @@ func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, invalidBody(problems(err)))
 		return
 	}
-	if id := identityOf(r); id == nil || !id.can(events.KindDeviceGroup, rep.DeviceGroup, events.PermRO) {
+	id := identityOf(r)
+	if id == nil || !id.can(events.KindDeviceGroup, rep.DeviceGroup, events.PermRO) {
 		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
 		return
+	}
+	// A device belongs to the group of its last report: a report that
+	// names it from another group moves it, which takes rw on the group
+	// it leaves (docs/reports.md, device identity and ownership).
+	if s.reports != nil {
+		d, known, err := s.reports.Device(rep.DeviceID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if known && d.DeviceGroup != rep.DeviceGroup && !id.can(events.KindDeviceGroup, d.DeviceGroup, events.PermRW) {
+			writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false, "message": fmt.Sprintf(
+				"device %q belongs to device group %q: a report from another group moves it, which needs rw on %q", rep.DeviceID, d.DeviceGroup, d.DeviceGroup)})
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
 	defer cancel()

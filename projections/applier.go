@@ -109,7 +109,11 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head)
+		unsigned, err := notSigned(cur, a.s.trust, rec)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head, unsigned)
 		if err != nil {
 			return 0, nil, nil, err
 		}

@@ -60,6 +60,7 @@ const (
 	ReasonTokenInUse      Reason = "token_in_use"        // another user has this token
 	ReasonDuplicate       Reason = "duplicate"           // the command ID was folded before
 	ReasonCheckpoint      Reason = "checkpoint_mismatch" // a checkpoint's head differs from the fold's chain
+	ReasonUnsigned        Reason = "unsigned"            // no trusted key signed the record (events/signing)
 )
 
 // Verdict is the fold's decision on one record. Every manager reaches the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/chain"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 )
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
@@ -43,7 +44,11 @@ type Result struct {
 // the verdict. It is deterministic: the same state and record give the same
 // verdict and writes on every manager. Rejections are verdicts, not errors;
 // errors are unreadable records (*RecordError) and storage failures.
-func Apply(kv KV, rec events.Record) (Result, error) {
+func Apply(kv KV, rec events.Record) (Result, error) { return ApplyTrusted(kv, rec, nil) }
+
+// ApplyTrusted is Apply with signatures checked against trust (nil:
+// none): see notSigned.
+func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error) {
 	env, err := events.Decode(rec.Value)
 	if err != nil {
 		return Result{}, &RecordError{Offset: rec.Offset, Err: err}
@@ -52,7 +57,11 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := applyEnvelope(kv, rec.Offset, env, env.Validate(), head)
+	unsigned, err := notSigned(kv, trust, rec)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := applyEnvelope(kv, rec.Offset, env, env.Validate(), head, unsigned)
 	if err != nil {
 		return res, err
 	}
@@ -69,11 +78,14 @@ func Apply(kv KV, rec events.Record) (Result, error) {
 // depends on no state, so the applier computes it with the decoding, on
 // every core. head is the hash chain after the record, stored with its
 // verdict.
-func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte) (Result, error) {
+func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool) (Result, error) {
 	f := &folder{kv: kv, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
-	err := f.dedupe()
-	if err == nil {
+	var err error
+	if unsigned {
+		// Before dedupe: a forged record must not take a command ID.
+		err = reject(ReasonUnsigned, "no trusted key signed this record: a manager of this cluster did not write it")
+	} else if err = f.dedupe(); err == nil {
 		err = f.decide()
 	}
 	var rej *rejection
@@ -108,6 +120,28 @@ func extendChain(kv KV, rec events.Record) ([]byte, error) {
 	}
 	head := chain.NewHasher().Next(prev, rec.Offset, rec.Value)
 	return head, kv.Set(keyChainHead, head)
+}
+
+// notSigned says whether the fold must reject rec for want of a manager's
+// signature: trust is set, no trusted key signed rec, and an earlier record
+// of the log was signed (the records of a log from before signing was
+// turned on keep their verdicts). The first signed record marks the log
+// as signed from there.
+func notSigned(kv KV, trust *signing.Trust, rec events.Record) (bool, error) {
+	if trust == nil {
+		return false, nil
+	}
+	_, signedLog, err := kv.Get(keySignedFrom)
+	if err != nil {
+		return false, err
+	}
+	if trust.Verify(rec.Value, rec.Signature) {
+		if !signedLog {
+			return false, kv.Set(keySignedFrom, encodeInt(rec.Offset))
+		}
+		return false, nil
+	}
+	return signedLog, nil
 }
 
 // chainAt is the chain value after offset off (read from kv).

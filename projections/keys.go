@@ -12,6 +12,8 @@ import (
 //	meta/identity                JSON events.LogIdentity of the log folded
 //	meta/fold_version            int64 BE: FoldVersion of the code that built the state
 //	meta/stats                   JSON Stats: counters of what was folded
+//	meta/trust                   the key ids the fold trusts (signing.Trust.Fingerprint), when it checks signatures
+//	meta/signed_from             int64 BE: the offset of the log's first record signed by a trusted key
 //
 //	app/<name>                   JSON App
 //	dg/<name>                    JSON DeviceGroup
@@ -43,6 +45,8 @@ var (
 	keyFoldVersion = []byte("meta/fold_version")
 	keyStats       = []byte("meta/stats")
 	keyChainHead   = []byte("meta/chain_head")
+	keyTrust       = []byte("meta/trust")
+	keySignedFrom  = []byte("meta/signed_from")
 
 	prefixApp       = []byte("app/")
 	prefixGroup     = []byte("dg/")

@@ -146,6 +146,8 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 			meta.Identity.ClusterID, meta.Identity.Topic, meta.Identity.TopicID, id.ClusterID, id.Topic, id.TopicID)
 	case meta.FoldVersion != FoldVersion:
 		rebuild = fmt.Sprintf("the projection was built by fold version %d, this is %d", meta.FoldVersion, FoldVersion)
+	case meta.Trust != p.store.trust.Fingerprint():
+		rebuild = fmt.Sprintf("the projection was built trusting the record keys [%s], this manager trusts [%s]", meta.Trust, p.store.trust.Fingerprint())
 	case meta.Applied >= end:
 		rebuild = fmt.Sprintf("the log ends before offset %d but the projection has folded up to offset %d: the log was wiped or truncated", end, meta.Applied)
 	}

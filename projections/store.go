@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 	"github.com/nebula-orchestrator/nebula-go/internal/badgerdir"
 )
 
@@ -29,6 +30,9 @@ type Store struct {
 	applied int64         // offset of the last folded record, -1 if none
 	changed chan struct{} // closed and replaced at every commit
 	failed  error         // set when the projection stopped for good
+	// trust, when set, is the keys whose signatures the fold requires
+	// (events/signing); set before the projector runs.
+	trust *signing.Trust
 	// damaged is set when Verify found damage (until Reset empties the
 	// store); damagedCh is closed then.
 	damaged   error
@@ -101,6 +105,11 @@ func (s *Store) Close() error {
 // records it folded (in offset order). Register before the projector runs.
 func (s *Store) OnCommit(fn func([]Result)) { s.onCommit = fn }
 
+// SetTrust makes the fold require records signed by one of trust's keys
+// (once the log holds one). Set it before the projector runs: a store
+// built with another set of keys is rebuilt.
+func (s *Store) SetTrust(trust *signing.Trust) { s.trust = trust }
+
 // OnReset registers fn, called after the store was emptied for a rebuild.
 func (s *Store) OnReset(fn func()) { s.onReset = fn }
 
@@ -154,6 +163,8 @@ type Meta struct {
 	FoldVersion int64
 	Applied     int64
 	Stats       Stats
+	// Trust is the fingerprint of the keys the fold trusted ("": none).
+	Trust string
 }
 
 // Meta reads the store's metadata.
@@ -178,6 +189,11 @@ func (s *Store) Meta() (Meta, error) {
 		} else if found {
 			m.Applied = decodeInt(b)
 		}
+		if b, found, err := kv.Get(keyTrust); err != nil {
+			return err
+		} else if found {
+			m.Trust = string(b)
+		}
 		m.Stats, _, err = getDoc[Stats](kv, keyStats)
 		return err
 	})
@@ -195,6 +211,11 @@ func (s *Store) Reset(id events.LogIdentity) error {
 		kv := badgerKV{txn}
 		if err := putDoc(kv, keyIdentity, id); err != nil {
 			return err
+		}
+		if fp := s.trust.Fingerprint(); fp != "" {
+			if err := kv.Set(keyTrust, []byte(fp)); err != nil {
+				return err
+			}
 		}
 		return kv.Set(keyFoldVersion, encodeInt(FoldVersion))
 	})

@@ -80,9 +80,13 @@ func TestContainers(t *testing.T) {
 	})
 	group := fmt.Sprintf("ctr%d", n)
 	testenv.RemoveContainersLabelled(t, "nebula.device_group="+group)
+	// The broker listens beyond loopback, so clients authenticate (the
+	// same variables configure the broker's user and the clients).
+	sasl := []string{"-e", "NEBULA_KAFKA_SASL_USER=nebula", "-e", "NEBULA_KAFKA_SASL_PASSWORD=containers-broker-password",
+		"-e", "NEBULA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "-e", "NEBULA_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"}
 	run := func(name, ip string, args ...string) {
 		t.Helper()
-		base := []string{"run", "-d", "--name", net + "-" + name, "--label", label, "--network", net, "--ip", ip}
+		base := append([]string{"run", "-d", "--name", net + "-" + name, "--label", label, "--network", net, "--ip", ip}, sasl...)
 		testenv.Docker(t, append(base, args...)...)
 	}
 	broker := subnet + ".10"

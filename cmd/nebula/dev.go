@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/broker"
 	"github.com/nebula-orchestrator/nebula-go/worker"
@@ -31,6 +32,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	f.String(&m.dataDir, "data-dir", "nebula-data", "directory of everything stored (broker log and projection)", "NEBULA_DATA_DIR")
 	f.String(&kafkaListen, "kafka-listen", "127.0.0.1:9092", "embedded broker address host:port (port 0 picks one)", "NEBULA_KAFKA_LISTEN")
 	f.Bool(&syncWrites, "kafka-sync-writes", false, "fsync every broker write (survives power loss, slower)", "NEBULA_KAFKA_SYNC_WRITES")
+	var saslUser, saslPassword string
+	f.String(&saslUser, "kafka-sasl-user", "", "the embedded broker's clients must authenticate as this user (SASL SCRAM-SHA-512); required when --kafka-listen is not a loopback address", "NEBULA_KAFKA_SASL_USER")
+	f.String(&saslPassword, "kafka-sasl-password", "", "its password, at least 12 characters (prefer the environment variable)", "NEBULA_KAFKA_SASL_PASSWORD")
 	addAPIFlags(f, &m)
 	addReporterFlags(f, &m.reports)
 	var runWorker bool
@@ -50,7 +54,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return usageError{err}
 	}
 	bcfg := broker.Config{Listen: kafkaListen, DataDir: filepath.Join(m.dataDir, "kafka"), SyncWrites: syncWrites,
-		Logger: logger.With("component", "broker")}
+		SASLUser: saslUser, SASLPassword: saslPassword, Logger: logger.With("component", "broker")}
 	if err := bcfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -61,6 +65,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	defer b.Close()
 	fmt.Fprintf(stdout, "nebula dev: Kafka broker on %s (data in %s)\n", b.Addr(), bcfg.DataDir)
 	m.kafka.Brokers = []string{b.Addr()}
+	if saslUser != "" {
+		m.kafka.SASL = kafkalog.SASLConfig{Mechanism: broker.SASLMechanism, User: saslUser, Password: saslPassword}
+	}
 	if m.auth.Enabled && m.auth.User == "" && m.auth.Token == "" {
 		// No local admin configured: make one, kept in the data
 		// directory, so that a first run can use the API at once.

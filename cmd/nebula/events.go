@@ -29,6 +29,9 @@ type exportLine struct {
 	Event     json.RawMessage `json:"event"`
 	Raw       []byte          `json:"raw"`
 	Chain     string          `json:"chain,omitempty"`
+	// Signature is the record's signature header (events/signing), kept
+	// so that a restore keeps the proof that a manager wrote it.
+	Signature string `json:"signature,omitempty"`
 }
 
 // progress prints a progress line every few seconds on long runs.
@@ -107,7 +110,8 @@ func runEvents(ctx context.Context, args []string, stdout io.Writer, logger *slo
 			return false
 		}
 		ev, _ := json.Marshal(eventJSON(env))
-		line, _ := json.Marshal(exportLine{Offset: rec.Offset, Timestamp: rec.Timestamp, Event: ev, Raw: rec.Value, Chain: hex.EncodeToString(head)})
+		line, _ := json.Marshal(exportLine{Offset: rec.Offset, Timestamp: rec.Timestamp, Event: ev, Raw: rec.Value, Chain: hex.EncodeToString(head),
+			Signature: string(rec.Signature)})
 		out.Write(append(line, '\n'))
 		p.at(rec.Offset + 1 - int64(from))
 		return true

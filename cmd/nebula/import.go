@@ -61,7 +61,11 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return events.Record{}, false, fmt.Errorf("backup line %d (offset %d): %w", line, e.Offset, err)
 		}
-		return events.Record{Offset: e.Offset, Value: e.Raw, CommandID: env.CommandID, Timestamp: e.Timestamp}, true, nil
+		var sig []byte
+		if e.Signature != "" {
+			sig = []byte(e.Signature)
+		}
+		return events.Record{Offset: e.Offset, Value: e.Raw, CommandID: env.CommandID, Signature: sig, Timestamp: e.Timestamp}, true, nil
 	}
 	var pending []events.Record
 	if end > 0 {

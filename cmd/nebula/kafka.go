@@ -16,6 +16,8 @@ func runKafka(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	f.String(&cfg.Listen, "listen", "127.0.0.1:9092", "broker address host:port (an IP clients can reach; port 0 picks one)", "NEBULA_LISTEN")
 	f.String(&cfg.DataDir, "data-dir", "nebula-data/kafka", "directory of the broker's log", "NEBULA_DATA_DIR")
 	f.Bool(&cfg.SyncWrites, "sync-writes", false, "fsync every write (survives power loss, slower)", "NEBULA_KAFKA_SYNC_WRITES")
+	f.String(&cfg.SASLUser, "sasl-user", "", "clients must authenticate as this user (SASL SCRAM-SHA-512); required when --listen is not a loopback address", "NEBULA_KAFKA_SASL_USER")
+	f.String(&cfg.SASLPassword, "sasl-password", "", "its password, at least 12 characters (prefer the environment variable)", "NEBULA_KAFKA_SASL_PASSWORD")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/chain"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 	"github.com/nebula-orchestrator/nebula-go/internal/diskspace"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -28,6 +29,8 @@ import (
 type managerSettings struct {
 	listen, dataDir string
 	maxConnections  int
+	recordKey       string // file of the ed25519 seed records are signed with
+	trustedKeys     string // more public keys whose records the fold accepts
 	kafka           kafkalog.Config
 	cacheTime       time.Duration
 	cacheMaxSize    int
@@ -55,6 +58,9 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	f.String(&m.trustedProxies, "trusted-proxies", "", "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)", "NEBULA_TRUSTED_PROXIES")
 	addReportsTopicFlag(f, &m.reports)
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
+	f.String(&m.recordKey, "record-key", "", "file of an ed25519 seed (64 hex digits), the same on every manager of the cluster: "+
+		"records are signed with it and the fold rejects records no trusted key signed (without it, whoever can write the event topic is admin)", "NEBULA_RECORD_KEY")
+	f.String(&m.trustedKeys, "record-trusted-keys", "", "more ed25519 public keys (hex, comma-separated) whose signed records are accepted: the old key while keys are rotated", "NEBULA_RECORD_TRUSTED_KEYS")
 	f.String(&m.checkpointKey, "checkpoint-key", "", "file of an ed25519 seed (64 hex digits): sign checkpoints of the log's hash chain", "NEBULA_CHECKPOINT_KEY")
 	f.String(&m.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this host:port (off when empty)", "NEBULA_DEBUG_LISTEN")
 	f.Duration(&m.checkpointEvery, "checkpoint-every", time.Hour, "how often to append a signed checkpoint", "NEBULA_CHECKPOINT_EVERY")
@@ -73,6 +79,12 @@ func (m *managerSettings) validate() error {
 	}
 	if m.maxConnections < 1 {
 		return fmt.Errorf("--max-connections %d: at least 1", m.maxConnections)
+	}
+	if _, err := signing.ParsePublicKeys(m.trustedKeys); err != nil {
+		return err
+	}
+	if m.trustedKeys != "" && m.recordKey == "" {
+		return errors.New("--record-trusted-keys needs --record-key: a manager that checks signatures signs its own records")
 	}
 	if m.checkpointEvery <= 0 {
 		return fmt.Errorf("checkpoint interval %v is not positive", m.checkpointEvery)
@@ -160,6 +172,20 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 
 	m.kafka.Logger = logger.With("component", "kafka")
 	m.kafka.ClientID = "nebula-manager"
+	var trust *signing.Trust
+	if m.recordKey != "" {
+		key, err := signing.LoadKey(m.recordKey)
+		if err != nil {
+			return err
+		}
+		signer := signing.NewSigner(key)
+		extra, _ := signing.ParsePublicKeys(m.trustedKeys) // validated
+		trust = signing.NewTrust(append(extra, signer.Public())...)
+		m.kafka.Sign = signer.Sign
+		logger.Info("records are signed; the fold rejects records no trusted key signed", "key_id", signing.KeyID(signer.Public()), "trusted", trust.Fingerprint())
+	} else {
+		logger.Warn("records are not signed (--record-key): whoever can write the event topic can make any change; keep the broker's ACLs tight (deploy/kafka/README.md)")
+	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	log, err := kafkalog.Open(openCtx, m.kafka)
 	cancel()
@@ -174,6 +200,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 		return err
 	}
 	defer store.Close()
+	store.SetTrust(trust)
 
 	// Reporting: the topics, the publisher of incoming reports, and the
 	// projection of the device events the reporter writes.
@@ -215,7 +242,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	minFree, _ := diskspace.ParseBytes(m.minFreeDisk) // validated
 	disk := &diskspace.Guard{Dir: m.dataDir, Min: minFree}
 	proj.Hold = disk.Check
-	history := past.New(log, store, logger.With("component", "past"))
+	history := past.New(log, store, trust, logger.With("component", "past"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store, history), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds,
 		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check})
@@ -225,7 +252,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	go store.RunGC(runCtx, 10*time.Minute)
 	go store.RunVerify(runCtx, projections.DefaultVerifyEvery)
 	if m.checkpointKey != "" {
-		key, err := chain.LoadSigningKey(m.checkpointKey)
+		key, err := signing.LoadKey(m.checkpointKey)
 		if err != nil {
 			return err
 		}

@@ -17,8 +17,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"os"
-	"strings"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
@@ -56,20 +54,6 @@ func Sign(key ed25519.PrivateKey, keyID string, covers int64, head []byte) event
 func SignedBy(key ed25519.PublicKey, p events.LogCheckpointedV) bool {
 	sig, err := hex.DecodeString(p.Signature)
 	return err == nil && ed25519.Verify(key, Message(p.Covers, p.Head), sig)
-}
-
-// LoadSigningKey reads an ed25519 private key: a file holding the 32-byte
-// seed in hex.
-func LoadSigningKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint key: %w", err)
-	}
-	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("checkpoint key %s: want the 32-byte ed25519 seed in hex (64 hex digits)", path)
-	}
-	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // Verifier recomputes the chain over records given in log order and

@@ -35,6 +35,10 @@ type Config struct {
 	ProduceTimeout time.Duration
 	TLS            TLSConfig
 	SASL           SASLConfig
+	// Sign, when set, signs every record this log appends (the value of
+	// the signature header, events/signing); records appended as given
+	// (AppendRecords: a restore) keep their own.
+	Sign func(value []byte) []byte
 	// Logger receives franz-go's warnings and this package's messages.
 	Logger *slog.Logger
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 )
 
 // HeaderCommandID is the record header carrying the envelope's command ID,
@@ -268,13 +269,19 @@ func (l *Log) AppendBatch(ctx context.Context, envs []events.Envelope) ([]int64,
 	return l.AppendRecords(ctx, recs)
 }
 
-// AppendRecords appends records exactly as given (value, command ID and
-// timestamp; a zero timestamp is the time of the append) in one round trip, and returns their offsets: the restore of
-// a backup (`nebula events import`) checks each is the original's.
+// AppendRecords appends records exactly as given (value, command ID,
+// signature and timestamp; a zero timestamp is the time of the append; a
+// record without a signature is signed when the log signs) in one round
+// trip, and returns their offsets: the restore of a backup (`nebula events
+// import`) checks each is the original's.
 func (l *Log) AppendRecords(ctx context.Context, recs []events.Record) ([]int64, error) {
 	krs := make([]*kgo.Record, len(recs))
 	for i, r := range recs {
-		krs[i] = l.record(r.Value, r.CommandID)
+		if r.Signature != nil {
+			krs[i] = l.rawRecord(r.Value, r.CommandID, r.Signature)
+		} else {
+			krs[i] = l.record(r.Value, r.CommandID)
+		}
 		krs[i].Timestamp = r.Timestamp
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
@@ -292,9 +299,21 @@ func (l *Log) AppendRecords(ctx context.Context, recs []events.Record) ([]int64,
 }
 
 func (l *Log) record(value []byte, commandID string) *kgo.Record {
+	var sig []byte
+	if l.cfg.Sign != nil {
+		sig = l.cfg.Sign(value)
+	}
+	return l.rawRecord(value, commandID, sig)
+}
+
+// rawRecord is a record with exactly these headers.
+func (l *Log) rawRecord(value []byte, commandID string, sig []byte) *kgo.Record {
 	r := &kgo.Record{Value: value, Partition: 0, Topic: l.cfg.Topic}
 	if commandID != "" {
-		r.Headers = []kgo.RecordHeader{{Key: HeaderCommandID, Value: []byte(commandID)}}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderCommandID, Value: []byte(commandID)})
+	}
+	if sig != nil {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: signing.Header, Value: sig})
 	}
 	return r
 }
@@ -410,8 +429,11 @@ func (r *Reader) Fetch(ctx context.Context) ([]events.Record, error) {
 	fs.EachRecord(func(rec *kgo.Record) {
 		er := events.Record{Offset: rec.Offset, Value: rec.Value, Timestamp: rec.Timestamp}
 		for _, h := range rec.Headers {
-			if h.Key == HeaderCommandID {
+			switch h.Key {
+			case HeaderCommandID:
 				er.CommandID = string(h.Value)
+			case signing.Header:
+				er.Signature = h.Value
 			}
 		}
 		out = append(out, er)

@@ -34,7 +34,12 @@ type Config struct {
 	// MaxConnections caps the connections the broker holds
 	// (DefaultMaxConnections when 0).
 	MaxConnections int
-	Logger         *slog.Logger
+	// SASLUser and SASLPassword, when set, make every client authenticate
+	// (SASL SCRAM-SHA-512) as this user. They are required when Listen is
+	// not a loopback address: whoever can write the event log can make
+	// any change, users and permissions included.
+	SASLUser, SASLPassword string
+	Logger                 *slog.Logger
 }
 
 // Validate reports every problem of the configuration at once.
@@ -50,8 +55,28 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("broker listen address %q: cannot advertise %s to clients; give the address they should use", c.Listen, host))
 	case port == "":
 		errs = append(errs, fmt.Errorf("broker listen address %q has no port", c.Listen))
+	case c.SASLUser == "" && !loopback(host):
+		errs = append(errs, fmt.Errorf("broker listen address %q is reachable beyond this machine: give a SASL user and password "+
+			"(--sasl-user, NEBULA_KAFKA_SASL_PASSWORD); whoever can write the event log can make any change, users and permissions included", c.Listen))
+	}
+	if c.SASLUser != "" && len(c.SASLPassword) < MinSASLPassword {
+		errs = append(errs, fmt.Errorf("broker SASL password: at least %d characters", MinSASLPassword))
 	}
 	return errors.Join(errs...)
+}
+
+// MinSASLPassword is the shortest SASL password the broker takes.
+const MinSASLPassword = 12
+
+// SASLMechanism is the mechanism of the broker's SASL user.
+const SASLMechanism = "SCRAM-SHA-512"
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Broker is a running embedded broker.
@@ -94,6 +119,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
+	}
+	if cfg.SASLUser != "" {
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(SASLMechanism, cfg.SASLUser, cfg.SASLPassword))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

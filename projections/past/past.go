@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
@@ -36,15 +37,17 @@ type Verdicts interface {
 type Past struct {
 	log    Log
 	full   Verdicts
+	trust  *signing.Trust
 	logger *slog.Logger
 }
 
-// New returns a reader of log's past; full is the projection of log.
-func New(log Log, full Verdicts, logger *slog.Logger) *Past {
+// New returns a reader of log's past; full is the projection of log, and
+// trust the record keys its fold trusts (nil: none).
+func New(log Log, full Verdicts, trust *signing.Trust, logger *slog.Logger) *Past {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Past{log: log, full: full, logger: logger}
+	return &Past{log: log, full: full, trust: trust, logger: logger}
 }
 
 // OffsetAt is the offset of the last event at or before t (by its event
@@ -76,7 +79,7 @@ func (p *Past) OffsetAt(ctx context.Context, t time.Time) (int64, error) {
 func (p *Past) StateAt(ctx context.Context, at int64, kind events.Kind, name string) (projections.Reader, error) {
 	var kv projections.MemKV
 	err := p.foldKept(ctx, at, alone(kind, name), func() { kv = projections.MemKV{} },
-		func(rec events.Record) (projections.Result, error) { return projections.Apply(kv, rec) })
+		func(rec events.Record) (projections.Result, error) { return projections.ApplyTrusted(kv, rec, p.trust) })
 	return projections.NewReader(kv), err
 }
 
@@ -190,7 +193,7 @@ func (p *Past) AppVersions(ctx context.Context, app string) ([]AppVersion, error
 		reader = projections.NewReader(kv)
 	}
 	err := p.foldKept(ctx, math.MaxInt64, alone(events.KindApp, app), start, func(rec events.Record) (projections.Result, error) {
-		res, err := projections.Apply(kv, rec)
+		res, err := projections.ApplyTrusted(kv, rec, p.trust)
 		if err != nil {
 			return res, err
 		}

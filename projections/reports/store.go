@@ -300,6 +300,16 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 	return err
 }
 
+// Device returns the inventory's entry of a device, found=false if the
+// store does not know it.
+func (s *Store) Device(id string) (d Device, found bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		d, found, err = s.device(txn, id)
+		return err
+	})
+	return d, found, err
+}
+
 // device reads a device's inventory entry (a new one if none).
 func (s *Store) device(txn *badger.Txn, id string) (Device, bool, error) {
 	d := Device{ConvergedAt: -1}
