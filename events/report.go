@@ -2,9 +2,12 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -52,8 +55,9 @@ type CPUUsage struct {
 	UsedPercent float64 `json:"used_percent"`
 }
 
-// ContainerStatus is one container of the device (2.7 sent the raw output
-// of a Docker stats call per container, which took seconds each).
+// ContainerStatus is one container of the device. A 2.7 worker sends the
+// raw output of a Docker stats call per container instead: UnmarshalJSON
+// keeps what it is worth (CPUPercent, MemoryBytes) and drops the rest.
 type ContainerStatus struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
@@ -61,6 +65,10 @@ type ContainerStatus struct {
 	State  string `json:"state"`  // running, exited, ...
 	Health string `json:"health"` // healthy, unhealthy, starting, or ""
 	Image  string `json:"image"`
+	// From a 2.7 worker's Docker stats: CPU use in percent of one core
+	// (100 per busy core) and memory in bytes (page cache excluded).
+	CPUPercent  float64 `json:"cpu_percent,omitempty"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
 }
 
 // CurrentConfig is the /info the device applies, as 2.7 wrapped it.
@@ -89,6 +97,119 @@ const (
 	AppStatusFailed     = "failed"      // the engine refused a step
 )
 
+// docker27Stats are the keys of a Docker stats document a 2.7 worker puts
+// in a container's entry that carry nothing kept: accepted and dropped.
+var docker27Stats = map[string]bool{"read": true, "preread": true, "pids_stats": true, "blkio_stats": true, "num_procs": true,
+	"storage_stats": true, "networks": true}
+
+// UnmarshalJSON reads a container entry: ours, or a 2.7 worker's Docker
+// stats (whose CPU and memory figures are kept). Any other key is an
+// error, as for the rest of a report.
+func (c *ContainerStatus) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	var cpu, precpu *dockerCPUStats
+	for k, v := range m {
+		var err error
+		switch k {
+		case "id":
+			err = json.Unmarshal(v, &c.ID)
+		case "name":
+			err = json.Unmarshal(v, &c.Name)
+			c.Name = strings.TrimPrefix(c.Name, "/") // Docker's stats name containers "/web-1"
+		case "owner":
+			err = json.Unmarshal(v, &c.Owner)
+		case "state":
+			err = json.Unmarshal(v, &c.State)
+		case "health":
+			err = json.Unmarshal(v, &c.Health)
+		case "image":
+			err = json.Unmarshal(v, &c.Image)
+		case "cpu_percent":
+			err = json.Unmarshal(v, &c.CPUPercent)
+		case "memory_bytes":
+			err = json.Unmarshal(v, &c.MemoryBytes)
+		case "cpu_stats":
+			err = json.Unmarshal(v, &cpu)
+		case "precpu_stats":
+			err = json.Unmarshal(v, &precpu)
+		case "memory_stats":
+			var mem dockerMemoryStats
+			if err = json.Unmarshal(v, &mem); err == nil {
+				c.MemoryBytes = mem.bytes()
+			}
+		default:
+			if !docker27Stats[k] {
+				return fmt.Errorf("json: unknown field %q", k)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("container field %q: %w", k, err)
+		}
+	}
+	if cpu != nil && precpu != nil {
+		c.CPUPercent = cpu.percentSince(*precpu)
+	}
+	return nil
+}
+
+// dockerCPUStats is the part of Docker's cpu_stats used.
+type dockerCPUStats struct {
+	CPUUsage struct {
+		TotalUsage uint64 `json:"total_usage"`
+	} `json:"cpu_usage"`
+	SystemCPUUsage uint64 `json:"system_cpu_usage"`
+	OnlineCPUs     int    `json:"online_cpus"`
+}
+
+// percentSince is the container's CPU use between two samples, as `docker
+// stats` computes it: its share of the host's CPU time, times the CPUs.
+func (s dockerCPUStats) percentSince(pre dockerCPUStats) float64 {
+	if s.CPUUsage.TotalUsage < pre.CPUUsage.TotalUsage || s.SystemCPUUsage <= pre.SystemCPUUsage {
+		return 0
+	}
+	container := float64(s.CPUUsage.TotalUsage - pre.CPUUsage.TotalUsage)
+	system := float64(s.SystemCPUUsage - pre.SystemCPUUsage)
+	return math.Round(container/system*float64(max(s.OnlineCPUs, 1))*100*100) / 100
+}
+
+// dockerMemoryStats is the part of Docker's memory_stats used.
+type dockerMemoryStats struct {
+	Usage int64            `json:"usage"`
+	Stats map[string]int64 `json:"stats"`
+}
+
+// bytes is the memory in use without the page cache, as `docker stats`
+// shows it (cgroup v1 reports total_inactive_file, v2 inactive_file).
+func (m dockerMemoryStats) bytes() int64 {
+	cache := m.Stats["total_inactive_file"]
+	if v, ok := m.Stats["inactive_file"]; ok && cache == 0 {
+		cache = v
+	}
+	return max(m.Usage-cache, 0)
+}
+
+// LegacyDeviceID is the identity of a device whose reports carry no
+// device_id (Nebula 2.7's worker): derived from its hostname, so that it
+// is the same at every report. Two such devices with one hostname are one
+// device to the inventory (docs/reports.md).
+func LegacyDeviceID(hostname string) string {
+	if hostname == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(hostname))
+	return "legacy-" + hex.EncodeToString(sum[:8])
+}
+
+// absentDeviceID marks a report that had no device_id (no valid ID holds
+// a NUL).
+const absentDeviceID = "\x00absent\x00"
+
 // Report bounds.
 const (
 	MaxReportSize       = 512 << 10
@@ -100,17 +221,31 @@ const (
 // DecodeReport parses and validates a report: unknown fields, missing
 // identity, out-of-bound lists or values are errors (ErrInvalid).
 func DecodeReport(b []byte) (Report, error) {
-	var r Report
+	// A 2.7 worker sends neither: what is left as set here was absent.
+	r := Report{AppliedVersion: -1, DeviceID: absentDeviceID}
 	if len(b) > MaxReportSize {
 		return r, fmt.Errorf("%w: report of %d bytes exceeds %d", ErrInvalid, len(b), MaxReportSize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("%w: report: %v", ErrInvalid, err)
+		return Report{}, fmt.Errorf("%w: report: %v", ErrInvalid, err)
 	}
 	if dec.More() {
-		return r, fmt.Errorf("%w: report: trailing data", ErrInvalid)
+		return Report{}, fmt.Errorf("%w: report: trailing data", ErrInvalid)
+	}
+	if r.DeviceID == absentDeviceID {
+		// Nebula 2.7's worker: an identity from its hostname, and the
+		// version it applied from the config it reports.
+		r.DeviceID = LegacyDeviceID(r.Hostname)
+		if r.AppliedVersion == -1 {
+			var cfg struct {
+				DeviceGroupID *int64 `json:"device_group_id"`
+			}
+			if json.Unmarshal(r.CurrentConfig.Reply, &cfg) == nil && cfg.DeviceGroupID != nil && *cfg.DeviceGroupID >= 0 {
+				r.AppliedVersion = *cfg.DeviceGroupID
+			}
+		}
 	}
 	return r, r.Validate()
 }

@@ -1,7 +1,10 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -39,10 +42,64 @@ func TestDecodeReport(t *testing.T) {
 func FuzzDecodeReport(f *testing.F) {
 	f.Add([]byte(goodReport))
 	f.Add([]byte(`{}`))
+	if b, err := os.ReadFile("testdata/reports/nebula-2.7-worker-report.json"); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeReport(b)
 		if err == nil && r.Validate() != nil {
 			t.Fatal("decoded report does not validate")
 		}
 	})
+}
+
+// TestDecode27Report: a report exactly as Nebula 2.7's worker sends it
+// (testdata, captured) is accepted: its Docker stats are read for a CPU
+// and a memory figure per container and dropped; its identity is derived
+// from its hostname; the version it applied is its config's
+// device_group_id. Re-encoded, it is a report of ours.
+func TestDecode27Report(t *testing.T) {
+	b, err := os.ReadFile("testdata/reports/nebula-2.7-worker-report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := DecodeReport(b)
+	if err != nil {
+		t.Fatalf("the 2.7 report: %v", err)
+	}
+	if r.DeviceID != LegacyDeviceID("localhost") || ValidateDeviceID(r.DeviceID) != nil || r.DeviceGroup != "pyg" || r.AppliedVersion != 14 {
+		t.Fatalf("identity %q, group %q, applied version %d", r.DeviceID, r.DeviceGroup, r.AppliedVersion)
+	}
+	if len(r.AppsContainers) != 2 {
+		t.Fatalf("%d app containers", len(r.AppsContainers))
+	}
+	c, c2 := r.AppsContainers[0], r.AppsContainers[1]
+	// As `docker stats` computes them: web-1 was idle between the samples;
+	// web-2 used 18,945,045 ns of 1,970,000,000 ns of host CPU on 2 CPUs.
+	if c.Name != "web-1" || len(c.ID) != 64 || c.MemoryBytes != 1781760 || c.CPUPercent != 0 ||
+		c2.Name != "web-2" || c2.MemoryBytes != 1687552 || c2.CPUPercent != 1.92 {
+		t.Fatalf("containers %+v %+v", c, c2)
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte("blkio_stats")) || len(out) > len(b)/3 {
+		t.Fatalf("re-encoded, the report keeps the stats (%d bytes of %d)", len(out), len(b))
+	}
+	again, err := DecodeReport(out)
+	if err != nil || again.DeviceID != r.DeviceID || again.AppsContainers[0] != c {
+		t.Fatalf("the re-encoded report: %+v %v", again, err)
+	}
+	// Strictness stays: an unknown key in a container, a stats field of
+	// the wrong type, an empty device_id.
+	for name, body := range map[string]string{
+		"unknown container key": strings.Replace(string(b), `"preread"`, `"colour":1,"preread"`, 1),
+		"wrong type":            strings.Replace(string(b), `"usage": 1781760`, `"usage": "a lot"`, 1),
+		"empty device_id":       strings.Replace(string(b), `"hostname"`, `"device_id": "", "hostname"`, 1),
+	} {
+		if _, err := DecodeReport([]byte(body)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -202,8 +202,12 @@ func readContainers(l *jsonlex.Lexer) []ContainerStatus {
 				c.Health = l.Str()
 			case "image":
 				c.Image = l.Str()
+			case "cpu_percent":
+				c.CPUPercent = readFloat(l)
+			case "memory_bytes":
+				c.MemoryBytes = l.Int()
 			default:
-				l.Fail(true)
+				l.Fail(true) // 2.7's Docker stats among them: ContainerStatus.UnmarshalJSON reads those
 			}
 		})
 		out = append(out, c)

@@ -86,18 +86,29 @@ func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d := m.Metadata.Get(metaDevice); d != rep.DeviceID {
+	// Our publishers name the device in a header; a 2.7 worker writing
+	// straight to the topic sends none (its identity is derived).
+	if d := m.Metadata.Get(metaDevice); d != "" && d != rep.DeviceID {
 		return nil, fmt.Errorf("%w: report of device %q arrived keyed as device %q", events.ErrInvalid, rep.DeviceID, d)
 	}
-	ev := events.DeviceEvent{Type: events.DeviceReported, ID: m.UUID, DeviceID: rep.DeviceID, DeviceGroup: rep.DeviceGroup,
+	id := m.UUID
+	if id == "" {
+		// Not written by watermill (a 2.7 worker's producer): the
+		// record's place in the topic names it, the same at every
+		// redelivery.
+		p, _ := kafka.MessagePartitionFromCtx(m.Context())
+		o, _ := kafka.MessagePartitionOffsetFromCtx(m.Context())
+		id = fmt.Sprintf("kafka-%d-%d", p, o)
+	}
+	ev := events.DeviceEvent{Type: events.DeviceReported, ID: id, DeviceID: rep.DeviceID, DeviceGroup: rep.DeviceGroup,
 		Time: r.now().UTC(), Report: &rep}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return nil, err
 	}
-	out := message.NewMessage(m.UUID, b)
+	out := message.NewMessage(id, b)
 	out.Metadata.Set(metaDevice, rep.DeviceID)
-	status, err := statusMessages(r.tracker.observe(rep, ev.Time), m.UUID)
+	status, err := statusMessages(r.tracker.observe(rep, ev.Time), id)
 	if err != nil {
 		return nil, err
 	}
