@@ -425,6 +425,7 @@ func (s *Server) routes(r chi.Router) {
 	r.Get("/events", allow(admin, s.needEvents(s.listEvents)))
 	r.Get("/reports", s.listReports)
 	r.Post("/reports", s.ingestReport)
+	r.Get("/reports/refused", allow(admin, s.refusedReports))
 	r.Get("/devices", s.listDevices)
 
 	r.Get("/users", names(s, events.KindUser, "users"))

@@ -146,6 +146,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	header(w, "nebula_projection_failed", "gauge", "1 when the projection stopped on an event it cannot fold (see the manager's log).")
 	fmt.Fprintf(w, "nebula_projection_failed %d\n", failed)
+	s.refused.writeMetrics(w)
 
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()

@@ -59,17 +59,25 @@ func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "reporting is not configured on this manager"})
 		return
 	}
+	refuse := func(reason, detail string, rep events.Report) {
+		s.refused.add(Refusal{Time: time.Now().UTC(), Reason: reason, Detail: detail, DeviceID: rep.DeviceID,
+			DeviceGroup: rep.DeviceGroup, Hostname: rep.Hostname, Actor: actor(r), Remote: r.RemoteAddr})
+	}
 	body, ok := readBody(w, r)
 	if !ok {
+		refuse(refusedTooLarge, "the body could not be read, or is over the limit", events.Report{})
 		return
 	}
 	rep, err := events.DecodeReport(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, invalidBody(problems(err)))
+		probs := problems(err)
+		refuse(refusedInvalid, strings.Join(probs, "; "), reportIdentity(body))
+		writeJSON(w, http.StatusBadRequest, invalidBody(probs))
 		return
 	}
 	id := identityOf(r)
 	if id == nil || !id.can(events.KindDeviceGroup, rep.DeviceGroup, events.PermRO) {
+		refuse(refusedForbidden, "the credentials may not read device group "+strconv.Quote(rep.DeviceGroup), rep)
 		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
 		return
 	}
@@ -83,8 +91,9 @@ func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if known && d.DeviceGroup != rep.DeviceGroup && !id.can(events.KindDeviceGroup, d.DeviceGroup, events.PermRW) {
-			writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false, "message": fmt.Sprintf(
-				"device %q belongs to device group %q: a report from another group moves it, which needs rw on %q", rep.DeviceID, d.DeviceGroup, d.DeviceGroup)})
+			msg := fmt.Sprintf("device %q belongs to device group %q: a report from another group moves it, which needs rw on %q", rep.DeviceID, d.DeviceGroup, d.DeviceGroup)
+			refuse(refusedMoves, msg, rep)
+			writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false, "message": msg})
 			return
 		}
 	}
@@ -95,6 +104,19 @@ func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": true})
+}
+
+// reportIdentity is what identifies the sender of a report that could not
+// be decoded, as far as its body says (for the refusal's record).
+func reportIdentity(body []byte) events.Report {
+	var id struct {
+		DeviceID    string `json:"device_id"`
+		DeviceGroup string `json:"device_group"`
+		Hostname    string `json:"hostname"`
+	}
+	_ = json.Unmarshal(body, &id)
+	clip := func(s string) string { return s[:min(len(s), 128)] }
+	return events.Report{DeviceID: clip(id.DeviceID), DeviceGroup: clip(id.DeviceGroup), Hostname: clip(id.Hostname)}
 }
 
 // readable is the permission filter of report queries: the groups the

@@ -68,3 +68,65 @@ func Test27WorkerReports(t *testing.T) {
 		t.Fatalf("/reports of the 2.7 devices: %s", r.raw)
 	}
 }
+
+// TestRefusedReportsAreVisible (issue 17): a report the manager refuses is
+// counted by reason in /metrics, logged, and listed by GET
+// /api/v2/reports/refused (admin), with the device it named.
+func TestRefusedReportsAreVisible(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "refused-admin-token"})
+	api := m.URL + "/api/v2"
+	adm := bearer("refused-admin-token")
+	call(t, "POST", api+"/device_groups/edge", map[string]any{}, adm...).expect(t, 200, nil)
+	bad := `{"device_id": "device-00000001", "device_group": "edge", "hostname": "pi-1", "report_creation_time": 1764000000, "colour": "blue"}`
+	for range 3 {
+		call(t, "POST", api+"/reports", bad, adm...).expect(t, http.StatusBadRequest, nil)
+	}
+	r := call(t, "GET", api+"/reports/refused", nil, adm...)
+	r.expect(t, http.StatusOK, map[string]any{"count_by_reason": map[string]any{"invalid": 3}})
+	list, _ := r.body["refused"].([]any)
+	if len(list) != 3 {
+		t.Fatalf("refused: %s", r.raw)
+	}
+	first := list[0].(map[string]any)
+	if first["reason"] != "invalid" || first["device_id"] != "device-00000001" || first["device_group"] != "edge" ||
+		!strings.Contains(first["detail"].(string), "colour") {
+		t.Fatalf("the refusal says %v", first)
+	}
+	metrics := call(t, "GET", m.URL+"/metrics", nil)
+	if !strings.Contains(string(metrics.raw), `nebula_reports_refused_total{reason="invalid"} 3`) {
+		t.Fatalf("/metrics: %s", metrics.raw)
+	}
+}
+
+// TestPoisonedReportsAreVisible (issue 17): a report written straight to
+// the reports topic that the reporter refuses (to the poison topic) is
+// listed by GET /api/v2/reports/refused with the reporter's reason and the
+// device, without a Kafka client.
+func TestPoisonedReportsAreVisible(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "poison-admin-token"})
+	testmanager.StartReporter(t, b.Addr())
+	api := m.URL + "/api/v2"
+	adm := bearer("poison-admin-token")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bad := `{"device_group": "edge", "hostname": "old-pi", "report_creation_time": 1764000000, "colour": "blue"}`
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: reporter.ReportsTopic, Value: []byte(bad)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the poisoned report listed", 30*time.Second, func() bool {
+		r := call(t, "GET", api+"/reports/refused", nil, adm...)
+		list, _ := r.body["poisoned"].([]any)
+		if len(list) != 1 {
+			return false
+		}
+		p := list[0].(map[string]any)
+		return p["reason"] == "poisoned" && p["hostname"] == "old-pi" && strings.Contains(p["detail"].(string), "colour")
+	})
+}

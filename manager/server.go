@@ -62,6 +62,9 @@ type Config struct {
 	// (either nil: 503 on those).
 	EventLog EventLog
 	Past     Past
+	// Poisoned, when set, lists what the reporters refused (GET
+	// /api/v2/reports/refused).
+	Poisoned PoisonedReports
 	// Limits bound failed logins and, optionally, request rates.
 	Limits Limits
 	// Storage, when set, says whether this manager may write (the data
@@ -97,6 +100,8 @@ type Server struct {
 	sink       ReportSink
 	events     EventLog
 	past       Past
+	refused    *refusals
+	poisoned   PoisonedReports
 	router     chi.Router
 }
 
@@ -110,6 +115,8 @@ func New(cfg Config) *Server {
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
 	s.serving, s.rebuilds = cfg.Serving, cfg.Rebuilds
 	s.reports, s.sink, s.events, s.past = cfg.Reports, cfg.ReportSink, cfg.EventLog, cfg.Past
+	s.refused = newRefusals(logger.With("component", "reports"))
+	s.poisoned = cfg.Poisoned
 	s.cache = newInfoCache(cfg.CacheTime, cmp.Or(cfg.CacheMaxSize, DefaultCacheMaxSize), s.readInfo)
 	s.limits = cfg.Limits
 	s.storage = cfg.Storage

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -26,6 +27,11 @@ type Reporter struct {
 	now     func() time.Time
 	tracker *tracker
 	logger  *slog.Logger
+	// refusedMu guards when a refused report was last logged and how
+	// many were refused since (one line every 10 s at most).
+	refusedMu      sync.Mutex
+	refusedLogged  time.Time
+	refusedSkipped int
 	// SilentAfter: no report for this long and a device is silent;
 	// SweepEvery: how often that is checked.
 	SilentAfter, SweepEvery time.Duration
@@ -84,6 +90,7 @@ func New(cfg kafkalog.Config, n Names, logger *slog.Logger) (*Reporter, error) {
 func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
 	rep, err := events.DecodeReport(m.Payload)
 	if err != nil {
+		r.logRefused(m, err)
 		return nil, err
 	}
 	// Our publishers name the device in a header; a 2.7 worker writing
@@ -113,6 +120,26 @@ func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
 		return nil, err
 	}
 	return append([]*message.Message{out}, status...), nil
+}
+
+// logRefused says that a report goes to the poison topic, at most once
+// every 10 s (with how many were not said): GET /api/v2/reports/refused
+// on any manager lists them.
+func (r *Reporter) logRefused(m *message.Message, err error) {
+	r.refusedMu.Lock()
+	now := r.now()
+	log := now.Sub(r.refusedLogged) >= 10*time.Second
+	skipped := r.refusedSkipped
+	if log {
+		r.refusedLogged, r.refusedSkipped = now, 0
+	} else {
+		r.refusedSkipped++
+	}
+	r.refusedMu.Unlock()
+	if log {
+		r.logger.Warn("report refused, sent to the poison topic (GET /api/v2/reports/refused lists them)", "reason", err,
+			"device_id", m.Metadata.Get(metaDevice), "refused_since_last_line", skipped)
+	}
 }
 
 // Run consumes until ctx ends, then closes the router (in-flight

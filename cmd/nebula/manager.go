@@ -155,6 +155,18 @@ func runManager(ctx context.Context, args []string, stdout io.Writer, logger *sl
 	return serveManager(ctx, m, stdout, logger)
 }
 
+// poisonedReports lists what the reporters refused, for the manager.
+func poisonedReports(cfg kafkalog.Config, names reporter.Names) manager.PoisonedReports {
+	return func(ctx context.Context, n int) ([]manager.Refusal, error) {
+		ps, err := reporter.RecentPoisoned(ctx, cfg, names, n)
+		out := make([]manager.Refusal, len(ps))
+		for i, p := range ps {
+			out[i] = manager.Refusal{Time: p.Time, Reason: "poisoned", Detail: p.Reason, DeviceID: p.DeviceID, DeviceGroup: p.DeviceGroup, Hostname: p.Hostname}
+		}
+		return out, err
+	}
+}
+
 // serveManager opens the event log and the projection, keeps the
 // projection folded, and serves the API until ctx ends.
 func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logger *slog.Logger) error {
@@ -245,7 +257,8 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	history := past.New(log, store, trust, logger.With("component", "past"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store, history), Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds,
-		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check})
+		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check,
+		Poisoned: poisonedReports(m.kafka, names)})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

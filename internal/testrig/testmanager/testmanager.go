@@ -94,7 +94,15 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 	cmds := commands.New(l, store, history)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds,
-		Reports: reportStore, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Past: history, Limits: limits})
+		Reports: reportStore, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Past: history, Limits: limits,
+		Poisoned: func(ctx context.Context, n int) ([]manager.Refusal, error) { // as cmd/nebula wires it
+			ps, err := reporter.RecentPoisoned(ctx, kafkalog.Config{Brokers: []string{addr}}, reporter.Names{}, n)
+			out := make([]manager.Refusal, len(ps))
+			for i, p := range ps {
+				out[i] = manager.Refusal{Time: p.Time, Reason: "poisoned", Detail: p.Reason, DeviceID: p.DeviceID, DeviceGroup: p.DeviceGroup, Hostname: p.Hostname}
+			}
+			return out, err
+		}})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { _ = p.Run(runCtx); close(done) }()
