@@ -22,6 +22,8 @@ type Log interface {
 
 // Projection is what commands read and wait on.
 type Projection interface {
+	// Applied is the offset of the last record folded (-1: none).
+	Applied() int64
 	WaitFor(ctx context.Context, offset int64) error
 	View(fn func(r projections.Reader) error) error
 	// DryRun folds env on top of the current state without writing.
@@ -60,6 +62,18 @@ type Meta struct {
 	DryRun       bool
 	DryRunGroups *[]string
 }
+
+// ErrLogReplaced: the event log was wiped or restored under this manager's
+// projection; the command was appended to the new log, but its answer
+// must wait for the projection's rebuild. It is temporary: try again.
+var ErrLogReplaced error = logReplaced{}
+
+type logReplaced struct{}
+
+func (logReplaced) Error() string {
+	return "the event log was replaced under this manager's projection, which is being rebuilt; the change was appended: check it, then retry"
+}
+func (logReplaced) Temporary() bool { return true }
 
 // Code classifies why a command failed.
 type Code string
@@ -121,6 +135,20 @@ func (s *Service) execute(ctx context.Context, m Meta, env events.Envelope) (pro
 	}
 	if err != nil {
 		return projections.Verdict{}, err
+	}
+	if off <= s.proj.Applied() {
+		// Folded already (the fold is fast), or the log was wiped or
+		// restored under the projection and this offset is an old
+		// record's: the record there must be this command's.
+		if err := s.proj.View(func(r projections.Reader) error {
+			v, found, err := r.Verdict(off)
+			if err == nil && (!found || v.CommandID != env.CommandID) {
+				err = ErrLogReplaced
+			}
+			return err
+		}); err != nil {
+			return projections.Verdict{}, err
+		}
 	}
 	if err := s.proj.WaitFor(ctx, off); err != nil {
 		return projections.Verdict{}, err

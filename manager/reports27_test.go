@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -32,6 +33,9 @@ func Test27WorkerReports(t *testing.T) {
 	testmanager.StartReporter(t, b.Addr())
 	api := m.URL + "/api/v2"
 	adm := bearer("reports27-admin-token")
+	for i := range 15 { // the group's version past the 14 the devices report
+		call(t, "POST", api+fmt.Sprintf("/apps/app%d", i), map[string]any{"docker_image": "nginx"}, adm...).expect(t, 200, nil)
+	}
 	call(t, "POST", api+"/device_groups/pyg", map[string]any{}, adm...).expect(t, 200, nil)
 
 	// Over HTTP, as our SDK-compatible clients send it.
@@ -62,6 +66,9 @@ func Test27WorkerReports(t *testing.T) {
 		}
 		return want[events.LegacyDeviceID("localhost")] && want[events.LegacyDeviceID("edge-7")]
 	})
+	// A rollout counts them: the version they applied (14) is behind the
+	// group's (15), so they are pending until they apply it.
+	call(t, "GET", api+"/device_groups/pyg/rollout", nil, adm...).expect(t, 200, map[string]any{"devices": 2, "pending": 2})
 	r := call(t, "GET", api+"/reports?device_group=pyg&page_size=10", nil, adm...)
 	data, _ := r.body["data"].([]any)
 	if len(data) != 2 || !strings.Contains(string(r.raw), `"memory_bytes":1781760`) || strings.Contains(string(r.raw), "blkio_stats") {

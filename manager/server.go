@@ -55,6 +55,11 @@ type Config struct {
 	// Rebuilds counts the rebuilds of the projection that began (nil:
 	// none): an answer read across one is replaced by a 503.
 	Rebuilds func() uint64
+	// RebuildingAside says whether the projection is being rebuilt in a
+	// store aside (nil: never): reads, polls included, are served from
+	// the last consistent state; commands answer 503 until it is swapped
+	// in.
+	RebuildingAside func() bool
 	// Reports and ReportSink serve reporting (nil: 503 on those routes).
 	Reports    Reports
 	ReportSink ReportSink
@@ -96,6 +101,7 @@ type Server struct {
 	auth       *authenticator
 	serving    func() bool
 	rebuilds   func() uint64
+	aside      func() bool
 	reports    Reports
 	sink       ReportSink
 	events     EventLog
@@ -113,7 +119,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
-	s.serving, s.rebuilds = cfg.Serving, cfg.Rebuilds
+	s.serving, s.rebuilds, s.aside = cfg.Serving, cfg.Rebuilds, cfg.RebuildingAside
 	s.reports, s.sink, s.events, s.past = cfg.Reports, cfg.ReportSink, cfg.EventLog, cfg.Past
 	s.refused = newRefusals(logger.With("component", "reports"))
 	s.poisoned = cfg.Poisoned
@@ -187,6 +193,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.aside != nil && s.aside() {
+		// Polls and reads are served (the last consistent state); changes
+		// wait for the rebuild: in rotation, and saying so.
+		writeJSON(w, http.StatusOK, map[string]any{"api_available": true, "rebuilding": true,
+			"message": "the projection is being rebuilt from the event log aside; reads are served from the last consistent state, changes answer 503"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"api_available": true})
 }
 
@@ -228,6 +241,12 @@ func (s *Server) whenReady(next http.Handler) http.Handler {
 		gen := s.rebuildCount()
 		if !s.isReady() {
 			s.notServing(w)
+			return
+		}
+		if s.aside != nil && s.aside() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "the projection is being rebuilt from the event log; " +
+				"reads are served from the last consistent state, changes are accepted again once it has caught up"})
 			return
 		}
 		next.ServeHTTP(&readyWriter{ResponseWriter: w, s: s, gen: gen}, r)

@@ -86,7 +86,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	maxCount, maxSize := a.s.db.MaxBatchCount()-4, a.s.db.MaxBatchSize()-(4<<10)
+	maxCount, maxSize := a.s.db().MaxBatchCount()-4, a.s.db().MaxBatchSize()-(4<<10)
 	last := a.folded
 	var results []Result
 	var recErr error
@@ -158,7 +158,7 @@ func (a *applier) base() KV {
 		return a.inflight.writes
 	}
 	if a.snap == nil {
-		a.snap = a.s.db.NewTransaction(false)
+		a.snap = a.s.db().NewTransaction(false)
 	}
 	return a.snapshot()
 }
@@ -178,7 +178,7 @@ func (a *applier) commit(b *pending) error {
 	}
 	// Everything before b is committed: the next batch reads b's
 	// overlay, then this snapshot.
-	a.snap = a.s.db.NewTransaction(false)
+	a.snap = a.s.db().NewTransaction(false)
 	b.writes.base = a.snapshot()
 	a.inflight = b
 	go func() {
@@ -213,7 +213,7 @@ func (a *applier) close() error { return a.wait() }
 
 // commit writes a folded batch in one transaction and publishes it.
 func (s *Store) commit(b *pending) error {
-	txn := s.db.NewTransaction(true)
+	txn := s.db().NewTransaction(true)
 	defer txn.Discard()
 	for k, v := range b.writes.set {
 		if err := txn.Set([]byte(k), v); err != nil {

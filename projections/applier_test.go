@@ -112,7 +112,7 @@ func (r *sliceReader) Close() {}
 func dump(t *testing.T, s *Store) MemKV {
 	t.Helper()
 	out := MemKV{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.db().View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

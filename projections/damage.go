@@ -26,7 +26,7 @@ const DefaultVerifyEvery = 10 * time.Minute
 // marks the store damaged: the projector stops folding, stops serving and
 // rebuilds it from the log.
 func (s *Store) Verify() error {
-	if err := verifyChecksum(s.db); err != nil {
+	if err := s.use(verifyChecksum); err != nil {
 		err = fmt.Errorf("%w: %w", ErrDamaged, err)
 		s.markDamaged(err)
 		return err

@@ -49,6 +49,7 @@ type Projector struct {
 	readyOnce sync.Once
 	serving   atomic.Bool
 	rebuilds  atomic.Uint64
+	aside     atomic.Bool // a rebuild aside runs (aside.go)
 }
 
 // NewProjector returns a projector feeding store from the log.
@@ -150,6 +151,15 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 		rebuild = fmt.Sprintf("the projection was built trusting the record keys [%s], this manager trusts [%s]", meta.Trust, p.store.trust.Fingerprint())
 	case meta.Applied >= end:
 		rebuild = fmt.Sprintf("the log ends before offset %d but the projection has folded up to offset %d: the log was wiped or truncated", end, meta.Applied)
+	}
+	if rebuild != "" && damaged == nil && p.serving.Load() && p.store.canRebuildAside() {
+		if err := p.rebuildAside(ctx, rebuild); err != nil {
+			return 0, 0, err
+		}
+		if meta, err = p.store.Meta(); err != nil {
+			return 0, 0, err
+		}
+		rebuild = ""
 	}
 	if meta.Identity == nil || rebuild != "" {
 		if rebuild != "" {

@@ -23,8 +23,17 @@ import (
 // crash at any point resumes exactly after the last committed record.
 // It is safe for concurrent use; one process owns a directory.
 type Store struct {
-	db     *badger.DB
+	// cur is the database: replaced when a rebuild made aside (aside.go)
+	// is swapped in. Readers go through use; the projector's own
+	// goroutine (the applier) through db().
+	cur    atomic.Pointer[dbRef]
 	logger *slog.Logger
+	// base is the directory Open was given ("" in memory); dir is where
+	// the database is now (base, or base+".next" after a rebuild aside),
+	// gen its generation; tweak the options' tweak, for the store aside.
+	base, dir string
+	gen       int
+	tweak     func(*badger.Options)
 
 	mu      sync.Mutex
 	applied int64         // offset of the last folded record, -1 if none
@@ -59,6 +68,19 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	gen := 0
+	if dir != "" {
+		var err error
+		if gen, err = resolveGenerations(dir, logger); err != nil {
+			return nil, fmt.Errorf("open projection store %s: %w", dir, err)
+		}
+	}
+	return openAt(dir, dir, gen, logger, tweak)
+}
+
+// openAt opens the database in path as the store of base.
+func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.Options)) (*Store, error) {
+	dir := path
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerdir.Logger(logger)).
 		WithNumVersionsToKeep(1).
@@ -79,7 +101,8 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
-	s := &Store{db: db, logger: logger, changed: make(chan struct{}), damagedCh: make(chan struct{})}
+	s := &Store{logger: logger, changed: make(chan struct{}), damagedCh: make(chan struct{}), base: dir, dir: dir, gen: gen, tweak: tweak}
+	s.cur.Store(&dbRef{db: db})
 	err = db.View(func(txn *badger.Txn) error {
 		b, found, err := badgerKV{txn}.Get(keyApplied)
 		s.applied = -1
@@ -98,7 +121,7 @@ func open(dir string, logger *slog.Logger, tweak func(*badger.Options)) (*Store,
 // Close closes the database. Waiters are released with an error.
 func (s *Store) Close() error {
 	s.Fail(errors.New("projection store closed"))
-	return s.db.Close()
+	return s.db().Close()
 }
 
 // OnCommit registers fn, called after each commit with the results of the
@@ -170,7 +193,7 @@ type Meta struct {
 // Meta reads the store's metadata.
 func (s *Store) Meta() (Meta, error) {
 	m := Meta{Applied: -1}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		kv := badgerKV{txn}
 		id, found, err := getDoc[events.LogIdentity](kv, keyIdentity)
 		if err != nil {
@@ -204,10 +227,10 @@ func (s *Store) Meta() (Meta, error) {
 // with identity id by this fold version, starting at offset 0.
 func (s *Store) Reset(id events.LogIdentity) error {
 	s.filter = nil
-	if err := s.db.DropAll(); err != nil {
+	if err := s.db().DropAll(); err != nil {
 		return fmt.Errorf("reset projection: %w", err)
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.db().Update(func(txn *badger.Txn) error {
 		kv := badgerKV{txn}
 		if err := putDoc(kv, keyIdentity, id); err != nil {
 			return err
@@ -288,15 +311,18 @@ func (s *Store) RunGC(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for s.db.RunValueLogGC(0.5) == nil {
-			}
+			_ = s.use(func(db *badger.DB) error {
+				for db.RunValueLogGC(0.5) == nil {
+				}
+				return nil
+			})
 		}
 	}
 }
 
 // View runs fn with a consistent read-only view of the projection.
 func (s *Store) View(fn func(r Reader) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(Reader{badgerKV{txn}}) })
+	return s.view(func(txn *badger.Txn) error { return fn(Reader{badgerKV{txn}}) })
 }
 
 // Reader reads the projection inside View.
@@ -443,7 +469,7 @@ func (s *Store) Err() error {
 func (s *Store) ChainHead() (int64, []byte, error) {
 	var off int64 = -1
 	var head []byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		kv := badgerKV{txn}
 		b, found, err := kv.Get(keyApplied)
 		if err != nil || !found {

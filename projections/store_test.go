@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -591,5 +592,104 @@ func TestDamageFoundWhileRunningIsRebuilt(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRebuildAside (issue 17): a serving projection whose log is wiped is
+// rebuilt in a store aside while the old state stays readable; the new
+// store is swapped in once it has caught up, and it is the one opened at
+// the next start. A store aside left incomplete by a crash is deleted.
+func TestRebuildAside(t *testing.T) {
+	logDir := t.TempDir()
+	base := filepath.Join(t.TempDir(), "projection")
+	b := testenv.StartBroker(t, logDir)
+	addr := b.Addr()
+	l := openLog(t, addr)
+	last := appendApps(t, l, "old", 50)
+	s := openStore(t, base)
+	var paused atomic.Bool
+	p := NewProjector(s, l, opener(l), nil)
+	p.Backoff = 10 * time.Millisecond
+	p.Hold = func() error {
+		if paused.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Ready()
+	names := func() string {
+		t.Helper()
+		var out []string
+		if err := s.View(func(r Reader) error { var err error; out, err = r.Names(events.KindApp); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(len(out), " ", out[0])
+	}
+
+	paused.Store(true)
+	b.Close()
+	if err := os.RemoveAll(logDir); err != nil {
+		t.Fatal(err)
+	}
+	b2 := testenv.StartBrokerAt(t, addr, logDir)
+	appendApps(t, openLog(t, b2.Addr()), "new", 3)
+	testenv.WaitFor(t, "the rebuild aside", 60*time.Second, p.RebuildingAside)
+	if got := names(); got != "50 old0" || !p.Serving() {
+		t.Fatalf("during the rebuild aside: %s, serving %v; want the old state, served", got, p.Serving())
+	}
+	if _, err := os.Stat(base + ".next"); err != nil {
+		t.Fatalf("no store aside: %v", err)
+	}
+	paused.Store(false)
+	testenv.WaitFor(t, "the new state", 30*time.Second, func() bool { return !p.RebuildingAside() && names() == "3 new0" })
+	if _, err := os.Stat(base); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the replaced store is still there: %v", err)
+	}
+	stop()
+	s.Close()
+
+	s2 := openStore(t, base)
+	if err := s2.View(func(r Reader) error {
+		n, err := r.Names(events.KindApp)
+		if fmt.Sprint(n) != "[new0 new1 new2]" {
+			return fmt.Errorf("after a restart: %v %v", n, err)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(base + ".next"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the store aside was not moved back to %s: %v", base, err)
+	}
+	s2.Close()
+
+	// A crash during a rebuild aside: the incomplete store is deleted.
+	if err := os.MkdirAll(base+".next", 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".next/MANIFEST", []byte("half"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s3 := openStore(t, base)
+	if s3.Applied() < 2 {
+		t.Fatalf("the complete store was not the one opened: applied %d", s3.Applied())
+	}
+	if _, err := os.Stat(base + ".next"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the incomplete store aside was kept")
 	}
 }

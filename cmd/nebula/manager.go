@@ -256,7 +256,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	proj.Hold = disk.Check
 	history := past.New(log, store, trust, logger.With("component", "past"))
 	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store, history), Log: log, Logger: logger,
-		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds,
+		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds, RebuildingAside: proj.RebuildingAside,
 		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check,
 		Poisoned: poisonedReports(m.kafka, names)})
 	store.OnCommit(api.Invalidate)

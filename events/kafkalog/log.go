@@ -319,6 +319,12 @@ func (l *Log) rawRecord(value []byte, commandID string, sig []byte) *kgo.Record 
 }
 
 func (l *Log) produceErr(err error) error {
+	if errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition) {
+		// The topic was deleted and created again (a log wiped or
+		// restored): the producer keeps the old topic's ID and would
+		// fail forever. Forget it; the next append learns the new one.
+		l.cl.PurgeTopicsFromProducing(l.cfg.Topic)
+	}
 	err = l.classify(err)
 	l.lastFailure.Store(&appendFailure{at: time.Now(), err: err})
 	return err
@@ -326,8 +332,11 @@ func (l *Log) produceErr(err error) error {
 
 func (l *Log) classify(err error) error {
 	var netErr net.Error
+	// A retriable broker error (the topic re-created under the producer,
+	// UNKNOWN_TOPIC_ID, until its metadata is refreshed) is "try again".
+	var kErr *kerr.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) ||
-		errors.As(err, &netErr) {
+		errors.As(err, &netErr) || errors.As(err, &kErr) && kErr.Retriable {
 		return fmt.Errorf("%w: append to %s: %w", ErrUnavailable, l.cfg.Topic, err)
 	}
 	return fmt.Errorf("append to %s: %w", l.cfg.Topic, err)

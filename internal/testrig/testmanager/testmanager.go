@@ -93,7 +93,7 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 	history := past.New(l, store, nil, nil)
 	cmds := commands.New(l, store, history)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
-	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds,
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds, RebuildingAside: p.RebuildingAside,
 		Reports: reportStore, ReportSink: reporter.NewSink(pub, reporter.Names{}), EventLog: l, Past: history, Limits: limits,
 		Poisoned: func(ctx context.Context, n int) ([]manager.Refusal, error) { // as cmd/nebula wires it
 			ps, err := reporter.RecentPoisoned(ctx, kafkalog.Config{Brokers: []string{addr}}, reporter.Names{}, n)
