@@ -152,7 +152,12 @@ func (p *Projector) prepare(ctx context.Context) (from, end int64, err error) {
 	case meta.Applied >= end:
 		rebuild = fmt.Sprintf("the log ends before offset %d but the projection has folded up to offset %d: the log was wiped or truncated", end, meta.Applied)
 	}
-	if rebuild != "" && damaged == nil && p.serving.Load() && p.store.canRebuildAside() {
+	// A manager that serves, or starts on a state it served before (a new
+	// fold version, another log), rebuilds aside and serves that state
+	// meanwhile; a first start or a damaged store rebuilds in place.
+	hasState := meta.Identity != nil && meta.Applied >= 0
+	if rebuild != "" && damaged == nil && (p.serving.Load() || hasState) && p.store.canRebuildAside() {
+		p.serving.Store(true)
 		if err := p.rebuildAside(ctx, rebuild); err != nil {
 			return 0, 0, err
 		}

@@ -693,3 +693,61 @@ func TestRebuildAside(t *testing.T) {
 		t.Fatal("the incomplete store aside was kept")
 	}
 }
+
+// TestRebuildAsideAtStart (issue 17): a manager restarted on a store built
+// by another fold version (an upgrade) serves that state while it rebuilds
+// aside, instead of answering 503 for the whole rebuild.
+func TestRebuildAsideAtStart(t *testing.T) {
+	b := testenv.StartBroker(t, "")
+	l := openLog(t, b.Addr())
+	last := appendApps(t, l, "app", 20)
+	base := filepath.Join(t.TempDir(), "projection")
+	s := openStore(t, base)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewProjector(s, l, opener(l), nil).Run(ctx) }()
+	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	// As if an older binary had built it.
+	if err := s.db().Update(func(txn *badger.Txn) error { return txn.Set(keyFoldVersion, encodeInt(FoldVersion-1)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2 := openStore(t, base)
+	var paused atomic.Bool
+	paused.Store(true)
+	p := NewProjector(s2, l, opener(l), nil)
+	p.Backoff = 10 * time.Millisecond
+	p.Hold = func() error {
+		if paused.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- p.Run(ctx2) }()
+	t.Cleanup(func() { cancel2(); <-done2 })
+	testenv.WaitFor(t, "the rebuild aside", 30*time.Second, p.RebuildingAside)
+	if !p.Serving() {
+		t.Fatal("the state of the old fold is not served during the rebuild")
+	}
+	if err := s2.View(func(r Reader) error {
+		n, err := r.Names(events.KindApp)
+		if len(n) != 20 {
+			return fmt.Errorf("during the rebuild: %d apps %v", len(n), err)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	paused.Store(false)
+	testenv.WaitFor(t, "the rebuilt store", 30*time.Second, func() bool {
+		m, err := s2.Meta()
+		return err == nil && !p.RebuildingAside() && m.FoldVersion == FoldVersion && m.Applied >= last
+	})
+}
