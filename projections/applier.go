@@ -9,6 +9,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/chain"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 )
 
 // applier folds batches of records in memory and commits each batch (its
@@ -109,7 +110,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		unsigned, err := notSigned(cur, a.s.trust, rec)
+		unsigned, err := notSigned(cur, a.s.trust != nil, envs[n].signed, rec.Offset)
 		if err != nil {
 			return 0, nil, nil, err
 		}
@@ -245,7 +246,7 @@ func commitErr(b *pending, err error) error {
 // it are committed and the *RecordError returned.
 func (s *Store) ApplyBatch(recs []events.Record) ([]Result, error) {
 	a := s.newApplier(true)
-	err := a.apply(recs, decodeAll(recs))
+	err := a.apply(recs, decodeAll(recs, s.trust))
 	if cerr := a.close(); err == nil {
 		err = cerr
 	}
@@ -270,7 +271,7 @@ type chainState struct {
 // depends on the records alone, from where the store's chain stands (from
 // its ChainHead, read before anything is folded). stop ends it and waits
 // for it: call it before closing r. After an error, nothing more comes.
-func readAhead(ctx context.Context, r RecordReader, from chainState) (next <-chan fetched, stop func()) {
+func readAhead(ctx context.Context, r RecordReader, from chainState, trust *signing.Trust) (next <-chan fetched, stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan fetched, 1)
 	done := make(chan struct{})
@@ -280,7 +281,7 @@ func readAhead(ctx context.Context, r RecordReader, from chainState) (next <-cha
 			recs, err := r.Fetch(ctx)
 			f := fetched{recs: recs, err: err}
 			if err == nil {
-				f.decoded = decodeAll(recs)
+				f.decoded = decodeAll(recs, trust)
 				from = chainAhead(from, recs, f.decoded)
 			}
 			select {

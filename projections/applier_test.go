@@ -199,7 +199,7 @@ func TestBatchedFoldEqualsOneByOne(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	next, stop := readAhead(ctx, &sliceReader{recs: recs, at: half, rnd: rnd}, chainState{chained, head})
+	next, stop := readAhead(ctx, &sliceReader{recs: recs, at: half, rnd: rnd}, chainState{chained, head}, nil)
 	a := s.newApplier(true)
 	for a.folded < int64(len(recs)-1) {
 		f, err := receive(ctx, next)

@@ -130,7 +130,7 @@ func readDecodeChain(b *testing.B, l *kafkalog.Log, last int64) time.Duration {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	next, stop := readAhead(ctx, r, chainState{offset: -1})
+	next, stop := readAhead(ctx, r, chainState{offset: -1}, nil)
 	defer stop()
 	var seen int64 = -1
 	for seen < last {

@@ -57,7 +57,7 @@ func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	unsigned, err := notSigned(kv, trust, rec)
+	unsigned, err := notSigned(kv, trust != nil, trust != nil && trust.Verify(rec.Value, rec.Signature), rec.Offset)
 	if err != nil {
 		return Result{}, err
 	}
@@ -122,22 +122,23 @@ func extendChain(kv KV, rec events.Record) ([]byte, error) {
 	return head, kv.Set(keyChainHead, head)
 }
 
-// notSigned says whether the fold must reject rec for want of a manager's
-// signature: trust is set, no trusted key signed rec, and an earlier record
+// notSigned says whether the fold must reject the record at off for want
+// of a manager's signature: the fold checks signatures, no trusted key
+// signed it (signed: checked ahead, on every core), and an earlier record
 // of the log was signed (the records of a log from before signing was
-// turned on keep their verdicts). The first signed record marks the log
-// as signed from there.
-func notSigned(kv KV, trust *signing.Trust, rec events.Record) (bool, error) {
-	if trust == nil {
+// turned on keep their verdicts). The first signed record marks the log as
+// signed from there.
+func notSigned(kv KV, checking, signed bool, off int64) (bool, error) {
+	if !checking {
 		return false, nil
 	}
 	_, signedLog, err := kv.Get(keySignedFrom)
 	if err != nil {
 		return false, err
 	}
-	if trust.Verify(rec.Value, rec.Signature) {
+	if signed {
 		if !signedLog {
-			return false, kv.Set(keySignedFrom, encodeInt(rec.Offset))
+			return false, kv.Set(keySignedFrom, encodeInt(off))
 		}
 		return false, nil
 	}

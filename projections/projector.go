@@ -221,7 +221,7 @@ func (p *Projector) follow(ctx context.Context, from, end int64) error {
 	if err != nil {
 		return err
 	}
-	next, stop := readAhead(ctx, r, chainState{chained, head})
+	next, stop := readAhead(ctx, r, chainState{chained, head}, p.store.trust)
 	defer stop()
 	a := p.store.newApplier(false)
 	defer a.close() // an error here is the next prepare's to find
@@ -311,7 +311,7 @@ func Rebuild(ctx context.Context, store *Store, log LogInfo, open OpenReader) er
 		return err
 	}
 	defer r.Close()
-	next, stop := readAhead(ctx, r, chainState{offset: -1}) // the store is empty
+	next, stop := readAhead(ctx, r, chainState{offset: -1}, store.trust) // the store is empty
 	defer stop()
 	a := store.newApplier(false)
 	for a.folded < end-1 {

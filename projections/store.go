@@ -264,11 +264,14 @@ type decoded struct {
 	err     error
 	invalid error  // env.Validate(): a rejection, not an error
 	head    []byte // the hash chain after the record, when read ahead computed it
+	signed  bool   // a trusted key signed it (when the fold checks signatures)
 }
 
-// decodeAll decodes and validates records on every core: both are pure,
-// and the fold, which must stay sequential, is the bottleneck of a replay.
-func decodeAll(recs []events.Record) []decoded {
+// decodeAll decodes and validates records on every core, and checks their
+// signatures against trust (nil: not checked): all of it is pure, and the
+// fold, which must stay sequential, is the bottleneck of a replay (an
+// ed25519 check costs more than folding an app event).
+func decodeAll(recs []events.Record, trust *signing.Trust) []decoded {
 	out := make([]decoded, len(recs))
 	workers := min(runtime.GOMAXPROCS(0), len(recs)/64+1)
 	var wg sync.WaitGroup
@@ -280,7 +283,7 @@ func decodeAll(recs []events.Record) []decoded {
 					out[i] = decoded{err: &RecordError{Offset: recs[i].Offset, Err: err}}
 					continue
 				}
-				out[i] = decoded{env: env, invalid: env.Validate()}
+				out[i] = decoded{env: env, invalid: env.Validate(), signed: trust != nil && trust.Verify(recs[i].Value, recs[i].Signature)}
 			}
 		})
 	}

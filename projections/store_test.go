@@ -480,14 +480,7 @@ func TestDamagedTablesAreSetAsideAndRebuilt(t *testing.T) {
 		t.Run(damage.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "projection")
 			s := openStore(t, dir)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- NewProjector(s, l, opener(l), nil).Run(ctx) }()
-			if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
-				t.Fatal(err)
-			}
-			cancel()
-			<-done
+			foldUpTo(t, s, l, last)
 			s.Close() // flushes the memtable into a table file
 			tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
 			if len(tables) == 0 {
@@ -607,27 +600,7 @@ func TestRebuildAside(t *testing.T) {
 	l := openLog(t, addr)
 	last := appendApps(t, l, "old", 50)
 	s := openStore(t, base)
-	var paused atomic.Bool
-	p := NewProjector(s, l, opener(l), nil)
-	p.Backoff = 10 * time.Millisecond
-	p.Hold = func() error {
-		if paused.Load() {
-			return errors.New("paused by the test")
-		}
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
+	p, paused, stop := runHeldProjector(t, s, l, false)
 	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
 		t.Fatal(err)
 	}
@@ -703,14 +676,7 @@ func TestRebuildAsideAtStart(t *testing.T) {
 	last := appendApps(t, l, "app", 20)
 	base := filepath.Join(t.TempDir(), "projection")
 	s := openStore(t, base)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- NewProjector(s, l, opener(l), nil).Run(ctx) }()
-	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	<-done
+	foldUpTo(t, s, l, last)
 	// As if an older binary had built it.
 	if err := s.db().Update(func(txn *badger.Txn) error { return txn.Set(keyFoldVersion, encodeInt(FoldVersion-1)) }); err != nil {
 		t.Fatal(err)
@@ -718,20 +684,7 @@ func TestRebuildAsideAtStart(t *testing.T) {
 	s.Close()
 
 	s2 := openStore(t, base)
-	var paused atomic.Bool
-	paused.Store(true)
-	p := NewProjector(s2, l, opener(l), nil)
-	p.Backoff = 10 * time.Millisecond
-	p.Hold = func() error {
-		if paused.Load() {
-			return errors.New("paused by the test")
-		}
-		return nil
-	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := make(chan error, 1)
-	go func() { done2 <- p.Run(ctx2) }()
-	t.Cleanup(func() { cancel2(); <-done2 })
+	p, paused, _ := runHeldProjector(t, s2, l, true)
 	testenv.WaitFor(t, "the rebuild aside", 30*time.Second, p.RebuildingAside)
 	if !p.Serving() {
 		t.Fatal("the state of the old fold is not served during the rebuild")
@@ -750,4 +703,40 @@ func TestRebuildAsideAtStart(t *testing.T) {
 		m, err := s2.Meta()
 		return err == nil && !p.RebuildingAside() && m.FoldVersion == FoldVersion && m.Applied >= last
 	})
+}
+
+// runHeldProjector runs a projector of s whose folding the test holds
+// while paused is true (from the start if paused); stop stops it (also
+// done when the test ends).
+func runHeldProjector(t *testing.T, s *Store, l *kafkalog.Log, paused bool) (*Projector, *atomic.Bool, func()) {
+	t.Helper()
+	held := new(atomic.Bool)
+	held.Store(paused)
+	p := NewProjector(s, l, opener(l), nil)
+	p.Backoff = 10 * time.Millisecond
+	p.Hold = func() error {
+		if held.Load() {
+			return errors.New("paused by the test")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return p, held, stop
+}
+
+// foldUpTo runs a projector of s until it has folded offset last.
+func foldUpTo(t *testing.T, s *Store, l *kafkalog.Log, last int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewProjector(s, l, opener(l), nil).Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
 }
