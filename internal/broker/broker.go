@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/netlimit"
 )
 
 // Config of the embedded broker.
@@ -65,6 +67,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// DefaultMaxConnections is how many connections the embedded broker
+// holds at most; past it, a new connection is closed at once.
+const DefaultMaxConnections = 1024
+
 // MinSASLPassword is the shortest SASL password the broker takes.
 const MinSASLPassword = 12
 
@@ -111,7 +117,9 @@ func Start(cfg Config) (*Broker, error) {
 			if err != nil {
 				return nil, err
 			}
-			return newResilientListener(l, cmp.Or(cfg.MaxConnections, DefaultMaxConnections), cfg.Logger), nil
+			// kfake returns from its accept loop on the first Accept
+			// error (out of file descriptors) and never accepts again.
+			return netlimit.New(l, cmp.Or(cfg.MaxConnections, DefaultMaxConnections), "the embedded broker", nil, cfg.Logger), nil
 		}),
 	}
 	if cfg.DataDir != "" {
