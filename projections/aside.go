@@ -103,7 +103,7 @@ func (s *Store) swapIn(side *Store) error {
 	oldDir := s.dir
 	old := s.cur.Swap(side.cur.Load())
 	s.mu.Lock()
-	s.dir, s.gen = side.dir, side.gen
+	s.dir, s.gen, s.opts = side.dir, side.gen, side.opts
 	s.applied = side.Applied()
 	s.filter = side.filter
 	if s.damaged != nil {

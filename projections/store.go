@@ -34,6 +34,7 @@ type Store struct {
 	base, dir string
 	gen       int
 	tweak     func(*badger.Options)
+	opts      badger.Options // as the database in dir was opened
 
 	mu      sync.Mutex
 	applied int64         // offset of the last folded record, -1 if none
@@ -101,7 +102,7 @@ func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.
 	if err != nil {
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
-	s := &Store{logger: logger, changed: make(chan struct{}), damagedCh: make(chan struct{}), base: dir, dir: dir, gen: gen, tweak: tweak}
+	s := &Store{logger: logger, changed: make(chan struct{}), damagedCh: make(chan struct{}), base: base, dir: dir, gen: gen, tweak: tweak, opts: opts}
 	s.cur.Store(&dbRef{db: db})
 	err = db.View(func(txn *badger.Txn) error {
 		b, found, err := badgerKV{txn}.Get(keyApplied)
@@ -307,6 +308,17 @@ func (s *Store) committed(last int64, results []Result) {
 
 // RunGC reclaims value-log space every interval until ctx ends.
 func (s *Store) RunGC(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		_ = s.use(func(db *badger.DB) error {
+			for db.RunValueLogGC(0.5) == nil {
+			}
+			return nil
+		})
+	})
+}
+
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -314,11 +326,7 @@ func (s *Store) RunGC(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = s.use(func(db *badger.DB) error {
-				for db.RunValueLogGC(0.5) == nil {
-				}
-				return nil
-			})
+			fn()
 		}
 	}
 }

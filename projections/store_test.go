@@ -436,19 +436,7 @@ func TestUnreadableStoreIsSetAsideAndRebuilt(t *testing.T) {
 		t.Fatalf("the new store starts at offset %d, want empty", s2.Applied())
 	}
 	runProjector(t, s2, l)
-	if err := s2.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
-		t.Fatal(err)
-	}
-	err = s2.View(func(r Reader) error {
-		names, err := r.Names(events.KindApp)
-		if len(names) != 20 {
-			return fmt.Errorf("apps after the rebuild: %d %v", len(names), err)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	expectApps(t, s2, last, 20)
 }
 
 // TestDamagedTablesAreSetAsideAndRebuilt (findings 1 and 2 of issue 22): a
@@ -465,32 +453,16 @@ func TestDamagedTablesAreSetAsideAndRebuilt(t *testing.T) {
 		do   func(path string, size int64) error
 	}{
 		{"truncated by a byte", func(path string, size int64) error { return os.Truncate(path, size-1) }},
-		{"16 KiB of random bytes", func(path string, size int64) error {
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			junk := make([]byte, min(16<<10, size/2))
-			_, _ = rand.Read(junk)
-			_, err = f.WriteAt(junk, size/4)
-			return err
-		}},
+		{"16 KiB of random bytes", func(path string, _ int64) error { return writeJunk(path) }},
 	} {
 		t.Run(damage.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "projection")
-			s := openStore(t, dir)
-			foldUpTo(t, s, l, last)
-			s.Close() // flushes the memtable into a table file
-			tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-			if len(tables) == 0 {
-				t.Fatal("no table file to damage")
-			}
-			fi, err := os.Stat(tables[0])
+			table := tableOf(t, dir, l, last)
+			fi, err := os.Stat(table)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := damage.do(tables[0], fi.Size()); err != nil {
+			if err := damage.do(table, fi.Size()); err != nil {
 				t.Fatal(err)
 			}
 
@@ -502,19 +474,7 @@ func TestDamagedTablesAreSetAsideAndRebuilt(t *testing.T) {
 				t.Fatalf("the new store starts at offset %d, want empty", s2.Applied())
 			}
 			runProjector(t, s2, l)
-			if err := s2.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
-				t.Fatal(err)
-			}
-			err = s2.View(func(r Reader) error {
-				names, err := r.Names(events.KindApp)
-				if len(names) != 300 {
-					return fmt.Errorf("apps after the rebuild: %d %v", len(names), err)
-				}
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			expectApps(t, s2, last, 300)
 		})
 	}
 }
@@ -529,42 +489,21 @@ func TestDamageFoundWhileRunningIsRebuilt(t *testing.T) {
 	l := openLog(t, b.Addr())
 	last := appendApps(t, l, "app", 300)
 	dir := filepath.Join(t.TempDir(), "projection")
+	tableOf(t, dir, l, last)
 	s := openStore(t, dir)
-	runProjectorOnce := func(s *Store) (*Projector, func()) {
-		p := NewProjector(s, l, opener(l), nil)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- p.Run(ctx) }()
-		return p, func() { cancel(); <-done }
-	}
-	_, stop := runProjectorOnce(s)
-	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
-		t.Fatal(err)
-	}
-	stop()
-	s.Close() // the documents are in a table file now
-	s = openStore(t, dir)
-	p, stop := runProjectorOnce(s)
-	defer stop()
+	p, _, _ := runHeldProjector(t, s, l, false)
 	<-p.Ready()
 	if err := s.Verify(); err != nil {
 		t.Fatalf("a sound store: %v", err)
 	}
+	// The table as the open store holds it (opening may have rewritten it).
 	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if len(tables) == 0 {
 		t.Fatal("no table file to damage")
 	}
-	f, err := os.OpenFile(tables[0], os.O_WRONLY, 0)
-	if err != nil {
+	if err := writeJunk(tables[0]); err != nil {
 		t.Fatal(err)
 	}
-	fi, _ := f.Stat()
-	junk := make([]byte, min(16<<10, fi.Size()/2))
-	_, _ = rand.Read(junk)
-	if _, err := f.WriteAt(junk, fi.Size()/4); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	rebuilds := p.Rebuilds()
 	if err := s.Verify(); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("Verify of a damaged store: %v", err)
@@ -576,16 +515,7 @@ func TestDamageFoundWhileRunningIsRebuilt(t *testing.T) {
 	if err := s.Verify(); err != nil {
 		t.Fatalf("the rebuilt store: %v", err)
 	}
-	err = s.View(func(r Reader) error {
-		names, err := r.Names(events.KindApp)
-		if len(names) != 300 {
-			return fmt.Errorf("apps after the rebuild: %d %v", len(names), err)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	expectApps(t, s, last, 300)
 }
 
 // TestRebuildAside (issue 17): a serving projection whose log is wiped is
@@ -737,6 +667,55 @@ func foldUpTo(t *testing.T, s *Store, l *kafkalog.Log, last int64) {
 	go func() { done <- NewProjector(s, l, opener(l), nil).Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tableOf folds the log up to last into a store in dir, closes it (which
+// flushes the memtable into a table file) and returns that file's path.
+func tableOf(t *testing.T, dir string, l *kafkalog.Log, last int64) string {
+	t.Helper()
+	s := openStore(t, dir)
+	foldUpTo(t, s, l, last)
+	s.Close()
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table file to damage")
+	}
+	return tables[0]
+}
+
+// writeJunk writes up to 16 KiB of random bytes a quarter into the file.
+func writeJunk(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	junk := make([]byte, min(16<<10, fi.Size()/2))
+	_, _ = rand.Read(junk)
+	_, err = f.WriteAt(junk, fi.Size()/4)
+	return err
+}
+
+// expectApps waits until s has folded last and checks it holds n apps.
+func expectApps(t *testing.T, s *Store, last int64, n int) {
+	t.Helper()
+	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+		t.Fatal(err)
+	}
+	err := s.View(func(r Reader) error {
+		names, err := r.Names(events.KindApp)
+		if len(names) != n {
+			return fmt.Errorf("apps after the rebuild: %d, want %d (%v)", len(names), n, err)
+		}
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

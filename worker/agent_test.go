@@ -344,13 +344,21 @@ func TestCronJobRunsOnSchedule(t *testing.T) {
 	api(t, "POST", m.URL+"/api/v2/device_groups/"+group, `{"cron_jobs": ["`+job+`"]}`, 200)
 	runAgent(t, worker.Config{Group: group, Manager: m.URL, Token: adminToken, CheckIn: 5 * time.Second, RequestTimeout: 5 * time.Second,
 		StateDir: t.TempDir(), Host: worker.Host{CPUs: 1, MemoryMB: 512}})
-	var runs string
+	// A run listed may be gone by the time it is inspected (a start the
+	// engine refused is cleaned up, and the next minute brings another):
+	// inspect one that is there.
+	var name, policy string
 	testenv.WaitFor(t, "the cron job to run (at the next minute)", 75*time.Second, func() bool {
-		runs, _ = dockerOut("ps", "-a", "--filter", "label=cron_job_name="+job, "--format", "{{.Names}}")
-		return runs != ""
+		runs, _ := dockerOut("ps", "-a", "--filter", "label=cron_job_name="+job, "--format", "{{.Names}}")
+		for _, n := range strings.Fields(runs) {
+			out, err := dockerOut("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"container_type\"}}", n)
+			if err == nil {
+				name, policy = n, out
+				return true
+			}
+		}
+		return false
 	})
-	name := strings.Fields(runs)[0]
-	policy, _ := dockerOut("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"container_type\"}}", name)
 	if policy != "no cron_job" {
 		t.Fatalf("cron run %s: restart policy and type %q", name, policy)
 	}
