@@ -14,6 +14,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 )
 
 // Commands are the mutations the API offers.
@@ -114,6 +115,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ce):
 		status, body := commandError(ce)
 		writeJSON(w, status, body)
+	case errors.Is(err, projections.ErrDamaged), errors.Is(err, reports.ErrDamaged):
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "the manager's store is damaged; it is being rebuilt from the log; retry"})
 	case errors.Is(err, context.DeadlineExceeded), temporary(err):
 		s.logger.Warn("request could not complete", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")

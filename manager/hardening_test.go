@@ -2,8 +2,11 @@ package manager_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,4 +229,49 @@ func TestReportCannotMoveAnotherGroupsDevice(t *testing.T) {
 	}
 	call(t, "POST", api+"/reports", deviceReport("device-in-g2", "g1", "moved", 1003, true), writer...).expect(t, 202, nil)
 	testenv.WaitFor(t, "the device moved by g2's writer", 30*time.Second, func() bool { return inGroup("device-in-g2", "g1", "moved") })
+}
+
+// TestDamagedProjectionAnswers503 (finding 2): a table of the projection
+// written into while the manager serves makes the next read answer 503 in
+// JSON, not "does not exist" (what Badger reads of a damaged block), and
+// the projection is rebuilt from the log and served again.
+func TestDamagedProjectionAnswers503(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	dir := t.TempDir()
+	m := launch(t, b.Addr(), dir, manager.Auth{})
+	api := m.URL + "/api/v2"
+	for i := range 50 {
+		call(t, "POST", api+"/apps/app"+strconv.Itoa(i), map[string]any{"docker_image": "nginx"}).expect(t, http.StatusOK, nil)
+	}
+	m.Stop() // closing the store writes its tables
+	api = launch(t, b.Addr(), dir, manager.Auth{}).URL + "/api/v2"
+	call(t, "GET", api+"/apps/app7", nil).expect(t, http.StatusOK, nil)
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table file to damage")
+	}
+	for _, table := range tables {
+		f, err := os.OpenFile(table, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		junk := make([]byte, min(16<<10, fi.Size()/2))
+		_, _ = rand.Read(junk)
+		_, err = f.WriteAt(junk, fi.Size()/4)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := call(t, "GET", api+"/apps/app7", nil)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("a read of a damaged projection: %d %s, want 503", r.status, r.raw)
+	}
+	testenv.WaitFor(t, "the rebuild", 60*time.Second, func() bool {
+		return call(t, "GET", api+"/apps/app7", nil).status == http.StatusOK
+	})
+	if apps := call(t, "GET", api+"/apps", nil); !strings.Contains(string(apps.raw), `"app49"`) {
+		t.Fatalf("after the rebuild: %s", apps.raw)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/nebula-orchestrator/nebula-go/internal/badgerdir"
 )
 
 // A rebuild made aside. When a serving manager must rebuild its projection
@@ -31,6 +32,9 @@ import (
 type dbRef struct {
 	db     *badger.DB
 	active atomic.Int64
+	// watch finds tables changed on disk while the database is open (nil
+	// in memory).
+	watch *badgerdir.Watch
 }
 
 // generationFile holds a store's generation: written once a store built
@@ -43,21 +47,47 @@ func (s *Store) db() *badger.DB { return s.cur.Load().db }
 
 // use runs fn with the database, which is not closed while fn runs.
 func (s *Store) use(fn func(db *badger.DB) error) error {
+	r := s.acquire()
+	defer r.active.Add(-1)
+	return fn(r.db)
+}
+
+// acquire returns the database in use, counted as read until the caller
+// does r.active.Add(-1).
+func (s *Store) acquire() *dbRef {
 	for {
 		r := s.cur.Load()
 		r.active.Add(1)
-		if s.cur.Load() != r { // swapped meanwhile: use the new one
-			r.active.Add(-1)
-			continue
+		if s.cur.Load() == r {
+			return r
 		}
-		defer r.active.Add(-1)
-		return fn(r.db)
+		r.active.Add(-1) // swapped meanwhile: use the new one
 	}
 }
 
-// view is db.View through use.
+// view is db.View through use, for the store's own reads (its metadata:
+// a damaged store must still say what it was built from, to be rebuilt).
 func (s *Store) view(fn func(txn *badger.Txn) error) error {
 	return s.use(func(db *badger.DB) error { return db.View(fn) })
+}
+
+// checkedView is view for the reads whose answers are served. A read
+// that finds a table of the store changed on disk and damaged (Badger
+// answers a damaged block as a missing key, with no error) returns
+// ErrDamaged instead of what it read, and the store is marked damaged:
+// the projector stops serving and rebuilds it.
+func (s *Store) checkedView(fn func(txn *badger.Txn) error) error {
+	r := s.acquire()
+	defer r.active.Add(-1)
+	err := r.db.View(fn)
+	if r.watch != nil {
+		if derr := r.watch.Check(); derr != nil {
+			derr = fmt.Errorf("%w: %w", ErrDamaged, derr)
+			s.markDamaged(derr)
+			return derr
+		}
+	}
+	return err
 }
 
 // canRebuildAside says whether the store lives on disk (a store in memory
@@ -88,7 +118,7 @@ func (s *Store) openAside() (*Store, error) {
 
 // discard closes and deletes a store built aside that will not be used.
 func (side *Store) discard() {
-	_ = side.db().Close()
+	_ = side.Close()
 	_ = os.RemoveAll(side.dir)
 }
 
@@ -116,6 +146,9 @@ func (s *Store) swapIn(side *Store) error {
 		time.Sleep(time.Millisecond)
 	}
 	err := old.db.Close()
+	if old.watch != nil {
+		old.watch.Close()
+	}
 	if rerr := os.RemoveAll(oldDir); err == nil {
 		err = rerr
 	}

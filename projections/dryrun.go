@@ -96,7 +96,7 @@ func (s *Store) DryRun(env events.Envelope, fn func(res Result, r Reader) error)
 	if err != nil {
 		return err
 	}
-	return s.view(func(txn *badger.Txn) error {
+	return s.checkedView(func(txn *badger.Txn) error {
 		o := newOverlay(badgerKV{txn}, 0)
 		res, err := Apply(o, events.Record{Offset: s.Applied() + 1, Value: b, CommandID: env.CommandID})
 		if err != nil {

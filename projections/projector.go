@@ -71,7 +71,12 @@ func (p *Projector) Ready() <-chan struct{} { return p.ready }
 // restored under it), as it was when the rebuild began. A projection
 // being rebuilt holds an old state of the log, a group without the apps
 // added to it since, say: devices served from it would undo changes.
-func (p *Projector) Serving() bool { return p.serving.Load() }
+func (p *Projector) Serving() bool {
+	if d, _ := p.store.damage(); d != nil {
+		return false // until the rebuild, which begins at once
+	}
+	return p.serving.Load()
+}
 
 // Rebuilds counts the rebuilds that began while running (each after
 // Serving went false, before the store empties): an answer read while

@@ -103,7 +103,11 @@ func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
 	s := &Store{logger: logger, changed: make(chan struct{}), damagedCh: make(chan struct{}), base: base, dir: dir, gen: gen, tweak: tweak, opts: opts}
-	s.cur.Store(&dbRef{db: db})
+	ref := &dbRef{db: db}
+	if !opts.InMemory {
+		ref.watch = badgerdir.NewWatch(db, opts)
+	}
+	s.cur.Store(ref)
 	err = db.View(func(txn *badger.Txn) error {
 		b, found, err := badgerKV{txn}.Get(keyApplied)
 		s.applied = -1
@@ -122,7 +126,11 @@ func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.
 // Close closes the database. Waiters are released with an error.
 func (s *Store) Close() error {
 	s.Fail(errors.New("projection store closed"))
-	return s.db().Close()
+	r := s.cur.Load()
+	if r.watch != nil {
+		r.watch.Close()
+	}
+	return r.db.Close()
 }
 
 // OnCommit registers fn, called after each commit with the results of the
@@ -231,6 +239,9 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	if err := s.db().DropAll(); err != nil {
 		return fmt.Errorf("reset projection: %w", err)
 	}
+	if w := s.cur.Load().watch; w != nil {
+		w.Forget() // the damaged tables are gone
+	}
 	err := s.db().Update(func(txn *badger.Txn) error {
 		kv := badgerKV{txn}
 		if err := putDoc(kv, keyIdentity, id); err != nil {
@@ -333,7 +344,7 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 
 // View runs fn with a consistent read-only view of the projection.
 func (s *Store) View(fn func(r Reader) error) error {
-	return s.view(func(txn *badger.Txn) error { return fn(Reader{badgerKV{txn}}) })
+	return s.checkedView(func(txn *badger.Txn) error { return fn(Reader{badgerKV{txn}}) })
 }
 
 // Reader reads the projection inside View.

@@ -480,42 +480,84 @@ func TestDamagedTablesAreSetAsideAndRebuilt(t *testing.T) {
 }
 
 // TestDamageFoundWhileRunningIsRebuilt (finding 2 of issue 22): damage to
-// a table while the manager runs is found by Verify (Badger answers a read
-// of a damaged block as if the key were missing, with no error); the
-// projector then stops serving, rebuilds from the log and serves the whole
-// projection again.
+// a table while the manager runs (Badger answers a read of a damaged block
+// as if the key were missing, with no error) is found by the next read,
+// which returns ErrDamaged instead of what it read, when the file was
+// changed (written into, truncated), and by Verify otherwise (the disk
+// flipped bits: Verify runs periodically); the projector then stops
+// serving, rebuilds from the log and serves the whole projection again.
 func TestDamageFoundWhileRunningIsRebuilt(t *testing.T) {
 	b := testenv.StartBroker(t, "")
 	l := openLog(t, b.Addr())
 	last := appendApps(t, l, "app", 300)
-	dir := filepath.Join(t.TempDir(), "projection")
-	tableOf(t, dir, l, last)
-	s := openStore(t, dir)
-	p, _, _ := runHeldProjector(t, s, l, false)
-	<-p.Ready()
-	if err := s.Verify(); err != nil {
-		t.Fatalf("a sound store: %v", err)
+	for _, tc := range []struct {
+		name   string
+		damage func(path string) error
+		find   func(s *Store) error
+	}{
+		{"written into, found by a read", writeJunk, readAllApps},
+		{"truncated, found by a read", func(path string) error {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(path, fi.Size()-1)
+		}, readAllApps},
+		{"written into, found by Verify", writeJunk, func(s *Store) error { return s.Verify() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "projection")
+			tableOf(t, dir, l, last)
+			s := openStore(t, dir)
+			p, _, _ := runHeldProjector(t, s, l, false)
+			<-p.Ready()
+			if err := s.Verify(); err != nil {
+				t.Fatalf("a sound store: %v", err)
+			}
+			if err := readAllApps(s); err != nil {
+				t.Fatalf("a sound store: %v", err)
+			}
+			// The table as the open store holds it (opening may have rewritten it).
+			tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+			if len(tables) == 0 {
+				t.Fatal("no table file to damage")
+			}
+			if err := tc.damage(tables[0]); err != nil {
+				t.Fatal(err)
+			}
+			rebuilds := p.Rebuilds()
+			if err := tc.find(s); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("on a damaged store: %v, want ErrDamaged", err)
+			}
+			testenv.WaitFor(t, "the rebuild", 30*time.Second, func() bool { return p.Rebuilds() > rebuilds && p.Serving() })
+			if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Verify(); err != nil {
+				t.Fatalf("the rebuilt store: %v", err)
+			}
+			if err := readAllApps(s); err != nil {
+				t.Fatalf("the rebuilt store: %v", err)
+			}
+			expectApps(t, s, last, 300)
+		})
 	}
-	// The table as the open store holds it (opening may have rewritten it).
-	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table file to damage")
-	}
-	if err := writeJunk(tables[0]); err != nil {
-		t.Fatal(err)
-	}
-	rebuilds := p.Rebuilds()
-	if err := s.Verify(); !errors.Is(err, ErrDamaged) {
-		t.Fatalf("Verify of a damaged store: %v", err)
-	}
-	testenv.WaitFor(t, "the rebuild", 30*time.Second, func() bool { return p.Rebuilds() > rebuilds && p.Serving() })
-	if err := s.WaitFor(testenv.Context(t, 30*time.Second), last); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Verify(); err != nil {
-		t.Fatalf("the rebuilt store: %v", err)
-	}
-	expectApps(t, s, last, 300)
+}
+
+// readAllApps reads every app of the store by name.
+func readAllApps(s *Store) error {
+	return s.View(func(r Reader) error {
+		names, err := r.Names(events.KindApp)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if _, _, err := r.App(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // TestRebuildAside (issue 17): a serving projection whose log is wiped is

@@ -116,7 +116,7 @@ func Damaged(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, y.ErrChecksumMismatch) {
+	if errors.Is(err, y.ErrChecksumMismatch) || errors.As(err, new(damagedError)) {
 		return true
 	}
 	msg := strings.ToLower(err.Error())

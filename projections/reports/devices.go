@@ -138,7 +138,7 @@ func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 	if q.Group != "" {
 		prefix = groupDeviceKey(q.Group, "")
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: q.Group == ""})
 		defer it.Close()
 		seek := append(append([]byte(nil), prefix...), q.After...)
@@ -174,7 +174,7 @@ func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 func (s *Store) DeviceCount(group string) (int, error) {
 	n := 0
 	prefix := groupDeviceKey(group, "")
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

@@ -71,7 +71,11 @@ type Device struct {
 // Nebula 2.7's mongo_report_ttl), with the topic offsets in the same
 // transactions: exactly once per record, whatever restarts.
 type Store struct {
-	db     *badger.DB
+	db *badger.DB
+	// watch finds tables changed on disk while the store is open (nil in
+	// memory): reads then answer ErrDamaged, and Follow rebuilds the store
+	// from the device events topic.
+	watch  *badgerdir.Watch
 	ttl    time.Duration
 	logger *slog.Logger
 	folded atomic.Int64
@@ -104,6 +108,9 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
 	s := &Store{db: db, ttl: ttl, logger: logger}
+	if dir != "" {
+		s.watch = badgerdir.NewWatch(db, opts)
+	}
 	s.behind.Store(-1)
 	s.lag.Store(-1)
 	s.LagEvery = 10 * time.Second
@@ -115,7 +122,71 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.watch != nil {
+		s.watch.Close()
+	}
+	return s.db.Close()
+}
+
+// ErrDamaged: a table of the store was changed on disk and its blocks do
+// not match their checksums; Follow rebuilds the store from the device
+// events topic.
+var ErrDamaged = errors.New("the report store's files are damaged")
+
+// damage says whether the store's files were found damaged.
+func (s *Store) damage() error {
+	if s.watch == nil {
+		return nil
+	}
+	if err := s.watch.Check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	return nil
+}
+
+// view is db.View for the reads whose answers are served: one that finds
+// the store damaged (Badger reads a damaged block as a missing key, with
+// no error) returns ErrDamaged instead of what it read.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	err := s.db.View(fn)
+	if derr := s.damage(); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// cancelOnDamage calls cancel when the store is found damaged (checked
+// every second), so that an idle Follow rebuilds it at once.
+func (s *Store) cancelOnDamage(ctx context.Context, cancel func()) {
+	if s.watch == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.damage() != nil {
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// rebuild empties a damaged store, to fold the device events topic again
+// from its start.
+func (s *Store) rebuild(cause error) error {
+	s.logger.Error("the report store is damaged; rebuilding it from the device events topic", "err", cause)
+	if err := s.db.DropAll(); err != nil {
+		return fmt.Errorf("empty the damaged report store: %w", err)
+	}
+	s.watch.Forget()
+	return errors.Join(s.indexDevices(), s.indexHostnames())
+}
 
 // Folded counts the reports this process stored.
 func (s *Store) Folded() int64 { return s.folded.Load() }
@@ -303,7 +374,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 // Device returns the inventory's entry of a device, found=false if the
 // store does not know it.
 func (s *Store) Device(id string) (d Device, found bool, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		d, found, err = s.device(txn, id)
 		return err
 	})
@@ -381,7 +452,7 @@ type Query struct {
 // index (the hostname's, the more selective, when both are given).
 func (s *Store) Reports(q Query, allowed func(group string) bool) ([]StoredReport, error) {
 	var out []StoredReport
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		prefix, viaIndex := prefixReport, true
 		switch {
 		case q.Hostname != nil:
@@ -483,8 +554,12 @@ func Follow[R Reader](ctx context.Context, s *Store, open func(from map[int32]in
 			lctx, stopLag := context.WithCancel(ctx)
 			defer stopLag()
 			go s.watchLag(lctx, r)
+			go s.cancelOnDamage(lctx, stopLag)
 			for {
-				recs, err := r.Fetch(ctx)
+				if err := s.damage(); err != nil {
+					return err
+				}
+				recs, err := r.Fetch(lctx)
 				if err != nil {
 					return err
 				}
@@ -497,6 +572,11 @@ func Follow[R Reader](ctx context.Context, s *Store, open func(from map[int32]in
 		}()
 		if ctx.Err() != nil {
 			return
+		}
+		if derr := s.damage(); derr != nil {
+			if err = s.rebuild(derr); err == nil {
+				continue
+			}
 		}
 		s.logger.Warn("device events unavailable; retrying", "err", err, "in", backoff)
 		select {

@@ -1,0 +1,121 @@
+package reports_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
+)
+
+// TestDamagedReportStoreIsRebuilt (finding 2 of issue 22, for the report
+// store): a table written into while the store is open makes the next read
+// answer ErrDamaged (Badger reads a damaged block as a missing key, with no
+// error), and Follow, idle, rebuilds the store from the device events
+// topic at once.
+func TestDamagedReportStoreIsRebuilt(t *testing.T) {
+	const devices = 300
+	b := testenv.StartBroker(t, t.TempDir())
+	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
+	topic := "device-events-damage"
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := kafkalog.EnsureTopic(ctx, cfg, topic, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 3 * devices {
+		device := fmt.Sprintf("device-%04d", i%devices)
+		v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", i), DeviceID: device, DeviceGroup: "edge",
+			Time: time.Now(), Report: &events.Report{DeviceID: device, DeviceGroup: "edge", Hostname: "h", ReportCreationTime: 1764000000, AppliedVersion: 1}})
+		recs = append(recs, &kgo.Record{Key: []byte(device), Value: v})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	follow := func(s *reports.Store) (stop func()) {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			reports.Follow(fctx, s, func(from map[int32]int64) (*kafkalog.TopicReader, error) {
+				return kafkalog.NewTopicReader(fctx, cfg, topic, from)
+			})
+		}()
+		return func() { cancel(); <-done }
+	}
+	count := func(s *reports.Store) (int, error) { return s.DeviceCount("edge") }
+
+	dir := t.TempDir()
+	s, err := reports.Open(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := follow(s)
+	testenv.WaitFor(t, "the events folded", 30*time.Second, func() bool { n, _ := count(s); return n == devices })
+	stop()
+	s.Close() // writes the tables
+
+	var logs testenv.LogBuffer
+	s, err = reports.Open(dir, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop = follow(s)
+	defer stop()
+	testenv.WaitFor(t, "the reopened store caught up", 30*time.Second, func() bool { c, _ := s.CatchingUp(); return !c })
+	if n, err := count(s); n != devices || err != nil {
+		t.Fatalf("a sound store: %d devices, %v", n, err)
+	}
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table file to damage")
+	}
+	for _, table := range tables {
+		if err := writeJunk(table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := count(s); !errors.Is(err, reports.ErrDamaged) {
+		t.Fatalf("a damaged store: %d devices, %v; want ErrDamaged", n, err)
+	}
+	testenv.WaitFor(t, "the rebuild", 30*time.Second, func() bool { n, err := count(s); return err == nil && n == devices })
+	if !strings.Contains(logs.String(), "rebuilding it from the device events topic") {
+		t.Fatalf("the rebuild was not logged:\n%s", logs.String())
+	}
+}
+
+// writeJunk writes 16 KiB of random bytes into the middle of a file.
+func writeJunk(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	junk := make([]byte, min(16<<10, fi.Size()/2))
+	_, _ = rand.Read(junk)
+	_, err = f.WriteAt(junk, fi.Size()/4)
+	return err
+}
