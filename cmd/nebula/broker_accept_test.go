@@ -133,19 +133,21 @@ func TestBrokerWithCredentials(t *testing.T) {
 	}
 }
 
-// TestForgedRecordsAreNotServed (finding 6): with --record-key, records
-// appended straight to the broker (what kcat could do, claiming the local
-// admin as actor) make no user: the manager serves nothing of them, and
+// TestForgedRecordsAreNotServed (finding 6): records appended straight to
+// the broker (what kcat could do, claiming the local admin as actor) make
+// no user: `nebula dev`, given no record key, makes one at its first run
+// and signs with it; the manager serves nothing of the forged records, and
 // the audit shows them rejected as unsigned. The manager's own changes,
-// exported, keep their signatures.
+// exported, keep their signatures; a replay of the signed log needs the
+// key.
 func TestForgedRecordsAreNotServed(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := dir + "/record.key"
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	p := testenv.Start(t, nil, "dev", "--data-dir", dir+"/data", "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--worker=false")
+	p.WaitLine(t, regexp.MustCompile(`made the record key .*record\.key`), 30*time.Second)
+	keyFile := dir + "/data/record.key"
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the record key: %v %v", fi, err)
 	}
-	p := testenv.Start(t, nil, "dev", "--data-dir", dir+"/data", "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--worker=false",
-		"--record-key", keyFile)
 	kafka := p.WaitLine(t, devBroker, 30*time.Second)[1]
 	api := p.WaitLine(t, devAPI, 60*time.Second)[1]
 	p.WaitLine(t, devReady, 60*time.Second)
@@ -200,6 +202,15 @@ func TestForgedRecordsAreNotServed(t *testing.T) {
 	var first exportLine
 	if err := json.Unmarshal([]byte(strings.SplitN(string(out), "\n", 2)[0]), &first); err != nil || !strings.Contains(first.Signature, ":") {
 		t.Fatalf("the first exported record has no signature: %v %+v", err, first)
+	}
+	// A replay needs the key (or says it counts every record).
+	rp := exec.Command(testenv.Binary(t), "replay", "--kafka-brokers", kafka, "--to", "1000", "--data-dir", t.TempDir())
+	if out, err := rp.CombinedOutput(); rp.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "is signed") {
+		t.Fatalf("replay of a signed log without the key: %v %s", err, out)
+	}
+	rp = exec.Command(testenv.Binary(t), "replay", "--kafka-brokers", kafka, "--to", "1000", "--data-dir", t.TempDir(), "--record-key", keyFile)
+	if out, err := rp.CombinedOutput(); err != nil {
+		t.Fatalf("replay with the key: %v %s", err, out)
 	}
 }
 

@@ -93,7 +93,7 @@ func TestContainers(t *testing.T) {
 	run("kafka", broker, image, "kafka", "--listen", broker+":9092", "--data-dir", "/data")
 	token := "containers-admin-token"
 	for i, ip := range []string{subnet + ".11", subnet + ".12"} {
-		run(fmt.Sprintf("manager%d", i+1), ip, "-e", "AUTH_TOKEN="+token, image, "manager", "--kafka-brokers", broker+":9092",
+		run(fmt.Sprintf("manager%d", i+1), ip, "-e", "AUTH_TOKEN="+token, "-e", "NEBULA_RECORD_KEY_SEED="+testenv.RecordKeySeed(), image, "manager", "--kafka-brokers", broker+":9092",
 			"--listen", ":80", "--data-dir", "/data")
 	}
 	run("reporter", subnet+".13", image, "reporter", "--kafka-brokers", broker+":9092")

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
-
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 	"github.com/nebula-orchestrator/nebula-go/internal/broker"
 	"github.com/nebula-orchestrator/nebula-go/worker"
 )
@@ -49,6 +49,16 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	pullPolicy, err := worker.ParsePullPolicy(pull)
 	if err != nil {
 		return usageError{err}
+	}
+	if m.recordKey == "" && m.recordSeed == "" && !m.unsigned {
+		// No record key given: one kept in the data directory, made at
+		// the first run (a second manager of this log needs a copy).
+		m.recordKey = filepath.Join(m.dataDir, "record.key")
+		if _, created, err := signing.EnsureKey(m.recordKey); err != nil {
+			return err
+		} else if created {
+			fmt.Fprintf(stdout, "nebula dev: made the record key %s: records are signed with it (give a copy to any other manager of this log)\n", m.recordKey)
+		}
 	}
 	if err := m.validate(); err != nil {
 		return usageError{err}

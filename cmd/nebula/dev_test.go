@@ -172,7 +172,7 @@ func TestManagerNeedsBrokers(t *testing.T) {
 	var out, errb strings.Builder
 	t.Setenv("NEBULA_KAFKA_BROKERS", "")
 	t.Setenv("KAFKA_BOOTSTRAP_SERVERS", "")
-	code := run([]string{"manager", "--listen", "127.0.0.1:0"}, &out, &errb)
+	code := run([]string{"manager", "--listen", "127.0.0.1:0", "--unsigned-records"}, &out, &errb)
 	if code != exitUsage || !strings.Contains(errb.String(), "--kafka-brokers") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/chain"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/events/signing"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
@@ -137,11 +139,20 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	addLocalKafkaFlags(f, &k)
 	f.String(&to, "to", "", "offset or RFC 3339 time (required)")
 	f.String(&dir, "data-dir", "", "directory of the rebuilt projection (required; not a running manager's)")
+	var keyFile, trusted string
+	var unsigned bool
+	f.String(&keyFile, "record-key", "", "the managers' record key file: records it did not sign are rejected, as the managers reject them", "NEBULA_RECORD_KEY")
+	f.String(&trusted, "record-trusted-keys", "", "or the managers' trusted public keys (hex, comma-separated; `nebula record-key public FILE`)", "NEBULA_RECORD_TRUSTED_KEYS")
+	f.Bool(&unsigned, "unsigned-records", false, "fold a signed log without checking signatures (forged records count)")
 	if err := f.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if to == "" || dir == "" {
 		return usageError{fmt.Errorf("--to and --data-dir are required")}
+	}
+	trust, err := replayTrust(keyFile, trusted)
+	if err != nil {
+		return usageError{err}
 	}
 	l, end, err := openLog(ctx, k)
 	if err != nil {
@@ -164,6 +175,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
+	store.SetTrust(trust)
 	if err := store.Reset(id); err != nil {
 		return err
 	}
@@ -181,6 +193,11 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	}
 	err = l.Scan(ctx, 0, func(rec events.Record) bool {
 		if rec.Offset > last {
+			return false
+		}
+		if trust == nil && !unsigned && len(rec.Signature) > 0 {
+			failed = usageError{fmt.Errorf("the record at offset %d is signed: give the managers' --record-key or --record-trusted-keys, "+
+				"so that the replay rejects what they reject (or --unsigned-records to count every record)", rec.Offset)}
 			return false
 		}
 		if !at.IsZero() {
@@ -204,6 +221,25 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	}
 	fmt.Fprintf(stdout, "nebula replay: projection as of offset %d in %s/projection\n", store.Applied(), dir)
 	return nil
+}
+
+// replayTrust is the trust the flags give (nil: none).
+func replayTrust(keyFile, trusted string) (*signing.Trust, error) {
+	keys, err := signing.ParsePublicKeys(trusted)
+	if err != nil {
+		return nil, err
+	}
+	if keyFile != "" {
+		key, err := signing.LoadKey(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key.Public().(ed25519.PublicKey))
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return signing.NewTrust(keys...), nil
 }
 
 // addLocalKafkaFlags are the Kafka flags of the offline tools (export,

@@ -67,7 +67,7 @@ func TestExportAndReplay(t *testing.T) {
 	}
 
 	out := t.TempDir()
-	rp := exec.Command(testenv.Binary(t), "replay", "--kafka-brokers", kafka, "--to", "0", "--data-dir", out)
+	rp := exec.Command(testenv.Binary(t), "replay", "--kafka-brokers", kafka, "--to", "0", "--data-dir", out, "--record-key", dir+"/record.key")
 	if b, err := rp.CombinedOutput(); err != nil || !strings.Contains(string(b), "as of offset 0") {
 		t.Fatalf("replay: %v %s", err, b)
 	}

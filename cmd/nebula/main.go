@@ -35,6 +35,7 @@ func subcommands() []command {
 		{"reporter", "run the reporter: device reports in, device events out (watermill consumer group)", runReporter},
 		{"events", "the event history (via the manager); events export | events import | events verify (from Kafka)", runEvents},
 		{"replay", "rebuild a projection as of an offset or a time (forensics)", runReplay},
+		{"record-key", "record-key new FILE | public FILE: the key managers sign the event log's records with", runRecordKey},
 		{"sim", "simulated devices (the real worker, an in-memory engine) against a manager", runSim},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
 			_, err := fmt.Fprintln(w, "nebula", version)

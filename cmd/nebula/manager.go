@@ -31,6 +31,8 @@ type managerSettings struct {
 	maxConnections  int
 	recordKey       string // file of the ed25519 seed records are signed with
 	trustedKeys     string // more public keys whose records the fold accepts
+	recordSeed      string // or the seed itself, in hex
+	unsigned        bool   // run without a record key, knowingly
 	kafka           kafkalog.Config
 	cacheTime       time.Duration
 	cacheMaxSize    int
@@ -60,6 +62,8 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.cacheTime, "cache-time", manager.DefaultCacheTime, "how long a device group's /info is served from memory; 0 turns the cache off", "NEBULA_CACHE_TIME", "CACHE_TIME")
 	f.String(&m.recordKey, "record-key", "", "file of an ed25519 seed (64 hex digits), the same on every manager of the cluster: "+
 		"records are signed with it and the fold rejects records no trusted key signed (without it, whoever can write the event topic is admin)", "NEBULA_RECORD_KEY")
+	f.String(&m.recordSeed, "record-key-seed", "", "the record key itself (64 hex digits) instead of --record-key's file, for containers (prefer the environment variable)", "NEBULA_RECORD_KEY_SEED")
+	f.Bool(&m.unsigned, "unsigned-records", false, "run without --record-key: records are not signed and whoever can write the event topic can make any change, users included", "NEBULA_UNSIGNED_RECORDS")
 	f.String(&m.trustedKeys, "record-trusted-keys", "", "more ed25519 public keys (hex, comma-separated) whose signed records are accepted: the old key while keys are rotated", "NEBULA_RECORD_TRUSTED_KEYS")
 	f.String(&m.checkpointKey, "checkpoint-key", "", "file of an ed25519 seed (64 hex digits): sign checkpoints of the log's hash chain", "NEBULA_CHECKPOINT_KEY")
 	f.String(&m.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this host:port (off when empty)", "NEBULA_DEBUG_LISTEN")
@@ -83,7 +87,25 @@ func (m *managerSettings) validate() error {
 	if _, err := signing.ParsePublicKeys(m.trustedKeys); err != nil {
 		return err
 	}
-	if m.trustedKeys != "" && m.recordKey == "" {
+	keys := 0
+	for _, set := range []bool{m.recordKey != "", m.recordSeed != "", m.unsigned} {
+		if set {
+			keys++
+		}
+	}
+	if keys > 1 {
+		return errors.New("--record-key, --record-key-seed and --unsigned-records: choose one")
+	}
+	if m.recordSeed != "" {
+		if _, err := signing.ParseSeed(m.recordSeed); err != nil {
+			return fmt.Errorf("--record-key-seed: %w", err)
+		}
+	}
+	if keys == 0 {
+		return errors.New("records must be signed, or whoever can write the event topic is admin: give every manager of the cluster " +
+			"the same --record-key (make one with `nebula record-key new FILE`), or run with --unsigned-records to accept that risk")
+	}
+	if m.trustedKeys != "" && m.unsigned {
 		return errors.New("--record-trusted-keys needs --record-key: a manager that checks signatures signs its own records")
 	}
 	if m.checkpointEvery <= 0 {
@@ -167,6 +189,14 @@ func poisonedReports(cfg kafkalog.Config, names reporter.Names) manager.Poisoned
 	}
 }
 
+// signingKey is the record key the settings give (validated).
+func (m *managerSettings) signingKey() (ed25519.PrivateKey, error) {
+	if m.recordSeed != "" {
+		return signing.ParseSeed(m.recordSeed)
+	}
+	return signing.LoadKey(m.recordKey)
+}
+
 // serveManager opens the event log and the projection, keeps the
 // projection folded, and serves the API until ctx ends.
 func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logger *slog.Logger) error {
@@ -185,8 +215,8 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	m.kafka.Logger = logger.With("component", "kafka")
 	m.kafka.ClientID = "nebula-manager"
 	var trust *signing.Trust
-	if m.recordKey != "" {
-		key, err := signing.LoadKey(m.recordKey)
+	if !m.unsigned {
+		key, err := m.signingKey()
 		if err != nil {
 			return err
 		}
@@ -196,7 +226,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 		m.kafka.Sign = signer.Sign
 		logger.Info("records are signed; the fold rejects records no trusted key signed", "key_id", signing.KeyID(signer.Public()), "trusted", trust.Fingerprint())
 	} else {
-		logger.Warn("records are not signed (--record-key): whoever can write the event topic can make any change; keep the broker's ACLs tight (deploy/kafka/README.md)")
+		logger.Warn("records are not signed (--unsigned-records): whoever can write the event topic can make any change; keep the broker's ACLs tight (deploy/kafka/README.md)")
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	log, err := kafkalog.Open(openCtx, m.kafka)

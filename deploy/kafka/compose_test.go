@@ -30,7 +30,7 @@ func composeConfig(t *testing.T, token string, files ...string) (string, error) 
 		args = append(args, "-f", f)
 	}
 	cmd := exec.Command(bin, append(args, "config")...)
-	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN="+token)
+	cmd.Env = append(os.Environ(), "NEBULA_AUTH_TOKEN="+token, "NEBULA_RECORD_KEY_SEED="+testenv.RecordKeySeed())
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -52,7 +52,7 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, cfg)
 	}
-	requireAll(t, "resolved compose config", cfg, "KAFKA_DEFAULT_REPLICATION_FACTOR: 3", "KAFKA_MIN_INSYNC_REPLICAS: 2",
+	requireAll(t, "resolved compose config", cfg, "NEBULA_RECORD_KEY_SEED: "+testenv.RecordKeySeed(), "KAFKA_DEFAULT_REPLICATION_FACTOR: 3", "KAFKA_MIN_INSYNC_REPLICAS: 2",
 		`KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE: "false"`, "kafka1:", "kafka2:", "kafka3:")
 }
 

@@ -15,10 +15,14 @@ package signing
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -104,9 +108,18 @@ func LoadKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record key: %w", err)
 	}
-	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	key, err := ParseSeed(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("record key %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// ParseSeed reads an ed25519 private key from its 32-byte seed in hex.
+func ParseSeed(s string) (ed25519.PrivateKey, error) {
+	seed, err := hex.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("record key %s: want the 32-byte ed25519 seed in hex (64 hex digits)", path)
+		return nil, errors.New("want the 32-byte ed25519 seed in hex (64 hex digits)")
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
 }
@@ -126,4 +139,41 @@ func ParsePublicKeys(list string) ([]ed25519.PublicKey, error) {
 		keys = append(keys, b)
 	}
 	return keys, nil
+}
+
+// CreateKey writes a new ed25519 seed, in hex, to path (which must not
+// exist; its directory is made), readable by its owner only, and returns
+// the key.
+func CreateKey(path string) (ed25519.PrivateKey, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("record key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("record key: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%x\n", seed)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("record key %s: %w", path, err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// EnsureKey loads the key in path, or creates it there when there is no
+// file; created says which.
+func EnsureKey(path string) (key ed25519.PrivateKey, created bool, err error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		key, err := CreateKey(path)
+		return key, err == nil, err
+	}
+	key, err = LoadKey(path)
+	return key, false, err
 }

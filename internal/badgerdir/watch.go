@@ -105,6 +105,24 @@ func (w *Watch) recheck(path string) error {
 	return nil
 }
 
+// VerifyAll verifies every table of the store from its file, for the
+// damage the file system does not see (bits flipped by the disk): found,
+// it is the store's damage (Check returns it from then on).
+func (w *Watch) VerifyAll() error {
+	for _, t := range w.db.Tables() {
+		path := table.NewFilename(t.ID, w.opts.Dir)
+		if err := verifyTable(path, w.opts); err != nil && w.live(path) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.damage == nil {
+				w.damage = fmt.Errorf("table %s: %w", filepath.Base(path), markChecksum(err))
+			}
+			return w.damage
+		}
+	}
+	return nil
+}
+
 // live says whether the table in path is one of the store's levels.
 func (w *Watch) live(path string) bool {
 	for _, t := range w.db.Tables() {

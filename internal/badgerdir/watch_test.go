@@ -65,6 +65,19 @@ func TestWatch(t *testing.T) {
 	if err == nil || !badgerdir.Damaged(err) {
 		t.Fatalf("a table written into: %v, want damage", err)
 	}
+	// Damage the file system did not show (a watch that began after it,
+	// as bits flipped by the disk would be): VerifyAll finds it.
+	unseen := badgerdir.NewWatch(db, opts)
+	defer unseen.Close()
+	if err := unseen.Check(); err != nil {
+		t.Fatalf("a watch begun after the damage saw it: %v", err)
+	}
+	if err := unseen.VerifyAll(); err == nil || !badgerdir.Damaged(err) {
+		t.Fatalf("VerifyAll of a damaged table: %v", err)
+	}
+	if err := unseen.Check(); err == nil {
+		t.Fatal("Check after VerifyAll found damage: nil")
+	}
 	w.Forget() // the store would be emptied first; here the damage is still there, found again at the next change only
 	if err := w.Check(); err != nil {
 		t.Fatalf("after Forget: %v", err)

@@ -156,19 +156,29 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 	return err
 }
 
+// VerifyEvery is how often Follow reads every table of the store from
+// its files, for damage the file system does not see.
+const VerifyEvery = 10 * time.Minute
+
 // cancelOnDamage calls cancel when the store is found damaged (checked
-// every second), so that an idle Follow rebuilds it at once.
+// every second, and every VerifyEvery from the files), so that an idle
+// Follow rebuilds it at once.
 func (s *Store) cancelOnDamage(ctx context.Context, cancel func()) {
 	if s.watch == nil {
 		return
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	verified := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if now.Sub(verified) >= VerifyEvery {
+				verified = now
+				_ = s.watch.VerifyAll() // found, it is what damage returns
+			}
 			if s.damage() != nil {
 				cancel()
 				return

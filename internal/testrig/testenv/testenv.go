@@ -7,6 +7,8 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,10 +117,24 @@ type Process struct {
 }
 
 // Start runs `nebula args...`, stops it (SIGTERM, then SIGKILL) when the
-// test ends, and keeps its combined output for failure messages.
+// test ends, and keeps its combined output for failure messages. A
+// manager gets RecordKeySeed as its record key unless env gives one (or
+// NEBULA_UNSIGNED_RECORDS).
 func Start(t testing.TB, env []string, args ...string) *Process {
 	t.Helper()
+	if len(args) > 0 && args[0] == "manager" && !slices.ContainsFunc(env, func(e string) bool {
+		return strings.HasPrefix(e, "NEBULA_RECORD_KEY") || strings.HasPrefix(e, "NEBULA_UNSIGNED_RECORDS=")
+	}) {
+		env = append(slices.Clip(env), "NEBULA_RECORD_KEY_SEED="+RecordKeySeed())
+	}
 	return StartProgram(t, Binary(t), env, nil, args...)
+}
+
+// RecordKeySeed is the tests' record key (the same in every test, so that
+// the managers of one test agree), in hex.
+func RecordKeySeed() string {
+	seed := sha256.Sum256([]byte("nebula test record key"))
+	return hex.EncodeToString(seed[:])
 }
 
 // StartProgram is Start for any program; onLine, when set, is called with
