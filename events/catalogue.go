@@ -25,6 +25,8 @@ const (
 	DeviceGroupPatched  Type = "device_group.patched"
 	DeviceGroupDeleted  Type = "device_group.deleted"
 	DeviceGroupPruned   Type = "device_group.pruned"
+	// RolloutDecided is a decision on a group's rollout (docs/rollouts.md).
+	RolloutDecided Type = "device_group.rollout_decided"
 
 	FleetPruned Type = "fleet.pruned"
 
@@ -73,6 +75,7 @@ var catalogue = map[Type]entry{
 	DeviceGroupPatched:  {KindDeviceGroup, 1, func() Payload { return &DeviceGroupPatchedV{} }, nil},
 	DeviceGroupDeleted:  {KindDeviceGroup, 1, func() Payload { return &DeviceGroupDeletedV{} }, nil},
 	DeviceGroupPruned:   {KindDeviceGroup, 1, func() Payload { return &DeviceGroupPrunedV{} }, nil},
+	RolloutDecided:      {KindDeviceGroup, 1, func() Payload { return &RolloutDecidedV{} }, nil},
 
 	FleetPruned: {KindFleet, 1, func() Payload { return &FleetPrunedV{} }, nil},
 

@@ -144,6 +144,8 @@ func deref(p Payload) Payload {
 		return *v
 	case *DeviceGroupPrunedV:
 		return *v
+	case *RolloutDecidedV:
+		return *v
 	case *FleetPrunedV:
 		return *v
 	case *CronJobCreatedV:

@@ -43,6 +43,8 @@ func samples() []Envelope {
 		mk(KindDeviceGroup, "edge", DeviceGroupPatchedV{Patch: DeviceGroupPatch{Apps: ptr([]string{"api"})}}),
 		mk(KindDeviceGroup, "edge", DeviceGroupDeletedV{}),
 		mk(KindDeviceGroup, "edge", DeviceGroupPrunedV{}),
+		mk(KindDeviceGroup, "edge", RolloutDecidedV{Decision: DecisionPromote, Target: 41, Wave: 0, Reason: "9 of 10 devices of wave 1 healthy for 60s",
+			Counts: &RolloutCounts{Devices: 10, Healthy: 9, Pending: 1}}),
 		mk(KindFleet, "", FleetPrunedV{}),
 		mk(KindCronJob, "backup", CronJobCreatedV{Spec: cron}),
 		mk(KindCronJob, "backup", CronJobReplacedV{Spec: cron}),

@@ -11,14 +11,22 @@ import (
 type DeviceGroupSpec struct {
 	Apps     []string `json:"apps"`
 	CronJobs []string `json:"cron_jobs"`
+	// Rollout, when set, takes each change to the devices in waves
+	// (absent: all at once, as Nebula 2.7).
+	Rollout *RolloutPolicy `json:"rollout,omitempty"`
 }
 
-// Validate checks the member names (their existence is decided by the fold).
+// Validate checks the member names (their existence is decided by the
+// fold) and the rollout policy.
 func (s DeviceGroupSpec) Validate() error {
-	return joinInvalid([]error{
+	errs := []error{
 		fieldErr("apps", validateMembers(KindApp, s.Apps)),
 		fieldErr("cron_jobs", validateMembers(KindCronJob, s.CronJobs)),
-	})
+	}
+	if s.Rollout != nil {
+		errs = append(errs, s.Rollout.problems()...)
+	}
+	return joinInvalid(errs)
 }
 
 func validateMembers(kind Kind, names []string) error {
@@ -35,14 +43,18 @@ func validateMembers(kind Kind, names []string) error {
 
 // DeviceGroupPatch is a partial update of a device group.
 type DeviceGroupPatch struct {
-	Apps     *[]string `json:"apps,omitempty"`
-	CronJobs *[]string `json:"cron_jobs,omitempty"`
+	Apps     *[]string      `json:"apps,omitempty"`
+	CronJobs *[]string      `json:"cron_jobs,omitempty"`
+	Rollout  *RolloutPolicy `json:"rollout,omitempty"`
 }
 
 // Apply returns s with the patch's fields set.
 func (p DeviceGroupPatch) Apply(s DeviceGroupSpec) DeviceGroupSpec {
 	setIf(&s.Apps, p.Apps)
 	setIf(&s.CronJobs, p.CronJobs)
+	if p.Rollout != nil {
+		s.Rollout = p.Rollout
+	}
 	return s
 }
 

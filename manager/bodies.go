@@ -305,7 +305,7 @@ func groupSpecBody(body []byte) (events.DeviceGroupSpec, error) {
 	if err != nil {
 		return s, err
 	}
-	if err := unknownKeys(m, "apps", "cron_jobs"); err != nil {
+	if err := unknownKeys(m, "apps", "cron_jobs", "rollout"); err != nil {
 		return s, err
 	}
 	if err := listField(m, "cron_jobs", &s.CronJobs); err != nil {
@@ -314,7 +314,24 @@ func groupSpecBody(body []byte) (events.DeviceGroupSpec, error) {
 	if err := listField(m, "apps", &s.Apps); err != nil {
 		return s, err
 	}
-	return s, nil
+	s.Rollout, err = rolloutField(m)
+	return s, err
+}
+
+// rolloutField reads a device group's rollout policy (absent: none).
+func rolloutField(m map[string]json.RawMessage) (*events.RolloutPolicy, error) {
+	raw, ok := m["rollout"]
+	if !ok {
+		return nil, nil
+	}
+	var p events.RolloutPolicy
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, &bodyError{400, invalidBody([]string{"rollout: an object (leave it out for none)"})}
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, &bodyError{400, invalidBody([]string{err.Error()})}
+	}
+	return &p, nil
 }
 
 // listField reads a list of names; not a list is Nebula's
@@ -345,7 +362,10 @@ func groupPatchBody(body []byte) (events.DeviceGroupPatch, error) {
 	if len(m) == 0 {
 		return p, missingParams(true)
 	}
-	if err := unknownKeys(m, "apps", "cron_jobs"); err != nil {
+	if err := unknownKeys(m, "apps", "cron_jobs", "rollout"); err != nil {
+		return p, err
+	}
+	if p.Rollout, err = rolloutField(m); err != nil {
 		return p, err
 	}
 	for _, k := range []string{"cron_jobs", "apps"} {

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,59 +12,37 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/projections"
 )
 
-// Info is what a device of a group must run: GET /device_groups/<dg>/info.
-type Info struct {
-	Apps          []projections.App     `json:"apps"`
-	AppsList      []string              `json:"apps_list"`
-	PruneID       int64                 `json:"prune_id"`
-	CronJobs      []projections.CronJob `json:"cron_jobs"`
-	CronJobsList  []string              `json:"cron_jobs_list"`
-	DeviceGroupID int64                 `json:"device_group_id"`
-}
+// Info is what a device of a group must run.
+type Info = projections.Info
 
-// buildInfo reads a group's info: its apps and cron jobs in the group's
-// order, leaving out names that do not exist (deleted apps).
-func buildInfo(r projections.Reader, group string) (Info, bool, error) {
-	g, found, err := r.DeviceGroup(group)
-	if err != nil || !found {
-		return Info{}, false, err
-	}
-	info := Info{Apps: []projections.App{}, AppsList: []string{}, CronJobs: []projections.CronJob{}, CronJobsList: []string{},
-		PruneID: g.PruneID, DeviceGroupID: g.Version}
-	for _, n := range g.Apps {
-		a, found, err := r.App(n)
-		if err != nil {
-			return info, false, err
-		}
-		if found {
-			info.Apps = append(info.Apps, a)
-			info.AppsList = append(info.AppsList, n)
-		}
-	}
-	for _, n := range g.CronJobs {
-		c, found, err := r.CronJob(n)
-		if err != nil {
-			return info, false, err
-		}
-		if found {
-			info.CronJobs = append(info.CronJobs, c)
-			info.CronJobsList = append(info.CronJobsList, n)
-		}
-	}
-	return info, true, nil
-}
+// buildInfo reads a group's info as it is now.
+func buildInfo(r projections.Reader, group string) (Info, bool, error) { return r.Info(group) }
 
-// readInfo reads a group's info from the projection (the cache's source).
-func (s *Server) readInfo(group string) (Info, bool, error) {
+// readInfo reads a group's info from the projection (the cache's
+// source), with its rollout while one runs or after a revert.
+func (s *Server) readInfo(group string) (Info, *projections.Rollout, bool, error) {
 	var info Info
+	var ro *projections.Rollout
 	var found bool
 	err := s.proj.View(func(pr projections.Reader) error {
 		var err error
-		info, found, err = buildInfo(pr, group)
+		if info, found, err = pr.Info(group); err != nil || !found {
+			return err
+		}
+		r, has, err := pr.Rollout(group)
+		if has && r.State != projections.RolloutCompleted {
+			ro = &r
+		}
 		return err
 	})
-	return info, found, err
+	return info, ro, found, err
 }
+
+// The headers a worker identifies its device with on a poll.
+const (
+	DeviceIDHeader     = events.DeviceIDHeader
+	DeviceLabelsHeader = events.DeviceLabelsHeader
+)
 
 // maxWait bounds a long-poll (the server's write timeout is longer).
 const maxWait = 60 * time.Second
@@ -100,6 +79,17 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		wait = d
+	}
+	deviceID := r.Header.Get(DeviceIDHeader)
+	labels, err := events.ParseLabels(r.Header.Get(DeviceLabelsHeader))
+	if err == nil && len(deviceID) > 256 {
+		err = fmt.Errorf("%s: at most 256 bytes", DeviceIDHeader)
+	} else if err != nil {
+		err = fmt.Errorf("%s: %w", DeviceLabelsHeader, err)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": err.Error()})
+		return
 	}
 	inm := r.Header.Get("If-None-Match")
 	if v := newestETag(inm); v > s.proj.Applied() {
@@ -140,6 +130,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		e = e.forDevice(deviceID, labels)
 		switch {
 		case !e.found && timeout == nil:
 			writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})

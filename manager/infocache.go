@@ -23,7 +23,7 @@ import (
 type infoCache struct {
 	ttl     time.Duration
 	maxSize int
-	read    func(group string) (Info, bool, error)
+	read    func(group string) (Info, *projections.Rollout, bool, error)
 	now     func() time.Time
 
 	mu       sync.Mutex
@@ -54,9 +54,22 @@ type infoEntry struct {
 	body    []byte // JSON
 	gz      []byte // gzipped JSON
 	expires time.Time
+	// While a rollout runs, the stable config, for the devices its waves
+	// have not reached yet (rollout decides which).
+	stable  *infoEntry
+	rollout *projections.Rollout
 }
 
-func newInfoCache(ttl time.Duration, maxSize int, read func(string) (Info, bool, error)) *infoCache {
+// forDevice is the answer for a device (its ID and labels, from its
+// poll): a handful of answers per group, never one per device.
+func (e *infoEntry) forDevice(deviceID string, labels map[string]string) *infoEntry {
+	if e.stable == nil || e.rollout.ServesTarget(deviceID, labels) {
+		return e
+	}
+	return e.stable
+}
+
+func newInfoCache(ttl time.Duration, maxSize int, read func(string) (Info, *projections.Rollout, bool, error)) *infoCache {
 	return &infoCache{ttl: ttl, maxSize: max(maxSize, 1), read: read, now: time.Now,
 		entries: map[string]*list.Element{}, lru: list.New(), waiters: map[string]chan struct{}{}, inflight: map[string]*flight{}}
 }
@@ -106,25 +119,45 @@ func (c *infoCache) get(group string) (*infoEntry, error) {
 	return b.e, b.err
 }
 
-// render reads the group from the projection and renders its bytes.
+// render reads the group from the projection and renders its bytes: the
+// group's config, or while a rollout runs the config it rolls out and the
+// stable one; after a revert, the stable one.
 func (c *infoCache) render(group string) (*infoEntry, error) {
 	c.reads.Add(1)
-	info, found, err := c.read(group)
+	info, ro, found, err := c.read(group)
 	if err != nil {
 		return nil, err
 	}
-	e := &infoEntry{group: group, found: found, version: info.DeviceGroupID, expires: c.now().Add(c.ttl)}
-	if found {
-		if e.body, err = json.Marshal(info); err != nil {
-			return nil, err
-		}
-		e.body = append(e.body, '\n')
-		var gz bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-		_, _ = zw.Write(e.body)
-		_ = zw.Close()
-		e.gz = gz.Bytes()
+	expires := c.now().Add(c.ttl)
+	if found && ro != nil && ro.State == projections.RolloutReverted {
+		info = ro.StableInfo
 	}
+	e, err := renderInfo(group, info, found, expires)
+	if err != nil || !found || ro == nil || ro.Settled() {
+		return e, err
+	}
+	if e.stable, err = renderInfo(group, ro.StableInfo, true, expires); err != nil {
+		return nil, err
+	}
+	e.rollout = ro
+	return e, nil
+}
+
+func renderInfo(group string, info Info, found bool, expires time.Time) (*infoEntry, error) {
+	e := &infoEntry{group: group, found: found, version: info.DeviceGroupID, expires: expires}
+	if !found {
+		return e, nil
+	}
+	var err error
+	if e.body, err = json.Marshal(info); err != nil {
+		return nil, err
+	}
+	e.body = append(e.body, '\n')
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	_, _ = zw.Write(e.body)
+	_ = zw.Close()
+	e.gz = gz.Bytes()
 	return e, nil
 }
 

@@ -61,6 +61,7 @@ const (
 	ReasonDuplicate       Reason = "duplicate"           // the command ID was folded before
 	ReasonCheckpoint      Reason = "checkpoint_mismatch" // a checkpoint's head differs from the fold's chain
 	ReasonUnsigned        Reason = "unsigned"            // no trusted key signed the record (events/signing)
+	ReasonRolloutMoved    Reason = "rollout_moved"       // a rollout decision that no longer applies (another version, wave or state)
 )
 
 // Verdict is the fold's decision on one record. Every manager reaches the

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/nebula-orchestrator/nebula-go/internal/jsonlex"
@@ -66,6 +67,9 @@ func (a App) appendJSON(b []byte) ([]byte, error) {
 }
 
 func (g DeviceGroup) appendJSON(b []byte) ([]byte, error) {
+	if g.Rollout != nil {
+		return nil, errSlowPath // a rare field: encoding/json writes it
+	}
 	b = append(b, `{"device_group":`...)
 	b = jsonlex.AppendString(b, g.Name)
 	b = append(b, `,"device_group_id":`...)
@@ -122,3 +126,6 @@ var (
 	_ appender = DeviceGroup{}
 	_ appender = Verdict{}
 )
+
+// errSlowPath: an appender leaves the document to encoding/json.
+var errSlowPath = errors.New("document left to encoding/json")

@@ -13,7 +13,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 6
+const FoldVersion = 7 // 7: rollouts (rollout.go)
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -86,7 +86,9 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 		// Before dedupe: a forged record must not take a command ID.
 		err = reject(ReasonUnsigned, "no trusted key signed this record: a manager of this cluster did not write it")
 	} else if err = f.dedupe(); err == nil {
-		err = f.decide()
+		if err = f.decide(); err == nil {
+			err = f.followRollouts()
+		}
 	}
 	var rej *rejection
 	var cause error
@@ -243,6 +245,8 @@ func (f *folder) decide() error {
 		return f.changeGroup(name, func(g *DeviceGroup) { g.PruneID = f.off }, false)
 	case events.DeviceGroupDeletedV:
 		return f.deleteGroup(name)
+	case events.RolloutDecidedV:
+		return f.decideRollout(name, p)
 	case events.FleetPrunedV:
 		return f.pruneFleet()
 

@@ -17,6 +17,7 @@ import (
 //
 //	app/<name>                   JSON App
 //	dg/<name>                    JSON DeviceGroup
+//	ro/<name>                    JSON Rollout: the rollout of a device group with a policy (rollout.go)
 //	cron/<name>                  JSON CronJob
 //	user/<name>                  JSON User
 //	token/<sha256 hex>           user name: Bearer tokens looked up in O(1)
@@ -50,6 +51,7 @@ var (
 
 	prefixApp       = []byte("app/")
 	prefixGroup     = []byte("dg/")
+	prefixRollout   = []byte("ro/")
 	prefixCron      = []byte("cron/")
 	prefixUser      = []byte("user/")
 	prefixToken     = []byte("token/")

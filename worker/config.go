@@ -40,8 +40,11 @@ type Config struct {
 	// HTTPClient, when set, is used for the manager (simulations share
 	// one); RequestTimeout+CheckIn bounds a request otherwise.
 	HTTPClient *http.Client
-	// DeviceID identifies the device in its reports.
+	// DeviceID identifies the device in its reports and polls.
 	DeviceID string
+	// Labels describe the device (NEBULA_DEVICE_LABELS): a rollout puts
+	// the devices with its canary labels in its first wave.
+	Labels map[string]string
 	// ReportInterval: a report after each change and at least this often
 	// (0: no reports). ReportOnUpdateOnly: only after changes.
 	ReportInterval     time.Duration

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 // MaxLongPoll is the longest wait a manager holds a long-poll for (it
@@ -49,6 +51,13 @@ func (a *Agent) poll(ctx context.Context, etag string) (info *Info, newETag stri
 	}
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
+	}
+	if a.cfg.DeviceID != "" {
+		// A rollout answers the device by its wave.
+		req.Header.Set(events.DeviceIDHeader, a.cfg.DeviceID)
+		if len(a.cfg.Labels) > 0 {
+			req.Header.Set(events.DeviceLabelsHeader, events.FormatLabels(a.cfg.Labels))
+		}
 	}
 	a.authorize(req)
 	resp, err := a.http.Do(req)

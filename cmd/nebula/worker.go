@@ -19,6 +19,7 @@ import (
 
 // workerSettings are the worker's flags (Nebula 2.7's worker variables).
 type workerSettings struct {
+	labels                              string
 	cfg                                 worker.Config
 	kafka                               kafkaFlags
 	host, protocol, uri                 string
@@ -46,6 +47,7 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 	f.Bool(&w.longPoll, "long-poll", true, "hold each poll open until the config changes (false: poll every check-in time, as 2.7)", "NEBULA_LONG_POLL")
 	f.Duration(&w.cfg.ReportInterval, "report-interval", 30*time.Second, "a status report to the manager after each change and at least this often (0: none)", "NEBULA_REPORT_INTERVAL")
 	f.Bool(&w.cfg.ReportOnUpdateOnly, "report-on-update-only", false, "report only after changes", "REPORT_ON_UPDATE_ONLY")
+	f.String(&w.labels, "device-labels", "", "labels of this device, key=value,...: a rollout puts the devices with its canary labels in its first wave (e.g. ring=canary,site=berlin)", "NEBULA_DEVICE_LABELS")
 	f.String(&w.cfg.Host.NamePrefix, "container-name-prefix", "", "prefix of container names (several workers on one engine)", "NEBULA_CONTAINER_NAME_PREFIX")
 	f.Duration(&w.cfg.MaxRestartWait, "max-restart-wait", 0, "random wait up to this before an app's containers are replaced", "MAX_RESTART_WAIT_IN_SECONDS")
 }
@@ -55,6 +57,11 @@ func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	cfg := w.cfg
 	cfg.NoLongPoll = !w.longPoll
 	var errs []error
+	if labels, err := events.ParseLabels(w.labels); err != nil {
+		errs = append(errs, fmt.Errorf("device labels: %w", err))
+	} else if len(labels) > 0 {
+		cfg.Labels = labels
+	}
 	if cfg.Group == "" {
 		errs = append(errs, errors.New("no device group: give --device-group or DEVICE_GROUP"))
 	} else if err := events.ValidateName(events.KindDeviceGroup, cfg.Group); err != nil {

@@ -243,6 +243,11 @@ func (e *Engine) Remove(ctx context.Context, c worker.Container) error {
 // Restart restarts a container.
 func (e *Engine) Restart(ctx context.Context, c worker.Container) error {
 	timeout := e.StopTimeout
+	// A restart is a stop then a start in the engine: cancelled between
+	// the two (the worker stopping), it would leave the app stopped. It
+	// runs to its end whatever ctx does, bounded by the stop timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(max(timeout, 0))*time.Second+time.Minute)
+	defer cancel()
 	if _, err := e.cli.ContainerRestart(ctx, c.ID, client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
 		return fmt.Errorf("restart container %s: %w", c.Name, err)
 	}
