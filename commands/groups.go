@@ -69,3 +69,15 @@ func (s *Service) PruneFleet(ctx context.Context, m Meta) (map[string]int64, err
 	})
 	return ids, err
 }
+
+// DecideRollout takes a decision on a device group's rollout and returns
+// the rollout as it is then. A decision that no longer applies (another
+// manager took it first, the rollout moved on) is refused without being
+// appended (commands.Error with reason rollout_moved).
+func (s *Service) DecideRollout(ctx context.Context, m Meta, group string, d events.RolloutDecidedV) (projections.Rollout, error) {
+	return run(ctx, s, m, events.KindDeviceGroup, group, d, getRollout)
+}
+
+func getRollout(r projections.Reader, n string) (projections.Rollout, bool, error) {
+	return r.Rollout(n)
+}

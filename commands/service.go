@@ -90,6 +90,7 @@ const (
 	CodeVersionMismatch Code = "version_mismatch" // If-Match differs from the current version
 	CodeTokenInUse      Code = "token_in_use"     // another user has this token
 	CodeNotAtOffset     Code = "not_at_offset"    // a revert to an offset where the object did not exist
+	CodeRolloutMoved    Code = "rollout_moved"    // a rollout decision that no longer applies
 )
 
 // Error is a command that was refused: by validation or by the fold.
@@ -226,6 +227,8 @@ func rejected(env events.Envelope, v projections.Verdict, cause error) error {
 		e.Code = CodeNotRunning
 	case projections.ReasonTokenInUse:
 		e.Code = CodeTokenInUse
+	case projections.ReasonRolloutMoved:
+		e.Code = CodeRolloutMoved
 	case projections.ReasonMissingMember:
 		e.Code = CodeInvalid
 		if v.Missing != nil {

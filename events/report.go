@@ -28,7 +28,8 @@ type Report struct {
 	Hostname           string             `json:"hostname"`
 	Updated            bool               `json:"updated"` // something changed since the last report
 	DeviceID           string             `json:"device_id"`
-	AppliedVersion     int64              `json:"applied_version"` // device_group_id the containers are from; -1: none yet
+	Labels             map[string]string  `json:"labels,omitempty"` // the device's labels (NEBULA_DEVICE_LABELS)
+	AppliedVersion     int64              `json:"applied_version"`  // device_group_id the containers are from; -1: none yet
 	AppsStatus         []AppStatus        `json:"apps_status"`
 	Errors             []string           `json:"errors"`
 	Extra              map[string]float64 `json:"extra,omitempty"` // room for numeric gauges
@@ -94,8 +95,19 @@ const (
 	AppStatusPending    = "pending"     // not yet at its version
 	AppStatusPullFailed = "pull_failed" // its image could not be pulled
 	AppStatusUnhealthy  = "unhealthy"   // a container's healthcheck fails
+	AppStatusExited     = "exited"      // a container of its version exited or is restarting
 	AppStatusFailed     = "failed"      // the engine refused a step
 )
+
+// Failing says whether the app's status is a failure (not a wait): the
+// rule reporters, rollouts and the rollout view share.
+func (a AppStatus) Failing() bool {
+	switch a.Status {
+	case AppStatusFailed, AppStatusPullFailed, AppStatusExited, AppStatusUnhealthy:
+		return true
+	}
+	return false
+}
 
 // docker27Stats are the keys of a Docker stats document a 2.7 worker puts
 // in a container's entry that carry nothing kept: accepted and dropped.
@@ -259,6 +271,11 @@ func (r Report) Validate() error {
 	if err := ValidateName(KindDeviceGroup, r.DeviceGroup); err != nil {
 		errs = append(errs, fieldErr("device_group", err))
 	}
+	if len(r.Labels) > 0 {
+		if _, err := ParseLabels(FormatLabels(r.Labels)); err != nil {
+			errs = append(errs, fieldErr("labels", err))
+		}
+	}
 	if len(r.Hostname) > 255 || strings.ContainsAny(r.Hostname, "\x00\n") {
 		errs = append(errs, fieldErr("hostname", errors.New("must be at most 255 characters on one line")))
 	}
@@ -285,7 +302,7 @@ func (r Report) Validate() error {
 	}
 	for _, a := range r.AppsStatus {
 		switch a.Status {
-		case AppStatusRunning, AppStatusStopped, AppStatusPending, AppStatusPullFailed, AppStatusUnhealthy, AppStatusFailed:
+		case AppStatusRunning, AppStatusStopped, AppStatusPending, AppStatusPullFailed, AppStatusUnhealthy, AppStatusExited, AppStatusFailed:
 		default:
 			errs = append(errs, fieldErr("apps_status", fmt.Errorf("unknown status %q of app %q", a.Status, a.Name)))
 		}

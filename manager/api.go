@@ -51,6 +51,8 @@ type Commands interface {
 	CreateUserGroup(ctx context.Context, m commands.Meta, name string, spec events.UserGroupSpec) (projections.UserGroup, error)
 	UpdateUserGroup(ctx context.Context, m commands.Meta, name string, patch events.UserGroupPatch) (projections.UserGroup, error)
 	DeleteUserGroup(ctx context.Context, m commands.Meta, name string) error
+
+	DecideRollout(ctx context.Context, m commands.Meta, group string, d events.RolloutDecidedV) (projections.Rollout, error)
 }
 
 // Limits of a request.
@@ -158,6 +160,8 @@ func commandError(e *commands.Error) (int, map[string]any) {
 		return http.StatusConflict, map[string]any{"token_in_use": true}
 	case commands.CodeNotAtOffset:
 		return http.StatusBadRequest, map[string]any{"message": e.Detail}
+	case commands.CodeRolloutMoved:
+		return http.StatusConflict, map[string]any{"rollout_moved": true, "message": e.Detail}
 	}
 	var probs []string
 	if e.Cause != nil {
@@ -405,6 +409,9 @@ func (s *Server) routes(r chi.Router) {
 		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
 		r.Get("/info", withoutCatchUp(groups("ro", s.info)))
 		r.Get("/rollout", groups("ro", s.rollout))
+		for _, d := range []string{events.DecisionPromote, events.DecisionPause, events.DecisionResume, events.DecisionAbort} {
+			r.Post("/rollout/"+d, groups("rw", s.decideRollout(d)))
+		}
 		r.Post("/revert", groups("rw", s.needEvents(revert(s, c.RevertDeviceGroup, groupVersion))))
 	})
 	r.Post("/prune", allow(pruning, command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
@@ -494,6 +501,35 @@ func revert[T any](s *Server, run func(ctx context.Context, m commands.Meta, nam
 // dryRunAnswer is the answer of a mutation with ?dry_run=true: 200, the
 // document it would make, and the device groups whose version it would
 // raise with how many devices last reported in each. Nothing is appended.
+// dryRunWaves says, for a group with a rollout policy, how many of its
+// devices each wave would take if the change were the log's next record
+// (a device's wave depends on the offset that starts the rollout).
+func (s *Server) dryRunWaves(group string) []map[string]any {
+	var g projections.DeviceGroup
+	var found bool
+	if err := s.proj.View(func(r projections.Reader) error {
+		var err error
+		g, found, err = r.DeviceGroup(group)
+		return err
+	}); err != nil || !found || g.Rollout == nil {
+		return nil
+	}
+	devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: group})
+	if err != nil {
+		return nil
+	}
+	ro := projections.Rollout{Group: group, Policy: *g.Rollout, Start: s.proj.Applied() + 1}
+	out := make([]map[string]any, len(g.Rollout.Waves))
+	for i, p := range g.Rollout.Waves {
+		out[i] = map[string]any{"wave": i + 1, "percent": p, "devices": 0}
+	}
+	for _, d := range devs {
+		i := ro.WaveOf(d.DeviceID, d.Labels)
+		out[i]["devices"] = out[i]["devices"].(int) + 1
+	}
+	return out
+}
+
 func (s *Server) dryRunAnswer(w http.ResponseWriter, doc any, groups []string) {
 	affected := make([]map[string]any, 0, len(groups))
 	for _, g := range groups {
@@ -501,6 +537,9 @@ func (s *Server) dryRunAnswer(w http.ResponseWriter, doc any, groups []string) {
 		if s.reports != nil {
 			if n, err := s.reports.DeviceCount(g); err == nil {
 				entry["devices"] = n
+			}
+			if waves := s.dryRunWaves(g); waves != nil {
+				entry["rollout_waves"] = waves
 			}
 		}
 		affected = append(affected, entry)

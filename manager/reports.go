@@ -260,7 +260,11 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := make([]map[string]any, 0, len(devs))
 	for _, d := range devs {
-		out = append(out, map[string]any{"device_id": d.DeviceID, "device_group": d.DeviceGroup, "hostname": d.Hostname,
+		labels := d.Labels
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		out = append(out, map[string]any{"device_id": d.DeviceID, "device_group": d.DeviceGroup, "hostname": d.Hostname, "labels": labels,
 			"last_seen": d.LastSeen, "seconds_since_seen": int64(now.Sub(d.LastSeen).Seconds()),
 			"applied_version": d.AppliedVersion, "apps_status": d.Apps, "errors": d.Errors,
 			"silent": d.Silent, "converged_version": d.ConvergedAt, "failure": d.Failure, "status_changed_at": d.StatusChangedAt})
@@ -294,6 +298,13 @@ func parseDeviceQuery(r *http.Request) (reports.DeviceQuery, error) {
 			return q, queryError{"last_id", err.Error()}
 		}
 		q.After = id
+	}
+	if ls := v["label"]; len(ls) > 0 {
+		labels, err := events.ParseLabels(strings.Join(ls, ","))
+		if err != nil {
+			return q, queryError{"label", err.Error()}
+		}
+		q.Labels = labels
 	}
 	return q, nil
 }

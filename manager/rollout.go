@@ -1,11 +1,14 @@
 package manager
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"time"
 
+	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/internal/rollouts"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 )
@@ -27,7 +30,7 @@ func rolloutStatus(d reports.Device, version int64, now time.Time, silentAfter t
 		return RolloutSilent
 	}
 	for _, a := range d.Apps {
-		if a.Status == events.AppStatusFailed || a.Status == events.AppStatusPullFailed {
+		if a.Failing() {
 			return RolloutFailed
 		}
 	}
@@ -61,10 +64,14 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		silentAfter = d
 	}
 	var g projections.DeviceGroup
-	var found bool
+	var ro projections.Rollout
+	var found, hasRollout bool
 	err := s.proj.View(func(pr projections.Reader) error {
 		var err error
-		g, found, err = pr.DeviceGroup(group)
+		if g, found, err = pr.DeviceGroup(group); err != nil || !found {
+			return err
+		}
+		ro, hasRollout, err = pr.Rollout(group)
 		return err
 	})
 	if err != nil {
@@ -111,7 +118,116 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 	if slow == nil {
 		slow = []behind{}
 	}
-	writeJSON(w, http.StatusOK, s.completeness(map[string]any{"device_group": group, "device_group_id": g.Version, "devices": len(devs),
+	answer := map[string]any{"device_group": group, "device_group_id": g.Version, "devices": len(devs),
 		"converged": counts[RolloutConverged], "pending": counts[RolloutPending], "failed": counts[RolloutFailed],
-		"silent": counts[RolloutSilent], "slowest": slow}))
+		"silent": counts[RolloutSilent], "slowest": slow}
+	if hasRollout {
+		answer["rollout"] = rolloutView(ro, devs, now, silentAfter)
+	}
+	writeJSON(w, http.StatusOK, s.completeness(answer))
+}
+
+// decideRollout is POST /device_groups/<dg>/rollout/<decision>: a decision
+// by hand on the group's rollout as it is now (promote at the last wave
+// completes it; abort reverts as the policy says unless ?revert= says).
+func (s *Server) decideRollout(decision string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		group := name(r)
+		revert := r.URL.Query().Get("revert")
+		if revert != "" && revert != "true" && revert != "false" || revert != "" && decision != events.DecisionAbort {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"revert: true or false, with abort only"}})
+			return
+		}
+		s.caughtUp(r.Context())
+		var ro projections.Rollout
+		var groupFound, found bool
+		err := s.proj.View(func(pr projections.Reader) error {
+			var err error
+			if _, groupFound, err = pr.DeviceGroup(group); err != nil || !groupFound {
+				return err
+			}
+			ro, found, err = pr.Rollout(group)
+			return err
+		})
+		switch {
+		case err != nil:
+			s.fail(w, r, err)
+			return
+		case !groupFound:
+			writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
+			return
+		case !found:
+			writeJSON(w, http.StatusConflict, map[string]any{"rollout_moved": true, "message": "device group " + group + " has no rollout policy"})
+			return
+		}
+		d := events.RolloutDecidedV{Decision: decision, Target: ro.Target, Wave: ro.Wave}
+		if decision == events.DecisionPromote && ro.Wave >= len(ro.Policy.Waves)-1 {
+			d.Decision = events.DecisionComplete
+		}
+		if decision == events.DecisionAbort {
+			d.Revert = ro.Policy.AutoRevert
+			if revert != "" {
+				d.Revert = revert == "true"
+			}
+		}
+		command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
+			d.Reason = "by " + m.Actor
+			ro, err := s.cmds.DecideRollout(ctx, m, group, d)
+			if err != nil {
+				return nil, err
+			}
+			return rolloutView(ro, nil, time.Now(), DefaultSilentAfter), nil
+		}, nil)(w, r)
+	}
+}
+
+// rolloutView is a rollout as GET .../rollout shows it: its state, policy,
+// versions, decisions, and per wave its devices by health (devs nil: no
+// counts).
+func rolloutView(ro projections.Rollout, devs []reports.Device, now time.Time, silentAfter time.Duration) map[string]any {
+	type wave struct {
+		Wave    int    `json:"wave"`
+		Percent int    `json:"percent"`
+		State   string `json:"state"` // done, active, waiting
+		Devices int    `json:"devices"`
+		Healthy int    `json:"healthy"`
+		Pending int    `json:"pending"`
+		Failed  int    `json:"failed"`
+		Silent  int    `json:"silent"`
+	}
+	waves := make([]wave, len(ro.Policy.Waves))
+	for i, p := range ro.Policy.Waves {
+		waves[i] = wave{Wave: i + 1, Percent: p, State: "waiting"}
+		switch {
+		case ro.State == projections.RolloutCompleted || i < ro.Wave:
+			waves[i].State = "done"
+		case i == ro.Wave:
+			waves[i].State = "active"
+		}
+	}
+	for _, d := range devs {
+		i := ro.WaveOf(d.DeviceID, d.Labels)
+		if i >= len(waves) {
+			continue
+		}
+		waves[i].Devices++
+		switch rollouts.DeviceHealth(ro, d, now, silentAfter) {
+		case rollouts.Healthy:
+			waves[i].Healthy++
+		case rollouts.Failed:
+			waves[i].Failed++
+		case rollouts.Silent:
+			waves[i].Silent++
+		default:
+			waves[i].Pending++
+		}
+	}
+	decisions := make([]projections.Decision, len(ro.Decisions))
+	for i, d := range ro.Decisions {
+		d.Wave++ // waves are counted from 1 here, as active_wave
+		decisions[i] = d
+	}
+	return map[string]any{"state": ro.State, "policy": ro.Policy, "target": ro.Target, "stable": ro.Stable,
+		"active_wave": ro.Wave + 1, "started_at": ro.StartedAt, "wave_started_at": ro.WaveStartedAt,
+		"waves": waves, "decisions": decisions}
 }

@@ -264,3 +264,13 @@ func (f *folder) decideRollout(name string, p events.RolloutDecidedV) error {
 	f.touched[name] = true // the devices' answers change
 	return putDoc(f.kv, k, ro)
 }
+
+// Rollouts lists the groups that have a rollout (a policy), sorted.
+func (r Reader) Rollouts() ([]string, error) {
+	var names []string
+	err := r.kv.Keys(prefixRollout, func(k []byte) error {
+		names = append(names, string(k[len(prefixRollout):]))
+		return nil
+	})
+	return names, err
+}

@@ -55,12 +55,11 @@ func (t *tracker) observe(rep events.Report, now time.Time) []events.DeviceEvent
 	var errs []string
 	allWell := true
 	for _, a := range rep.AppsStatus {
-		switch a.Status {
-		case events.AppStatusFailed, events.AppStatusPullFailed:
+		switch {
+		case a.Failing():
 			errs = append(errs, a.Name+": "+a.Error)
 			allWell = false
-		case events.AppStatusRunning, events.AppStatusStopped:
-		default:
+		case a.Status != events.AppStatusRunning && a.Status != events.AppStatusStopped:
 			allWell = false
 		}
 	}

@@ -37,6 +37,10 @@ type Agent struct {
 	cpu          cpuMeter
 	pullWait     map[string]time.Time // image -> no pull retry before
 	pullFail     map[string]pullFailure
+	// unhealthy holds the containers (by ID: a new version's are new
+	// ones) that turned unhealthy, for the reports: the worker restarts
+	// them, so a report rarely sees one unhealthy.
+	unhealthy map[string]time.Time // when it last did
 }
 
 // pullFailure is what the pulls of an image met since the last that worked.

@@ -63,6 +63,12 @@ func (a *Agent) watchHealth(ctx context.Context) {
 		cs, errs := a.engine.Unhealthy(ctx)
 		for c := range cs {
 			backoff = time.Second
+			a.mu.Lock()
+			if a.unhealthy == nil {
+				a.unhealthy = map[string]time.Time{}
+			}
+			a.unhealthy[c.ID] = time.Now()
+			a.mu.Unlock()
 			ok, n := h.allow(c.Name)
 			if !ok {
 				a.logger.Warn("container unhealthy again; restart postponed (backoff)", "container", c.Name, "restarts", n)

@@ -13,9 +13,14 @@ type Container struct {
 	SpecHash string
 	ImageID  string
 	Running  bool
-	Created  time.Time
-	Group    string // the device group label ("" on Nebula 2.7's containers)
-	Device   string // the device ID label ("" on Nebula 2.7's containers)
+	// Restarting: the engine restarts it (its process exited); Health:
+	// its healthcheck's verdict ("" none, "starting", "healthy",
+	// "unhealthy").
+	Restarting bool
+	Health     string
+	Created    time.Time
+	Group      string // the device group label ("" on Nebula 2.7's containers)
+	Device     string // the device ID label ("" on Nebula 2.7's containers)
 }
 
 // Desired is what the device group wants of this host.

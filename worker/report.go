@@ -167,7 +167,7 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 	}
 	a.mu.Unlock()
 	host, _ := os.Hostname()
-	rep := events.Report{DeviceGroup: a.cfg.Group, DeviceID: a.cfg.DeviceID, Hostname: host, ReportCreationTime: time.Now().Unix(),
+	rep := events.Report{DeviceGroup: a.cfg.Group, DeviceID: a.cfg.DeviceID, Labels: a.cfg.Labels, Hostname: host, ReportCreationTime: time.Now().Unix(),
 		Updated: changed, AppliedVersion: appliedGroup, CronJobsContainers: []events.ContainerStatus{}, AppsContainers: []events.ContainerStatus{},
 		AppsStatus: []events.AppStatus{}, Errors: []string{}}
 	rep.MemoryUsage = memoryUsage()
@@ -177,12 +177,47 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 	if err != nil {
 		return rep, err
 	}
-	running := map[string]int{}
+	running, exited, unhealthy := map[string]int{}, map[string]int{}, map[string]int{}
+	counter, _ := a.engine.(restartCounter)
+	a.mu.Lock()
+	wasUnhealthy := make(map[string]bool, len(a.unhealthy))
+	live := make(map[string]bool, len(apps))
 	for _, c := range apps {
+		live[c.ID] = true
+		if at, ok := a.unhealthy[c.ID]; ok && time.Since(at) < troubleMemory {
+			wasUnhealthy[c.ID] = true
+		}
+	}
+	for id := range a.unhealthy {
+		if !live[id] {
+			delete(a.unhealthy, id) // removed: forget it
+		}
+	}
+	a.mu.Unlock()
+	for _, c := range apps {
+		if wasUnhealthy[c.ID] {
+			unhealthy[c.App]++
+		}
+		if counter != nil && c.Running && !c.Restarting {
+			// Running now, but the engine restarted it: its process
+			// exited (a crash loop looks running at most instants).
+			if n, started, err := counter.Restarts(ctx, c.ID); err == nil && n > 0 && time.Since(started) < troubleMemory {
+				exited[c.App]++
+			}
+		}
 		state := "exited"
-		if c.Running {
+		switch {
+		case c.Restarting:
+			state = "restarting"
+			exited[c.App]++
+		case c.Running:
 			state = "running"
 			running[c.App]++
+		default:
+			exited[c.App]++
+		}
+		if c.Health == "unhealthy" {
+			unhealthy[c.App]++
 		}
 		rep.AppsContainers = append(rep.AppsContainers, events.ContainerStatus{ID: c.ID, Name: c.Name, Owner: c.App, State: state, Image: c.ImageID})
 	}
@@ -211,6 +246,10 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 				st.Status = events.AppStatusPending
 			case !app.Running:
 				st.Status = events.AppStatusStopped
+			case unhealthy[app.Name] > 0:
+				st.Status, st.Error = events.AppStatusUnhealthy, fmt.Sprintf("%d container(s) failed their healthcheck", unhealthy[app.Name])
+			case exited[app.Name] > 0:
+				st.Status, st.Error = events.AppStatusExited, fmt.Sprintf("%d container(s) exited (stopped, restarting or restarted)", exited[app.Name])
 			case st.Running < st.Expected:
 				st.Status = events.AppStatusPending
 			default:
@@ -225,6 +264,17 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 	}
 	return rep, rep.Validate()
 }
+
+// restartCounter is what an engine may tell of a container: how many
+// times it restarted it since it was created (Docker's RestartCount), and
+// when it last started.
+type restartCounter interface {
+	Restarts(ctx context.Context, id string) (int, time.Time, error)
+}
+
+// troubleMemory is how long a container that failed (exited and was
+// restarted, or turned unhealthy) makes its app's status a failure.
+const troubleMemory = 5 * time.Minute
 
 func truncate(s string, n int) string {
 	if len(s) > n {

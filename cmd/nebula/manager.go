@@ -19,6 +19,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/events/signing"
 	"github.com/nebula-orchestrator/nebula-go/internal/diskspace"
+	"github.com/nebula-orchestrator/nebula-go/internal/rollouts"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/past"
@@ -285,13 +286,18 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	disk := &diskspace.Guard{Dir: m.dataDir, Min: minFree}
 	proj.Hold = disk.Check
 	history := past.New(log, store, trust, logger.With("component", "past"))
-	api := manager.New(manager.Config{Projection: store, Commands: commands.New(log, store, history), Log: log, Logger: logger,
+	cmds := commands.New(log, store, history)
+	controller := &rollouts.Controller{Proj: store, Devices: reportStore, Logger: logger.With("component", "rollouts"),
+		Ready:  func() bool { catchingUp, _ := reportStore.CatchingUp(); return proj.Serving() && !catchingUp },
+		Decide: rollouts.DecideWith(cmds)}
+	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds, RebuildingAside: proj.RebuildingAside,
 		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check,
 		Poisoned: poisonedReports(m.kafka, names)})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()
+	go controller.Run(runCtx)
 	go store.RunGC(runCtx, 10*time.Minute)
 	go store.RunVerify(runCtx, projections.DefaultVerifyEvery)
 	if m.checkpointKey != "" {

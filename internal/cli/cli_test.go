@@ -110,6 +110,27 @@ func TestEveryVerb(t *testing.T) {
 	if out := tm.ok("rollout", "edge"); !strings.HasPrefix(out, "device group edge at version ") || !strings.Contains(out, " 0 devices,") {
 		t.Fatalf("rollout: %s", out)
 	}
+	// Rollouts: a group with a policy; a change starts a rollout; pause,
+	// resume and abort by hand; a group without a policy has none.
+	tm.ok("device-groups", "create", "waved", "--apps", "web", "--rollout", `{"waves": [50, 100], "min_healthy_time": "1h", "healthy_deadline": "2h", "auto_promote": false}`)
+	tm.code(cli.ExitUsage, "device-groups", "update", "waved", "--rollout", "[1]")
+	tm.ok("apps", "update", "web", "--image", "nginx:rolled")
+	tm.ok("rollout", "waved", "pause")
+	if out := tm.ok("rollout", "waved"); !strings.Contains(out, ": paused, wave 1") || !strings.Contains(out, "pause") {
+		t.Fatalf("rollout paused: %s", out)
+	}
+	tm.ok("rollout", "waved", "resume")
+	tm.ok("rollout", "waved", "abort", "--revert=false")
+	if out := tm.ok("rollout", "waved", "--watch"); !strings.Contains(out, ": aborted, wave 1") || strings.Contains(out, "(revert)") {
+		t.Fatalf("rollout aborted: %s", out)
+	}
+	if out := tm.code(1, "rollout", "waved", "pause"); !strings.Contains(out, "aborted") {
+		t.Fatalf("pause of an aborted rollout: %s", out)
+	}
+	if out := tm.code(1, "rollout", "edge", "promote"); !strings.Contains(out, "no rollout policy") {
+		t.Fatalf("promote without a policy: %s", out)
+	}
+	tm.code(cli.ExitUsage, "rollout", "waved", "jump")
 	tm.ok("prune", "device-group", "edge")
 	tm.ok("prune", "all")
 	tm.code(cli.ExitUsage, "prune")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -242,10 +243,18 @@ func appFlags(fs *flag.FlagSet) body {
 func groupFlags(fs *flag.FlagSet) body {
 	apps := fs.String("apps", "", "apps: a,b")
 	crons := fs.String("cron-jobs", "", "cron jobs: c,d")
+	rollout := fs.String("rollout", "", `rollout policy, JSON: '{"waves": [5, 25, 100], "min_healthy_time": "60s"}' (docs/rollouts.md)`)
 	return func(fs *flag.FlagSet, create bool) (map[string]any, error) {
 		f := &fields{fs: fs, create: create, out: map[string]any{}}
 		f.list("apps", "apps", apps)
 		f.list("cron-jobs", "cron_jobs", crons)
+		if set(fs, "rollout") {
+			var p map[string]any
+			if err := json.Unmarshal([]byte(*rollout), &p); err != nil || p == nil {
+				return nil, usageErr{fmt.Errorf("--rollout: a JSON object, e.g. '{\"waves\": [10, 100]}'")}
+			}
+			f.out["rollout"] = p
+		}
 		return f.out, nil
 	}
 }

@@ -132,6 +132,27 @@ func printRollout(w io.Writer, m map[string]any) {
 		scalar(m["device_group"]), scalar(m["device_group_id"]), scalar(m["devices"]), scalar(m["converged"]),
 		scalar(m["pending"]), scalar(m["failed"]), scalar(m["silent"]))
 	incomplete(w, m)
+	if ro, ok := m["rollout"].(map[string]any); ok {
+		fmt.Fprintf(w, "rollout of version %s (stable %s): %s, wave %s\n", scalar(ro["target"]), scalar(ro["stable"]), scalar(ro["state"]), scalar(ro["active_wave"]))
+		tw := table(w, "WAVE", "PERCENT", "STATE", "DEVICES", "HEALTHY", "PENDING", "FAILED", "SILENT")
+		for _, wv := range records(ro["waves"]) {
+			row(tw, scalar(wv["wave"]), scalar(wv["percent"])+"%", scalar(wv["state"]), scalar(wv["devices"]), scalar(wv["healthy"]),
+				scalar(wv["pending"]), scalar(wv["failed"]), scalar(wv["silent"]))
+		}
+		tw.Flush()
+		if ds := records(ro["decisions"]); len(ds) > 0 {
+			fmt.Fprintln(w, "decisions:")
+			tw := table(w, "OFFSET", "TIME", "ACTOR", "DECISION", "WAVE", "REASON")
+			for _, d := range ds {
+				decision := scalar(d["decision"])
+				if d["revert"] == true {
+					decision += " (revert)"
+				}
+				row(tw, scalar(d["offset"]), scalar(d["time"]), scalar(d["actor"]), decision, scalar(d["wave"]), scalar(d["reason"]))
+			}
+			tw.Flush()
+		}
+	}
 	slow := records(m["slowest"])
 	if len(slow) == 0 {
 		return

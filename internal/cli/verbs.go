@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func run(ctx context.Context, args []string, e Env) error {
@@ -43,10 +44,7 @@ func run(ctx context.Context, args []string, e Env) error {
 			return "/apps/" + url.PathEscape(n) + "/history", err
 		}, printHistory)
 	case "rollout":
-		return simpleGet(ctx, rest, e, "rollout", func(o *opts) (string, error) {
-			n, err := o.name("", "device group")
-			return "/device_groups/" + url.PathEscape(n) + "/rollout", err
-		}, printRollout)
+		return rollout(ctx, rest, e)
 	case "revert":
 		return revert(ctx, rest, e)
 	case "prune":
@@ -60,6 +58,72 @@ func run(ctx context.Context, args []string, e Env) error {
 		}
 	}
 	return usageErr{fmt.Errorf("unknown command %q (commands: %s)", verb, strings.Join(Verbs, ", "))}
+}
+
+// rollout shows a device group's rollout (--watch: again every 2 s until
+// it settles or ctx ends), or takes a decision on it: rollout GROUP
+// promote|pause|resume|abort [--revert=true|false].
+func rollout(ctx context.Context, args []string, e Env) error {
+	o := newOpts("rollout", e)
+	watch := o.fs.Bool("watch", false, "show it again every 2 s until the rollout settles")
+	revert := o.fs.String("revert", "", "with abort: serve the stable version again (true) or leave the devices as they are (false); default: the policy's auto_revert")
+	if err := o.parse(args); err != nil {
+		return err
+	}
+	n, err := o.name("", "device group")
+	if err != nil {
+		return err
+	}
+	path := "/device_groups/" + url.PathEscape(n) + "/rollout"
+	if len(o.pos) > 1 {
+		action := o.pos[1]
+		switch action {
+		case "promote", "pause", "resume", "abort":
+		default:
+			return usageErr{fmt.Errorf("rollout %s %s: the actions are promote, pause, resume, abort", n, action)}
+		}
+		q := ""
+		if *revert != "" {
+			q = "?revert=" + url.QueryEscape(*revert)
+		}
+		c, err := connect(e)
+		if err != nil {
+			return err
+		}
+		v, _, err := c.do(ctx, "POST", path+"/"+action+q, nil)
+		if err != nil {
+			return err
+		}
+		print(e.Stdout, v, *o.out)
+		return nil
+	}
+	for {
+		c, err := connect(e)
+		if err != nil {
+			return err
+		}
+		v, _, err := c.do(ctx, "GET", path, nil)
+		if err != nil {
+			return err
+		}
+		m, _ := v.(map[string]any)
+		if m != nil && *o.out != "json" {
+			printRollout(e.Stdout, m)
+		} else {
+			print(e.Stdout, v, *o.out)
+		}
+		ro, _ := m["rollout"].(map[string]any)
+		state, _ := ro["state"].(string)
+		if !*watch || ro == nil || state != "in_progress" && state != "paused" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+		fmt.Fprintln(e.Stdout)
+	}
 }
 
 func login(ctx context.Context, args []string, e Env) error {

@@ -128,6 +128,17 @@ type DeviceQuery struct {
 	Limit int    // at most this many (0: no limit)
 	// Allowed, if set, keeps only the devices of the groups it allows.
 	Allowed func(group string) bool
+	// Labels keeps only the devices with every one of these labels.
+	Labels map[string]string
+}
+
+func hasLabels(d Device, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := d.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Devices returns the devices q selects and whether the page is full
@@ -160,7 +171,7 @@ func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 			if err := item.Value(func(b []byte) error { return readDevice(b, &d) }); err != nil {
 				return fmt.Errorf("device entry %q is corrupt: %w", id, err)
 			}
-			if q.Group != "" && d.DeviceGroup != q.Group || q.Allowed != nil && !q.Allowed(d.DeviceGroup) {
+			if q.Group != "" && d.DeviceGroup != q.Group || q.Allowed != nil && !q.Allowed(d.DeviceGroup) || !hasLabels(d, q.Labels) {
 				continue
 			}
 			out = append(out, d)

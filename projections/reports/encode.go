@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -20,6 +21,23 @@ func (d Device) appendJSON(b []byte) ([]byte, error) {
 	b = jsonlex.AppendString(b, d.DeviceGroup)
 	b = append(b, `,"hostname":`...)
 	b = jsonlex.AppendString(b, d.Hostname)
+	if len(d.Labels) > 0 {
+		keys := make([]string, 0, len(d.Labels))
+		for k := range d.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, `,"labels":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonlex.AppendString(b, k)
+			b = append(b, ':')
+			b = jsonlex.AppendString(b, d.Labels[k])
+		}
+		b = append(b, '}')
+	}
 	b = append(b, `,"last_seen":`...)
 	if b, err = jsonlex.AppendMarshaler(b, d.LastSeen); err != nil {
 		return nil, err
@@ -80,6 +98,12 @@ func (d *Device) readJSON(b []byte) bool {
 			d.DeviceGroup = l.Str()
 		case "hostname":
 			d.Hostname = l.Str()
+		case "labels":
+			l.Fail(l.Null()) // encoding/json leaves a map it meets as null alone
+			if d.Labels == nil {
+				d.Labels = map[string]string{}
+			}
+			l.Object(func(k []byte) { d.Labels[string(k)] = l.Str() })
 		case "last_seen":
 			d.LastSeen = l.Time()
 		case "applied_version":

@@ -50,7 +50,7 @@ func deviceSeeds() []Device {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
 	return []Device{
 		{},
-		{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "vm", LastSeen: at, AppliedVersion: 7, ConvergedAt: 7, StatusChangedAt: at.Add(-time.Hour),
+		{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "vm", Labels: map[string]string{"site": "berlin", "ring": "canary", "v": odd}, LastSeen: at, AppliedVersion: 7, ConvergedAt: 7, StatusChangedAt: at.Add(-time.Hour),
 			Apps: []events.AppStatus{{Name: "web", Version: 7, Status: events.AppStatusRunning, Running: 2, Expected: 2}}, Errors: []string{}},
 		{DeviceID: odd, DeviceGroup: odd, Hostname: odd, LastSeen: at.In(time.FixedZone("x", 3600)), AppliedVersion: -1, ConvergedAt: -1, Silent: true,
 			Apps: []events.AppStatus{{Name: odd, Status: events.AppStatusPullFailed, Error: odd, Running: -1}, {}}, Errors: []string{odd, ""}, Failure: odd},

@@ -56,6 +56,7 @@ type Device struct {
 	DeviceID       string             `json:"device_id"`
 	DeviceGroup    string             `json:"device_group"`
 	Hostname       string             `json:"hostname"`
+	Labels         map[string]string  `json:"labels,omitempty"`
 	LastSeen       time.Time          `json:"last_seen"`
 	AppliedVersion int64              `json:"applied_version"`
 	Apps           []events.AppStatus `json:"apps_status"`
@@ -352,7 +353,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 			}
 			was := d.DeviceGroup
 			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
-			d.AppliedVersion, d.Apps, d.Errors = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors
+			d.AppliedVersion, d.Apps, d.Errors, d.Labels = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors, ev.Report.Labels
 			if err := s.putDevice(txn, d, was); err != nil {
 				return err
 			}

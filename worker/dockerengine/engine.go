@@ -79,10 +79,44 @@ func (e *Engine) list(ctx context.Context, kind, nameLabel string) ([]worker.Con
 		out = append(out, worker.Container{
 			ID: c.ID, Name: name, App: c.Labels[nameLabel], SpecHash: c.Labels[worker.LabelSpecHash],
 			ImageID: c.ImageID, Running: c.State == container.StateRunning || c.State == container.StateRestarting,
+			Restarting: c.State == container.StateRestarting, Health: health(c),
 			Created: time.Unix(c.Created, 0), Group: c.Labels[worker.LabelDeviceGroup], Device: c.Labels[worker.LabelDevice],
 		})
 	}
 	return out, nil
+}
+
+// Restarts is how many times the engine restarted a container since it
+// was created (its restart policy at work: its process exited), and when
+// it last started.
+func (e *Engine) Restarts(ctx context.Context, id string) (int, time.Time, error) {
+	res, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	var started time.Time
+	if st := res.Container.State; st != nil {
+		started, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+	}
+	return res.Container.RestartCount, started, nil
+}
+
+// health is a container's healthcheck verdict: from the summary's Health
+// (API 1.52 and later) or, from older engines, its Status ("Up 5 seconds
+// (unhealthy)").
+func health(c container.Summary) string {
+	if c.Health != nil && c.Health.Status != container.NoHealthcheck {
+		return string(c.Health.Status)
+	}
+	switch {
+	case strings.Contains(c.Status, "(unhealthy)"):
+		return "unhealthy"
+	case strings.Contains(c.Status, "(healthy)"):
+		return "healthy"
+	case strings.Contains(c.Status, "(health: starting)"):
+		return "starting"
+	}
+	return ""
 }
 
 // Pull pulls ref and reads the progress stream to its end: errors (a

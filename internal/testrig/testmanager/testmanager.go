@@ -14,6 +14,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/rollouts"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 	"github.com/nebula-orchestrator/nebula-go/projections"
@@ -105,6 +106,10 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 		}})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
+	controller := &rollouts.Controller{Proj: store, Devices: reportStore, Decide: rollouts.DecideWith(cmds), Every: 100 * time.Millisecond,
+		Ready: func() bool { catchingUp, _ := reportStore.CatchingUp(); return p.Serving() && !catchingUp }}
+	controllerDone := make(chan struct{})
+	go func() { controller.Run(runCtx); close(controllerDone) }()
 	go func() { _ = p.Run(runCtx); close(done) }()
 	select {
 	case <-p.Ready():
@@ -119,6 +124,7 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 			cancel()
 			<-done
 			<-reportsDone
+			<-controllerDone
 			store.Close()
 			reportStore.Close()
 			pub.Close()

@@ -1,6 +1,7 @@
 // Command testapp is the program inside the test images: it serves its
 // environment over HTTP on :80 and exits on SIGTERM. With UNHEALTHY_AFTER
-// set (a duration), its /health answers 500 after that long.
+// set (a duration), its /health answers 500 after that long; with
+// EXIT_AFTER, it exits (status 1) after that long.
 package main
 
 import (
@@ -36,6 +37,9 @@ func main() {
 		}
 	})
 	go func() { _ = http.ListenAndServe(":80", nil) }()
+	if d, _ := time.ParseDuration(os.Getenv("EXIT_AFTER")); d > 0 {
+		go func() { time.Sleep(d); os.Exit(1) }()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
