@@ -195,6 +195,9 @@ type RolloutDecidedV struct {
 	Revert   bool           `json:"revert,omitempty"`
 	Reason   string         `json:"reason"`
 	Counts   *RolloutCounts `json:"counts,omitempty"`
+	// Since, on an abort, is when its cause began: the report that
+	// crossed the threshold, or the deadline.
+	Since *time.Time `json:"since,omitempty"`
 }
 
 func (RolloutDecidedV) EventType() Type { return RolloutDecided }

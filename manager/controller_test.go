@@ -175,6 +175,12 @@ func TestRolloutController(t *testing.T) {
 		t.Fatalf("dry run: %s", dry.raw)
 	}
 
+	etag := func(d *fakeDevice) string {
+		r := call(t, "GET", api+"/device_groups/edge/info", nil, append([]string{events.DeviceIDHeader, d.id}, labelHeader(d.labels)...)...)
+		return r.header.Get("ETag")
+	}
+	secondWaveETag := etag(devices[1])
+
 	// The bad version: the canary fails, the rollout aborts and reverts.
 	if got := change("web:bad"); got > start1+3+maxLost {
 		t.Fatalf("the bad change is at offset %d, past %d (the waves were chosen for those)", got, start1+3+maxLost)
@@ -197,6 +203,14 @@ func TestRolloutController(t *testing.T) {
 	}
 	if devices[1].got("web:bad") {
 		t.Fatal("a device of the second wave was served the bad version")
+	}
+	// The revert changes nothing for a device the rollout did not reach:
+	// same answer, same ETag, nothing to fetch.
+	if got := etag(devices[1]); got != secondWaveETag {
+		t.Fatalf("the second wave's ETag went from %s to %s with the revert", secondWaveETag, got)
+	}
+	if canary := etag(devices[0]); canary == secondWaveETag || canary == "" {
+		t.Fatalf("the canary's ETag after the revert: %s (the second wave's: %s)", canary, secondWaveETag)
 	}
 }
 

@@ -54,8 +54,8 @@ type infoEntry struct {
 	body    []byte // JSON
 	gz      []byte // gzipped JSON
 	expires time.Time
-	// While a rollout runs, the stable config, for the devices its waves
-	// have not reached yet (rollout decides which).
+	// While a rollout runs (or after a revert), the stable config, for
+	// the devices its waves have not reached (rollout decides which).
 	stable  *infoEntry
 	rollout *projections.Rollout
 }
@@ -63,7 +63,7 @@ type infoEntry struct {
 // forDevice is the answer for a device (its ID and labels, from its
 // poll): a handful of answers per group, never one per device.
 func (e *infoEntry) forDevice(deviceID string, labels map[string]string) *infoEntry {
-	if e.stable == nil || e.rollout.ServesTarget(deviceID, labels) {
+	if e.stable == nil || e.rollout.Reached(deviceID, labels) {
 		return e
 	}
 	return e.stable
@@ -130,10 +130,13 @@ func (c *infoCache) render(group string) (*infoEntry, error) {
 	}
 	expires := c.now().Add(c.ttl)
 	if found && ro != nil && ro.State == projections.RolloutReverted {
+		// The devices the rollout reached: the stable config under the
+		// revert's version; the others keep theirs.
 		info = ro.StableInfo
+		info.DeviceGroupID = ro.Reverted
 	}
 	e, err := renderInfo(group, info, found, expires)
-	if err != nil || !found || ro == nil || ro.Settled() {
+	if err != nil || !found || ro == nil || ro.State == projections.RolloutCompleted {
 		return e, err
 	}
 	if e.stable, err = renderInfo(group, ro.StableInfo, true, expires); err != nil {

@@ -227,7 +227,7 @@ func rolloutView(ro projections.Rollout, devs []reports.Device, now time.Time, s
 		d.Wave++ // waves are counted from 1 here, as active_wave
 		decisions[i] = d
 	}
-	return map[string]any{"state": ro.State, "policy": ro.Policy, "target": ro.Target, "stable": ro.Stable,
+	return map[string]any{"state": ro.State, "policy": ro.Policy, "target": ro.Target, "stable": ro.Stable, "reverted": ro.Reverted,
 		"active_wave": ro.Wave + 1, "started_at": ro.StartedAt, "wave_started_at": ro.WaveStartedAt,
 		"waves": waves, "decisions": decisions}
 }

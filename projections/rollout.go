@@ -42,9 +42,13 @@ type Rollout struct {
 	Target    int64     `json:"target"`
 	Start     int64     `json:"start"`
 	StartedAt time.Time `json:"started_at"`
-	// Stable is the last version every device was healthy on; after a
-	// revert, the offset of the revert, which serves the same config.
+	// Stable is the last version every device was healthy on.
 	Stable int64 `json:"stable"`
+	// Reverted is the offset of the revert (state reverted): the devices
+	// the rollout reached get the stable config under it (versions never
+	// go backwards); the others keep it under Stable, with nothing to
+	// fetch.
+	Reverted int64 `json:"reverted,omitempty"`
 	// Wave is the active wave: the devices of waves 0..Wave get Target.
 	Wave          int        `json:"wave"`
 	WaveStartedAt time.Time  `json:"wave_started_at"`
@@ -65,15 +69,13 @@ type Decision struct {
 	Revert   bool                  `json:"revert,omitempty"`
 	Reason   string                `json:"reason"`
 	Counts   *events.RolloutCounts `json:"counts,omitempty"`
+	Since    *time.Time            `json:"since,omitempty"`
 }
 
 // Rollout returns a group's rollout (found false: the group has no policy).
 func (r Reader) Rollout(group string) (Rollout, bool, error) {
 	return getDoc[Rollout](r.kv, key(prefixRollout, group))
 }
-
-// Settled says whether every device gets one config (none is rolling out).
-func (ro Rollout) Settled() bool { return ro.State == RolloutCompleted || ro.State == RolloutReverted }
 
 // ServesTarget says whether a device gets the version rolling out (else
 // the stable one). A device that gives no ID (a Nebula 2.7 worker) gets
@@ -85,6 +87,12 @@ func (ro Rollout) ServesTarget(deviceID string, labels map[string]string) bool {
 	case RolloutReverted:
 		return false
 	}
+	return ro.Reached(deviceID, labels)
+}
+
+// Reached says whether the rollout reached a device: its wave is active
+// or done (a device with no ID: never before completion).
+func (ro Rollout) Reached(deviceID string, labels map[string]string) bool {
 	return deviceID != "" && ro.WaveOf(deviceID, labels) <= ro.Wave
 }
 
@@ -178,9 +186,15 @@ func (f *folder) followRollouts() error {
 				ro.Stable, ro.StableInfo = g.Version, info
 			}
 		} else {
-			if ro.State == RolloutCompleted {
+			switch ro.State {
+			case RolloutCompleted:
 				ro.Stable, ro.StableInfo = ro.Target, ro.TargetInfo
+			case RolloutReverted:
+				// Every device gets the stable config under the revert's
+				// version from now on.
+				ro.Stable, ro.StableInfo.DeviceGroupID = ro.Reverted, ro.Reverted
 			}
+			ro.Reverted = 0
 			ro.State, ro.Target, ro.TargetInfo, ro.Start = RolloutInProgress, g.Version, info, f.off
 			ro.StartedAt, ro.Wave, ro.WaveStartedAt = f.env.Time, 0, f.env.Time
 			ro.Decisions = []Decision{{Offset: f.off, Time: f.env.Time, Actor: f.env.Actor, Decision: "start",
@@ -246,11 +260,9 @@ func (f *folder) decideRollout(name string, p events.RolloutDecidedV) error {
 	case events.DecisionAbort:
 		ro.State = RolloutAborted
 		if p.Revert {
-			// Every device gets the stable config again, under this
-			// offset (versions never go backwards).
-			ro.State = RolloutReverted
-			ro.Stable = f.off
-			ro.StableInfo.DeviceGroupID = f.off
+			// The devices the rollout reached get the stable config
+			// again, under this offset (versions never go backwards).
+			ro.State, ro.Reverted = RolloutReverted, f.off
 		}
 	case events.DecisionComplete:
 		if ro.Wave < last {
@@ -260,7 +272,7 @@ func (f *folder) decideRollout(name string, p events.RolloutDecidedV) error {
 		ro.Stable, ro.StableInfo = ro.Target, ro.TargetInfo
 	}
 	ro.Decisions = append(ro.Decisions, Decision{Offset: f.off, Time: f.env.Time, Actor: f.env.Actor, Decision: p.Decision,
-		Wave: p.Wave, Revert: p.Revert, Reason: p.Reason, Counts: p.Counts})
+		Wave: p.Wave, Revert: p.Revert, Reason: p.Reason, Counts: p.Counts, Since: p.Since})
 	f.touched[name] = true // the devices' answers change
 	return putDoc(f.kv, k, ro)
 }

@@ -80,14 +80,16 @@ func TestFoldRollouts(t *testing.T) {
 	abort := h.off
 	h.accept(ev(events.KindDeviceGroup, "edge", events.RolloutDecidedV{Decision: events.DecisionAbort, Target: off, Wave: 0, Revert: true, Reason: "2 of 3 failed"}))
 	ro = h.rollout("edge")
-	if ro.State != RolloutReverted || ro.Stable != abort || ro.StableInfo.DeviceGroupID != abort || ro.StableInfo.Apps[0].DockerImage != "nginx:2" ||
-		ro.ServesTarget("device-1", map[string]string{"ring": "canary"}) || len(ro.Decisions) != 3 {
+	if ro.State != RolloutReverted || ro.Reverted != abort || ro.Stable != 2 || ro.StableInfo.Apps[0].DockerImage != "nginx:2" ||
+		ro.ServesTarget("device-1", map[string]string{"ring": "canary"}) || !ro.Reached("device-1", map[string]string{"ring": "canary"}) ||
+		len(ro.Decisions) != 3 {
 		t.Fatalf("reverted: %+v", ro)
 	}
 	h.reject(decide("edge", events.DecisionResume, off, 0), ReasonRolloutMoved)
 	// The next change rolls out from the reverted config.
 	h.accept(ev(events.KindApp, "web", events.AppPatchedV{Patch: events.AppPatch{DockerImage: ptr("nginx:3")}}))
-	if ro = h.rollout("edge"); ro.State != RolloutInProgress || ro.Stable != abort || ro.StableInfo.Apps[0].DockerImage != "nginx:2" {
+	if ro = h.rollout("edge"); ro.State != RolloutInProgress || ro.Stable != abort || ro.StableInfo.DeviceGroupID != abort ||
+		ro.StableInfo.Apps[0].DockerImage != "nginx:2" || ro.Reverted != 0 {
 		t.Fatalf("the next rollout: %+v", ro)
 	}
 	if sameConfig(v1, ro.StableInfo) {

@@ -92,6 +92,14 @@ var sections = []section{
 		cols: []string{"docker_run_s", "worker_s", "worker_vs_docker_run", "worker_rss_mb"}},
 	{id: "reports", title: "10. Reports", text: "`BenchmarkReports` (`manager`): reports posted over HTTP until queryable, next to raw produce to the same broker.",
 		cols: []string{"end_to_end_per_s", "raw_produce_per_s", "end_to_end_vs_raw"}},
+	{id: "rollouts", title: "11. Safe rollouts", text: "`BenchmarkSafeRollout` (`internal/bench/fleetbench`): simulated devices (1 in 100 " +
+		"labelled canary) long-polling `nebula manager` (a `nebula reporter` and the broker in their own processes), reporting every 10 s " +
+		"and after each change, on a group with 4 waves (1, 10, 50, 100%) and `min_healthy_time` 2 s. A good version: API call to " +
+		"completion (`good_complete_s`) against the sum of the waves' minimum healthy times (`min_healthy_sum_s`, no rollout can be " +
+		"faster). A bad version (its containers exit): from the failures crossing the threshold, as GET .../rollout first shows them, " +
+		"to a canary being served the stable version again (`revert_after_cross_ms`, target < 1 s; polled every 20 ms), and the " +
+		"devices it was served to (the waves active at the abort: the canaries and the first wave's 1%).",
+		cols: []string{"devices", "good_complete_s", "min_healthy_sum_s", "good_vs_baseline", "revert_after_cross_ms", "bad_served_devices", "canary_devices", "first_wave_devices"}},
 }
 
 func main() {

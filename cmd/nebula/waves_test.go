@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -156,12 +157,30 @@ func TestSafeRolloutWithWorkers(t *testing.T) {
 	// nebula dev killed mid-rollout: restarted, it finishes the rollout.
 	call("PATCH", "/apps/"+app+"/update", `{"env_vars": {"V": "5"}}`, 202)
 	testenv.WaitFor(t, "the canary at V=5", 90*time.Second, func() bool { _, env := container(ids[0]); return strings.Contains(env, `"V=5"`) })
+	// Killed once the inventory has the canary converged on the target
+	// (its report folded), before the promotion (3 s later).
+	target := rollout()["target"].(float64)
+	testenv.WaitFor(t, "the canary converged in the inventory", 60*time.Second, func() bool {
+		_, body := devCall(t, "GET", api+"/api/v2/devices?device_group="+group+"&label=ring=canary", token, "")
+		var page struct {
+			Devices []struct {
+				Converged float64 `json:"converged_version"`
+			} `json:"devices"`
+		}
+		_ = json.Unmarshal([]byte(body), &page)
+		return len(page.Devices) == 1 && page.Devices[0].Converged == target
+	})
 	if s := rollout()["state"]; s != projections.RolloutInProgress {
 		t.Fatalf("the rollout is %v before the kill: the test proves nothing", s)
 	}
 	dev.Kill()
 	startDev()
-	testenv.WaitFor(t, "the rollout to complete after the restart", 3*time.Minute, settled(projections.RolloutCompleted))
+	for deadline := time.Now().Add(3 * time.Minute); !settled(projections.RolloutCompleted)(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_, devs := devCall(t, "GET", api+"/api/v2/devices?device_group="+group, token, "")
+			t.Fatalf("the rollout did not complete after the restart: %v\ndevices: %s", rollout(), devs)
+		}
+	}
 	if got := decisions(); got != "start,promote,complete" {
 		t.Fatalf("after the restart: decisions %s", got)
 	}

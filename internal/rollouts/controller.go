@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
@@ -223,9 +224,11 @@ func Judge(ro projections.Rollout, devs []reports.Device, now time.Time, silentA
 	case n.Devices > 0 && float64(n.Failed)*100 > p.MaxFailedPercent*float64(n.Devices):
 		d.Decision, d.Revert = events.DecisionAbort, p.AutoRevert
 		d.Reason = fmt.Sprintf("%d of %d devices of %s failed (max %g%%)", n.Failed, n.Devices, waves, p.MaxFailedPercent)
+		d.Since = crossedAt(ro, devs, now, silentAfter, Failed, p.MaxFailedPercent, n.Devices, failedSince)
 	case n.Devices > 0 && float64(n.Silent)*100 > p.MaxSilentPercent*float64(n.Devices):
 		d.Decision, d.Revert = events.DecisionAbort, p.AutoRevert
 		d.Reason = fmt.Sprintf("%d of %d devices of %s silent (max %g%%)", n.Silent, n.Devices, waves, p.MaxSilentPercent)
+		d.Since = crossedAt(ro, devs, now, silentAfter, Silent, p.MaxSilentPercent, n.Devices, func(d reports.Device) time.Time { return d.LastSeen.Add(silentAfter) })
 	case n.Pending == 0 && n.Failed == 0:
 		if !p.AutoPromote {
 			return d, false // promoted by hand
@@ -237,9 +240,40 @@ func Judge(ro projections.Rollout, devs []reports.Device, now time.Time, silentA
 		d.Reason = fmt.Sprintf("%d of %d devices of %s healthy for %s", n.Healthy, n.Devices, waves, p.MinHealthyTime)
 	case now.Sub(ro.WaveStartedAt) > p.Deadline():
 		d.Decision, d.Revert = events.DecisionAbort, p.AutoRevert
+		since := ro.WaveStartedAt.Add(p.Deadline()).UTC()
+		d.Since = &since
 		d.Reason = fmt.Sprintf("%s not healthy within %s: %d pending, %d failed, %d silent of %d", waves, p.HealthyDeadline, n.Pending, n.Failed, n.Silent, n.Devices)
 	default:
 		return d, false
 	}
 	return d, true
+}
+
+// failedSince is when a failing device's failure began: its failed
+// status event's time, or (that event not folded yet) its last report's.
+func failedSince(d reports.Device) time.Time {
+	if d.Failure != "" {
+		return d.StatusChangedAt
+	}
+	return d.LastSeen
+}
+
+// crossedAt is when a threshold was crossed: the time (from at) of the
+// device, among those of the active waves with the given health, whose
+// turn put them over percent of the n devices.
+func crossedAt(ro projections.Rollout, devs []reports.Device, now time.Time, silentAfter time.Duration, health string,
+	percent float64, n int, at func(reports.Device) time.Time) *time.Time {
+	var times []time.Time
+	for _, d := range devs {
+		if ro.ServesTarget(d.DeviceID, d.Labels) && DeviceHealth(ro, d, now, silentAfter) == health {
+			times = append(times, at(d))
+		}
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	k := int(percent * float64(n) / 100) // the k+1-th is over the threshold
+	if k >= len(times) {
+		return nil
+	}
+	t := times[k].UTC()
+	return &t
 }

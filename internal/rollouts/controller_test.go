@@ -88,6 +88,9 @@ func TestJudge(t *testing.T) {
 			if got := map[bool]string{true: d.Decision}[due]; got != tc.want || due && (d.Revert != tc.revert || !strings.Contains(d.Reason, tc.reason)) {
 				t.Fatalf("decision %q (due %v) revert %v reason %q; want %q revert %v reason with %q", d.Decision, due, d.Revert, d.Reason, tc.want, tc.revert, tc.reason)
 			}
+			if due && d.Decision == events.DecisionAbort && d.Since == nil {
+				t.Fatal("an abort says not since when")
+			}
 			if due && (d.Target != r.Target || d.Wave != r.Wave || d.Counts == nil || d.Validate() != nil) {
 				t.Fatalf("decision %+v", d)
 			}

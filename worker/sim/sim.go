@@ -30,7 +30,16 @@ type Config struct {
 	// shares at most MaxConns connections (default 512).
 	NoLongPoll bool
 	MaxConns   int
-	Logger     *slog.Logger
+	// Labels, when set, gives device i its labels.
+	Labels func(i int) map[string]string
+	Logger *slog.Logger
+}
+
+func labelsOf(cfg Config, i int) map[string]string {
+	if cfg.Labels == nil {
+		return nil
+	}
+	return cfg.Labels(i)
 }
 
 // Fleet is a running simulated fleet.
@@ -96,7 +105,7 @@ func Start(ctx context.Context, cfg Config) *Fleet {
 	for i := range cfg.Devices {
 		a := worker.NewAgent(worker.Config{Group: cfg.Group, Manager: cfg.Manager, Token: cfg.Token, CheckIn: cfg.CheckIn,
 			RequestTimeout: 30 * time.Second, DeviceID: fmt.Sprintf("sim-%08d", i), Host: worker.Host{CPUs: 1, MemoryMB: 1024},
-			ReportInterval: cfg.ReportInterval, HTTPClient: client, Logger: cfg.Logger, NoLongPoll: cfg.NoLongPoll}, simengine.New())
+			ReportInterval: cfg.ReportInterval, HTTPClient: client, Logger: cfg.Logger, NoLongPoll: cfg.NoLongPoll, Labels: labelsOf(cfg, i)}, simengine.New())
 		f.agents = append(f.agents, a)
 		f.wg.Go(func() {
 			if cfg.StartSpread > 0 {

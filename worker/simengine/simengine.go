@@ -4,7 +4,9 @@
 // tell (worker/enginetest holds both to the same suite): containers are
 // read back from their labels, an image must have been pulled before a
 // container uses it, a name is taken until its container is removed.
-// Every pull succeeds and containers stay running and healthy. Not for
+// Every pull succeeds and containers stay running and healthy, but for
+// those of an image whose reference holds CrashImage: their process exits
+// at once (they are listed stopped), for rollouts' failures. Not for
 // tests of the worker's Docker behaviour.
 package simengine
 
@@ -14,6 +16,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +35,11 @@ type container struct {
 	id, name, imageID string
 	labels            map[string]string
 	created           time.Time
+	crashes           bool
 }
+
+// CrashImage in an image reference makes its containers exit at once.
+const CrashImage = "crash"
 
 // New returns an engine with no images and no containers.
 func New() *Engine {
@@ -52,7 +59,7 @@ func (e *Engine) list(kind, nameLabel string) []worker.Container {
 			continue
 		}
 		out = append(out, worker.Container{ID: c.id, Name: c.name, App: c.labels[nameLabel], SpecHash: c.labels[worker.LabelSpecHash],
-			ImageID: c.imageID, Running: true, Created: c.created, Group: c.labels[worker.LabelDeviceGroup], Device: c.labels[worker.LabelDevice]})
+			ImageID: c.imageID, Running: !c.crashes, Created: c.created, Group: c.labels[worker.LabelDeviceGroup], Device: c.labels[worker.LabelDevice]})
 	}
 	return out
 }
@@ -99,7 +106,8 @@ func (e *Engine) Create(_ context.Context, s worker.ContainerSpec, labels map[st
 		return fmt.Errorf("create container %s: the name is in use", s.Name)
 	}
 	e.next++
-	e.containers[s.Name] = container{id: fmt.Sprint(e.next), name: s.Name, imageID: id, labels: maps.Clone(labels), created: time.Now()}
+	e.containers[s.Name] = container{id: fmt.Sprint(e.next), name: s.Name, imageID: id, labels: maps.Clone(labels), created: time.Now(),
+		crashes: strings.Contains(s.Image, CrashImage)}
 	return nil
 }
 
