@@ -2,10 +2,8 @@ package manager_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -251,16 +249,7 @@ func TestDamagedProjectionAnswers503(t *testing.T) {
 		t.Fatal("no table file to damage")
 	}
 	for _, table := range tables {
-		f, err := os.OpenFile(table, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := f.Stat()
-		junk := make([]byte, min(16<<10, fi.Size()/2))
-		_, _ = rand.Read(junk)
-		_, err = f.WriteAt(junk, fi.Size()/4)
-		f.Close()
-		if err != nil {
+		if err := testenv.WriteJunk(table); err != nil {
 			t.Fatal(err)
 		}
 	}

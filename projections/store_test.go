@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -453,7 +452,7 @@ func TestDamagedTablesAreSetAsideAndRebuilt(t *testing.T) {
 		do   func(path string, size int64) error
 	}{
 		{"truncated by a byte", func(path string, size int64) error { return os.Truncate(path, size-1) }},
-		{"16 KiB of random bytes", func(path string, _ int64) error { return writeJunk(path) }},
+		{"16 KiB of random bytes", func(path string, _ int64) error { return testenv.WriteJunk(path) }},
 	} {
 		t.Run(damage.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "projection")
@@ -495,7 +494,7 @@ func TestDamageFoundWhileRunningIsRebuilt(t *testing.T) {
 		damage func(path string) error
 		find   func(s *Store) error
 	}{
-		{"written into, found by a read", writeJunk, readAllApps},
+		{"written into, found by a read", testenv.WriteJunk, readAllApps},
 		{"truncated, found by a read", func(path string) error {
 			fi, err := os.Stat(path)
 			if err != nil {
@@ -503,7 +502,7 @@ func TestDamageFoundWhileRunningIsRebuilt(t *testing.T) {
 			}
 			return os.Truncate(path, fi.Size()-1)
 		}, readAllApps},
-		{"written into, found by Verify", writeJunk, func(s *Store) error { return s.Verify() }},
+		{"written into, found by Verify", testenv.WriteJunk, func(s *Store) error { return s.Verify() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "projection")
@@ -725,23 +724,6 @@ func tableOf(t *testing.T, dir string, l *kafkalog.Log, last int64) string {
 		t.Fatal("no table file to damage")
 	}
 	return tables[0]
-}
-
-// writeJunk writes up to 16 KiB of random bytes a quarter into the file.
-func writeJunk(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	junk := make([]byte, min(16<<10, fi.Size()/2))
-	_, _ = rand.Read(junk)
-	_, err = f.WriteAt(junk, fi.Size()/4)
-	return err
 }
 
 // expectApps waits until s has folded last and checks it holds n apps.

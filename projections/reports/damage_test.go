@@ -2,12 +2,10 @@ package reports_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,7 +88,7 @@ func TestDamagedReportStoreIsRebuilt(t *testing.T) {
 		t.Fatal("no table file to damage")
 	}
 	for _, table := range tables {
-		if err := writeJunk(table); err != nil {
+		if err := testenv.WriteJunk(table); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,21 +99,4 @@ func TestDamagedReportStoreIsRebuilt(t *testing.T) {
 	if !strings.Contains(logs.String(), "rebuilding it from the device events topic") {
 		t.Fatalf("the rebuild was not logged:\n%s", logs.String())
 	}
-}
-
-// writeJunk writes 16 KiB of random bytes into the middle of a file.
-func writeJunk(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	junk := make([]byte, min(16<<10, fi.Size()/2))
-	_, _ = rand.Read(junk)
-	_, err = f.WriteAt(junk, fi.Size()/4)
-	return err
 }

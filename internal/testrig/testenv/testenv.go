@@ -7,6 +7,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -235,4 +236,23 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// WriteJunk writes 16 KiB of random bytes (at most half the file) into
+// the middle of a file: the damage a disk or a stray process does to a
+// store's table.
+func WriteJunk(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	junk := make([]byte, min(16<<10, fi.Size()/2))
+	_, _ = rand.Read(junk)
+	_, err = f.WriteAt(junk, fi.Size()/4)
+	return err
 }
