@@ -239,15 +239,25 @@ func (l *Log) Append(ctx context.Context, env events.Envelope) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return l.AppendRaw(ctx, value, env.CommandID)
+	return l.produce(ctx, l.record(value, env.CommandID))
 }
 
 // AppendRaw appends an already encoded record. Tools and tests use it; the
 // API appends envelopes through Append.
 func (l *Log) AppendRaw(ctx context.Context, value []byte, commandID string) (int64, error) {
+	return l.produce(ctx, l.record(value, commandID))
+}
+
+// produce appends one record. Its timestamp is the time of the append,
+// which is never before its event's time (stamped before): the broker's
+// time index then finds an offset by time (FirstAtOrAfter). The event's
+// own time is not used: the client times a record out from its
+// timestamp, and an event may be old (imports keep their records'
+// original timestamps).
+func (l *Log) produce(ctx context.Context, rec *kgo.Record) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
 	defer cancel()
-	r, err := l.cl.ProduceSync(ctx, l.record(value, commandID)).First()
+	r, err := l.cl.ProduceSync(ctx, rec).First()
 	if err != nil {
 		return 0, l.produceErr(err)
 	}
@@ -377,6 +387,30 @@ func (l *Log) Bounds(ctx context.Context) (start, end int64, err error) {
 	}
 	end, err = get(l.adm.ListEndOffsets)
 	return start, end, err
+}
+
+// FirstAtOrAfter returns the first offset whose record timestamp is at or
+// after t's millisecond, from the brokers' time index (no scan); the log's
+// end when there is none. A record's timestamp is the time of its append,
+// never before its event's time: every record before the offset returned
+// happened before t.
+func (l *Log) FirstAtOrAfter(ctx context.Context, t time.Time) (int64, error) {
+	lo, err := l.adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), l.cfg.Topic)
+	if err == nil {
+		err = lo.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: list offsets by time: %w", ErrUnavailable, err)
+	}
+	o, ok := lo.Lookup(l.cfg.Topic, 0)
+	if !ok {
+		return 0, fmt.Errorf("%w: no offsets for %s", ErrUnavailable, l.cfg.Topic)
+	}
+	if o.Offset >= 0 {
+		return o.Offset, nil
+	}
+	_, end, err := l.Bounds(ctx)
+	return end, err
 }
 
 // Ping checks that a broker answers within the context's deadline.

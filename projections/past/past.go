@@ -51,11 +51,22 @@ func New(log Log, full Verdicts, trust *signing.Trust, logger *slog.Logger) *Pas
 }
 
 // OffsetAt is the offset of the last event at or before t (by its event
-// time), -1 when the log has none.
+// time), -1 when the log has none: the log read from its start up to the
+// first event after t. A log that can say where t falls (FirstAtOrAfter:
+// the brokers' time index) is read from there, not from its start: every
+// record before that offset happened before t.
 func (p *Past) OffsetAt(ctx context.Context, t time.Time) (int64, error) {
-	at := int64(-1)
+	from := int64(0)
+	if ti, ok := p.log.(timeIndex); ok {
+		o, err := ti.FirstAtOrAfter(ctx, t)
+		if err != nil {
+			return 0, err
+		}
+		from = o
+	}
+	at := from - 1
 	var decodeErr error
-	err := p.log.Scan(ctx, 0, func(rec events.Record) bool {
+	err := p.log.Scan(ctx, from, func(rec events.Record) bool {
 		h, err := events.DecodeHead(rec.Value)
 		if err != nil {
 			decodeErr = err
@@ -71,6 +82,12 @@ func (p *Past) OffsetAt(ctx context.Context, t time.Time) (int64, error) {
 		err = decodeErr
 	}
 	return at, err
+}
+
+// timeIndex finds the first offset whose record was written at or after
+// t's millisecond (kafkalog.Log).
+type timeIndex interface {
+	FirstAtOrAfter(ctx context.Context, t time.Time) (int64, error)
 }
 
 // StateAt is the projection as it was at offset at (inclusive), as far as

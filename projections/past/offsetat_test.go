@@ -1,0 +1,91 @@
+package past_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
+)
+
+// TestOffsetAtUsesTheTimeIndex (issue 20): OffsetAt reads the log from
+// where the broker's time index puts t, and answers exactly what reading
+// the whole log from its start answers (the last event before the first
+// one after t): for every event's time, a nanosecond and a millisecond
+// either side, before and after the log; with events sharing a
+// millisecond, events out of time order (a manager's clock behind), and
+// records appended the way older managers did (timestamped at the append,
+// after their event time).
+func TestOffsetAtUsesTheTimeIndex(t *testing.T) {
+	b := testenv.StartBroker(t, "")
+	ctx := testenv.Context(t, 2*time.Minute)
+	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{b.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// Recent times (the client times a record out from its timestamp, and
+	// imported records keep theirs); appended, they are older still.
+	base := time.Now().UTC().Add(-2 * time.Second).Truncate(time.Millisecond)
+	var times []time.Time
+	for i := range 300 {
+		at := base.Add(time.Duration(i) * 370 * time.Microsecond) // 2 or 3 events per millisecond
+		switch {
+		case i%50 == 49:
+			at = at.Add(-20 * time.Millisecond) // out of order
+		case i%40 == 7:
+			at = times[len(times)-1] // the same time as the one before
+		}
+		times = append(times, at)
+		env := events.Envelope{Type: events.AppCreated, Aggregate: events.Aggregate{Kind: events.KindApp, Name: fmt.Sprint("app", i)},
+			Actor: "t", Time: at, Payload: events.AppCreatedV{Spec: events.NewAppSpec("nginx")}}
+		if i%3 == 0 {
+			// As an import restores a record: its original timestamp,
+			// the event's time.
+			value, err := events.Encode(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.AppendRecords(ctx, []events.Record{{Value: value, Timestamp: at}}); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := l.Append(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The answer of a scan from the start.
+	scan := func(at time.Time) int64 {
+		off := int64(-1)
+		if err := l.Scan(ctx, 0, func(rec events.Record) bool {
+			h, err := events.DecodeHead(rec.Value)
+			if err != nil || h.Time.After(at) {
+				return false
+			}
+			off = rec.Offset
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return off
+	}
+	p := past.New(l, nil, nil, nil)
+	probes := []time.Time{base.Add(-time.Hour), base.Add(-time.Nanosecond), time.Now().Add(time.Hour)}
+	for i, at := range times {
+		if i%4 != 0 && i%50 != 49 && i%40 != 7 {
+			continue // every 4th, and every unusual one
+		}
+		probes = append(probes, at, at.Add(time.Nanosecond), at.Add(-time.Nanosecond), at.Add(time.Millisecond), at.Add(-time.Millisecond))
+	}
+	for _, at := range probes {
+		got, err := p.OffsetAt(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := scan(at); got != want {
+			t.Fatalf("at %s: offset %d, a scan from the start says %d", at.Format(time.RFC3339Nano), got, want)
+		}
+	}
+}
