@@ -183,6 +183,21 @@ type folder struct {
 	env     events.Envelope
 	invalid error // env.Validate()
 	touched map[string]bool
+	// rolling are the touched groups with a rollout policy (rollout.go
+	// follows their rollouts; the others cost nothing more).
+	rolling map[string]bool
+}
+
+// touch records that a change reached group g (its devices' answers
+// change), and whether its rollout must follow.
+func (f *folder) touch(g DeviceGroup) {
+	f.touched[g.Name] = true
+	if g.Rollout != nil {
+		if f.rolling == nil {
+			f.rolling = map[string]bool{}
+		}
+		f.rolling[g.Name] = true
+	}
 }
 
 // dedupe rejects a record whose command ID an earlier record carried, and

@@ -112,7 +112,7 @@ func (f *folder) updateGroup(name string, change func(*DeviceGroup)) error {
 	}
 	change(&g)
 	g.Version = f.off
-	f.touched[name] = true
+	f.touch(g)
 	return putDoc(f.kv, k, g)
 }
 
@@ -124,10 +124,11 @@ func (f *folder) createGroup(name string, spec events.DeviceGroupSpec) error {
 	if err := f.checkMembers(spec); err != nil {
 		return err
 	}
-	if err := putDoc(f.kv, k, DeviceGroup{Name: name, Version: f.off, PruneID: f.off, DeviceGroupSpec: spec}); err != nil {
+	g := DeviceGroup{Name: name, Version: f.off, PruneID: f.off, DeviceGroupSpec: spec}
+	if err := putDoc(f.kv, k, g); err != nil {
 		return err
 	}
-	f.touched[name] = true
+	f.touch(g)
 	return f.reindexGroup(name, events.DeviceGroupSpec{}, spec)
 }
 
@@ -153,7 +154,12 @@ func (f *folder) changeGroup(name string, change func(*DeviceGroup), members boo
 		}
 	}
 	g.Version = f.off
-	f.touched[name] = true
+	f.touch(g)
+	if old.Rollout != nil && g.Rollout == nil {
+		if err := f.kv.Delete(key(prefixRollout, name)); err != nil { // the policy removed: every change at once again
+			return err
+		}
+	}
 	return putDoc(f.kv, k, g)
 }
 
@@ -167,6 +173,11 @@ func (f *folder) deleteGroup(name string) error {
 		return err
 	}
 	f.touched[name] = true
+	if g.Rollout != nil {
+		if err := f.kv.Delete(key(prefixRollout, name)); err != nil {
+			return err
+		}
+	}
 	return f.kv.Delete(k)
 }
 

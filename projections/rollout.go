@@ -138,17 +138,19 @@ func DevicePlace(group string, start int64, deviceID string) int {
 	return int(binary.BigEndian.Uint64(h.Sum(nil)[:8]) % 10000)
 }
 
-// followRollouts keeps the rollouts of the groups an accepted change
-// touched: a group given a policy starts with its config as the stable
-// one (its devices run it); a change of a group's config starts a rollout
-// of the new version, the stable one being the last completed rollout's
-// (or the config a revert serves); a group without a policy has none.
+// followRollouts keeps the rollouts of the groups with a policy that an
+// accepted change touched (f.rolling; a policy removed, or its group
+// deleted, drops the rollout where that change is folded): a group given a
+// policy starts with its config as the stable one (its devices run it); a
+// change of a group's config starts a rollout of the new version, the
+// stable one being the last completed rollout's (or the config a revert
+// serves).
 func (f *folder) followRollouts() error {
 	if _, ok := f.env.Payload.(events.RolloutDecidedV); ok {
 		return nil // decideRollout did it
 	}
-	names := make([]string, 0, len(f.touched))
-	for n := range f.touched {
+	names := make([]string, 0, len(f.rolling))
+	for n := range f.rolling {
 		names = append(names, n)
 	}
 	slices.Sort(names)
@@ -159,17 +161,12 @@ func (f *folder) followRollouts() error {
 		if err != nil {
 			return err
 		}
+		if !found || g.Rollout == nil {
+			continue // touched with a policy, it has one: never so
+		}
 		ro, hasRollout, err := r.Rollout(name)
 		if err != nil {
 			return err
-		}
-		if !found || g.Rollout == nil {
-			if hasRollout {
-				if err := f.kv.Delete(k); err != nil {
-					return err
-				}
-			}
-			continue
 		}
 		info, _, err := r.Info(name)
 		if err != nil {

@@ -98,20 +98,11 @@ func rollout(ctx context.Context, args []string, e Env) error {
 		return nil
 	}
 	for {
-		c, err := connect(e)
-		if err != nil {
-			return err
-		}
-		v, _, err := c.do(ctx, "GET", path, nil)
+		v, err := getAndPrint(ctx, e, path, *o.out, printRollout)
 		if err != nil {
 			return err
 		}
 		m, _ := v.(map[string]any)
-		if m != nil && *o.out != "json" {
-			printRollout(e.Stdout, m)
-		} else {
-			print(e.Stdout, v, *o.out)
-		}
 		ro, _ := m["rollout"].(map[string]any)
 		state, _ := ro["state"].(string)
 		if !*watch || ro == nil || state != "in_progress" && state != "paused" {
@@ -173,26 +164,27 @@ func simpleGet(ctx context.Context, args []string, e Env, name string, path func
 	if err != nil {
 		return err
 	}
-	return getAndPrint(ctx, e, p, *o.out, text)
+	_, err = getAndPrint(ctx, e, p, *o.out, text)
+	return err
 }
 
-// getAndPrint GETs path and prints the answer in format out: JSON, or
-// text by text (or by print when text is nil).
-func getAndPrint(ctx context.Context, e Env, path, out string, text func(io.Writer, map[string]any)) error {
+// getAndPrint GETs path, prints the answer in format out (JSON, or text
+// by text, or by print when text is nil) and returns it.
+func getAndPrint(ctx context.Context, e Env, path, out string, text func(io.Writer, map[string]any)) (any, error) {
 	c, err := connect(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	v, _, err := c.do(ctx, "GET", path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m, ok := v.(map[string]any); ok && text != nil && out != "json" {
 		text(e.Stdout, m)
-		return nil
+		return v, nil
 	}
 	print(e.Stdout, v, out)
-	return nil
+	return v, nil
 }
 
 func devices(ctx context.Context, args []string, e Env) error {
@@ -206,7 +198,8 @@ func devices(ctx context.Context, args []string, e Env) error {
 	if len(o.pos) > 0 {
 		return usageErr{fmt.Errorf("devices takes no arguments (got %q): use --device-group", o.pos)}
 	}
-	return getAndPrint(ctx, e, "/devices"+query("device_group", *group, "page_size", strconv.Itoa(*size), "last_id", *last), *o.out, printDevices)
+	_, err := getAndPrint(ctx, e, "/devices"+query("device_group", *group, "page_size", strconv.Itoa(*size), "last_id", *last), *o.out, printDevices)
+	return err
 }
 
 func reports(ctx context.Context, args []string, e Env) error {

@@ -2,14 +2,10 @@ package reports_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
@@ -53,34 +49,9 @@ func (g *gatedReader) Fetch(ctx context.Context) ([]events.Record, error) {
 // caught up at once.
 func TestReportStoreCatchingUp(t *testing.T) {
 	const n = 3000
-	b := testenv.StartBroker(t, t.TempDir())
-	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
 	topic := "device-events-catch-up"
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := kafkalog.EnsureTopic(ctx, cfg, topic, 6, nil); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	produced := 0
-	produce := func(count int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for range count {
-			device := fmt.Sprintf("device-%04d", produced%300)
-			v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", produced), DeviceID: device, DeviceGroup: "edge",
-				Time: time.Now(), Report: &events.Report{DeviceID: device, DeviceGroup: "edge", Hostname: "h", ReportCreationTime: 1764000000, AppliedVersion: 1}})
-			recs = append(recs, &kgo.Record{Key: []byte(device), Value: v})
-			produced++
-		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce(n)
+	cfg, ctx, produce := eventsTopic(t, topic, 6, 300)
+	produced := produce(n)
 
 	dir := t.TempDir()
 	var logs testenv.LogBuffer
@@ -119,7 +90,7 @@ func TestReportStoreCatchingUp(t *testing.T) {
 	// Events keep coming and none is folded: the store falls behind, and
 	// says so once.
 	for i := range 3 {
-		produce(50)
+		produced = produce(50)
 		testenv.WaitFor(t, "the lag to grow", 30*time.Second, func() bool { return s.Lag() == left+int64(50*(i+1)) })
 	}
 	testenv.WaitFor(t, "the store to say it falls behind", 30*time.Second, func() bool { return strings.Contains(logs.String(), "come faster than this manager folds") })

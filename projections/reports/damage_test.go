@@ -2,18 +2,13 @@ package reports_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/projections/reports"
@@ -26,28 +21,9 @@ import (
 // topic at once.
 func TestDamagedReportStoreIsRebuilt(t *testing.T) {
 	const devices = 300
-	b := testenv.StartBroker(t, t.TempDir())
-	cfg := kafkalog.Config{Brokers: []string{b.Addr()}}
 	topic := "device-events-damage"
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := kafkalog.EnsureTopic(ctx, cfg, topic, 3, nil); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for i := range 3 * devices {
-		device := fmt.Sprintf("device-%04d", i%devices)
-		v, _ := json.Marshal(events.DeviceEvent{Type: events.DeviceReported, ID: fmt.Sprint("ev-", i), DeviceID: device, DeviceGroup: "edge",
-			Time: time.Now(), Report: &events.Report{DeviceID: device, DeviceGroup: "edge", Hostname: "h", ReportCreationTime: 1764000000, AppliedVersion: 1}})
-		recs = append(recs, &kgo.Record{Key: []byte(device), Value: v})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	cfg, ctx, produce := eventsTopic(t, topic, 3, devices)
+	produce(3 * devices)
 	follow := func(s *reports.Store) (stop func()) {
 		fctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})

@@ -107,9 +107,23 @@ func (m manager) profile(tb testing.TB, kind, name string) {
 // call makes an authenticated API request and checks its status.
 func call(tb testing.TB, method, url, body string, want int) (http.Header, []byte) {
 	tb.Helper()
+	status, h, b := request(tb, method, url, body)
+	if status != want {
+		tb.Fatalf("%s %s: %d %s, want %d", method, url, status, bytes.TrimSpace(b), want)
+	}
+	return h, b
+}
+
+// request sends a request as the admin, with headers (name, value, ...),
+// and returns the answer.
+func request(tb testing.TB, method, url, body string, headers ...string) (int, http.Header, []byte) {
+	tb.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json") // as the SDK and the CLI send
 	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -117,8 +131,5 @@ func call(tb testing.TB, method, url, body string, want int) (http.Header, []byt
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		tb.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, bytes.TrimSpace(b), want)
-	}
-	return resp.Header, b
+	return resp.StatusCode, resp.Header, b
 }

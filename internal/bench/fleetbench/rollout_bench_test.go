@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -168,7 +166,7 @@ func rolloutState(tb testing.TB, url string) benchRollout {
 // canaryServed is the image a canary device is served.
 func canaryServed(tb testing.TB, url string) string {
 	req := url + "/api/v2/device_groups/edge/info"
-	_, body := callWith(tb, req, "Nebula-Device-Id", "sim-00000000", "Nebula-Device-Labels", "ring=canary")
+	_, _, body := request(tb, "GET", req, "", "Nebula-Device-Id", "sim-00000000", "Nebula-Device-Labels", "ring=canary")
 	var info struct {
 		Apps []struct {
 			Image string `json:"docker_image"`
@@ -179,21 +177,4 @@ func canaryServed(tb testing.TB, url string) string {
 		return ""
 	}
 	return strings.TrimSpace(info.Apps[0].Image)
-}
-
-// callWith GETs url with headers (name, value, ...) and the admin token.
-func callWith(tb testing.TB, url string, headers ...string) (int, []byte) {
-	tb.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
