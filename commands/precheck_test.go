@@ -34,7 +34,7 @@ func manager(t *testing.T, l *kafkalog.Log, hold func() error) (*commands.Servic
 	case <-time.After(30 * time.Second):
 		t.Fatal("projector not ready")
 	}
-	return commands.New(l, s, past.New(l, s, nil, nil)), s
+	return commands.New(l, s, past.New(s)), s
 }
 
 // TestRefusalWaitsForTheLog: a manager whose projection has not folded yet

@@ -12,7 +12,7 @@ import (
 // Past is where a revert reads what it restores: the projection as it was
 // at an offset, as far as one object goes (projections/past).
 type Past interface {
-	StateAt(ctx context.Context, at int64, kind events.Kind, name string) (projections.Reader, error)
+	ViewAt(ctx context.Context, at int64, fn func(r projections.Reader) error) error
 }
 
 // ErrNoPast is the answer of a revert on a service given no Past.
@@ -95,11 +95,12 @@ func readPast[T any](ctx context.Context, s *Service, kind events.Kind, name str
 	if to >= end {
 		return doc, notAt("offset %d is beyond the end of the event log (its last offset is %d)", to, end-1)
 	}
-	r, err := s.past.StateAt(ctx, to, kind, name)
-	if err != nil {
-		return doc, err
-	}
-	doc, found, err := get(r, name)
+	var found bool
+	err = s.past.ViewAt(ctx, to, func(r projections.Reader) error {
+		var err error
+		doc, found, err = get(r, name)
+		return err
+	})
 	switch {
 	case err != nil:
 	case !found:

@@ -438,6 +438,7 @@ func (s *Server) routes(r chi.Router) {
 	r.Post("/reports", s.ingestReport)
 	r.Get("/reports/refused", allow(admin, s.refusedReports))
 	r.Get("/devices", s.listDevices)
+	r.Get("/devices/{id}/history", s.deviceHistory)
 
 	r.Get("/users", names(s, events.KindUser, "users"))
 	r.Route("/users/{name}", func(r chi.Router) {

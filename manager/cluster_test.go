@@ -328,8 +328,8 @@ func startHeldManager(t *testing.T, addr string, auth ...manager.Auth) heldManag
 		t.Fatal("projection did not catch up")
 	}
 	bounds := new(atomic.Int64)
-	cfg := manager.Config{Projection: store, Commands: commands.New(l, store, past.New(l, store, nil, nil)), Log: countedLog{l, bounds}, Serving: p.Serving, Rebuilds: p.Rebuilds, RebuildingAside: p.RebuildingAside,
-		EventLog: l, Past: past.New(l, store, nil, nil)}
+	cfg := manager.Config{Projection: store, Commands: commands.New(l, store, past.New(store)), Log: countedLog{l, bounds}, Serving: p.Serving, Rebuilds: p.Rebuilds, RebuildingAside: p.RebuildingAside,
+		EventLog: l, Past: past.New(store)}
 	if len(auth) > 0 {
 		cfg.Auth = auth[0]
 	}

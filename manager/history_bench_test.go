@@ -1,89 +1,236 @@
 package manager_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
+	"github.com/nebula-orchestrator/nebula-go/internal/bench/benchrec"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
 )
 
-// BenchmarkHistory: an app's history, its state ?at= an offset and a
-// time, and /events filtered by name, on a log of NEBULA_HISTORY_EVENTS
-// records (200,000 by default), each next to a raw scan of the same log
-// measured in the same run (history_vs_scan 2 = twice the scan's time).
+// BenchmarkHistory (issue 20): the audit reads as the log grows. For each
+// log size (NEBULA_HISTORY_EVENTS, comma-separated; 10,000 and 1,000,000 by
+// default) a fleet's log is appended, a manager folds it, a device reports
+// 50 versions, and each read is timed 300 times over HTTP, one at a time:
+// a device group's /info ?at= a random offset, an app ?at= a random time,
+// the first page of an app's history, a device's history, and one app's
+// events. Each p99 is shown next to the same read's p99 on the smallest
+// log of the run (vs_smallest: the target is under 2).
 func BenchmarkHistory(b *testing.B) {
-	n := 200_000
-	if v, err := strconv.Atoi(os.Getenv("NEBULA_HISTORY_EVENTS")); err == nil && v > 0 {
-		n = v
+	sizes := []int{10_000, 1_000_000}
+	if v := os.Getenv("NEBULA_HISTORY_EVENTS"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 3000 {
+				b.Fatalf("NEBULA_HISTORY_EVENTS: %q is not a log size of at least 3000", f)
+			}
+			sizes = append(sizes, n)
+		}
 	}
-	br := testenv.StartBroker(b, b.TempDir())
+	smallest := map[string]float64{}
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for range b.N {
+				historyReads(b, n, smallest)
+			}
+		})
+	}
+}
+
+// historyLog appends n events of a fleet's mix: 2,000 apps, 200 groups of
+// 10 apps (g0 holds app0), then image patches (app0's one in 100), env
+// changes, stops and starts, group changes (not g0's) and deletes and
+// re-creates. It returns the offsets and times of every 500th event.
+func historyLog(b *testing.B, l *kafkalog.Log, n int) (offsets []int64, times []time.Time) {
+	b.Helper()
+	const apps, groups = 2000, 200
 	ctx := testenv.Context(b, 10*time.Minute)
+	rnd := rand.New(rand.NewPCG(7, 8))
+	var envs []events.Envelope
+	deleted := map[int]bool{}
+	for i := range n {
+		k := rnd.IntN(apps)
+		a := fmt.Sprint("app", k)
+		var p events.Payload
+		var agg = events.Aggregate{Kind: events.KindApp, Name: a}
+		switch r := rnd.IntN(100); {
+		case i < apps:
+			a = fmt.Sprint("app", i)
+			agg.Name, p = a, events.AppCreatedV{Spec: events.NewAppSpec("registry.local/" + a + ":1")}
+		case i < apps+groups:
+			g := i - apps
+			members := make([]string, 10)
+			for j := range members {
+				members[j] = fmt.Sprint("app", (g*10+j)%apps)
+			}
+			agg, p = events.Aggregate{Kind: events.KindDeviceGroup, Name: fmt.Sprint("g", g)}, events.DeviceGroupCreatedV{Spec: events.DeviceGroupSpec{Apps: members, CronJobs: []string{}}}
+		case i%100 == 0:
+			agg.Name, p = "app0", events.AppPatchedV{Patch: events.AppPatch{DockerImage: new(fmt.Sprint("registry.local/app0:", i))}}
+		case k < 10 && k != 0 && r < 2:
+			// Deletes and re-creates, of apps outside g0.
+			if deleted[k] {
+				p = events.AppCreatedV{Spec: events.NewAppSpec("registry.local/" + a + ":1")}
+			} else {
+				p = events.AppDeletedV{}
+			}
+			deleted[k] = !deleted[k]
+		case deleted[k]:
+			p = events.AppCreatedV{Spec: events.NewAppSpec("registry.local/" + a + ":1")}
+			deleted[k] = false
+		case r < 70:
+			p = events.AppPatchedV{Patch: events.AppPatch{DockerImage: new(fmt.Sprintf("registry.local/%s:%d", a, i))}}
+		case r < 80:
+			p = events.AppPatchedV{Patch: events.AppPatch{RunPatch: events.RunPatch{EnvVars: &map[string]string{"REV": fmt.Sprint(i)}}}}
+		case r < 90:
+			p = events.AppRestartedV{}
+		default:
+			g := 1 + rnd.IntN(groups-1)
+			members := []string{fmt.Sprint("app", 10+rnd.IntN(apps-10)), fmt.Sprint("app", 10+rnd.IntN(apps-10))}
+			if members[0] == members[1] {
+				members = members[:1]
+			}
+			agg, p = events.Aggregate{Kind: events.KindDeviceGroup, Name: fmt.Sprint("g", g)}, events.DeviceGroupPatchedV{Patch: events.DeviceGroupPatch{Apps: &members}}
+		}
+		envs = append(envs, events.Envelope{Type: p.EventType(), Aggregate: agg, Actor: "bench", Time: time.Now().UTC(), Payload: p,
+			CommandID: fmt.Sprint("bench-", i)})
+		if len(envs) == 500 || i == n-1 {
+			offs, err := l.AppendBatch(ctx, envs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			offsets, times = append(offsets, offs[len(offs)-1]), append(times, envs[len(envs)-1].Time)
+			envs = envs[:0]
+		}
+	}
+	return offsets, times
+}
+
+func historyReads(b *testing.B, n int, smallest map[string]float64) {
+	br := testenv.StartBroker(b, b.TempDir())
+	ctx := testenv.Context(b, 20*time.Minute)
 	l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: []string{br.Addr()}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(l.Close)
-	var envs []events.Envelope
-	var mid string // a time halfway through the log
-	for i := range n {
-		if i == n/2 {
-			mid = time.Now().Format(time.RFC3339Nano)
+	defer l.Close()
+	start := time.Now()
+	offsets, times := historyLog(b, l, n)
+	last := offsets[len(offsets)-1]
+	appended := time.Since(start)
+
+	const token = "history-bench-token"
+	start = time.Now()
+	m := testmanager.Start(b, br.Addr(), b.TempDir(), manager.Auth{Enabled: true, Token: token})
+	testmanager.StartReporter(b, br.Addr())
+	api := m.URL + "/api/v2"
+	slow := &http.Client{Timeout: 10 * time.Minute}
+	try := func(c *http.Client, path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", api+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
 		}
-		var p events.Payload = events.AppCreatedV{Spec: events.NewAppSpec("nginx")}
-		name := fmt.Sprintf("app%d", i)
-		if i%100 == 99 { // the app whose history is read changes now and then
-			p, name = events.AppPatchedV{Patch: events.AppPatch{RunPatch: events.RunPatch{EnvVars: &map[string]string{"I": strconv.Itoa(i)}}}}, "app0"
-		}
-		envs = append(envs, events.Envelope{Type: p.EventType(), Aggregate: events.Aggregate{Kind: events.KindApp, Name: name},
-			Actor: "bench", Time: time.Now(), Payload: p})
-		if len(envs) == 1000 || i == n-1 {
-			if _, err := l.AppendBatch(ctx, envs); err != nil {
-				b.Fatal(err)
-			}
-			envs = envs[:0]
-		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, body
 	}
-	api := launch(b, br.Addr(), b.TempDir(), manager.Auth{}).URL + "/api/v2"
-	timed := func(f func()) float64 {
-		start := time.Now()
-		f()
-		return time.Since(start).Seconds()
+	get := func(c *http.Client, path string) []byte {
+		code, body := try(c, path)
+		if code != http.StatusOK {
+			b.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		return body
 	}
-	get := func(path string) {
-		resp, err := testClient.Get(api + path)
+	get(slow, fmt.Sprintf("/device_groups/g0/info?at=%d", last)) // waits for the fold to reach the end
+	folded := time.Since(start)
+
+	// A device of g0 reports 50 versions, spread over the log.
+	const device = "bench-device-0001"
+	for i := range 50 {
+		r := deviceReport(device, "g0", "bench-host", int64(1000+i), true)
+		r["applied_version"] = offsets[i*len(offsets)/50]
+		body, _ := json.Marshal(r)
+		req, _ := http.NewRequest("POST", api+"/reports", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := testClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusForbidden {
-			b.Fatalf("GET %s: %s", path, resp.Status)
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("report: %s", resp.Status)
 		}
 	}
-	b.ResetTimer()
-	for range b.N {
-		scan := timed(func() {
-			if err := l.Scan(ctx, 0, func(events.Record) bool { return true }); err != nil {
-				b.Fatal(err)
-			}
-		})
-		for _, q := range []struct{ metric, path string }{
-			{"history", "/apps/app0/history"},
-			{"at_offset", fmt.Sprintf("/apps/app0?at=%d", n/2)},
-			{"at_time", "/apps/app0?at=" + url.QueryEscape(mid)},
-			{"events_by_name", "/events?name=app0&limit=1000"},
-		} {
-			took := timed(func() { get(q.path) })
-			b.ReportMetric(took*1000, q.metric+"_ms")
-			b.ReportMetric(took/scan, q.metric+"_vs_scan")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, body := try(testClient, "/devices/"+device+"/history?limit=100"); bytes.Contains(body, []byte(fmt.Sprintf(`"version":%d`, offsets[49*len(offsets)/50]))) {
+			break
 		}
-		b.ReportMetric(scan*1000, "raw_scan_ms")
+		if time.Now().After(deadline) {
+			b.Fatal("the device's reports were not folded in a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+
+	rnd := rand.New(rand.NewPCG(9, 10))
+	reads := []struct{ name, what string }{
+		{"info_at", "a device group's /info ?at= a random offset"},
+		{"app_at_time", "an app ?at= a random time"},
+		{"app_history", "an app's history, first page (100 versions)"},
+		{"device_history", "a device's history (50 versions, each with what made it)"},
+		{"events_by_name", "one app's events, first page (100)"},
+	}
+	path := func(read string) string {
+		switch read {
+		case "info_at":
+			return fmt.Sprintf("/device_groups/g0/info?at=%d", 2200+rnd.Int64N(last-2200+1)) // g0 is made at 2000
+		case "app_at_time":
+			return "/apps/app0?at=" + url.QueryEscape(times[rnd.IntN(len(times))].Format(time.RFC3339Nano))
+		case "app_history":
+			return "/apps/app0/history?limit=100"
+		case "device_history":
+			return "/devices/" + device + "/history?limit=100"
+		}
+		return "/events?name=app0&limit=100"
+	}
+	for _, rd := range reads {
+		var took []float64
+		for range 300 {
+			p := path(rd.name)
+			t0 := time.Now()
+			get(testClient, p)
+			took = append(took, float64(time.Since(t0).Microseconds())/1000)
+		}
+		slices.Sort(took)
+		p50, p99 := took[len(took)/2], took[len(took)*99/100]
+		if _, ok := smallest[rd.name]; !ok {
+			smallest[rd.name] = p99
+		}
+		vs := p99 / smallest[rd.name]
+		b.ReportMetric(p50, rd.name+"_p50_ms")
+		b.ReportMetric(p99, rd.name+"_p99_ms")
+		b.ReportMetric(vs, rd.name+"_vs_smallest")
+		benchrec.Record(b, "history", fmt.Sprintf("%s, %d events", rd.what, n), map[string]float64{
+			"events": float64(n), "p50_ms": p50, "p99_ms": p99, "p99_vs_smallest_log": vs})
+	}
+	b.ReportMetric(float64(n)/appended.Seconds(), "appended_events/s")
+	b.ReportMetric(float64(n)/folded.Seconds(), "folded_events/s")
 }

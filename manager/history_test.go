@@ -139,11 +139,10 @@ func TestTimeTravelAndHistory(t *testing.T) {
 	call(t, "GET", api+"/apps/never/history", nil).expect(t, 403, map[string]any{"app_exists": false})
 }
 
-// TestHistoryOfAPartWithVerdictsFromTheWhole: history and time travel fold
-// only the object's own events, unless that decides differently from the
-// full fold. A record repeating another object's command ID is a
-// duplicate in the whole log (rejected) but not in the object's part: the
-// answer must be the whole log's.
+// TestHistoryOfAPartWithVerdictsFromTheWhole: history and time travel
+// answer as the whole log decided. A record repeating another object's
+// command ID is a duplicate in the whole log (rejected) but not among the
+// object's own events: the answer must be the whole log's.
 func TestHistoryOfAPartWithVerdictsFromTheWhole(t *testing.T) {
 	c := newCluster(t)
 	api := c.url + "/api/v2"

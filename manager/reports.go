@@ -28,6 +28,9 @@ type Reports interface {
 	DeviceCount(group string) (int, error)
 	// Device is the inventory's entry of a device (found=false: unknown).
 	Device(id string) (reports.Device, bool, error)
+	// AppliedVersions is a page of a device's story: the reports that
+	// changed its applied version, oldest first, after report ID after.
+	AppliedVersions(device, after string, limit int) ([]reports.AppliedVersion, bool, error)
 	// CatchingUp says whether the store is still folding the device
 	// events the topic held when it started, and how many are left.
 	CatchingUp() (bool, int64)

@@ -254,8 +254,8 @@ func TestKeyFilter(t *testing.T) {
 	if !f.full || f.parts != nil || !f.mayContain([]byte("app/never")) {
 		t.Fatalf("a filter past its bound: full %v, %d parts", f.full, len(f.parts))
 	}
-	for _, k := range []string{"meta/applied", "rec/\x00", "app/x", "cmd/1", "idx/dg-app/a"} {
-		if want := !strings.HasPrefix(k, "meta/"); filtered([]byte(k)) != want {
+	for _, k := range []string{"meta/applied", "rec/\x00", "app/x", "cmd/1", "idx/dg-app/a", "v/app/x/\x00", "ev/app/x/\x00"} {
+		if want := !strings.HasPrefix(k, "meta/") && !strings.HasPrefix(k, "v/") && !strings.HasPrefix(k, "ev/"); filtered([]byte(k)) != want {
 			t.Errorf("filtered(%q) = %v", k, !want)
 		}
 	}

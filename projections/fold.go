@@ -13,7 +13,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 7 // 7: rollouts (rollout.go)
+const FoldVersion = 8 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go)
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -79,7 +79,7 @@ func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error
 // every core. head is the hash chain after the record, stored with its
 // verdict.
 func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool) (Result, error) {
-	f := &folder{kv: kv, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
+	f := &folder{kv: &versioningKV{KV: kv, off: off, env: &env}, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	var err error
 	if unsigned {
@@ -102,8 +102,13 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 	default:
 		return Result{}, fmt.Errorf("fold offset %d: %w", off, err)
 	}
-	if err := putRecord(kv, off, head, v); err != nil {
+	if err := putRecord(kv, off, head, v, env.Time); err != nil {
 		return Result{}, err
+	}
+	if env.Aggregate.Name != "" {
+		if err := kv.Set(objectEventKey(env.Aggregate, off), nil); err != nil {
+			return Result{}, err
+		}
 	}
 	groups := make([]string, 0, len(f.touched))
 	for g := range f.touched {
@@ -149,8 +154,8 @@ func notSigned(kv KV, checking, signed bool, off int64) (bool, error) {
 
 // chainAt is the chain value after offset off (read from kv).
 func chainAt(kv KV, off int64) ([]byte, bool, error) {
-	head, _, found, err := getRecord(kv, off)
-	return head, found, err
+	e, found, err := getRecord(kv, off)
+	return e.head, found, err
 }
 
 func (st *Stats) count(accepted bool) {

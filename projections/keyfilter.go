@@ -45,7 +45,7 @@ func newKeyFilter() *keyFilter { return &keyFilter{seed: maphash.MakeSeed(), max
 
 // filtered reports whether k is a key the filter covers.
 func filtered(k []byte) bool {
-	return !bytes.HasPrefix(k, []byte("meta/"))
+	return !bytes.HasPrefix(k, []byte("meta/")) && !bytes.HasPrefix(k, prefixVersion) && !bytes.HasPrefix(k, prefixEvents)
 }
 
 func (f *keyFilter) add(k []byte) {

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // Key layout of the Badger store. Names are validated by the fold before
@@ -32,9 +33,13 @@ import (
 // sorts every pending write, so a replay batch would go quadratic).
 //
 //	rec/<offset/16 int64 BE>     what the fold knows of each record, 16 offsets per key:
-//	                             repeated { offset int64 BE | chain 32 bytes | uvarint n | n bytes JSON Verdict }
-//	                             (chain: the hash chain after that record, docs/events.md)
+//	                             repeated { offset int64 BE | chain 32 bytes | time int64 BE | uvarint n | n bytes JSON Verdict }
+//	                             (chain: the hash chain after that record, docs/events.md; time: the latest
+//	                             event time, Unix ns, of the records up to it, which never decreases, so
+//	                             the offset of a time is a binary search: OffsetAt)
 //	cmd/<command id>             int64 BE: offset of the first record with that command ID
+//	ev/<kind>/<name>/<offset BE> empty: the record at offset is an event of that object (accepted or not),
+//	                             so one object's events are read without reading the log (events.go)
 //	meta/chain_head              32 bytes: the hash chain after the last record folded
 //
 // Records share a key by 16 so that a replay writes one Badger entry per 16
@@ -63,13 +68,14 @@ var (
 
 	prefixRecord  = []byte("rec/")
 	prefixCommand = []byte("cmd/")
+	prefixEvents  = []byte("ev/")
 )
 
 // recordsPerBlock is how many offsets share a rec/ key.
 const recordsPerBlock = 16
 
-// recordEntrySize is an entry's fixed part: offset and chain.
-const recordEntrySize = 8 + 32
+// recordEntrySize is an entry's fixed part: offset, chain and time.
+const recordEntrySize = 8 + 32 + 8
 
 func key(prefix []byte, name string) []byte {
 	k := make([]byte, 0, len(prefix)+len(name))
@@ -91,10 +97,22 @@ func decodeInt(b []byte) int64 {
 }
 
 // putRecord stores what the fold decided about the record at off: the
-// hash chain after it and its verdict, appended to its block.
-func putRecord(kv KV, off int64, head []byte, v Verdict) error {
+// hash chain after it and its verdict, appended to its block, with the
+// latest event time up to it (at, the record's event time, or the one
+// before it).
+func putRecord(kv KV, off int64, head []byte, v Verdict, at time.Time) error {
 	if len(head) != 32 {
 		return fmt.Errorf("chain head of offset %d has %d bytes", off, len(head))
+	}
+	latest := at.UnixNano()
+	if off > 0 {
+		prev, found, err := getRecord(kv, off-1)
+		if err != nil {
+			return err
+		}
+		if found && prev.latest > latest {
+			latest = prev.latest
+		}
 	}
 	k := offsetKey(prefixRecord, off/recordsPerBlock)
 	vj, err := v.appendJSON(make([]byte, 0, 192))
@@ -104,6 +122,7 @@ func putRecord(kv KV, off int64, head []byte, v Verdict) error {
 	entry := func(b []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(off))
 		b = append(b, head...)
+		b = binary.BigEndian.AppendUint64(b, uint64(latest))
 		b = binary.AppendUvarint(b, uint64(len(vj)))
 		return append(b, vj...)
 	}
@@ -126,27 +145,35 @@ func putRecord(kv KV, off int64, head []byte, v Verdict) error {
 	return kv.Set(k, entry(out))
 }
 
-// getRecord returns the chain and the verdict (JSON) of the record at off.
-func getRecord(kv KV, off int64) (head, verdict []byte, found bool, err error) {
+// recordEntry is what the fold stored of a record (putRecord).
+type recordEntry struct {
+	head    []byte // the hash chain after it
+	latest  int64  // the latest event time up to it, Unix ns
+	verdict []byte // JSON Verdict
+}
+
+// getRecord returns what the fold stored of the record at off.
+func getRecord(kv KV, off int64) (recordEntry, bool, error) {
 	k := offsetKey(prefixRecord, off/recordsPerBlock)
 	block, found, err := kv.Get(k)
 	if err != nil || !found {
-		return nil, nil, false, err
+		return recordEntry{}, false, err
 	}
 	for len(block) > 0 {
 		if len(block) < recordEntrySize {
-			return nil, nil, false, fmt.Errorf("projection record block %q is corrupt", k)
+			return recordEntry{}, false, fmt.Errorf("projection record block %q is corrupt", k)
 		}
 		o := int64(binary.BigEndian.Uint64(block))
 		n, w := binary.Uvarint(block[recordEntrySize:])
 		end := recordEntrySize + w + int(n)
 		if w <= 0 || n > uint64(len(block)) || end > len(block) {
-			return nil, nil, false, fmt.Errorf("projection record block %q is corrupt", k)
+			return recordEntry{}, false, fmt.Errorf("projection record block %q is corrupt", k)
 		}
 		if o == off {
-			return block[8:recordEntrySize], block[recordEntrySize+w : end], true, nil
+			return recordEntry{head: block[8:40], latest: int64(binary.BigEndian.Uint64(block[40:48])),
+				verdict: block[recordEntrySize+w : end]}, true, nil
 		}
 		block = block[end:]
 	}
-	return nil, nil, false, nil
+	return recordEntry{}, false, nil
 }

@@ -407,10 +407,11 @@ func (r Reader) UserGroupsOf(user string) ([]UserGroup, error) {
 
 // Verdict returns the fold's verdict on the record at offset.
 func (r Reader) Verdict(offset int64) (Verdict, bool, error) {
-	_, b, found, err := getRecord(r.kv, offset)
+	e, found, err := getRecord(r.kv, offset)
 	if err != nil || !found {
 		return Verdict{}, false, err
 	}
+	b := e.verdict
 	var v Verdict
 	if err := json.Unmarshal(b, &v); err != nil {
 		return Verdict{}, false, fmt.Errorf("verdict of offset %d is corrupt: %w", offset, err)
@@ -430,10 +431,7 @@ func (r Reader) CommandOffset(id string) (int64, bool, error) {
 
 // Names lists the names of one kind of aggregate, sorted.
 func (r Reader) Names(kind events.Kind) ([]string, error) {
-	prefix, ok := map[events.Kind][]byte{
-		events.KindApp: prefixApp, events.KindDeviceGroup: prefixGroup, events.KindCronJob: prefixCron,
-		events.KindUser: prefixUser, events.KindUserGroup: prefixUserGroup,
-	}[kind]
+	prefix, ok := docPrefix[kind]
 	if !ok {
 		return nil, fmt.Errorf("no names for aggregate kind %q", kind)
 	}

@@ -54,8 +54,9 @@ func (h *healthRestarter) allow(name string) (bool, int) {
 	return true, r.count
 }
 
-// watchHealth restarts the app containers Docker reports unhealthy (2.7
-// scanned every 10 s and restarted without limit).
+// watchHealth restarts the app containers of this worker (ours) that
+// Docker reports unhealthy (2.7 scanned every 10 s and restarted without
+// limit, whoever's they were).
 func (a *Agent) watchHealth(ctx context.Context) {
 	h := newHealthRestarter()
 	backoff := time.Second
@@ -63,6 +64,9 @@ func (a *Agent) watchHealth(ctx context.Context) {
 		cs, errs := a.engine.Unhealthy(ctx)
 		for c := range cs {
 			backoff = time.Second
+			if len(ours([]Container{c}, a.cfg.Group, a.cfg.DeviceID)) == 0 {
+				continue // another worker's, on an engine several share
+			}
 			a.mu.Lock()
 			if a.unhealthy == nil {
 				a.unhealthy = map[string]time.Time{}

@@ -285,7 +285,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	minFree, _ := diskspace.ParseBytes(m.minFreeDisk) // validated
 	disk := &diskspace.Guard{Dir: m.dataDir, Min: minFree}
 	proj.Hold = disk.Check
-	history := past.New(log, store, trust, logger.With("component", "past"))
+	history := past.New(store)
 	cmds := commands.New(log, store, history)
 	controller := &rollouts.Controller{Proj: store, Devices: reportStore, Logger: logger.With("component", "rollouts"),
 		Ready:  func() bool { catchingUp, _ := reportStore.CatchingUp(); return proj.Serving() && !catchingUp },

@@ -53,7 +53,9 @@ func TestSafeRolloutWithWorkers(t *testing.T) {
 	}
 	app := group + "-web"
 	call("POST", "/apps/"+app, `{"docker_image": "`+image+`", "env_vars": {"V": "1"}}`, 200)
-	call("POST", "/device_groups/"+group, `{"apps": ["`+app+`"], "rollout": {"waves": [1, 100], "min_healthy_time": "3s",
+	// min_healthy_time: longer than Docker takes to mark the unhealthy
+	// version so (a health check a second, on a machine busy with CI).
+	call("POST", "/device_groups/"+group, `{"apps": ["`+app+`"], "rollout": {"waves": [1, 100], "min_healthy_time": "8s",
 		"healthy_deadline": "3m", "max_failed_percent": 0, "canary_labels": {"ring": "canary"}}}`, 200)
 
 	// Devices: the canary, and two whose place is past the first 1% for

@@ -249,11 +249,10 @@ func (l *Log) AppendRaw(ctx context.Context, value []byte, commandID string) (in
 }
 
 // produce appends one record. Its timestamp is the time of the append,
-// which is never before its event's time (stamped before): the broker's
-// time index then finds an offset by time (FirstAtOrAfter). The event's
-// own time is not used: the client times a record out from its
+// not its event's time: the client times a record out from its
 // timestamp, and an event may be old (imports keep their records'
-// original timestamps).
+// original timestamps). The projection keeps its own time index of the
+// events (projections.Reader.OffsetAt).
 func (l *Log) produce(ctx context.Context, rec *kgo.Record) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.ProduceTimeout)
 	defer cancel()
@@ -389,30 +388,6 @@ func (l *Log) Bounds(ctx context.Context) (start, end int64, err error) {
 	return start, end, err
 }
 
-// FirstAtOrAfter returns the first offset whose record timestamp is at or
-// after t's millisecond, from the brokers' time index (no scan); the log's
-// end when there is none. A record's timestamp is the time of its append,
-// never before its event's time: every record before the offset returned
-// happened before t.
-func (l *Log) FirstAtOrAfter(ctx context.Context, t time.Time) (int64, error) {
-	lo, err := l.adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), l.cfg.Topic)
-	if err == nil {
-		err = lo.Error()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%w: list offsets by time: %w", ErrUnavailable, err)
-	}
-	o, ok := lo.Lookup(l.cfg.Topic, 0)
-	if !ok {
-		return 0, fmt.Errorf("%w: no offsets for %s", ErrUnavailable, l.cfg.Topic)
-	}
-	if o.Offset >= 0 {
-		return o.Offset, nil
-	}
-	_, end, err := l.Bounds(ctx)
-	return end, err
-}
-
 // Ping checks that a broker answers within the context's deadline.
 func (l *Log) Ping(ctx context.Context) error {
 	if err := l.cl.Ping(ctx); err != nil {
@@ -434,12 +409,15 @@ type Reader struct {
 // NewReader returns a reader whose first record is at offset from. Asking
 // for an offset the log does not hold makes Fetch return
 // ErrOffsetOutOfRange; it never rewinds.
-func (l *Log) NewReader(from int64) (*Reader, error) {
+func (l *Log) NewReader(from int64) (*Reader, error) { return l.newReader(from) }
+
+// newReader is NewReader with more client options (smaller fetches).
+func (l *Log) newReader(from int64, more ...kgo.Opt) (*Reader, error) {
 	opts, err := l.cfg.clientOpts()
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts,
+	opts = append(append(opts, more...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.cfg.Topic: {0: kgo.NewOffset().At(from)}}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(time.Second),
@@ -487,6 +465,18 @@ func (r *Reader) Fetch(ctx context.Context) ([]events.Record, error) {
 // Close releases the reader's client.
 func (r *Reader) Close() { r.cl.Close() }
 
+// Fetch sizes of the reads that serve a request: a fetch answers with as
+// much of the log as it may (the projector's reader takes 50 MB at a
+// time), and a read that needs a few records must not decode a million.
+const (
+	scanFetchBytes = 256 << 10 // Scan: a short read, or a long one a fetch at a time
+	pickFetchBytes = 64 << 10  // ReadOffsets: records here and there
+)
+
+func smallFetches(n int32) []kgo.Opt {
+	return []kgo.Opt{kgo.FetchMaxBytes(n), kgo.FetchMaxPartitionBytes(n)}
+}
+
 // Scan calls fn with each record from offset from up to the log's end as
 // it is when called (it does not wait for new records), through one
 // reader, until fn returns false.
@@ -495,7 +485,7 @@ func (l *Log) Scan(ctx context.Context, from int64, fn func(events.Record) bool)
 	if err != nil || from >= end {
 		return err
 	}
-	r, err := l.NewReader(from)
+	r, err := l.newReader(from, smallFetches(scanFetchBytes)...)
 	if err != nil {
 		return err
 	}
@@ -514,4 +504,57 @@ func (l *Log) Scan(ctx context.Context, from int64, fn func(events.Record) bool)
 			}
 		}
 	}
+}
+
+// ReadOffsets calls fn with the record at each of offsets (ascending), in
+// order, until fn returns false; offsets the log does not hold (past its
+// end) are skipped. It reads through small gaps and jumps over large ones,
+// so reading one object's events costs about a fetch per event at worst,
+// not a read of the log between them.
+func (l *Log) ReadOffsets(ctx context.Context, offsets []int64, fn func(events.Record) bool) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	_, end, err := l.Bounds(ctx)
+	if err != nil {
+		return err
+	}
+	for len(offsets) > 0 && offsets[len(offsets)-1] >= end {
+		offsets = offsets[:len(offsets)-1]
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	r, err := l.newReader(offsets[0], smallFetches(pickFetchBytes)...)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	const readThrough = 256 // a gap this small is read, not jumped
+	next := int64(-1)       // the offset the reader is at
+	for i := 0; i < len(offsets); {
+		if next >= 0 && offsets[i]-next > readThrough {
+			r.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{r.topic: {0: {Epoch: -1, Offset: offsets[i]}}})
+		}
+		recs, err := r.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			for i < len(offsets) && offsets[i] < rec.Offset {
+				i++ // not in the log (a compacted or lost record)
+			}
+			if i == len(offsets) {
+				return nil
+			}
+			if rec.Offset == offsets[i] {
+				if !fn(rec) {
+					return nil
+				}
+				i++
+			}
+			next = rec.Offset + 1
+		}
+	}
+	return nil
 }

@@ -215,6 +215,38 @@ func orInt(n, d int) int {
 
 // do sends a request and returns the decoded answer; a non-2xx answer is
 // a refusedErr with the manager's body.
+// stream copies the body of GET path to w as it arrives (an export).
+func (c *client) stream(ctx context.Context, path string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v2"+path, nil)
+	if err != nil {
+		return usageErr{err}
+	}
+	c.authorize(req)
+	resp, err := c.e.Client.Do(req)
+	if err != nil {
+		return unreachableErr{fmt.Errorf("manager %s: %v", c.base, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return unreachableErr{fmt.Errorf("GET %s: 401: wrong or missing credentials (nebula login, or NEBULA_TOKEN)", path)}
+		}
+		return refusedErr{fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(raw))}
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func (c *client) authorize(req *http.Request) {
+	switch {
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.user != "":
+		req.SetBasicAuth(c.user, c.pass)
+	}
+}
+
 func (c *client) do(ctx context.Context, method, path string, body any) (any, int, error) {
 	var rd io.Reader
 	if body != nil {
@@ -229,12 +261,7 @@ func (c *client) do(ctx context.Context, method, path string, body any) (any, in
 		return nil, 0, usageErr{err}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	switch {
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	case c.user != "":
-		req.SetBasicAuth(c.user, c.pass)
-	}
+	c.authorize(req)
 	resp, err := c.e.Client.Do(req)
 	if err != nil {
 		return nil, 0, unreachableErr{fmt.Errorf("manager %s: %v", c.base, err)}

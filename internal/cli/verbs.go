@@ -239,14 +239,24 @@ func eventsList(ctx context.Context, args []string, e Env) error {
 	from := o.fs.String("from", "", "first offset")
 	to := o.fs.String("to", "", "last offset")
 	limit := o.fs.String("limit", "", "events per page (1-1000)")
+	since := o.fs.String("since", "", "events at or after this time (RFC 3339)")
+	until := o.fs.String("until", "", "events at or before this time (RFC 3339)")
+	format := o.fs.String("format", "", "jsonl or csv: every event of the range, streamed, each with its hash-chain link (an audit export)")
 	if err := o.parse(args); err != nil {
 		return err
+	}
+	if *format != "" && *format != "jsonl" && *format != "csv" {
+		return usageErr{fmt.Errorf("--format %q: jsonl or csv", *format)}
 	}
 	c, err := connect(e)
 	if err != nil {
 		return err
 	}
-	v, _, err := c.do(ctx, "GET", "/events"+query("kind", *kind, "name", *name, "type", *typ, "actor", *actor, "from", *from, "to", *to, "limit", *limit), nil)
+	filters := []string{"kind", *kind, "name", *name, "type", *typ, "actor", *actor, "from", *from, "to", *to, "since", *since, "until", *until}
+	if *format != "" {
+		return c.stream(ctx, "/events"+query(append(filters, "format", *format)...), e.Stdout)
+	}
+	v, _, err := c.do(ctx, "GET", "/events"+query(append(filters, "limit", *limit)...), nil)
 	if err != nil {
 		return err
 	}

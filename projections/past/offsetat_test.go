@@ -8,17 +8,18 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/past"
 )
 
-// TestOffsetAtUsesTheTimeIndex (issue 20): OffsetAt reads the log from
-// where the broker's time index puts t, and answers exactly what reading
-// the whole log from its start answers (the last event before the first
-// one after t): for every event's time, a nanosecond and a millisecond
-// either side, before and after the log; with events sharing a
-// millisecond, events out of time order (a manager's clock behind), and
-// records appended the way older managers did (timestamped at the append,
-// after their event time).
+// TestOffsetAtUsesTheTimeIndex (issue 20): OffsetAt reads the
+// projection's time index (the latest event time of every record, a
+// binary search) and answers exactly what reading the whole log from its
+// start answers (the last event before the first one after t): for every
+// event's time, a nanosecond and a millisecond either side, before and
+// after the log; with events sharing a millisecond, events out of time
+// order (a manager's clock behind), and records restored with their
+// original timestamps.
 func TestOffsetAtUsesTheTimeIndex(t *testing.T) {
 	b := testenv.StartBroker(t, "")
 	ctx := testenv.Context(t, 2*time.Minute)
@@ -71,7 +72,19 @@ func TestOffsetAtUsesTheTimeIndex(t *testing.T) {
 		}
 		return off
 	}
-	p := past.New(l, nil, nil, nil)
+	// The projection of the log, folded by the projector.
+	store, err := projections.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := projections.Rebuild(ctx, store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }); err != nil {
+		t.Fatal(err)
+	}
+	if store.Applied() != int64(len(times)-1) {
+		t.Fatalf("folded up to %d of %d records", store.Applied(), len(times))
+	}
+	p := past.New(store)
 	probes := []time.Time{base.Add(-time.Hour), base.Add(-time.Nanosecond), time.Now().Add(time.Hour)}
 	for i, at := range times {
 		if i%4 != 0 && i%50 != 49 && i%40 != 7 {

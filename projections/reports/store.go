@@ -29,6 +29,8 @@ import (
 //	d/<device id>                 JSON Device: the device's last report in short (TTL x 24)
 //	m/<device group>\x00<device id> empty: index of devices by group (expires with d/<device id>)
 //	meta/device_index             present once m/ indexes every d/ entry (a store from before m/ is indexed at open)
+//	v/<device id>\x00<id>         JSON AppliedVersion: a report whose applied version or group differs from the
+//	                              device's report before it (no TTL: a device's story is kept as long as its events)
 //
 // id is 24 hex digits, like a MongoDB ObjectId and in the same order:
 // the acceptance time in seconds, then partition and offset.
@@ -42,6 +44,7 @@ var (
 	prefixDevice      = []byte("d/")
 	prefixGroupDevice = []byte("m/")
 	keyDeviceIndex    = []byte("meta/device_index")
+	prefixApplied     = []byte("v/")
 )
 
 // StoredReport is a report as the reports API serves it.
@@ -351,7 +354,13 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 			if err != nil {
 				return err
 			}
-			was := d.DeviceGroup
+			was, wasVersion, known := d.DeviceGroup, d.AppliedVersion, d.DeviceID != ""
+			if !known || was != ev.DeviceGroup || wasVersion != ev.Report.AppliedVersion {
+				if err := putApplied(txn, ev.DeviceID, id, AppliedVersion{Version: ev.Report.AppliedVersion,
+					DeviceGroup: ev.DeviceGroup, At: ev.Time, Report: id, Previous: wasVersion, PreviousGroup: was}); err != nil {
+					return err
+				}
+			}
 			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
 			d.AppliedVersion, d.Apps, d.Errors, d.Labels = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors, ev.Report.Labels
 			if err := s.putDevice(txn, d, was); err != nil {

@@ -326,7 +326,8 @@ func (e *Engine) Unhealthy(ctx context.Context) (<-chan worker.Container, <-chan
 					continue
 				}
 				c := worker.Container{ID: m.Actor.ID, Name: m.Actor.Attributes["name"], App: m.Actor.Attributes[worker.LabelAppName],
-					SpecHash: m.Actor.Attributes[worker.LabelSpecHash], Running: true}
+					SpecHash: m.Actor.Attributes[worker.LabelSpecHash], Running: true,
+					Group: m.Actor.Attributes[worker.LabelDeviceGroup], Device: m.Actor.Attributes[worker.LabelDevice]}
 				select {
 				case out <- c:
 				case <-ctx.Done():

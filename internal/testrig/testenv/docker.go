@@ -33,7 +33,9 @@ const TestImageLabel = "nebula.test.image=true"
 
 // TestImage builds (once per test process) an image tagged tag holding
 // the test app (a static binary in a FROM scratch image, so no registry is
-// needed), with a HEALTHCHECK when healthcheck is true.
+// needed), with a HEALTHCHECK when healthcheck is true (every second; two
+// failures in a row, each given 5 s: a machine busy with CI must not fail
+// a healthy app's check).
 // Extra labels ("key=value") are added to the image.
 func TestImage(t testing.TB, tag string, healthcheck bool, labels ...string) string {
 	t.Helper()
@@ -72,7 +74,7 @@ func buildImage(tag string, healthcheck bool, labels []string) error {
 	}
 	df := "FROM scratch\nCOPY testapp /testapp\nCOPY tag /tag\nENTRYPOINT [\"/testapp\"]\n"
 	if healthcheck {
-		df += "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"/testapp\", \"health\"]\n"
+		df += "HEALTHCHECK --interval=1s --timeout=5s --retries=2 CMD [\"/testapp\", \"health\"]\n"
 	}
 	df += "LABEL " + TestImageLabel + "\n"
 	for _, l := range labels {

@@ -91,7 +91,7 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 		})
 	}()
 	p := projections.NewProjector(store, l, func(from int64) (projections.RecordReader, error) { return l.NewReader(from) }, nil)
-	history := past.New(l, store, nil, nil)
+	history := past.New(store)
 	cmds := commands.New(l, store, history)
 	cmds.BcryptCost = bcrypt.MinCost // the cost is not what these tests test
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: l, CacheTime: time.Minute, Auth: auth, Serving: p.Serving, Rebuilds: p.Rebuilds, RebuildingAside: p.RebuildingAside,

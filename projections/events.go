@@ -1,0 +1,69 @@
+package projections
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// objectPrefix is where the offsets of an object's events are (ev/).
+func objectPrefix(a events.Aggregate) []byte {
+	k := make([]byte, 0, len(prefixEvents)+len(a.Kind)+len(a.Name)+2+8)
+	k = append(append(append(k, prefixEvents...), a.Kind...), '/')
+	return append(append(k, a.Name...), '/')
+}
+
+func objectEventKey(a events.Aggregate, off int64) []byte {
+	return binary.BigEndian.AppendUint64(objectPrefix(a), uint64(off))
+}
+
+// EventOffsets returns the offsets of the events of object a (accepted or
+// not), ascending, from offset from up to offset to (-1: the end), at most
+// limit of them. It reads that object's index only.
+func (r Reader) EventOffsets(a events.Aggregate, from, to int64, limit int) ([]int64, error) {
+	src, ok := r.kv.(versionSource)
+	if !ok {
+		return nil, ErrNoPast
+	}
+	var out []int64
+	err := src.versions(objectPrefix(a), from, false, func(k, _ []byte) (bool, error) {
+		off := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		if to >= 0 && off > to {
+			return false, nil
+		}
+		out = append(out, off)
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// Chain is the log's hash chain after the record at offset (events/chain).
+func (r Reader) Chain(offset int64) ([]byte, bool, error) { return chainAt(r.kv, offset) }
+
+// OffsetAt is the offset of the last event at or before t among the
+// records 0 to last (inclusive) in log order: the record before the first
+// one whose event time is after t (-1: the first is). Each record's entry
+// holds the latest event time up to it, which never decreases, so this is
+// a binary search over the record blocks: no read of the log.
+func (r Reader) OffsetAt(t time.Time, last int64) (int64, error) {
+	ns := t.UnixNano()
+	lo, hi := int64(0), last+1 // the answer + 1 is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, found, err := getRecord(r.kv, mid)
+		if err != nil {
+			return 0, err
+		}
+		if !found {
+			return 0, fmt.Errorf("the projection has no record at offset %d", mid)
+		}
+		if e.latest > ns {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo - 1, nil
+}

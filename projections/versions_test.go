@@ -1,0 +1,222 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// pastLog is a log for past reads: creates, changes, deletes and
+// re-creates of apps, cron jobs and device groups (some with a rollout
+// policy, so rollouts start and move), reverts, and rejected commands
+// (invalid, a stale precondition, a missing member, a duplicate command ID).
+func pastLog(t *testing.T, n int, seed uint64) []events.Record {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(seed, 2))
+	name := func(prefix string, of int) string { return fmt.Sprintf("%s%d", prefix, rnd.IntN(of)) }
+	var recs []events.Record
+	for off := int64(0); off < int64(n); off++ {
+		var env events.Envelope
+		switch k := rnd.IntN(16); k {
+		case 0, 1, 2:
+			spec := events.NewAppSpec(fmt.Sprintf("registry.local/img:%d", off))
+			spec.EnvVars = map[string]string{"N": fmt.Sprint(off)}
+			env = ev(events.KindApp, name("app", 20), events.AppCreatedV{Spec: spec})
+		case 3:
+			env = ev(events.KindApp, name("app", 20), events.AppPatchedV{Patch: events.AppPatch{DockerImage: ptr(fmt.Sprintf("img:%d", off))}})
+		case 4:
+			env = ev(events.KindApp, name("app", 20), events.AppStoppedV{})
+		case 5:
+			env = ev(events.KindApp, name("app", 20), events.AppDeletedV{})
+		case 6:
+			// A revert: the fold takes the spec the command read.
+			to := rnd.Int64N(off + 1)
+			spec := events.NewAppSpec(fmt.Sprintf("registry.local/img:%d", to))
+			env = ev(events.KindApp, name("app", 20), events.AppReplacedV{Spec: spec, RevertOf: &to})
+			if rnd.IntN(2) == 0 {
+				env = ev(events.KindApp, name("app", 20), events.AppCreatedV{Spec: spec, RevertOf: &to})
+			}
+		case 7:
+			env = ev(events.KindCronJob, name("cron", 6), events.CronJobCreatedV{Spec: events.NewCronJobSpec("* * * * *", fmt.Sprint("img:", off))})
+		case 8:
+			env = ev(events.KindCronJob, name("cron", 6), events.CronJobDeletedV{})
+		case 9, 10:
+			spec := events.DeviceGroupSpec{Apps: []string{name("app", 20), name("app", 20)}, CronJobs: []string{}}
+			if rnd.IntN(3) == 0 {
+				spec.CronJobs = []string{name("cron", 6)}
+			}
+			if rnd.IntN(2) == 0 {
+				spec.Rollout = &events.RolloutPolicy{Waves: []int{10, 100}, MinHealthyTime: "1s", HealthyDeadline: "1m",
+					MaxFailedPercent: 10, MaxSilentPercent: 10, AutoPromote: true, AutoRevert: true}
+			}
+			env = ev(events.KindDeviceGroup, name("dg", 8), events.DeviceGroupCreatedV{Spec: spec})
+		case 11:
+			env = ev(events.KindDeviceGroup, name("dg", 8), events.DeviceGroupPatchedV{Patch: events.DeviceGroupPatch{Apps: ptr([]string{name("app", 20)})}})
+		case 12:
+			env = ev(events.KindDeviceGroup, name("dg", 8), events.DeviceGroupDeletedV{})
+		case 13:
+			spec := events.NewAppSpec("nginx")
+			spec.ContainersPer.Value = 0 // invalid
+			env = ev(events.KindApp, name("app", 20), events.AppReplacedV{Spec: spec})
+		case 14:
+			env = ev(events.KindApp, name("app", 20), events.AppStartedV{})
+			env.IfVersion = off - 1 // mostly stale
+		case 15:
+			env = ev(events.KindApp, name("app", 20), events.AppRestartedV{})
+		}
+		env.CommandID = fmt.Sprintf("cmd-%d", rnd.IntN(4*n)) // some repeat: duplicates
+		b, err := encodeUnchecked(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, events.Record{Offset: off, Value: b})
+	}
+	return recs
+}
+
+// TestPastReadsEqualAFold (issue 20): the projection as read at every
+// offset from its versions (Reader.At), after the whole log is folded in
+// batches, answers what a fold of the log up to that offset answers:
+// every app, cron job, device group, rollout and /info, byte for byte.
+func TestPastReadsEqualAFold(t *testing.T) {
+	const n = 700
+	recs := pastLog(t, n, 11)
+	s := openStore(t, t.TempDir())
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < n; {
+		m := min(n-i, 1+rnd.IntN(120))
+		if _, err := s.ApplyBatch(recs[i : i+m]); err != nil {
+			t.Fatal(err)
+		}
+		i += m
+	}
+
+	ref := MemKV{}
+	var accepted, rejected, deleted, rolling int
+	for _, rec := range recs {
+		res, err := Apply(ref, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict.Accepted {
+			accepted++
+		} else {
+			rejected++
+		}
+		now := Reader{ref}
+		err = s.View(func(r Reader) error {
+			past, err := r.At(rec.Offset)
+			if err != nil {
+				return err
+			}
+			same := func(what string, a, b any, errA, errB error) {
+				if errA != nil || errB != nil {
+					t.Fatalf("offset %d, %s: %v / %v", rec.Offset, what, errA, errB)
+				}
+				ja, _ := json.Marshal(a)
+				jb, _ := json.Marshal(b)
+				if !bytes.Equal(ja, jb) {
+					t.Fatalf("offset %d, %s:\npast read %s\nfold      %s", rec.Offset, what, ja, jb)
+				}
+			}
+			for i := range 20 {
+				n := fmt.Sprint("app", i)
+				a, fa, errA := past.App(n)
+				b, fb, errB := now.App(n)
+				same(n, []any{a, fa}, []any{b, fb}, errA, errB)
+			}
+			for i := range 6 {
+				n := fmt.Sprint("cron", i)
+				a, fa, errA := past.CronJob(n)
+				b, fb, errB := now.CronJob(n)
+				same(n, []any{a, fa}, []any{b, fb}, errA, errB)
+			}
+			for i := range 8 {
+				n := fmt.Sprint("dg", i)
+				a, fa, errA := past.DeviceGroup(n)
+				b, fb, errB := now.DeviceGroup(n)
+				same(n, []any{a, fa}, []any{b, fb}, errA, errB)
+				ia, fa, errA := past.Info(n)
+				ib, fb, errB := now.Info(n)
+				same(n+" /info", []any{ia, fa}, []any{ib, fb}, errA, errB)
+				ra, fa, errA := past.Rollout(n)
+				rb, fb, errB := now.Rollout(n)
+				same(n+" rollout", []any{ra, fa}, []any{rb, fb}, errA, errB)
+				if fb {
+					rolling++
+				}
+				if !fb && res.Verdict.Accepted && res.Verdict.Type == events.DeviceGroupDeleted {
+					deleted++
+				}
+			}
+			va, fa, errA := past.Verdict(rec.Offset)
+			vb, fb, errB := now.Verdict(rec.Offset)
+			same("verdict", []any{va, fa}, []any{vb, fb}, errA, errB)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The log is a mix, or the test proves little.
+	if accepted < n/4 || rejected < n/10 || deleted == 0 || rolling == 0 {
+		t.Fatalf("not a mix: %d accepted, %d rejected, %d group deletes, %d rollouts seen", accepted, rejected, deleted, rolling)
+	}
+
+	// What has no past is an error, not the present.
+	err := s.View(func(r Reader) error {
+		past, err := r.At(3)
+		if err != nil {
+			return err
+		}
+		if _, err := past.Names(events.KindApp); err == nil {
+			t.Error("a past listing answered")
+		}
+		if _, _, err := past.UserByToken("ab"); err == nil {
+			t.Error("a past token lookup answered")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVersionsPage: an app's versions come a page at a time, each with
+// the version before it, and say who made them.
+func TestVersionsPage(t *testing.T) {
+	h := newHistory(t)
+	h.accept(app("web", "nginx:1"))                                                                              // 0
+	h.accept(app("db", "pg"))                                                                                    // 1
+	h.accept(ev(events.KindApp, "web", events.AppPatchedV{Patch: events.AppPatch{DockerImage: ptr("nginx:2")}})) // 2
+	h.accept(ev(events.KindApp, "web", events.AppDeletedV{}))                                                    // 3
+	to := int64(2)
+	h.accept(ev(events.KindApp, "web", events.AppCreatedV{Spec: events.NewAppSpec("nginx:2"), RevertOf: &to})) // 4
+	r := Reader{h.kv}
+	all, before, err := r.Versions(events.KindApp, "web", 0, 10)
+	if err != nil || before != nil {
+		t.Fatalf("%v, before %v", err, before)
+	}
+	var offs []int64
+	for _, v := range all {
+		offs = append(offs, v.Offset)
+	}
+	if fmt.Sprint(offs) != "[0 2 3 4]" || all[2].Doc != nil || all[3].Meta.RevertOf == nil || *all[3].Meta.RevertOf != 2 ||
+		all[1].Meta.Type != events.AppPatched || all[1].Meta.Actor != "t" {
+		t.Fatalf("versions %v: %+v", offs, all)
+	}
+	page, before, err := r.Versions(events.KindApp, "web", 1, 2)
+	if err != nil || len(page) != 2 || page[0].Offset != 2 || page[1].Offset != 3 || before == nil || before.Offset != 0 {
+		t.Fatalf("page from 1: %+v, before %+v, %v", page, before, err)
+	}
+	if none, _, err := r.Versions(events.KindApp, "nothing", 0, 10); err != nil || len(none) != 0 {
+		t.Fatalf("an app that never was: %+v %v", none, err)
+	}
+}
