@@ -82,6 +82,8 @@ func (s *Server) deviceHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	steps := make([]storyStep, 0, len(applied))
 	err = s.proj.View(func(pr projections.Reader) error {
+		pr, done := pr.Reusing() // the steps read the same few documents' versions
+		defer done()
 		for _, a := range applied {
 			st, err := storyOf(pr, a, dev)
 			if err != nil {

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -21,22 +22,38 @@ func objectEventKey(a events.Aggregate, off int64) []byte {
 
 // EventOffsets returns the offsets of the events of object a (accepted or
 // not), ascending, from offset from up to offset to (-1: the end), at most
-// limit of them. It reads that object's index only.
+// limit of them. It reads that object's index (ev/) and the versions of
+// its document its own accepted events made (which the index leaves out),
+// nothing else.
 func (r Reader) EventOffsets(a events.Aggregate, from, to int64, limit int) ([]int64, error) {
 	src, ok := r.kv.(versionSource)
 	if !ok {
 		return nil, ErrNoPast
 	}
-	var out []int64
+	var indexed, versioned []int64
 	err := src.versions(objectPrefix(a), from, false, func(k, _ []byte) (bool, error) {
 		off := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
 		if to >= 0 && off > to {
 			return false, nil
 		}
-		out = append(out, off)
-		return len(out) < limit, nil
+		indexed = append(indexed, off)
+		return len(indexed) < limit, nil
 	})
-	return out, err
+	if p, ok := docPrefix[a.Kind]; ok && err == nil {
+		err = src.versions(versionPrefix(key(p, a.Name)), from, false, func(k, b []byte) (bool, error) {
+			v, err := decodeVersion(k, b)
+			if err != nil || to >= 0 && v.Offset > to {
+				return false, err
+			}
+			if v.Meta.Aggregate == a { // not a group's version an app's change made
+				versioned = append(versioned, v.Offset)
+			}
+			return len(versioned) < limit, nil
+		})
+	}
+	out := append(indexed, versioned...)
+	slices.Sort(out)
+	return out[:min(len(out), limit)], err
 }
 
 // Chain is the log's hash chain after the record at offset (events/chain).

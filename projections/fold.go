@@ -79,7 +79,8 @@ func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error
 // every core. head is the hash chain after the record, stored with its
 // verdict.
 func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool) (Result, error) {
-	f := &folder{kv: &versioningKV{KV: kv, off: off, env: &env}, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
+	vkv := &versioningKV{KV: kv, off: off, env: &env}
+	f := &folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	var err error
 	if unsigned {
@@ -105,7 +106,9 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 	if err := putRecord(kv, off, head, v, env.Time); err != nil {
 		return Result{}, err
 	}
-	if env.Aggregate.Name != "" {
+	if env.Aggregate.Name != "" && !(v.Accepted && vkv.own) {
+		// An accepted event that versioned its own document is found
+		// among its versions (EventOffsets): one Badger entry less.
 		if err := kv.Set(objectEventKey(env.Aggregate, off), nil); err != nil {
 			return Result{}, err
 		}

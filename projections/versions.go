@@ -80,6 +80,10 @@ type versioningKV struct {
 	off  int64
 	env  *events.Envelope
 	meta []byte // the record's VersionMeta, encoded at its first version
+	// own says that the record wrote a version of its own aggregate's
+	// document: its offset is then found among that document's versions,
+	// and the object's event index (ev/) need not hold it.
+	own bool
 }
 
 func (v *versioningKV) Set(k, value []byte) error {
@@ -107,6 +111,10 @@ func (v *versioningKV) version(k, doc []byte, exists bool) error {
 		b = append(append(b, 1), doc...)
 	} else {
 		b = append(b, 0)
+	}
+	if p, ok := docPrefix[v.env.Aggregate.Kind]; ok && len(k) == len(p)+len(v.env.Aggregate.Name) &&
+		bytes.HasPrefix(k, p) && string(k[len(p):]) == v.env.Aggregate.Name {
+		v.own = true
 	}
 	return v.KV.Set(binary.BigEndian.AppendUint64(versionPrefix(k), uint64(v.off)), b)
 }
@@ -191,6 +199,11 @@ type versionSource interface {
 func (b badgerKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error {
 	it := b.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: reverse, PrefetchValues: false})
 	defer it.Close()
+	return walk(it, prefix, from, fn)
+}
+
+// walk calls fn with the entries of it from prefix+from on.
+func walk(it *badger.Iterator, prefix []byte, from int64, fn func(k, v []byte) (bool, error)) error {
 	for it.Seek(binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(from))); it.Valid(); it.Next() {
 		value, err := it.Item().ValueCopy(nil)
 		if err != nil {
@@ -201,6 +214,46 @@ func (b badgerKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v
 		}
 	}
 	return nil
+}
+
+// reusingKV is a badgerKV whose version reads keep their iterators, one
+// per prefix and direction, for reads of a few documents' versions many
+// times over (a device's story: a group's versions for each step of it).
+// Opening a Badger iterator costs more as the store grows; seeking an
+// open one does not.
+type reusingKV struct {
+	badgerKV
+	its map[string]*badger.Iterator
+}
+
+func (k *reusingKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error {
+	id := string(prefix)
+	if reverse {
+		id = "r" + id
+	} else {
+		id = "f" + id
+	}
+	it := k.its[id]
+	if it == nil {
+		it = k.txn.NewIterator(badger.IteratorOptions{Prefix: bytes.Clone(prefix), Reverse: reverse, PrefetchValues: false})
+		k.its[id] = it
+	}
+	return walk(it, prefix, from, fn)
+}
+
+// Reusing returns a reader whose reads of versions keep their iterators
+// open, and the function that closes them (before the view ends).
+func (r Reader) Reusing() (Reader, func()) {
+	b, ok := r.kv.(badgerKV)
+	if !ok {
+		return r, func() {}
+	}
+	k := &reusingKV{badgerKV: b, its: map[string]*badger.Iterator{}}
+	return Reader{k}, func() {
+		for _, it := range k.its {
+			it.Close()
+		}
+	}
 }
 
 func (m MemKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error {

@@ -170,8 +170,37 @@ func TestPastReadsEqualAFold(t *testing.T) {
 		t.Fatalf("not a mix: %d accepted, %d rejected, %d group deletes, %d rollouts seen", accepted, rejected, deleted, rolling)
 	}
 
-	// What has no past is an error, not the present.
+	// Each object's events, accepted or not, from its index and its
+	// versions: every record of that object, and no other.
+	want := map[events.Aggregate][]int64{}
+	for _, rec := range recs {
+		h, err := events.DecodeHead(rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h.Aggregate] = append(want[h.Aggregate], rec.Offset)
+	}
 	err := s.View(func(r Reader) error {
+		for a, offs := range want {
+			got, err := r.EventOffsets(a, 0, -1, n)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprint(got) != fmt.Sprint(offs) {
+				t.Errorf("events of %v: %v, want %v", a, got, offs)
+			}
+			if page, err := r.EventOffsets(a, offs[len(offs)/2], -1, 2); err != nil || len(offs) > len(offs)/2+1 && fmt.Sprint(page) != fmt.Sprint(offs[len(offs)/2:len(offs)/2+2]) {
+				t.Errorf("a page of the events of %v: %v %v", a, page, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// What has no past is an error, not the present.
+	err = s.View(func(r Reader) error {
 		past, err := r.At(3)
 		if err != nil {
 			return err

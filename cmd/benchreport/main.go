@@ -100,6 +100,12 @@ var sections = []section{
 		"to a canary being served the stable version again (`revert_after_cross_ms`, target < 1 s; polled every 20 ms), and the " +
 		"devices it was served to (the waves active at the abort: the canaries and the first wave's 1%).",
 		cols: []string{"devices", "good_complete_s", "min_healthy_sum_s", "good_vs_baseline", "revert_after_cross_ms", "bad_served_devices", "canary_devices", "first_wave_devices"}},
+	{id: "history", title: "12. Audit reads as the log grows", text: "`BenchmarkHistory` (`manager`): a fleet's log (2,000 apps, " +
+		"200 groups, patches, restarts, group changes, deletes and re-creates) of 10,000 and 1,000,000 events, folded by a manager " +
+		"(`testmanager`, the broker in the same process); a device of the group reports the group's last 50 versions. After 5 s for " +
+		"the store's compactions and 50 reads of warm-up, each read is timed 1,000 times over HTTP, one at a time. `p99_vs_smallest_log` is each p99 against the same read's on the 10,000-event log " +
+		"(target: under 2, and every p99 under 50 ms).",
+		cols: []string{"events", "p50_ms", "p99_ms", "p99_vs_smallest_log"}},
 }
 
 func main() {

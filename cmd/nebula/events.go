@@ -31,6 +31,9 @@ type exportLine struct {
 	Event     json.RawMessage `json:"event"`
 	Raw       []byte          `json:"raw"`
 	Chain     string          `json:"chain,omitempty"`
+	// ChainPrev, in the API's audit export (GET /api/v2/events?format=jsonl),
+	// is the chain before the record: its lines may skip records.
+	ChainPrev *string `json:"chain_prev,omitempty"`
 	// Signature is the record's signature header (events/signing), kept
 	// so that a restore keeps the proof that a manager wrote it.
 	Signature string `json:"signature,omitempty"`
