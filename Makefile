@@ -4,7 +4,7 @@ GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA    ?= nebula-data
 
-.PHONY: run test deps lint bench soak fuzz kcat-demo build clean
+.PHONY: run test deps lint bench soak fuzz kcat-demo build clean screenshots
 
 run: build ## the embedded default: broker + manager on this machine
 	./bin/nebula dev --data-dir $(DATA)
@@ -20,14 +20,17 @@ test: deps lint ## every test, with the race detector
 # pull tests), docker-compose (validates deploy/kafka/compose*.yaml),
 # openssl (encrypted keys and certificates of the Kafka TLS tests), nginx
 # (deploy/kafka/nginx-lb.conf in front of two managers; the baseline of the
-# /info benchmark).
-DEBS := kcat:kcat docker-registry:docker-registry docker-compose:docker-compose openssl:openssl nginx:nginx-light
+# /info benchmark), chromium (the web console's tests drive it headless).
+DEBS := kcat:kcat docker-registry:docker-registry docker-compose:docker-compose openssl:openssl nginx:nginx-light chromium:chromium
 deps:
 	@missing=""; for d in $(DEBS); do c=$${d%%:*}; p=$${d#*:}; \
 	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (Debian packages) for the tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+screenshots: deps ## the web console's pages, from its browser test, into docs/ui/
+	NEBULA_SCREENSHOTS=$(CURDIR)/docs/ui $(GO) test -count=1 -run TestConsoleInABrowser ./manager
 
 lint:
 	$(GO) vet ./...

@@ -78,6 +78,10 @@ type Config struct {
 	// what pauses the projection's folding (Projector.Hold): meanwhile,
 	// reads do not wait to catch up with the log.
 	Storage func() error
+	// ConsoleKey signs the web console's sessions: the same on every
+	// manager of a cluster (nil: a random key of this process, so a
+	// session is good on this manager only, until it restarts).
+	ConsoleKey []byte
 }
 
 // Defaults of Nebula 2.7.
@@ -109,6 +113,7 @@ type Server struct {
 	refused    *refusals
 	poisoned   PoisonedReports
 	router     chi.Router
+	consoleKey []byte // signs console sessions (console.go)
 }
 
 // New returns the manager's handler.
@@ -119,6 +124,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{proj: cfg.Projection, cmds: cfg.Commands, log: cfg.Log, logger: logger, metrics: newRequestMetrics()}
 	s.auth = newAuthenticator(cfg.Auth, cfg.Projection)
+	s.consoleKey = consoleKey(cfg.ConsoleKey)
 	s.serving, s.rebuilds, s.aside = cfg.Serving, cfg.Rebuilds, cfg.RebuildingAside
 	s.reports, s.sink, s.events, s.past = cfg.Reports, cfg.ReportSink, cfg.EventLog, cfg.Past
 	s.refused = newRefusals(logger.With("component", "reports"))
@@ -137,6 +143,7 @@ func New(cfg Config) *Server {
 	// Unauthenticated, for load balancers (2.7's /status needs credentials).
 	r.Get("/healthz", s.healthz)
 	r.Route("/api/v2", s.routes)
+	r.Route("/ui", s.consoleRoutes)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "not found"})
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -216,11 +217,17 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	m.kafka.Logger = logger.With("component", "kafka")
 	m.kafka.ClientID = "nebula-manager"
 	var trust *signing.Trust
+	var consoleKey []byte // nil: a random one (sessions good on this manager only)
 	if !m.unsigned {
 		key, err := m.signingKey()
 		if err != nil {
 			return err
 		}
+		// The console's sessions are signed with a key derived from the
+		// record key, which every manager of the cluster holds: a
+		// session works behind a load balancer.
+		ck := sha256.Sum256(append([]byte("nebula console sessions\x00"), key.Seed()...))
+		consoleKey = ck[:]
 		signer := signing.NewSigner(key)
 		extra, _ := signing.ParsePublicKeys(m.trustedKeys) // validated
 		trust = signing.NewTrust(append(extra, signer.Public())...)
@@ -293,7 +300,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	api := manager.New(manager.Config{Projection: store, Commands: cmds, Log: log, Logger: logger,
 		CacheTime: m.cacheTime, CacheMaxSize: m.cacheMaxSize, Auth: m.auth, Serving: proj.Serving, Rebuilds: proj.Rebuilds, RebuildingAside: proj.RebuildingAside,
 		Reports: reportStore, ReportSink: reporter.NewSink(pub, names), EventLog: log, Past: history, Limits: m.limits, Storage: disk.Check,
-		Poisoned: poisonedReports(m.kafka, names)})
+		Poisoned: poisonedReports(m.kafka, names), ConsoleKey: consoleKey})
 	store.OnCommit(api.Invalidate)
 	store.OnReset(api.InvalidateAll)
 	go func() { projErr <- proj.Run(runCtx) }()

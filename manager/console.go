@@ -1,0 +1,459 @@
+package manager
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/reports"
+)
+
+// The web console (issue 19), at /ui/ on the API's listener: pages
+// rendered on the server with html/template from files embedded in the
+// binary, a little plain JavaScript (no inline script: the
+// Content-Security-Policy forbids it) for the parts that update live.
+// It signs in with the API's credentials and keeps the user in a session
+// cookie (HttpOnly, SameSite=Strict, Secure over TLS) signed by the
+// manager's console key; every form carries a CSRF token bound to the
+// session; every page checks the same permissions as the API.
+
+//go:embed ui
+var consoleFiles embed.FS
+
+var consolePages = template.Must(template.New("").Funcs(template.FuncMap{
+	"pct": func(n, of int) string {
+		if of == 0 {
+			return "0"
+		}
+		return strconv.FormatFloat(100*float64(n)/float64(of), 'f', 1, 64)
+	},
+}).ParseFS(consoleFiles, "ui/*.html"))
+
+// Console sessions.
+const (
+	sessionCookie  = "nebula_session"
+	loginCookie    = "nebula_login" // the sign-in form's CSRF nonce
+	sessionMaxAge  = 12 * time.Hour
+	consoleCSP     = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	consoleRefresh = 2 * time.Second // how often live parts ask again
+)
+
+// consoleKey signs sessions and CSRF tokens: Config.ConsoleKey (the same
+// on every manager of a cluster, so that a session works behind a load
+// balancer), or a random key of this process.
+func consoleKey(k []byte) []byte {
+	if len(k) > 0 {
+		return k
+	}
+	k = make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}
+
+func (s *Server) mac(parts ...string) string {
+	m := hmac.New(sha256.New, s.consoleKey)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// session is a signed-in user: name, the version of its user document
+// (a changed password or a deleted user ends the session) and expiry.
+type session struct {
+	name    string
+	version int64
+	expires time.Time
+	raw     string // the cookie's value
+}
+
+func (s *Server) newSession(name string, version int64) session {
+	exp := time.Now().Add(sessionMaxAge).Truncate(time.Second)
+	body := base64.RawURLEncoding.EncodeToString([]byte(name)) + "." + strconv.FormatInt(version, 10) + "." + strconv.FormatInt(exp.Unix(), 10)
+	return session{name: name, version: version, expires: exp, raw: body + "." + s.mac("session", body)}
+}
+
+func (s *Server) readSession(r *http.Request) (session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, false
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 4 {
+		return session{}, false
+	}
+	body := strings.Join(parts[:3], ".")
+	if !hmac.Equal([]byte(parts[3]), []byte(s.mac("session", body))) {
+		return session{}, false
+	}
+	name, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	version, err2 := strconv.ParseInt(parts[1], 10, 64)
+	exp, err3 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || time.Now().After(time.Unix(exp, 0)) {
+		return session{}, false
+	}
+	return session{name: string(name), version: version, expires: time.Unix(exp, 0), raw: c.Value}, true
+}
+
+// csrf is the token a session's forms carry.
+func (s *Server) csrf(se session) string { return s.mac("csrf", se.raw) }
+
+// consoleUser is the identity behind a session, as the API would see the
+// same user now (nil: signed out, or the user changed or is gone).
+func (s *Server) consoleUser(r *http.Request) (*identity, session) {
+	se, ok := s.readSession(r)
+	if !ok {
+		return nil, se
+	}
+	if se.name == localAdmin {
+		return &identity{name: localAdmin, local: true}, se
+	}
+	var version int64
+	id, _, err := s.auth.user(func(pr projections.Reader) (projections.User, bool, error) {
+		u, found, err := pr.User(se.name)
+		version = u.Version
+		return u, found, err
+	}, "")
+	if err != nil || id == nil || version != se.version {
+		return nil, se
+	}
+	return id, se
+}
+
+const localAdmin = "local-admin"
+
+func secureCookie(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// consoleRoutes mounts the console.
+func (s *Server) consoleRoutes(r chi.Router) {
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Security-Policy", consoleCSP)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Cache-Control", "no-store")
+			next.ServeHTTP(w, r)
+		})
+	})
+	static, _ := fs.Sub(consoleFiles, "ui/static")
+	r.Handle("/static/*", http.StripPrefix("/ui/static/", http.FileServer(http.FS(static))))
+	r.Get("/login", s.consoleLoginPage)
+	r.Post("/login", s.consoleLogin)
+	r.Post("/logout", s.signedIn(s.consoleLogout))
+	r.Get("/", s.signedIn(s.consoleFleet))
+	r.Get("/groups/{name}", s.signedIn(s.consoleGroup))
+	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
+}
+
+type consoleHandler func(w http.ResponseWriter, r *http.Request, id *identity, se session)
+
+// signedIn runs h for a signed-in user; others go to the sign-in page (a
+// page) or get 401 (a live update). Every POST must carry the session's
+// CSRF token.
+func (s *Server) signedIn(h consoleHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, se := s.consoleUser(r)
+		if id == nil {
+			if strings.HasSuffix(r.URL.Path, "/status") {
+				writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "signed out"})
+				return
+			}
+			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost && !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(s.csrf(se))) {
+			s.consoleError(w, http.StatusForbidden, "This form has expired or did not come from this console. Reload the page and try again.")
+			return
+		}
+		h(w, r, id, se)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, page string, data map[string]any) {
+	var b bytes.Buffer
+	if err := consolePages.ExecuteTemplate(&b, page, data); err != nil {
+		s.logger.Error("console page", "page", page, "err", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+func (s *Server) consoleError(w http.ResponseWriter, status int, msg string) {
+	s.render(w, status, "error.html", map[string]any{"Title": http.StatusText(status), "Message": msg})
+}
+
+func (s *Server) consoleLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.loginForm(w, r, http.StatusOK, "")
+}
+
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request, status int, problem string) {
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	n := hex.EncodeToString(nonce)
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: n, Path: "/ui/login", HttpOnly: true, Secure: secureCookie(r),
+		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	s.render(w, status, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.mac("login", n), "Problem": problem})
+}
+
+// consoleLogin checks the credentials as the API does (a user and its
+// password, or a token alone), counting failures against the address
+// like the API's.
+func (s *Server) consoleLogin(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(loginCookie)
+	if err != nil || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(s.mac("login", c.Value))) {
+		s.loginForm(w, r, http.StatusForbidden, "The sign-in form expired. Please try again.")
+		return
+	}
+	addr := s.limits.clientAddr(r)
+	if blocked, retry := s.failedAuth.empty(addr); blocked {
+		s.loginForm(w, r, http.StatusTooManyRequests, "Too many failed sign-ins from this address; try again in "+retry.Round(time.Second).String()+".")
+		return
+	}
+	user, password := strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password")
+	probe, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "/", nil)
+	if user == "" {
+		probe.Header.Set("Authorization", "Bearer "+password)
+	} else {
+		probe.SetBasicAuth(user, password)
+	}
+	id, _, err := s.auth.authenticate(probe)
+	if err != nil {
+		s.loginForm(w, r, http.StatusServiceUnavailable, "The manager cannot check credentials now: "+err.Error())
+		return
+	}
+	if id == nil || password == "" {
+		s.failedAuth.take(addr)
+		s.loginForm(w, r, http.StatusUnauthorized, "Wrong user name or password (or token).")
+		return
+	}
+	var version int64
+	if !id.local {
+		_ = s.proj.View(func(pr projections.Reader) error {
+			u, _, err := pr.User(id.name)
+			version = u.Version
+			return err
+		})
+	}
+	se := s.newSession(id.name, version)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: se.raw, Path: "/ui/", HttpOnly: true, Secure: secureCookie(r),
+		SameSite: http.SameSiteStrictMode, Expires: se.expires})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/login", MaxAge: -1})
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+func (s *Server) consoleLogout(w http.ResponseWriter, r *http.Request, _ *identity, _ session) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", MaxAge: -1, HttpOnly: true, Secure: secureCookie(r), SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+// page is what every page's frame shows.
+func (s *Server) page(r *http.Request, id *identity, se session, title string) map[string]any {
+	applied := s.proj.Applied()
+	lag := int64(-1)
+	if s.log != nil {
+		if _, end, err := s.log.Bounds(r.Context()); err == nil {
+			lag = max(end-1-applied, 0)
+		}
+	}
+	return map[string]any{"Title": title, "User": id.name, "CSRF": s.csrf(se), "Applied": applied, "Lag": lag,
+		"CatchingUp": s.serving != nil && !s.serving()}
+}
+
+// groupRow is a device group on the fleet page.
+type groupRow struct {
+	Name     string
+	Version  int64
+	Apps     int
+	CronJobs int
+	Devices  int
+	Rollout  string
+}
+
+func (s *Server) consoleFleet(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	var rows []groupRow
+	err := s.proj.View(func(pr projections.Reader) error {
+		names, err := pr.Names(events.KindDeviceGroup)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if !id.can(events.KindDeviceGroup, n, events.PermRO) {
+				continue
+			}
+			g, found, err := pr.DeviceGroup(n)
+			if err != nil || !found {
+				return err
+			}
+			row := groupRow{Name: n, Version: g.Version, Apps: len(g.Apps), CronJobs: len(g.CronJobs)}
+			if ro, has, err := pr.Rollout(n); err != nil {
+				return err
+			} else if has {
+				row.Rollout = ro.State
+			}
+			rows = append(rows, row)
+		}
+		return nil
+	})
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	if s.reports != nil {
+		for i := range rows {
+			rows[i].Devices, _ = s.reports.DeviceCount(rows[i].Name)
+		}
+	}
+	data := s.page(r, id, se, "Fleet")
+	data["Groups"] = rows
+	s.render(w, http.StatusOK, "fleet.html", data)
+}
+
+// standing is where a group's devices stand against its version.
+type standing struct {
+	Version   int64          `json:"device_group_id"`
+	Devices   int            `json:"devices"`
+	Counts    map[string]int `json:"counts"`
+	Slowest   []deviceBehind `json:"slowest"`
+	Rollout   string         `json:"rollout,omitempty"`
+	Wave      int            `json:"wave,omitempty"`
+	Waves     int            `json:"waves,omitempty"`
+	Complete  bool           `json:"reports_complete"`
+	CheckedAt time.Time      `json:"checked_at"`
+}
+
+// deviceBehind is a device not converged.
+type deviceBehind struct {
+	DeviceID       string    `json:"device_id"`
+	Hostname       string    `json:"hostname"`
+	Status         string    `json:"status"`
+	AppliedVersion int64     `json:"applied_version"`
+	LastSeen       time.Time `json:"last_seen"`
+	Errors         []string  `json:"errors"`
+}
+
+// standOf places devs against version, slowest first (at most 20 listed).
+func standOf(devs []reports.Device, version int64, now time.Time, silentAfter time.Duration) (map[string]int, []deviceBehind) {
+	counts := map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
+	slow := []deviceBehind{}
+	for _, d := range devs {
+		st := rolloutStatus(d, version, now, silentAfter)
+		counts[st]++
+		if st != RolloutConverged {
+			slow = append(slow, deviceBehind{d.DeviceID, d.Hostname, st, d.AppliedVersion, d.LastSeen, d.Errors})
+		}
+	}
+	// Slowest first: the oldest applied version, then the longest silence.
+	sort.Slice(slow, func(i, j int) bool {
+		if slow[i].AppliedVersion != slow[j].AppliedVersion {
+			return slow[i].AppliedVersion < slow[j].AppliedVersion
+		}
+		return slow[i].LastSeen.Before(slow[j].LastSeen)
+	})
+	return counts, slow[:min(len(slow), 20)]
+}
+
+var errNoGroup = errors.New("no such device group")
+
+// groupStanding reads a group, its info and where its devices stand.
+func (s *Server) groupStanding(name string) (projections.Info, standing, error) {
+	var info projections.Info
+	st := standing{CheckedAt: time.Now().UTC()}
+	var found bool
+	err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		if info, found, err = pr.Info(name); err != nil || !found {
+			return err
+		}
+		if ro, has, err := pr.Rollout(name); err != nil {
+			return err
+		} else if has && ro.State != projections.RolloutCompleted {
+			st.Rollout, st.Wave, st.Waves = ro.State, ro.Wave+1, len(ro.Policy.Waves)
+		}
+		return nil
+	})
+	if err == nil && !found {
+		err = errNoGroup
+	}
+	if err != nil {
+		return info, st, err
+	}
+	st.Version = info.DeviceGroupID
+	st.Counts = map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
+	st.Slowest = []deviceBehind{}
+	if s.reports != nil {
+		devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: name})
+		if err != nil {
+			return info, st, err
+		}
+		st.Devices = len(devs)
+		st.Counts, st.Slowest = standOf(devs, info.DeviceGroupID, time.Now(), DefaultSilentAfter)
+		catchingUp, _ := s.reports.CatchingUp()
+		st.Complete = !catchingUp
+	}
+	return info, st, nil
+}
+
+func (s *Server) consoleGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindDeviceGroup, name, events.PermRO) {
+		s.consoleError(w, http.StatusForbidden, "You may not read device group "+name+".")
+		return
+	}
+	info, st, err := s.groupStanding(name)
+	if errors.Is(err, errNoGroup) {
+		s.consoleError(w, http.StatusNotFound, "There is no device group "+name+".")
+		return
+	}
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	data := s.page(r, id, se, "Device group "+name)
+	data["Group"], data["Info"], data["Standing"] = name, info, st
+	data["Refresh"] = consoleRefresh.Milliseconds()
+	s.render(w, http.StatusOK, "group.html", data)
+}
+
+// consoleGroupStatus is the live part of a group's page (console.js asks
+// for it every consoleRefresh).
+func (s *Server) consoleGroupStatus(w http.ResponseWriter, r *http.Request, id *identity, _ session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindDeviceGroup, name, events.PermRO) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
+		return
+	}
+	_, st, err := s.groupStanding(name)
+	if errors.Is(err, errNoGroup) {
+		writeJSON(w, http.StatusNotFound, map[string]any{existsKey(events.KindDeviceGroup): false})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

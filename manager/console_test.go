@@ -1,0 +1,165 @@
+package manager_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
+	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
+	"github.com/nebula-orchestrator/nebula-go/manager"
+)
+
+// screenshot keeps a page's screenshot: in NEBULA_SCREENSHOTS (make
+// screenshots writes docs/ui/, which the README shows), else in the
+// test's temporary directory.
+func screenshot(t *testing.T, name string, shot []byte) {
+	t.Helper()
+	dir := os.Getenv("NEBULA_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if len(shot) < 1000 || string(shot[1:4]) != "PNG" {
+		t.Fatalf("screenshot %s: not a PNG (%d bytes)", name, len(shot))
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsoleInABrowser (issue 19): in headless chromium, the console
+// sends a visitor to sign in, refuses wrong credentials, signs a user in,
+// lists the device groups it may read, shows a group's devices and
+// updates their counts live (no reload) as reports arrive, and signs
+// out; a read-only user sees only its group; a form without the session's
+// CSRF token is refused, and pages carry a strict Content-Security-Policy.
+func TestConsoleInABrowser(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "console-admin-token"})
+	testmanager.StartReporter(t, b.Addr())
+	api := m.URL + "/api/v2"
+	adm := bearer("console-admin-token")
+	call(t, "POST", api+"/apps/web", map[string]any{"docker_image": "nginx:1.27", "starting_ports": []any{80}}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/apps/metrics", map[string]any{"docker_image": "prom/node-exporter"}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/device_groups/edge", map[string]any{"apps": []any{"web", "metrics"}}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/device_groups/lab", map[string]any{"apps": []any{"web"}}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/users/ops", map[string]any{"password": "ops-password-1"}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/user_groups/ops", map[string]any{"group_members": []any{"ops"}, "device_groups": map[string]any{"lab": "ro"}}, adm...).expect(t, http.StatusOK, nil)
+	version := call(t, "GET", api+"/device_groups/edge", nil, adm...).num(t, "device_group_id")
+	report := func(device string, v int64) {
+		t.Helper()
+		r := deviceReport(device, "edge", "host-"+device, time.Now().Unix(), true)
+		r["applied_version"] = v
+		call(t, "POST", api+"/reports", r, adm...).expect(t, http.StatusAccepted, nil)
+	}
+	for _, d := range []string{"device-0001", "device-0002", "device-0003"} {
+		report(d, version-1) // pending
+	}
+	testenv.WaitFor(t, "the reports to be folded", 30*time.Second, func() bool {
+		return strings.Contains(string(call(t, "GET", api+"/devices?device_group=edge", nil, adm...).raw), "device-0003")
+	})
+
+	// The headers, and a form posted without its CSRF token.
+	resp, err := testClient.Get(m.URL + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Fatalf("Content-Security-Policy %q", csp)
+	}
+	resp, err = testClient.PostForm(m.URL+"/ui/login", map[string][]string{"user": {"ops"}, "password": {"ops-password-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) == 0 || resp.Cookies()[0].Name == "nebula_session" {
+		t.Fatalf("a sign-in without the form's token: %s", resp.Status)
+	}
+
+	ctx := testenv.Browser(t, 2*time.Minute)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	do := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shoot := func(name string) {
+		t.Helper()
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, name, shot)
+	}
+	signIn := func(user, password string) {
+		t.Helper()
+		do(chromedp.WaitVisible(css("#signin")))
+		if user != "" {
+			do(chromedp.SendKeys(css("#user"), user))
+		}
+		do(chromedp.SendKeys(css("#password"), password), chromedp.Click(css("#signin")))
+	}
+
+	// Signed out: the sign-in page; wrong credentials are refused.
+	do(chromedp.Navigate(m.URL + "/ui/"))
+	shoot("login.png")
+	signIn("ops", "not-the-password")
+	do(chromedp.WaitVisible(css(".problem")))
+	if p := text(".problem"); !strings.Contains(p, "Wrong user name or password") {
+		t.Fatalf("wrong credentials: %q", p)
+	}
+	// The read-only user sees only lab, and may not read edge.
+	signIn("ops", "ops-password-1")
+	do(chromedp.WaitVisible(css("#groups")))
+	if body := text("#groups"); !strings.Contains(body, "lab") || strings.Contains(body, "edge") {
+		t.Fatalf("ops's fleet: %q", body)
+	}
+	do(chromedp.Navigate(m.URL+"/ui/groups/edge"), chromedp.WaitVisible(css(".problem")))
+	if p := text(".problem"); !strings.Contains(p, "may not read device group edge") {
+		t.Fatalf("ops on edge: %q", p)
+	}
+	do(chromedp.Navigate(m.URL+"/ui/"), chromedp.Click(css("form.signout button")), chromedp.WaitVisible(css("#signin")))
+
+	// The admin (a token alone): the fleet, then edge's page.
+	signIn("", "console-admin-token")
+	do(chromedp.WaitVisible(css("#groups")))
+	if body := text("#groups"); !strings.Contains(body, "edge") || !strings.Contains(body, "lab") {
+		t.Fatalf("the admin's fleet: %q", body)
+	}
+	shoot("fleet.png")
+	do(chromedp.Click(css(`a[href="/ui/groups/edge"]`)), chromedp.WaitVisible(css("#apps")))
+	if h, n := text("h1"), text("#n-converged"); !strings.Contains(h, "edge") || n != "0" {
+		t.Fatalf("edge's page: %q, %q converged", h, n)
+	}
+	// Two devices converge: the page shows it without a reload.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded = "yes"`)); err != nil {
+		t.Fatal(err)
+	}
+	report("device-0001", version)
+	report("device-0002", version)
+	testenv.WaitFor(t, "the page to show 2 devices converged", 30*time.Second, func() bool { return text("#n-converged") == "2" })
+	marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded`))
+	if err != nil || marker != "yes" {
+		t.Fatalf("the page was reloaded: %q %v", marker, err)
+	}
+	if body := text("#slowest"); !strings.Contains(body, "device-0003") || strings.Contains(body, "device-0001") {
+		t.Fatalf("the devices not converged: %q", body)
+	}
+	do(chromedp.Sleep(600 * time.Millisecond)) // the bar's transition
+	shoot("group.png")
+}
