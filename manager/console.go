@@ -8,11 +8,12 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
-	"sort"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
+	"github.com/nebula-orchestrator/nebula-go/projections/past"
 	"github.com/nebula-orchestrator/nebula-go/projections/reports"
 )
 
@@ -37,6 +39,14 @@ import (
 var consoleFiles embed.FS
 
 var consolePages = template.Must(template.New("").Funcs(template.FuncMap{
+	"list": func(v ...string) []string { return v },
+	"json": func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "?"
+		}
+		return string(b)
+	},
 	"pct": func(n, of int) string {
 		if of == 0 {
 			return "0"
@@ -164,6 +174,9 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Get("/", s.signedIn(s.consoleFleet))
 	r.Get("/groups/{name}", s.signedIn(s.consoleGroup))
 	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
+	r.Get("/devices/{id}", s.signedIn(s.consoleDevice))
+	r.Get("/apps/{name}", s.signedIn(s.consoleApp))
+	r.Get("/events", s.signedIn(s.consoleEvents))
 }
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, id *identity, se session)
@@ -279,7 +292,7 @@ func (s *Server) page(r *http.Request, id *identity, se session, title string) m
 			lag = max(end-1-applied, 0)
 		}
 	}
-	return map[string]any{"Title": title, "User": id.name, "CSRF": s.csrf(se), "Applied": applied, "Lag": lag,
+	return map[string]any{"Title": title, "User": id.name, "Admin": id.local || id.admin, "CSRF": s.csrf(se), "Applied": applied, "Lag": lag,
 		"CatchingUp": s.serving != nil && !s.serving()}
 }
 
@@ -343,37 +356,6 @@ type standing struct {
 	Waves     int            `json:"waves,omitempty"`
 	Complete  bool           `json:"reports_complete"`
 	CheckedAt time.Time      `json:"checked_at"`
-}
-
-// deviceBehind is a device not converged.
-type deviceBehind struct {
-	DeviceID       string    `json:"device_id"`
-	Hostname       string    `json:"hostname"`
-	Status         string    `json:"status"`
-	AppliedVersion int64     `json:"applied_version"`
-	LastSeen       time.Time `json:"last_seen"`
-	Errors         []string  `json:"errors"`
-}
-
-// standOf places devs against version, slowest first (at most 20 listed).
-func standOf(devs []reports.Device, version int64, now time.Time, silentAfter time.Duration) (map[string]int, []deviceBehind) {
-	counts := map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
-	slow := []deviceBehind{}
-	for _, d := range devs {
-		st := rolloutStatus(d, version, now, silentAfter)
-		counts[st]++
-		if st != RolloutConverged {
-			slow = append(slow, deviceBehind{d.DeviceID, d.Hostname, st, d.AppliedVersion, d.LastSeen, d.Errors})
-		}
-	}
-	// Slowest first: the oldest applied version, then the longest silence.
-	sort.Slice(slow, func(i, j int) bool {
-		if slow[i].AppliedVersion != slow[j].AppliedVersion {
-			return slow[i].AppliedVersion < slow[j].AppliedVersion
-		}
-		return slow[i].LastSeen.Before(slow[j].LastSeen)
-	})
-	return counts, slow[:min(len(slow), 20)]
 }
 
 var errNoGroup = errors.New("no such device group")
@@ -456,4 +438,132 @@ func (s *Server) consoleGroupStatus(w http.ResponseWriter, r *http.Request, id *
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// consoleDevice is a device's page: what it reports and its story (the
+// versions it applied, what made each, the rollout that brought it).
+func (s *Server) consoleDevice(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	devID := chi.URLParam(r, "id")
+	if s.reports == nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "Reporting is not configured on this manager.")
+		return
+	}
+	dev, found, err := s.reports.Device(devID)
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The reports cannot be read now: "+err.Error())
+		return
+	}
+	if !found || !id.can(events.KindDeviceGroup, dev.DeviceGroup, events.PermRO) {
+		s.consoleError(w, http.StatusNotFound, "No device "+devID+" that you may read has reported.")
+		return
+	}
+	applied, _, err := s.reports.AppliedVersions(devID, "", historyMaxLimit)
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The reports cannot be read now: "+err.Error())
+		return
+	}
+	var steps []storyStep
+	var groupVersion int64
+	err = s.proj.View(func(pr projections.Reader) error {
+		if g, found, err := pr.DeviceGroup(dev.DeviceGroup); err != nil {
+			return err
+		} else if found {
+			groupVersion = g.Version
+		}
+		pr, done := pr.Reusing()
+		defer done()
+		for i := len(applied) - 1; i >= 0; i-- { // newest first
+			st, err := storyOf(pr, applied[i], dev)
+			if err != nil {
+				return err
+			}
+			steps = append(steps, st)
+		}
+		return nil
+	})
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	data := s.page(r, id, se, "Device "+devID)
+	data["Device"], data["GroupVersion"], data["Story"] = dev, groupVersion, steps
+	data["Status"] = rolloutStatus(dev, groupVersion, time.Now(), DefaultSilentAfter)
+	s.render(w, http.StatusOK, "device.html", data)
+}
+
+// consoleApp is an app's page: its spec now and its versions, each with
+// what it changed.
+func (s *Server) consoleApp(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindApp, name, events.PermRO) {
+		s.consoleError(w, http.StatusForbidden, "You may not read app "+name+".")
+		return
+	}
+	var app projections.App
+	var found bool
+	err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		app, found, err = pr.App(name)
+		return err
+	})
+	var versions []past.AppVersion
+	next := int64(-1)
+	if err == nil && s.past != nil {
+		from := int64(0)
+		if v, perr := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64); perr == nil && v >= 0 {
+			from = v
+		}
+		versions, next, err = s.past.AppVersions(r.Context(), name, from, 100)
+	}
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	if !found && len(versions) == 0 {
+		s.consoleError(w, http.StatusNotFound, "There is no app "+name+", and there never was.")
+		return
+	}
+	data := s.page(r, id, se, "App "+name)
+	data["Name"], data["App"], data["Exists"], data["Versions"], data["Next"] = name, app, found, versions, next
+	s.render(w, http.StatusOK, "app.html", data)
+}
+
+// consoleEvents is the audit timeline (admins, as GET /events): filtered
+// by kind, name, actor and type, a page at a time, each event with its
+// verdict.
+func (s *Server) consoleEvents(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	if !id.local && !id.admin {
+		s.consoleError(w, http.StatusForbidden, "The event log is for admins.")
+		return
+	}
+	if s.events == nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The event log is not configured on this manager.")
+		return
+	}
+	q := r.URL.Query()
+	f := eventFilter{kind: q.Get("kind"), name: q.Get("name"), typ: q.Get("type"), actor: q.Get("actor"), to: -1}
+	from, _ := strconv.ParseInt(q.Get("from"), 10, 64)
+	if !validKind(f.kind) {
+		s.consoleError(w, http.StatusBadRequest, kindChoices)
+		return
+	}
+	s.caughtUp(r.Context())
+	out, next, err := s.eventsPage(r.Context(), f, max(from, 0), 100)
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The event log cannot be read now: "+err.Error())
+		return
+	}
+	data := s.page(r, id, se, "Events")
+	data["Events"], data["Filter"] = out, map[string]string{"kind": f.kind, "name": f.name, "type": f.typ, "actor": f.actor}
+	if next >= 0 {
+		nq := url.Values{}
+		for k, v := range map[string]string{"kind": f.kind, "name": f.name, "type": f.typ, "actor": f.actor} {
+			if v != "" {
+				nq.Set(k, v)
+			}
+		}
+		nq.Set("from", strconv.FormatInt(next, 10))
+		data["NextQuery"] = nq.Encode()
+	}
+	s.render(w, http.StatusOK, "events.html", data)
 }

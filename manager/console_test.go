@@ -1,6 +1,7 @@
 package manager_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -133,6 +134,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	if p := text(".problem"); !strings.Contains(p, "may not read device group edge") {
 		t.Fatalf("ops on edge: %q", p)
 	}
+	do(chromedp.Navigate(m.URL+"/ui/events"), chromedp.WaitVisible(css(".problem")))
+	if p := text(".problem"); !strings.Contains(p, "for admins") {
+		t.Fatalf("ops on the event log: %q", p)
+	}
 	do(chromedp.Navigate(m.URL+"/ui/"), chromedp.Click(css("form.signout button")), chromedp.WaitVisible(css("#signin")))
 
 	// The admin (a token alone): the fleet, then edge's page.
@@ -162,4 +167,34 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	do(chromedp.Sleep(600 * time.Millisecond)) // the bar's transition
 	shoot("group.png")
+
+	// A device's story: the versions it applied and what made them.
+	do(chromedp.Click(css(`#slowest a[href="/ui/devices/device-0003"]`)), chromedp.WaitVisible(css("#story")))
+	do(chromedp.Navigate(m.URL+"/ui/devices/device-0001"), chromedp.WaitVisible(css("#story")))
+	if story := text("#story"); !strings.Contains(story, fmt.Sprintf("version %d", version)) || !strings.Contains(story, "device_group.created") ||
+		!strings.Contains(story, "local-admin") {
+		t.Fatalf("device-0001's story: %q", story)
+	}
+	shoot("device.png")
+	// An app's versions, and the event log filtered by name.
+	call(t, "PUT", api+"/apps/web/update", map[string]any{"docker_image": "nginx:1.28"}, adm...).expect(t, http.StatusAccepted, nil)
+	do(chromedp.Navigate(m.URL+"/ui/apps/web"), chromedp.WaitVisible(css("#versions")))
+	if v := text("#versions"); !strings.Contains(v, "app.created") || !strings.Contains(v, "app.patched") || !strings.Contains(v, `"nginx:1.28"`) {
+		t.Fatalf("web's versions: %q", v)
+	}
+	shoot("app.png")
+	do(chromedp.Navigate(m.URL+"/ui/events"), chromedp.WaitVisible(css("#events")))
+	if ev := text("#events"); !strings.Contains(ev, "device_group.created") || !strings.Contains(ev, "accepted") {
+		t.Fatalf("the event log: %q", ev)
+	}
+	do(chromedp.SendKeys(css(`input[name="name"]`), "web"), chromedp.Click(css("#filter")))
+	testenv.WaitFor(t, "the event log filtered by name", 30*time.Second, func() bool {
+		url, err := chromedp.Run(ctx, chromedp.Location())
+		return err == nil && strings.Contains(url, "name=web")
+	})
+	do(chromedp.WaitVisible(css("#events")))
+	if ev := text("#events"); !strings.Contains(ev, "app.patched") || strings.Contains(ev, "device_group.created") {
+		t.Fatalf("the event log of web: %q", ev)
+	}
+	shoot("events.png")
 }

@@ -107,8 +107,8 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	if format != "" && format != "json" && format != "jsonl" && format != "csv" {
 		p.invalid = append(p.invalid, "format: json (pages, the default), jsonl or csv (the whole range, streamed)")
 	}
-	if k := events.Kind(f.kind); k != "" && !slices.Contains(namedKinds, k) && k != events.KindFleet && k != events.KindLog {
-		p.invalid = append(p.invalid, "kind: app, device_group, cron_job, user, user_group, fleet or log")
+	if !validKind(f.kind) {
+		p.invalid = append(p.invalid, kindChoices)
 	}
 	if p.bad(w) {
 		return
@@ -127,9 +127,24 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		s.exportEvents(w, r, f, from, format)
 		return
 	}
-	var out []eventView
+	out, next, err := s.eventsPage(r.Context(), f, from, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body := map[string]any{"events": out, "next_from": nil}
+	if next >= 0 {
+		body["next_from"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// eventsPage is a page of the events f keeps from offset from on, with
+// their verdicts, and the offset the next page starts from (-1: none).
+func (s *Server) eventsPage(ctx context.Context, f eventFilter, from int64, limit int) ([]eventView, int64, error) {
+	out := []eventView{}
 	next := int64(-1)
-	err := s.eachEvent(r.Context(), f, from, func(rec events.Record, env events.Envelope) bool {
+	err := s.eachEvent(ctx, f, from, func(rec events.Record, env events.Envelope) bool {
 		if len(out) == limit {
 			next = rec.Offset
 			return false
@@ -140,19 +155,17 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.withVerdicts(out)
 	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if out == nil {
-		out = []eventView{}
-	}
-	body := map[string]any{"events": out, "next_from": nil}
-	if next >= 0 {
-		body["next_from"] = next
-	}
-	writeJSON(w, http.StatusOK, body)
+	return out, next, err
 }
+
+// validKind says whether k names an aggregate kind ("" is any).
+func validKind(k string) bool {
+	kind := events.Kind(k)
+	return k == "" || slices.Contains(namedKinds, kind) || kind == events.KindFleet || kind == events.KindLog
+}
+
+// kindChoices is what a kind filter accepts.
+const kindChoices = "kind: app, device_group, cron_job, user, user_group, fleet or log"
 
 // eventFilter selects events.
 type eventFilter struct {

@@ -45,6 +45,37 @@ func rolloutStatus(d reports.Device, version int64, now time.Time, silentAfter t
 	return RolloutConverged
 }
 
+// deviceBehind is a device not converged.
+type deviceBehind struct {
+	DeviceID       string    `json:"device_id"`
+	Hostname       string    `json:"hostname"`
+	Status         string    `json:"status"`
+	AppliedVersion int64     `json:"applied_version"`
+	LastSeen       time.Time `json:"last_seen"`
+	Errors         []string  `json:"errors"`
+}
+
+// standOf places devs against version, slowest first (at most 20 listed).
+func standOf(devs []reports.Device, version int64, now time.Time, silentAfter time.Duration) (map[string]int, []deviceBehind) {
+	counts := map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
+	slow := []deviceBehind{}
+	for _, d := range devs {
+		st := rolloutStatus(d, version, now, silentAfter)
+		counts[st]++
+		if st != RolloutConverged {
+			slow = append(slow, deviceBehind{d.DeviceID, d.Hostname, st, d.AppliedVersion, d.LastSeen, d.Errors})
+		}
+	}
+	// Slowest first: the oldest applied version, then the longest silence.
+	sort.Slice(slow, func(i, j int) bool {
+		if slow[i].AppliedVersion != slow[j].AppliedVersion {
+			return slow[i].AppliedVersion < slow[j].AppliedVersion
+		}
+		return slow[i].LastSeen.Before(slow[j].LastSeen)
+	})
+	return counts, slow[:min(len(slow), 20)]
+}
+
 // rollout is GET /device_groups/<dg>/rollout: where the group's devices
 // stand against its current version, with the slowest listed.
 func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
@@ -88,36 +119,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	counts := map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
-	type behind struct {
-		DeviceID       string    `json:"device_id"`
-		Hostname       string    `json:"hostname"`
-		Status         string    `json:"status"`
-		AppliedVersion int64     `json:"applied_version"`
-		LastSeen       time.Time `json:"last_seen"`
-		Errors         []string  `json:"errors"`
-	}
-	var slow []behind
-	for _, d := range devs {
-		st := rolloutStatus(d, g.Version, now, silentAfter)
-		counts[st]++
-		if st != RolloutConverged {
-			slow = append(slow, behind{d.DeviceID, d.Hostname, st, d.AppliedVersion, d.LastSeen, d.Errors})
-		}
-	}
-	// Slowest first: the oldest applied version, then the longest silence.
-	sort.Slice(slow, func(i, j int) bool {
-		if slow[i].AppliedVersion != slow[j].AppliedVersion {
-			return slow[i].AppliedVersion < slow[j].AppliedVersion
-		}
-		return slow[i].LastSeen.Before(slow[j].LastSeen)
-	})
-	if len(slow) > 20 {
-		slow = slow[:20]
-	}
-	if slow == nil {
-		slow = []behind{}
-	}
+	counts, slow := standOf(devs, g.Version, now, silentAfter)
 	answer := map[string]any{"device_group": group, "device_group_id": g.Version, "devices": len(devs),
 		"converged": counts[RolloutConverged], "pending": counts[RolloutPending], "failed": counts[RolloutFailed],
 		"silent": counts[RolloutSilent], "slowest": slow}

@@ -41,7 +41,12 @@ function followGroup(group, every) {
             var tr = document.createElement("tr");
             [d.device_id, d.hostname, d.status, d.applied_version, d.last_seen.replace("T", " ").substring(0, 19)].forEach(function (v, i) {
               var td = document.createElement("td");
-              if (i === 2) {
+              if (i === 0) {
+                var a = document.createElement("a");
+                a.href = "/ui/devices/" + encodeURIComponent(v);
+                a.textContent = v;
+                td.appendChild(a);
+              } else if (i === 2) {
                 var b = document.createElement("span");
                 b.className = "badge " + v;
                 b.textContent = v;
