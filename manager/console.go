@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,16 +11,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/nebula-orchestrator/nebula-go/commands"
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/projections"
 	"github.com/nebula-orchestrator/nebula-go/projections/past"
@@ -40,6 +44,7 @@ var consoleFiles embed.FS
 
 var consolePages = template.Must(template.New("").Funcs(template.FuncMap{
 	"list": func(v ...string) []string { return v },
+	"next": func(i int) int { return i + 1 },
 	"json": func(v any) string {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -174,8 +179,17 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Get("/", s.signedIn(s.consoleFleet))
 	r.Get("/groups/{name}", s.signedIn(s.consoleGroup))
 	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
+	r.Post("/groups/{name}/rollout/{decision}", s.signedIn(s.consoleDecide))
 	r.Get("/devices/{id}", s.signedIn(s.consoleDevice))
+	r.Get("/apps/new", s.signedIn(s.consoleNewApp))
+	r.Post("/apps/new", s.signedIn(s.consoleNewApp))
+	r.Get("/groups/new", s.signedIn(s.consoleNewGroup))
+	r.Post("/groups/new", s.signedIn(s.consoleNewGroup))
 	r.Get("/apps/{name}", s.signedIn(s.consoleApp))
+	r.Get("/apps/{name}/revert", s.signedIn(s.consoleRevert))
+	r.Get("/apps/{name}/diff", s.signedIn(s.consoleDiff))
+	r.Post("/apps/{name}/revert", s.signedIn(s.consoleRevert))
+	r.Post("/apps/{name}/{action}", s.signedIn(s.consoleAppAction))
 	r.Get("/events", s.signedIn(s.consoleEvents))
 }
 
@@ -347,15 +361,16 @@ func (s *Server) consoleFleet(w http.ResponseWriter, r *http.Request, id *identi
 
 // standing is where a group's devices stand against its version.
 type standing struct {
-	Version   int64          `json:"device_group_id"`
-	Devices   int            `json:"devices"`
-	Counts    map[string]int `json:"counts"`
-	Slowest   []deviceBehind `json:"slowest"`
-	Rollout   string         `json:"rollout,omitempty"`
-	Wave      int            `json:"wave,omitempty"`
-	Waves     int            `json:"waves,omitempty"`
-	Complete  bool           `json:"reports_complete"`
-	CheckedAt time.Time      `json:"checked_at"`
+	Version   int64                  `json:"device_group_id"`
+	Devices   int                    `json:"devices"`
+	Counts    map[string]int         `json:"counts"`
+	Slowest   []deviceBehind         `json:"slowest"`
+	Rollout   string                 `json:"rollout,omitempty"`
+	Decisions []projections.Decision `json:"-"`
+	Wave      int                    `json:"wave,omitempty"`
+	Waves     int                    `json:"waves,omitempty"`
+	Complete  bool                   `json:"reports_complete"`
+	CheckedAt time.Time              `json:"checked_at"`
 }
 
 var errNoGroup = errors.New("no such device group")
@@ -373,7 +388,7 @@ func (s *Server) groupStanding(name string) (projections.Info, standing, error) 
 		if ro, has, err := pr.Rollout(name); err != nil {
 			return err
 		} else if has && ro.State != projections.RolloutCompleted {
-			st.Rollout, st.Wave, st.Waves = ro.State, ro.Wave+1, len(ro.Policy.Waves)
+			st.Rollout, st.Wave, st.Waves, st.Decisions = ro.State, ro.Wave+1, len(ro.Policy.Waves), ro.Decisions
 		}
 		return nil
 	})
@@ -405,6 +420,10 @@ func (s *Server) consoleGroup(w http.ResponseWriter, r *http.Request, id *identi
 		s.consoleError(w, http.StatusForbidden, "You may not read device group "+name+".")
 		return
 	}
+	if at := r.URL.Query().Get("at"); at != "" {
+		s.consoleGroupAt(w, r, id, se, name, at)
+		return
+	}
 	info, st, err := s.groupStanding(name)
 	if errors.Is(err, errNoGroup) {
 		s.consoleError(w, http.StatusNotFound, "There is no device group "+name+".")
@@ -416,6 +435,7 @@ func (s *Server) consoleGroup(w http.ResponseWriter, r *http.Request, id *identi
 	}
 	data := s.page(r, id, se, "Device group "+name)
 	data["Group"], data["Info"], data["Standing"] = name, info, st
+	data["CanWrite"] = id.can(events.KindDeviceGroup, name, events.PermRW)
 	data["Refresh"] = consoleRefresh.Milliseconds()
 	s.render(w, http.StatusOK, "group.html", data)
 }
@@ -525,6 +545,7 @@ func (s *Server) consoleApp(w http.ResponseWriter, r *http.Request, id *identity
 	}
 	data := s.page(r, id, se, "App "+name)
 	data["Name"], data["App"], data["Exists"], data["Versions"], data["Next"] = name, app, found, versions, next
+	data["CanWrite"] = id.can(events.KindApp, name, events.PermRW)
 	s.render(w, http.StatusOK, "app.html", data)
 }
 
@@ -566,4 +587,381 @@ func (s *Server) consoleEvents(w http.ResponseWriter, r *http.Request, id *ident
 		data["NextQuery"] = nq.Encode()
 	}
 	s.render(w, http.StatusOK, "events.html", data)
+}
+
+// consoleDecide takes a decision by hand on a group's rollout (a form on
+// the group's page, for users who may change the group), then shows the
+// page again.
+func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request, id *identity, _ session) {
+	group, decision := chi.URLParam(r, "name"), chi.URLParam(r, "decision")
+	switch decision {
+	case events.DecisionPromote, events.DecisionPause, events.DecisionResume, events.DecisionAbort:
+	default:
+		s.consoleError(w, http.StatusNotFound, "There is no rollout decision "+decision+".")
+		return
+	}
+	if !id.can(events.KindDeviceGroup, group, events.PermRW) {
+		s.consoleError(w, http.StatusForbidden, "You may not change device group "+group+".")
+		return
+	}
+	d, groupFound, found, err := s.handDecision(r.Context(), group, decision, "")
+	switch {
+	case err != nil:
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	case !groupFound || !found:
+		s.consoleError(w, http.StatusConflict, "Device group "+group+" has no rollout.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	d.Reason = "by " + id.name + " (console)"
+	if _, err := s.cmds.DecideRollout(ctx, commands.Meta{Actor: id.name}, group, d); err != nil {
+		s.consoleError(w, http.StatusConflict, "The decision was not taken: "+err.Error())
+		return
+	}
+	http.Redirect(w, r, "/ui/groups/"+url.PathEscape(group), http.StatusSeeOther)
+}
+
+// consoleGroupAt is a group's page as of an offset or a time (?at=): its
+// config as /info served it then, read from the projection's versions.
+// Devices have no past here: their part is left out.
+func (s *Server) consoleGroupAt(w http.ResponseWriter, r *http.Request, id *identity, se session, name, at string) {
+	if s.past == nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "Time travel is not configured on this manager.")
+		return
+	}
+	off, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		t, terr := time.Parse(time.RFC3339, at)
+		if terr != nil {
+			s.consoleError(w, http.StatusBadRequest, "As of: an offset (0 or more) or an RFC 3339 time (2026-11-24T14:00:00Z).")
+			return
+		}
+		s.caughtUp(r.Context())
+		if off, err = s.past.OffsetAt(r.Context(), t); err != nil {
+			s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+			return
+		}
+	}
+	if off < 0 || off > s.proj.Applied() {
+		s.consoleError(w, http.StatusBadRequest, fmt.Sprintf("As of: offset %d is not in the log this manager has folded (0 to %d).", off, s.proj.Applied()))
+		return
+	}
+	var info projections.Info
+	var found bool
+	err = s.past.ViewAt(r.Context(), off, func(pr projections.Reader) error {
+		var err error
+		info, found, err = pr.Info(name)
+		return err
+	})
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	data := s.page(r, id, se, "Device group "+name)
+	data["Group"], data["Info"], data["At"], data["Existed"] = name, info, off, found
+	s.render(w, http.StatusOK, "group_at.html", data)
+}
+
+// consoleAppAction starts, stops or restarts an app (a form on its page).
+func (s *Server) consoleAppAction(w http.ResponseWriter, r *http.Request, id *identity, _ session) {
+	name, action := chi.URLParam(r, "name"), chi.URLParam(r, "action")
+	run := map[string]func(context.Context, commands.Meta, string) (projections.App, error){
+		"start": s.cmds.StartApp, "stop": s.cmds.StopApp, "restart": s.cmds.RestartApp,
+	}[action]
+	if run == nil {
+		s.consoleError(w, http.StatusNotFound, "An app cannot be told to "+action+".")
+		return
+	}
+	if !id.can(events.KindApp, name, events.PermRW) {
+		s.consoleError(w, http.StatusForbidden, "You may not change app "+name+".")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	if _, err := run(ctx, commands.Meta{Actor: id.name}, name); err != nil {
+		s.consoleError(w, http.StatusConflict, "App "+name+" was not told to "+action+": "+err.Error())
+		return
+	}
+	http.Redirect(w, r, "/ui/apps/"+url.PathEscape(name), http.StatusSeeOther)
+}
+
+// fieldChange is a field a change would make different.
+type fieldChange struct {
+	Field    string
+	From, To string // JSON
+}
+
+// fieldChanges are the fields of two documents' JSON that differ.
+func fieldChanges(before, after any) []fieldChange {
+	var a, b map[string]json.RawMessage
+	ja, _ := json.Marshal(before)
+	jb, _ := json.Marshal(after)
+	_ = json.Unmarshal(ja, &a)
+	_ = json.Unmarshal(jb, &b)
+	var out []fieldChange
+	for k, v := range b {
+		if !bytes.Equal(a[k], v) {
+			out = append(out, fieldChange{k, string(a[k]), string(v)})
+		}
+	}
+	for k, v := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, fieldChange{k, string(v), ""})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	return out
+}
+
+// consoleRevert reverts an app to one of its versions: GET shows what the
+// revert would change and which device groups (with how many devices) it
+// would reach, from a dry run; POST (the preview's button) does it.
+func (s *Server) consoleRevert(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindApp, name, events.PermRW) {
+		s.consoleError(w, http.StatusForbidden, "You may not change app "+name+".")
+		return
+	}
+	to, err := strconv.ParseInt(r.FormValue("to"), 10, 64)
+	if err != nil || to < 0 {
+		s.consoleError(w, http.StatusBadRequest, "Revert to: a version (an offset) is needed.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	if r.Method == http.MethodPost {
+		if _, err := s.cmds.RevertApp(ctx, commands.Meta{Actor: id.name}, name, to); err != nil {
+			s.consoleError(w, http.StatusConflict, "App "+name+" was not reverted: "+err.Error())
+			return
+		}
+		http.Redirect(w, r, "/ui/apps/"+url.PathEscape(name), http.StatusSeeOther)
+		return
+	}
+	var now projections.App
+	_ = s.proj.View(func(pr projections.Reader) error {
+		var err error
+		now, _, err = pr.App(name)
+		return err
+	})
+	m := commands.Meta{Actor: id.name, DryRun: true, DryRunGroups: new([]string)}
+	result, err := s.cmds.RevertApp(ctx, m, name, to)
+	if err != nil {
+		s.consoleError(w, http.StatusConflict, "App "+name+" cannot be reverted to "+strconv.FormatInt(to, 10)+": "+err.Error())
+		return
+	}
+	type reach struct {
+		Group   string
+		Devices int
+	}
+	var groups []reach
+	for _, g := range *m.DryRunGroups {
+		n := 0
+		if s.reports != nil {
+			n, _ = s.reports.DeviceCount(g)
+		}
+		groups = append(groups, reach{g, n})
+	}
+	now.Version, result.Version = 0, 0 // the version is the revert's own offset
+	data := s.page(r, id, se, "Revert "+name)
+	data["Name"], data["To"], data["Changes"], data["Groups"] = name, to, fieldChanges(now, result), groups
+	s.render(w, http.StatusOK, "revert.html", data)
+}
+
+// consoleDiff compares two versions of an app (?a= and ?b=, offsets),
+// each read as of its offset.
+func (s *Server) consoleDiff(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindApp, name, events.PermRO) {
+		s.consoleError(w, http.StatusForbidden, "You may not read app "+name+".")
+		return
+	}
+	if s.past == nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "Time travel is not configured on this manager.")
+		return
+	}
+	var at [2]int64
+	var docs [2]projections.App
+	var found [2]bool
+	for i, p := range []string{"a", "b"} {
+		v, err := strconv.ParseInt(r.URL.Query().Get(p), 10, 64)
+		if err != nil || v < 0 || v > s.proj.Applied() {
+			s.consoleError(w, http.StatusBadRequest, fmt.Sprintf("%s: a version of the app (an offset from 0 to %d).", p, s.proj.Applied()))
+			return
+		}
+		at[i] = v
+		err = s.past.ViewAt(r.Context(), v, func(pr projections.Reader) error {
+			var err error
+			docs[i], found[i], err = pr.App(name)
+			return err
+		})
+		if err != nil {
+			s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+			return
+		}
+	}
+	var changes []fieldChange
+	if found[0] && found[1] {
+		changes = fieldChanges(docs[0], docs[1])
+	}
+	data := s.page(r, id, se, "App "+name+": two versions")
+	data["Name"], data["A"], data["B"], data["Found"], data["Changes"] = name, at[0], at[1], found, changes
+	s.render(w, http.StatusOK, "diff.html", data)
+}
+
+// A create form (an app, a device group): its fields are turned into the
+// body the API takes and read by the API's own decoder, so a form and a
+// request are refused for the same reasons, in the same words. "Preview"
+// runs the command as a dry run and shows its result; "Create" runs it.
+
+// createForm is what a create page shows back.
+type createForm struct {
+	Kind    string            // "app" or "device group"
+	Action  string            // the form's URL
+	Values  map[string]string // the fields as typed
+	Problem string
+	Preview string // the dry run's result (JSON), when previewed
+	Reach   []string
+}
+
+// splitList reads "a, b,c" (or one per line) as a list.
+func splitList(v string) []any {
+	out := []any{}
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// appBody is the API body of the app form's fields.
+func appBody(v map[string]string) ([]byte, error) {
+	body := map[string]any{"docker_image": v["docker_image"], "running": v["running"] != "false"}
+	ports := []any{}
+	for _, p := range splitList(v["starting_ports"]) {
+		// 80, or host:container as the API's {"host": "container"}.
+		if host, container, ok := strings.Cut(p.(string), ":"); ok {
+			ports = append(ports, map[string]any{strings.TrimSpace(host): strings.TrimSpace(container)})
+		} else if n, err := strconv.Atoi(p.(string)); err == nil {
+			ports = append(ports, n)
+		} else {
+			ports = append(ports, p)
+		}
+	}
+	body["starting_ports"] = ports
+	env := map[string]any{}
+	for _, line := range strings.Split(v["env_vars"], "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("environment: %q is not NAME=value", line)
+		}
+		env[strings.TrimSpace(k)] = val
+	}
+	body["env_vars"] = env
+	return json.Marshal(body)
+}
+
+// groupBody is the API body of the device group form's fields.
+func groupBody(v map[string]string) ([]byte, error) {
+	body := map[string]any{"apps": splitList(v["apps"]), "cron_jobs": splitList(v["cron_jobs"])}
+	if p := strings.TrimSpace(v["rollout"]); p != "" {
+		body["rollout"] = json.RawMessage(p)
+		if !json.Valid([]byte(p)) {
+			return nil, errors.New("rollout: not JSON (for example {\"waves\": [10, 100]})")
+		}
+	}
+	return json.Marshal(body)
+}
+
+func (s *Server) consoleNewApp(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	s.consoleCreate(w, r, id, se, events.KindApp, []string{"name", "docker_image", "starting_ports", "env_vars", "running"},
+		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := appBody(v)
+			if err != nil {
+				return nil, err
+			}
+			spec, err := appSpecBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.CreateApp(ctx, m, name, spec)
+		})
+}
+
+func (s *Server) consoleNewGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	s.consoleCreate(w, r, id, se, events.KindDeviceGroup, []string{"name", "apps", "cron_jobs", "rollout"},
+		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := groupBody(v)
+			if err != nil {
+				return nil, err
+			}
+			spec, err := groupSpecBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.CreateDeviceGroup(ctx, m, name, spec)
+		})
+}
+
+// consoleCreate serves a create form: GET shows it, POST previews (a dry
+// run) or creates.
+func (s *Server) consoleCreate(w http.ResponseWriter, r *http.Request, id *identity, se session, kind events.Kind, fields []string,
+	create func(context.Context, commands.Meta, string, map[string]string) (any, error)) {
+	what, page := "app", "/ui/apps/new"
+	if kind == events.KindDeviceGroup {
+		what, page = "device group", "/ui/groups/new"
+	}
+	f := createForm{Kind: what, Action: page, Values: map[string]string{"running": "true"}}
+	show := func(status int) {
+		data := s.page(r, id, se, "New "+what)
+		data["Form"] = f
+		s.render(w, status, "create.html", data)
+	}
+	if r.Method == http.MethodGet {
+		show(http.StatusOK)
+		return
+	}
+	for _, k := range fields {
+		f.Values[k] = r.PostFormValue(k)
+	}
+	name := strings.TrimSpace(f.Values["name"])
+	if err := events.ValidateName(kind, name); err != nil {
+		f.Problem = "name: " + err.Error()
+		show(http.StatusBadRequest)
+		return
+	}
+	if !id.can(kind, name, events.PermRW) {
+		f.Problem = "You may not create " + what + " " + name + "."
+		show(http.StatusForbidden)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	m := commands.Meta{Actor: id.name}
+	preview := r.PostFormValue("step") != "create"
+	if preview {
+		m.DryRun, m.DryRunGroups = true, new([]string)
+	}
+	doc, err := create(ctx, m, name, f.Values)
+	if err != nil {
+		f.Problem = err.Error()
+		show(http.StatusBadRequest)
+		return
+	}
+	if preview {
+		b, _ := json.MarshalIndent(doc, "", "  ")
+		f.Preview, f.Reach = string(b), *m.DryRunGroups
+		show(http.StatusOK)
+		return
+	}
+	to := "/ui/apps/"
+	if kind == events.KindDeviceGroup {
+		to = "/ui/groups/"
+	}
+	http.Redirect(w, r, to+url.PathEscape(name), http.StatusSeeOther)
 }

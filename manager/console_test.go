@@ -157,7 +157,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	report("device-0001", version)
 	report("device-0002", version)
-	testenv.WaitFor(t, "the page to show 2 devices converged", 30*time.Second, func() bool { return text("#n-converged") == "2" })
+	testenv.WaitFor(t, "the page to show 2 devices converged", 30*time.Second, func() bool {
+		n, err := chromedp.Run(ctx, chromedp.Text(css("#n-converged")))
+		return err == nil && n == "2"
+	})
 	marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded`))
 	if err != nil || marker != "yes" {
 		t.Fatalf("the page was reloaded: %q %v", marker, err)
@@ -183,6 +186,42 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("web's versions: %q", v)
 	}
 	shoot("app.png")
+	// Two versions compared.
+	do(chromedp.SendKeys(css("#diff-a"), "0"), chromedp.SendKeys(css("#diff-b"), "6"), chromedp.Click(css("#compare")))
+	testenv.WaitFor(t, "the comparison", 30*time.Second, func() bool {
+		d, err := chromedp.Run(ctx, chromedp.Text(css("table#diff")))
+		return err == nil && strings.Contains(d, "docker_image") && strings.Contains(d, `"nginx:1.27"`) && strings.Contains(d, `"nginx:1.28"`)
+	})
+	do(chromedp.Navigate(m.URL+"/ui/apps/web"), chromedp.WaitVisible(css("#versions")))
+	// Revert web to its first version: the dry run's preview, then the revert.
+	do(chromedp.Click(css("#revert-0")), chromedp.WaitVisible(css("#changes")))
+	if ch, reach := text("#changes"), text("#reach"); !strings.Contains(ch, `"nginx:1.28"`) || !strings.Contains(ch, `"nginx:1.27"`) ||
+		!strings.Contains(reach, "edge") || !strings.Contains(reach, "3") || !strings.Contains(reach, "lab") {
+		t.Fatalf("the revert's preview: %q / %q", ch, reach)
+	}
+	shoot("revert.png")
+	if got := call(t, "GET", api+"/apps/web", nil, adm...); !strings.Contains(string(got.raw), "nginx:1.28") {
+		t.Fatalf("the preview changed the app: %s", got.raw)
+	}
+	do(chromedp.Click(css("#confirm-revert")), chromedp.WaitVisible(css("#app-stop")))
+	if spec, v := text("#spec"), text("#versions"); !strings.Contains(spec, "nginx:1.27") || !strings.Contains(v, "revert to 0") {
+		t.Fatalf("web after the revert: %q / %q", spec, v)
+	}
+	do(chromedp.Click(css("#app-stop")))
+	testenv.WaitFor(t, "web to show stopped", 30*time.Second, func() bool {
+		spec, err := chromedp.Run(ctx, chromedp.Text(css("#spec"))) // the page may be loading: ask again
+		return err == nil && strings.Contains(spec, "stopped")
+	})
+	if got := call(t, "GET", api+"/apps/web", nil, adm...); !strings.Contains(string(got.raw), `"running":false`) {
+		t.Fatalf("web after stop: %s", got.raw)
+	}
+	// The group as of offset 2 (its creation): web was nginx:1.27 then.
+	do(chromedp.Navigate(m.URL+"/ui/groups/edge"), chromedp.WaitVisible(css("#at")),
+		chromedp.SendKeys(css("#at"), "2"), chromedp.Click(css("#view-at")), chromedp.WaitVisible(css("#asof")))
+	if apps := text("#apps"); !strings.Contains(apps, "nginx:1.27") || strings.Contains(apps, "nginx:1.28") {
+		t.Fatalf("edge as of offset 2: %q", apps)
+	}
+	shoot("group-as-of.png")
 	do(chromedp.Navigate(m.URL+"/ui/events"), chromedp.WaitVisible(css("#events")))
 	if ev := text("#events"); !strings.Contains(ev, "device_group.created") || !strings.Contains(ev, "accepted") {
 		t.Fatalf("the event log: %q", ev)
@@ -197,4 +236,53 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the event log of web: %q", ev)
 	}
 	shoot("events.png")
+
+	// Create an app and a group through the forms: a bad field is refused
+	// in the API's words, the preview writes nothing, Create does.
+	do(chromedp.Navigate(m.URL+"/ui/"), chromedp.Click(css("#new-app")), chromedp.WaitVisible(css("#f-name")),
+		chromedp.SendKeys(css("#f-name"), "api"), chromedp.SendKeys(css("#f-docker_image"), "registry.local/api:3"),
+		chromedp.SendKeys(css("#f-starting_ports"), "80:eighty"), chromedp.SendKeys(css("#f-env_vars"), "MODE=edge"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#problem")))
+	if p := text("#problem"); !strings.Contains(p, "starting_ports") {
+		t.Fatalf("a bad port: %q", p)
+	}
+	do(chromedp.Clear(css("#f-starting_ports")), chromedp.SendKeys(css("#f-starting_ports"), "8080:80"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")))
+	if p := text("#preview-result"); !strings.Contains(p, "registry.local/api:3") || !strings.Contains(p, "MODE") {
+		t.Fatalf("the app's preview: %q", p)
+	}
+	call(t, "GET", api+"/apps/api", nil, adm...).expect(t, http.StatusForbidden, map[string]any{"app_exists": false})
+	shoot("new-app.png")
+	do(chromedp.Click(css("#create")), chromedp.WaitVisible(css("#spec")))
+	if got := call(t, "GET", api+"/apps/api", nil, adm...); got.status != http.StatusOK || !strings.Contains(string(got.raw), `"MODE":"edge"`) {
+		t.Fatalf("the app created from the form: %d %s", got.status, got.raw)
+	}
+	do(chromedp.Navigate(m.URL+"/ui/groups/new"), chromedp.WaitVisible(css("#f-name")),
+		chromedp.SendKeys(css("#f-name"), "field"), chromedp.SendKeys(css("#f-apps"), "api, web"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")), chromedp.Click(css("#create")), chromedp.WaitVisible(css("#apps")))
+	if apps := text("#apps"); !strings.Contains(apps, "api") || !strings.Contains(apps, "web") {
+		t.Fatalf("the group created from the form: %q", apps)
+	}
+
+	// A rollout, decided by hand from the group's page.
+	call(t, "POST", api+"/apps/sensor", map[string]any{"docker_image": "sensor:1"}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/device_groups/canary", `{"apps": ["sensor"], "rollout": {"waves": [10, 100], "auto_promote": false}}`, adm...).expect(t, http.StatusOK, nil)
+	call(t, "PUT", api+"/apps/sensor/update", map[string]any{"docker_image": "sensor:2"}, adm...).expect(t, http.StatusAccepted, nil)
+	do(chromedp.Navigate(m.URL+"/ui/groups/canary"), chromedp.WaitVisible(css("#decide-pause")))
+	// A decision posted without the page's CSRF token is refused.
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+		`fetch("/ui/groups/canary/rollout/promote", {method: "POST", credentials: "same-origin"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil || status != http.StatusForbidden {
+		t.Fatalf("a decision without the CSRF token: %d %v", status, err)
+	}
+	do(chromedp.Click(css("#decide-pause")), chromedp.WaitVisible(css("#decide-resume")))
+	if d := text("#decisions"); !strings.Contains(d, "start") || !strings.Contains(d, "pause") || strings.Contains(d, "promote") {
+		t.Fatalf("decisions after a pause: %q", d)
+	}
+	do(chromedp.Click(css("#decide-resume")), chromedp.WaitVisible(css("#decide-pause")))
+	shoot("rollout.png")
+	ro := call(t, "GET", api+"/device_groups/canary/rollout", nil, adm...)
+	if !strings.Contains(string(ro.raw), `"decision":"resume"`) || !strings.Contains(string(ro.raw), `"actor":"local-admin"`) {
+		t.Fatalf("the decisions, as the API shows them: %s", ro.raw)
+	}
 }

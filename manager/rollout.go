@@ -129,6 +129,37 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.completeness(answer))
 }
 
+// handDecision is a decision by hand on group's rollout as it is now,
+// once this manager caught up with the log: promote at the last wave
+// completes it; abort reverts as the policy says unless revert ("true",
+// "false") says.
+func (s *Server) handDecision(ctx context.Context, group, decision, revert string) (d events.RolloutDecidedV, groupFound, found bool, err error) {
+	s.caughtUp(ctx)
+	var ro projections.Rollout
+	err = s.proj.View(func(pr projections.Reader) error {
+		var err error
+		if _, groupFound, err = pr.DeviceGroup(group); err != nil || !groupFound {
+			return err
+		}
+		ro, found, err = pr.Rollout(group)
+		return err
+	})
+	if err != nil || !found {
+		return d, groupFound, found, err
+	}
+	d = events.RolloutDecidedV{Decision: decision, Target: ro.Target, Wave: ro.Wave}
+	if decision == events.DecisionPromote && ro.Wave >= len(ro.Policy.Waves)-1 {
+		d.Decision = events.DecisionComplete
+	}
+	if decision == events.DecisionAbort {
+		d.Revert = ro.Policy.AutoRevert
+		if revert != "" {
+			d.Revert = revert == "true"
+		}
+	}
+	return d, groupFound, found, nil
+}
+
 // decideRollout is POST /device_groups/<dg>/rollout/<decision>: a decision
 // by hand on the group's rollout as it is now (promote at the last wave
 // completes it; abort reverts as the policy says unless ?revert= says).
@@ -140,17 +171,7 @@ func (s *Server) decideRollout(decision string) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"invalid_parameters": []string{"revert: true or false, with abort only"}})
 			return
 		}
-		s.caughtUp(r.Context())
-		var ro projections.Rollout
-		var groupFound, found bool
-		err := s.proj.View(func(pr projections.Reader) error {
-			var err error
-			if _, groupFound, err = pr.DeviceGroup(group); err != nil || !groupFound {
-				return err
-			}
-			ro, found, err = pr.Rollout(group)
-			return err
-		})
+		d, groupFound, found, err := s.handDecision(r.Context(), group, decision, revert)
 		switch {
 		case err != nil:
 			s.fail(w, r, err)
@@ -161,16 +182,6 @@ func (s *Server) decideRollout(decision string) http.HandlerFunc {
 		case !found:
 			writeJSON(w, http.StatusConflict, map[string]any{"rollout_moved": true, "message": "device group " + group + " has no rollout policy"})
 			return
-		}
-		d := events.RolloutDecidedV{Decision: decision, Target: ro.Target, Wave: ro.Wave}
-		if decision == events.DecisionPromote && ro.Wave >= len(ro.Policy.Waves)-1 {
-			d.Decision = events.DecisionComplete
-		}
-		if decision == events.DecisionAbort {
-			d.Revert = ro.Policy.AutoRevert
-			if revert != "" {
-				d.Revert = revert == "true"
-			}
 		}
 		command(s, http.StatusAccepted, func(ctx context.Context, m commands.Meta) (map[string]any, error) {
 			d.Reason = "by " + m.Actor

@@ -68,6 +68,12 @@ function followGroup(group, every) {
 
 document.addEventListener("DOMContentLoaded", function () {
   setWidths(document);
+  // Forms that change something serious ask first.
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  });
   var group = document.body.getAttribute("data-group");
   if (group) {
     followGroup(group, parseInt(document.body.getAttribute("data-refresh"), 10) || 2000);
