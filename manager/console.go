@@ -188,9 +188,12 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Get("/apps/{name}", s.signedIn(s.consoleApp))
 	r.Get("/apps/{name}/revert", s.signedIn(s.consoleRevert))
 	r.Get("/apps/{name}/diff", s.signedIn(s.consoleDiff))
+	r.Get("/apps/{name}/edit", s.signedIn(s.consoleEditApp))
+	r.Post("/apps/{name}/edit", s.signedIn(s.consoleEditApp))
 	r.Post("/apps/{name}/revert", s.signedIn(s.consoleRevert))
 	r.Post("/apps/{name}/{action}", s.signedIn(s.consoleAppAction))
 	r.Get("/events", s.signedIn(s.consoleEvents))
+	r.Get("/users", s.signedIn(s.consoleUsers))
 }
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, id *identity, se session)
@@ -823,6 +826,7 @@ type createForm struct {
 	Problem string
 	Preview string // the dry run's result (JSON), when previewed
 	Reach   []string
+	Fixed   bool // the name is the object's, not a field
 }
 
 // splitList reads "a, b,c" (or one per line) as a list.
@@ -912,31 +916,58 @@ func (s *Server) consoleNewGroup(w http.ResponseWriter, r *http.Request, id *ide
 // run) or creates.
 func (s *Server) consoleCreate(w http.ResponseWriter, r *http.Request, id *identity, se session, kind events.Kind, fields []string,
 	create func(context.Context, commands.Meta, string, map[string]string) (any, error)) {
-	what, page := "app", "/ui/apps/new"
+	what, page, to := "app", "/ui/apps/new", "/ui/apps/"
 	if kind == events.KindDeviceGroup {
-		what, page = "device group", "/ui/groups/new"
+		what, page, to = "device group", "/ui/groups/new", "/ui/groups/"
 	}
-	f := createForm{Kind: what, Action: page, Values: map[string]string{"running": "true"}}
+	s.consoleForm(w, r, id, se, consoleFormSpec{kind: kind, title: "New " + what, what: what, action: page, to: to,
+		fields: fields, values: map[string]string{"running": "true"}, run: create})
+}
+
+// consoleFormSpec is one form that runs a command: a create, or a change
+// of an object (name set: it is not a field).
+type consoleFormSpec struct {
+	kind        events.Kind
+	title, what string
+	action, to  string // the form's URL; where a success goes (+ the name)
+	name        string // the object changed ("": the form names it)
+	fields      []string
+	values      map[string]string // shown first
+	run         func(context.Context, commands.Meta, string, map[string]string) (any, error)
+}
+
+// consoleForm serves a form that runs a command: GET shows it, POST
+// previews it (a dry run, its result shown) or runs it.
+func (s *Server) consoleForm(w http.ResponseWriter, r *http.Request, id *identity, se session, fs consoleFormSpec) {
+	f := createForm{Kind: fs.what, Action: fs.action, Values: fs.values, Fixed: fs.name != ""}
+	if f.Values == nil {
+		f.Values = map[string]string{}
+	}
 	show := func(status int) {
-		data := s.page(r, id, se, "New "+what)
+		data := s.page(r, id, se, fs.title)
 		data["Form"] = f
 		s.render(w, status, "create.html", data)
+	}
+	if fs.name != "" {
+		f.Values["name"] = fs.name
 	}
 	if r.Method == http.MethodGet {
 		show(http.StatusOK)
 		return
 	}
-	for _, k := range fields {
-		f.Values[k] = r.PostFormValue(k)
+	for _, k := range fs.fields {
+		if k != "name" || fs.name == "" {
+			f.Values[k] = r.PostFormValue(k)
+		}
 	}
 	name := strings.TrimSpace(f.Values["name"])
-	if err := events.ValidateName(kind, name); err != nil {
+	if err := events.ValidateName(fs.kind, name); err != nil {
 		f.Problem = "name: " + err.Error()
 		show(http.StatusBadRequest)
 		return
 	}
-	if !id.can(kind, name, events.PermRW) {
-		f.Problem = "You may not create " + what + " " + name + "."
+	if !id.can(fs.kind, name, events.PermRW) {
+		f.Problem = "You may not change " + fs.what + " " + name + "."
 		show(http.StatusForbidden)
 		return
 	}
@@ -947,7 +978,7 @@ func (s *Server) consoleCreate(w http.ResponseWriter, r *http.Request, id *ident
 	if preview {
 		m.DryRun, m.DryRunGroups = true, new([]string)
 	}
-	doc, err := create(ctx, m, name, f.Values)
+	doc, err := fs.run(ctx, m, name, f.Values)
 	if err != nil {
 		f.Problem = err.Error()
 		show(http.StatusBadRequest)
@@ -959,9 +990,108 @@ func (s *Server) consoleCreate(w http.ResponseWriter, r *http.Request, id *ident
 		show(http.StatusOK)
 		return
 	}
-	to := "/ui/apps/"
-	if kind == events.KindDeviceGroup {
-		to = "/ui/groups/"
+	http.Redirect(w, r, fs.to+url.PathEscape(name), http.StatusSeeOther)
+}
+
+// consoleEditApp changes an app's image, ports, environment and running
+// state (a patch: its other fields are left as they are).
+func (s *Server) consoleEditApp(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	var app projections.App
+	var found bool
+	if err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		app, found, err = pr.App(name)
+		return err
+	}); err != nil || !found || !id.can(events.KindApp, name, events.PermRO) {
+		s.consoleError(w, http.StatusNotFound, "No app "+name+" that you may read.")
+		return
 	}
-	http.Redirect(w, r, to+url.PathEscape(name), http.StatusSeeOther)
+	var ports, env []string
+	for _, p := range app.StartingPorts {
+		b, _ := json.Marshal(p)
+		var m map[string]any
+		if json.Unmarshal(b, &m) == nil {
+			for h, c := range m {
+				ports = append(ports, fmt.Sprintf("%s:%v", h, c))
+			}
+		} else {
+			ports = append(ports, string(b))
+		}
+	}
+	for k, v := range app.EnvVars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	values := map[string]string{"docker_image": app.DockerImage, "starting_ports": strings.Join(ports, ", "),
+		"env_vars": strings.Join(env, "\n"), "running": strconv.FormatBool(app.Running)}
+	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindApp, title: "Change app " + name, what: "app",
+		action: "/ui/apps/" + url.PathEscape(name) + "/edit", to: "/ui/apps/", name: name,
+		fields: []string{"docker_image", "starting_ports", "env_vars", "running"}, values: values,
+		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := appBody(v)
+			if err != nil {
+				return nil, err
+			}
+			patch, err := appPatchBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.PatchApp(ctx, m, name, patch)
+		}})
+}
+
+// consoleUsers lists the users and user groups with what each group may
+// do (admins only, as the API's /users).
+func (s *Server) consoleUsers(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	if !id.local && !id.admin {
+		s.consoleError(w, http.StatusForbidden, "Users and user groups are for admins.")
+		return
+	}
+	type userRow struct {
+		Name    string
+		Version int64
+		Groups  []string
+	}
+	var users []userRow
+	var groups []projections.UserGroup
+	err := s.proj.View(func(pr projections.Reader) error {
+		names, err := pr.Names(events.KindUser)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			u, found, err := pr.User(n)
+			if err != nil || !found {
+				return err
+			}
+			ugs, err := pr.UserGroupsOf(n)
+			if err != nil {
+				return err
+			}
+			row := userRow{Name: n, Version: u.Version}
+			for _, g := range ugs {
+				row.Groups = append(row.Groups, g.Name)
+			}
+			users = append(users, row)
+		}
+		if names, err = pr.Names(events.KindUserGroup); err != nil {
+			return err
+		}
+		for _, n := range names {
+			g, found, err := pr.UserGroup(n)
+			if err != nil || !found {
+				return err
+			}
+			groups = append(groups, g)
+		}
+		return nil
+	})
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	data := s.page(r, id, se, "Users")
+	data["Users"], data["UserGroups"] = users, groups
+	s.render(w, http.StatusOK, "users.html", data)
 }

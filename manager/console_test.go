@@ -134,9 +134,11 @@ func TestConsoleInABrowser(t *testing.T) {
 	if p := text(".problem"); !strings.Contains(p, "may not read device group edge") {
 		t.Fatalf("ops on edge: %q", p)
 	}
-	do(chromedp.Navigate(m.URL+"/ui/events"), chromedp.WaitVisible(css(".problem")))
-	if p := text(".problem"); !strings.Contains(p, "for admins") {
-		t.Fatalf("ops on the event log: %q", p)
+	for _, page := range []string{"/ui/events", "/ui/users"} {
+		do(chromedp.Navigate(m.URL+page), chromedp.WaitVisible(css(".problem")))
+		if p := text(".problem"); !strings.Contains(p, "for admins") {
+			t.Fatalf("ops on %s: %q", page, p)
+		}
 	}
 	do(chromedp.Navigate(m.URL+"/ui/"), chromedp.Click(css("form.signout button")), chromedp.WaitVisible(css("#signin")))
 
@@ -257,11 +259,29 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := call(t, "GET", api+"/apps/api", nil, adm...); got.status != http.StatusOK || !strings.Contains(string(got.raw), `"MODE":"edge"`) {
 		t.Fatalf("the app created from the form: %d %s", got.status, got.raw)
 	}
+	// Change it through its form: the fields shown are the app's; a
+	// patch leaves the rest as it was.
+	call(t, "PUT", api+"/apps/api/update", map[string]any{"volumes": []any{"/data:/data"}}, adm...).expect(t, http.StatusAccepted, nil)
+	do(chromedp.Navigate(m.URL+"/ui/apps/api"), chromedp.Click(css("#app-edit")), chromedp.WaitVisible(css("#f-env_vars")))
+	if env, err := chromedp.Run(ctx, chromedp.Value(css("#f-env_vars"))); err != nil || env != "MODE=edge" {
+		t.Fatalf("the edit form's environment: %q %v", env, err)
+	}
+	do(chromedp.Clear(css("#f-env_vars")), chromedp.SendKeys(css("#f-env_vars"), "MODE=field"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")), chromedp.Click(css("#create")), chromedp.WaitVisible(css("#spec")))
+	if got := call(t, "GET", api+"/apps/api", nil, adm...); !strings.Contains(string(got.raw), `"MODE":"field"`) || !strings.Contains(string(got.raw), "/data:/data") {
+		t.Fatalf("the app changed from its form: %s", got.raw)
+	}
 	do(chromedp.Navigate(m.URL+"/ui/groups/new"), chromedp.WaitVisible(css("#f-name")),
 		chromedp.SendKeys(css("#f-name"), "field"), chromedp.SendKeys(css("#f-apps"), "api, web"),
 		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")), chromedp.Click(css("#create")), chromedp.WaitVisible(css("#apps")))
 	if apps := text("#apps"); !strings.Contains(apps, "api") || !strings.Contains(apps, "web") {
 		t.Fatalf("the group created from the form: %q", apps)
+	}
+
+	// Users and user groups, for admins.
+	do(chromedp.Navigate(m.URL+"/ui/users"), chromedp.WaitVisible(css("#user-groups")))
+	if u, g := text("#users"), text("#user-groups"); !strings.Contains(u, "ops") || !strings.Contains(g, "lab: ro") {
+		t.Fatalf("users: %q / %q", u, g)
 	}
 
 	// A rollout, decided by hand from the group's page.
