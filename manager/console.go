@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -137,7 +138,7 @@ func (s *Server) consoleUser(r *http.Request) (*identity, session) {
 	if !ok {
 		return nil, se
 	}
-	if se.name == localAdmin {
+	if se.name == s.localSession() {
 		return &identity{name: localAdmin, local: true}, se
 	}
 	var version int64
@@ -153,6 +154,15 @@ func (s *Server) consoleUser(r *http.Request) (*identity, session) {
 }
 
 const localAdmin = "local-admin"
+
+// localSession is the name a local admin's session carries: not a user's
+// name (those cannot hold a NUL, and a user may be called "local-admin"),
+// and bound to the local admin's credentials, so that changing them ends
+// its sessions.
+func (s *Server) localSession() string {
+	a := s.auth.cfg
+	return "\x00" + localAdmin + "\x00" + s.mac("local admin", strconv.FormatBool(a.Enabled), a.User, a.Password, a.Token)[:16]
+}
 
 func secureCookie(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
@@ -178,6 +188,8 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Post("/logout", s.signedIn(s.consoleLogout))
 	r.Get("/", s.signedIn(s.consoleFleet))
 	r.Get("/groups/{name}", s.signedIn(s.consoleGroup))
+	r.Get("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
+	r.Post("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
 	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
 	r.Post("/groups/{name}/rollout/{decision}", s.signedIn(s.consoleDecide))
 	r.Get("/devices/{id}", s.signedIn(s.consoleDevice))
@@ -280,15 +292,16 @@ func (s *Server) consoleLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginForm(w, r, http.StatusUnauthorized, "Wrong user name or password (or token).")
 		return
 	}
-	var version int64
+	name, version := s.localSession(), int64(-1)
 	if !id.local {
+		name = id.name
 		_ = s.proj.View(func(pr projections.Reader) error {
 			u, _, err := pr.User(id.name)
 			version = u.Version
 			return err
 		})
 	}
-	se := s.newSession(id.name, version)
+	se := s.newSession(name, version)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: se.raw, Path: "/ui/", HttpOnly: true, Secure: secureCookie(r),
 		SameSite: http.SameSiteStrictMode, Expires: se.expires})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/login", MaxAge: -1})
@@ -373,15 +386,38 @@ type standing struct {
 	Wave      int                    `json:"wave,omitempty"`
 	Waves     int                    `json:"waves,omitempty"`
 	Complete  bool                   `json:"reports_complete"`
+	NextMs    int64                  `json:"next_ms"` // when a page asks again
 	CheckedAt time.Time              `json:"checked_at"`
 }
 
 var errNoGroup = errors.New("no such device group")
 
-// groupStanding reads a group, its info and where its devices stand.
+// standingCache shares the device part of a group's standing between the
+// pages that show it: it reads the group's whole inventory (800 ms at
+// 100,000 devices, BenchmarkGroupStanding), so it is computed again only
+// after ten times what it took (2 s at least), or at a new version of the
+// group, however many pages ask. The group's part (config, rollout) is
+// read fresh every time.
+type standingCache struct {
+	mu     sync.Mutex
+	groups map[string]devicePart
+}
+
+// devicePart is where a group's devices stood against version.
+type devicePart struct {
+	version  int64
+	devices  int
+	counts   map[string]int
+	slowest  []deviceBehind
+	complete bool
+	until    time.Time
+}
+
+// groupStanding reads a group, its info and where its devices stand
+// (shared as standingCache says; NextMs tells a page when to ask again).
 func (s *Server) groupStanding(name string) (projections.Info, standing, error) {
 	var info projections.Info
-	st := standing{CheckedAt: time.Now().UTC()}
+	st := standing{CheckedAt: time.Now().UTC(), NextMs: consoleRefresh.Milliseconds()}
 	var found bool
 	err := s.proj.View(func(pr projections.Reader) error {
 		var err error
@@ -404,16 +440,33 @@ func (s *Server) groupStanding(name string) (projections.Info, standing, error) 
 	st.Version = info.DeviceGroupID
 	st.Counts = map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
 	st.Slowest = []deviceBehind{}
-	if s.reports != nil {
+	if s.reports == nil {
+		return info, st, nil
+	}
+	c := &s.standings
+	c.mu.Lock()
+	part, ok := c.groups[name]
+	c.mu.Unlock()
+	if !ok || part.version != info.DeviceGroupID || time.Now().After(part.until) {
+		start := time.Now()
 		devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: name})
 		if err != nil {
 			return info, st, err
 		}
-		st.Devices = len(devs)
-		st.Counts, st.Slowest = standOf(devs, info.DeviceGroupID, time.Now(), DefaultSilentAfter)
+		part = devicePart{version: info.DeviceGroupID, devices: len(devs)}
+		part.counts, part.slowest = standOf(devs, info.DeviceGroupID, time.Now(), DefaultSilentAfter)
 		catchingUp, _ := s.reports.CatchingUp()
-		st.Complete = !catchingUp
+		part.complete = !catchingUp
+		part.until = time.Now().Add(max(consoleRefresh, 10*time.Since(start)))
+		c.mu.Lock()
+		if c.groups == nil || len(c.groups) > 1000 {
+			c.groups = map[string]devicePart{}
+		}
+		c.groups[name] = part
+		c.mu.Unlock()
 	}
+	st.Devices, st.Counts, st.Slowest, st.Complete = part.devices, part.counts, part.slowest, part.complete
+	st.NextMs = max(st.NextMs, time.Until(part.until).Milliseconds())
 	return info, st, nil
 }
 
@@ -439,7 +492,7 @@ func (s *Server) consoleGroup(w http.ResponseWriter, r *http.Request, id *identi
 	data := s.page(r, id, se, "Device group "+name)
 	data["Group"], data["Info"], data["Standing"] = name, info, st
 	data["CanWrite"] = id.can(events.KindDeviceGroup, name, events.PermRW)
-	data["Refresh"] = consoleRefresh.Milliseconds()
+	data["Refresh"] = max(consoleRefresh.Milliseconds(), st.NextMs)
 	s.render(w, http.StatusOK, "group.html", data)
 }
 
@@ -1094,4 +1147,39 @@ func (s *Server) consoleUsers(w http.ResponseWriter, r *http.Request, id *identi
 	data := s.page(r, id, se, "Users")
 	data["Users"], data["UserGroups"] = users, groups
 	s.render(w, http.StatusOK, "users.html", data)
+}
+
+// consoleEditGroup changes a device group's apps, cron jobs and rollout
+// policy (a patch of those), previewed as a dry run first.
+func (s *Server) consoleEditGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	var g projections.DeviceGroup
+	var found bool
+	if err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		g, found, err = pr.DeviceGroup(name)
+		return err
+	}); err != nil || !found || !id.can(events.KindDeviceGroup, name, events.PermRO) {
+		s.consoleError(w, http.StatusNotFound, "No device group "+name+" that you may read.")
+		return
+	}
+	values := map[string]string{"apps": strings.Join(g.Apps, ", "), "cron_jobs": strings.Join(g.CronJobs, ", ")}
+	if g.Rollout != nil {
+		b, _ := json.Marshal(g.Rollout)
+		values["rollout"] = string(b)
+	}
+	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindDeviceGroup, title: "Change device group " + name, what: "device group",
+		action: "/ui/groups/" + url.PathEscape(name) + "/edit", to: "/ui/groups/", name: name,
+		fields: []string{"apps", "cron_jobs", "rollout"}, values: values,
+		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := groupBody(v)
+			if err != nil {
+				return nil, err
+			}
+			patch, err := groupPatchBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.PatchDeviceGroup(ctx, m, name, patch)
+		}})
 }

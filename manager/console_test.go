@@ -2,9 +2,13 @@ package manager_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +282,17 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the group created from the form: %q", apps)
 	}
 
+	// Change the group through its form: web leaves it.
+	do(chromedp.Click(css("#group-edit")), chromedp.WaitVisible(css("#f-apps")))
+	if apps, err := chromedp.Run(ctx, chromedp.Value(css("#f-apps"))); err != nil || apps != "api, web" {
+		t.Fatalf("the group form's apps: %q %v", apps, err)
+	}
+	do(chromedp.Clear(css("#f-apps")), chromedp.SendKeys(css("#f-apps"), "api"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")), chromedp.Click(css("#create")), chromedp.WaitVisible(css("#bar")))
+	if got := call(t, "GET", api+"/device_groups/field", nil, adm...); !strings.Contains(string(got.raw), `"apps":["api"]`) {
+		t.Fatalf("the group changed from its form: %s", got.raw)
+	}
+
 	// Users and user groups, for admins.
 	do(chromedp.Navigate(m.URL+"/ui/users"), chromedp.WaitVisible(css("#user-groups")))
 	if u, g := text("#users"), text("#user-groups"); !strings.Contains(u, "ops") || !strings.Contains(g, "lab: ro") {
@@ -304,5 +319,73 @@ func TestConsoleInABrowser(t *testing.T) {
 	ro := call(t, "GET", api+"/device_groups/canary/rollout", nil, adm...)
 	if !strings.Contains(string(ro.raw), `"decision":"resume"`) || !strings.Contains(string(ro.raw), `"actor":"local-admin"`) {
 		t.Fatalf("the decisions, as the API shows them: %s", ro.raw)
+	}
+}
+
+// consoleClient signs in to the console over HTTP (no browser) and
+// returns a client holding the session.
+func consoleClient(t *testing.T, base, user, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := c.Get(base + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the sign-in page: %s", page)
+	}
+	resp, err = c.PostForm(base+"/ui/login", url.Values{"csrf": {string(m[1])}, "user": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/ui/" {
+		t.Fatalf("sign in as %q: ended at %s (%s)", user, resp.Request.URL, resp.Status)
+	}
+	return c
+}
+
+// TestConsoleSessions: a user named like the local admin is not the local
+// admin in the console; a session ends when its user's password changes
+// or the user is deleted.
+func TestConsoleSessions(t *testing.T) {
+	b := testenv.StartBroker(t, t.TempDir())
+	m := testmanager.Start(t, b.Addr(), t.TempDir(), manager.Auth{Enabled: true, Token: "sessions-admin-token"})
+	c := struct{ url string }{m.URL}
+	api := c.url + "/api/v2"
+	adm := bearer("sessions-admin-token")
+	call(t, "POST", api+"/users/local-admin", map[string]any{"password": "not-the-admin-1"}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "POST", api+"/users/carol", map[string]any{"password": "carol-password-1"}, adm...).expect(t, http.StatusOK, nil)
+	status := func(cl *http.Client, path string) int {
+		t.Helper()
+		cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		defer func() { cl.CheckRedirect = nil }()
+		resp, err := cl.Get(c.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	impostor := consoleClient(t, c.url, "local-admin", "not-the-admin-1")
+	if got := status(impostor, "/ui/events"); got != http.StatusForbidden {
+		t.Fatalf("a user named local-admin on the event log: %d, want 403", got)
+	}
+	carol := consoleClient(t, c.url, "carol", "carol-password-1")
+	if got := status(carol, "/ui/"); got != http.StatusOK {
+		t.Fatalf("carol's fleet: %d", got)
+	}
+	call(t, "PUT", api+"/users/carol/update", map[string]any{"password": "carol-password-2"}, adm...).expect(t, http.StatusOK, nil)
+	if got := status(carol, "/ui/"); got != http.StatusSeeOther {
+		t.Fatalf("carol's session after her password changed: %d, want a redirect to sign in", got)
+	}
+	carol = consoleClient(t, c.url, "carol", "carol-password-2")
+	call(t, "DELETE", api+"/users/carol", nil, adm...).expect(t, http.StatusOK, nil)
+	if got := status(carol, "/ui/"); got != http.StatusSeeOther {
+		t.Fatalf("carol's session after she was deleted: %d, want a redirect to sign in", got)
 	}
 }

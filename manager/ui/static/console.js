@@ -17,6 +17,7 @@ function text(id, value) {
 // seconds and updates the counts, the bar and the slowest devices.
 function followGroup(group, every) {
   var url = "/ui/groups/" + encodeURIComponent(group) + "/status";
+  var next = every;
   function pct(n, of) { return of ? (100 * n / of).toFixed(1) : "0"; }
   function tick() {
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -26,6 +27,8 @@ function followGroup(group, every) {
       })
       .then(function (st) {
         if (!st) { return; }
+        // The manager says when to ask again (longer for large groups).
+        next = Math.max(every, st.next_ms || 0);
         text("version", st.device_group_id);
         text("devices", st.devices);
         ["converged", "pending", "failed", "silent"].forEach(function (k) {
@@ -61,7 +64,7 @@ function followGroup(group, every) {
         }
       })
       .catch(function () { /* the next tick tries again */ })
-      .finally(function () { setTimeout(tick, every); });
+      .finally(function () { setTimeout(tick, next); });
   }
   setTimeout(tick, every);
 }
