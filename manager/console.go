@@ -631,6 +631,17 @@ func (s *Server) consoleEvents(w http.ResponseWriter, r *http.Request, id *ident
 		return
 	}
 	data := s.page(r, id, se, "Events")
+	// The hash chain's state, and the last checkpoint the fold accepted.
+	applied := s.proj.Applied()
+	_ = s.proj.View(func(pr projections.Reader) error {
+		if head, found, err := pr.Chain(applied); err == nil && found {
+			data["ChainAt"], data["ChainHead"] = applied, hex.EncodeToString(head)
+		}
+		if cp, found, err := pr.LastCheckpoint(); err == nil && found {
+			data["Checkpoint"] = cp
+		}
+		return nil
+	})
 	data["Events"], data["Filter"] = out, map[string]string{"kind": f.kind, "name": f.name, "type": f.typ, "actor": f.actor}
 	if next >= 0 {
 		nq := url.Values{}

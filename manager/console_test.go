@@ -1,6 +1,8 @@
 package manager_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/nebula-orchestrator/nebula-go/events"
+	"github.com/nebula-orchestrator/nebula-go/events/kafkalog"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
@@ -232,6 +236,30 @@ func TestConsoleInABrowser(t *testing.T) {
 	if ev := text("#events"); !strings.Contains(ev, "device_group.created") || !strings.Contains(ev, "accepted") {
 		t.Fatalf("the event log: %q", ev)
 	}
+	if chain := text("#chain"); !strings.Contains(chain, "hash chain after offset") || !strings.Contains(chain, "No checkpoint yet") {
+		t.Fatalf("the chain's state: %q", chain)
+	}
+	// A checkpoint of the chain up to offset 3 (as a manager with a key
+	// appends them): the page names it.
+	line := call(t, "GET", api+"/events?format=jsonl&from=3&to=3", nil, adm...)
+	var exported manager.ExportLine
+	if err := json.Unmarshal(bytes.TrimSpace(line.raw), &exported); err != nil {
+		t.Fatalf("the export of offset 3: %v %s", err, line.raw)
+	}
+	lctx := testenv.Context(t, 30*time.Second)
+	l, err := kafkalog.Open(lctx, kafkalog.Config{Brokers: []string{b.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append(lctx, events.Envelope{Type: events.LogCheckpointed, Aggregate: events.Aggregate{Kind: events.KindLog}, Actor: "checkpointer",
+		Time: time.Now().UTC(), Payload: events.LogCheckpointedV{Covers: 3, Head: exported.Chain, KeyID: "audit-key", Signature: strings.Repeat("ab", 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the checkpoint on the events page", 30*time.Second, func() bool {
+		do(chromedp.Navigate(m.URL+"/ui/events"), chromedp.WaitVisible(css("#chain")))
+		return strings.Contains(text("#chain"), "up to offset 3 matched it") && strings.Contains(text("#chain"), "audit-key")
+	})
 	do(chromedp.SendKeys(css(`input[name="name"]`), "web"), chromedp.Click(css("#filter")))
 	testenv.WaitFor(t, "the event log filtered by name", 30*time.Second, func() bool {
 		url, err := chromedp.Run(ctx, chromedp.Location())

@@ -84,3 +84,19 @@ func (r Reader) OffsetAt(t time.Time, last int64) (int64, error) {
 	}
 	return lo - 1, nil
 }
+
+// Checkpoint is the last checkpoint of the log's hash chain the fold
+// accepted: its head matched the chain the fold computed up to Covers.
+type Checkpoint struct {
+	Offset int64     `json:"offset"` // the checkpoint's own record
+	Covers int64     `json:"covers"`
+	Head   string    `json:"head"`
+	KeyID  string    `json:"key_id"`
+	Time   time.Time `json:"time"`
+}
+
+// LastCheckpoint is the last checkpoint the fold accepted (found=false:
+// none yet).
+func (r Reader) LastCheckpoint() (Checkpoint, bool, error) {
+	return getDoc[Checkpoint](r.kv, keyCheckpoint)
+}

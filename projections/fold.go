@@ -13,7 +13,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 8 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go)
+const FoldVersion = 9 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go); 9: the last checkpoint
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -311,7 +311,7 @@ func (f *folder) decide() error {
 		if !found || hex.EncodeToString(head) != p.Head {
 			return reject(ReasonCheckpoint, "the log up to offset %d is not what checkpoint signer %q saw: a record was changed or lost", p.Covers, p.KeyID)
 		}
-		return nil
+		return putDoc(f.kv, keyCheckpoint, Checkpoint{Offset: f.off, Covers: p.Covers, Head: p.Head, KeyID: p.KeyID, Time: f.env.Time})
 	}
 	// Decode only returns catalogue types, and every one is handled above.
 	return fmt.Errorf("fold has no case for %s", f.env.Type)

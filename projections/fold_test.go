@@ -271,4 +271,9 @@ func TestCheckpointMustMatchTheChain(t *testing.T) {
 	future := good
 	future.Covers = 99
 	h.reject(ev(events.KindLog, "", future), ReasonCheckpoint)
+	// The last accepted one is kept, not the rejected ones after it.
+	cp, found, err := Reader{h.kv}.LastCheckpoint()
+	if err != nil || !found || cp.Offset != 2 || cp.Covers != 1 || cp.Head != good.Head || cp.KeyID != "k" {
+		t.Fatalf("the last checkpoint: %+v %v %v", cp, found, err)
+	}
 }

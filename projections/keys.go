@@ -15,6 +15,7 @@ import (
 //	meta/stats                   JSON Stats: counters of what was folded
 //	meta/trust                   the key ids the fold trusts (signing.Trust.Fingerprint), when it checks signatures
 //	meta/signed_from             int64 BE: the offset of the log's first record signed by a trusted key
+//	meta/checkpoint              JSON Checkpoint: the last checkpoint the fold accepted
 //
 //	app/<name>                   JSON App
 //	dg/<name>                    JSON DeviceGroup
@@ -53,6 +54,7 @@ var (
 	keyChainHead   = []byte("meta/chain_head")
 	keyTrust       = []byte("meta/trust")
 	keySignedFrom  = []byte("meta/signed_from")
+	keyCheckpoint  = []byte("meta/checkpoint")
 
 	prefixApp       = []byte("app/")
 	prefixGroup     = []byte("dg/")
