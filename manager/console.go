@@ -205,6 +205,7 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Post("/apps/{name}/revert", s.signedIn(s.consoleRevert))
 	r.Post("/apps/{name}/{action}", s.signedIn(s.consoleAppAction))
 	r.Get("/events", s.signedIn(s.consoleEvents))
+	r.Get("/cron_jobs/{name}", s.signedIn(s.consoleCronJob))
 	r.Get("/users", s.signedIn(s.consoleUsers))
 }
 
@@ -1193,4 +1194,36 @@ func (s *Server) consoleEditGroup(w http.ResponseWriter, r *http.Request, id *id
 			}
 			return s.cmds.PatchDeviceGroup(ctx, m, name, patch)
 		}})
+}
+
+// consoleCronJob is a cron job's page: its spec, and its events with
+// their verdicts.
+func (s *Server) consoleCronJob(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindCronJob, name, events.PermRO) {
+		s.consoleError(w, http.StatusForbidden, "You may not read cron job "+name+".")
+		return
+	}
+	var cj projections.CronJob
+	var found bool
+	err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		cj, found, err = pr.CronJob(name)
+		return err
+	})
+	var evs []eventView
+	if err == nil && s.events != nil {
+		evs, _, err = s.eventsPage(r.Context(), eventFilter{kind: string(events.KindCronJob), name: name, to: -1}, 0, 100)
+	}
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	if !found && len(evs) == 0 {
+		s.consoleError(w, http.StatusNotFound, "There is no cron job "+name+", and there never was.")
+		return
+	}
+	data := s.page(r, id, se, "Cron job "+name)
+	data["Name"], data["Job"], data["Exists"], data["Events"] = name, cj, found, evs
+	s.render(w, http.StatusOK, "cron.html", data)
 }

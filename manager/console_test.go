@@ -321,6 +321,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the group changed from its form: %s", got.raw)
 	}
 
+	// A cron job's page, from its group's.
+	call(t, "POST", api+"/cron_jobs/backup", map[string]any{"schedule": "0 3 * * *", "docker_image": "backup:1"}, adm...).expect(t, http.StatusOK, nil)
+	call(t, "PUT", api+"/device_groups/field/update", map[string]any{"cron_jobs": []any{"backup"}}, adm...).expect(t, http.StatusAccepted, nil)
+	do(chromedp.Navigate(m.URL+"/ui/groups/field"), chromedp.Click(css(`a[href="/ui/cron_jobs/backup"]`)), chromedp.WaitVisible(css("#cron-spec")))
+	if spec, evs := text("#cron-spec"), text("#cron-events"); !strings.Contains(spec, "0 3 * * *") || !strings.Contains(evs, "cron_job.created") {
+		t.Fatalf("the cron job's page: %q / %q", spec, evs)
+	}
+
 	// Users and user groups, for admins.
 	do(chromedp.Navigate(m.URL+"/ui/users"), chromedp.WaitVisible(css("#user-groups")))
 	if u, g := text("#users"), text("#user-groups"); !strings.Contains(u, "ops") || !strings.Contains(g, "lab: ro") {
