@@ -110,6 +110,20 @@ func TestDevResumesWithoutRefolding(t *testing.T) {
 	if code, body := devCall(t, "POST", d.api+"/api/v2/apps/through-the-api", tok, `{"docker_image": "nginx"}`); code != 200 {
 		t.Fatalf("create app: %d %s", code, body)
 	}
+	// The web console it prints serves its sign-in page, under its
+	// Content-Security-Policy.
+	console := d.api + "/ui/"
+	if !strings.Contains(d.p.Output(), "web console on "+console) {
+		t.Fatalf("nebula dev did not print where its console is:\n%s", d.p.Output())
+	}
+	resp, err := http.Get(console + "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Fatalf("the console at %s: %s, CSP %q", console, resp.Status, resp.Header.Get("Content-Security-Policy"))
+	}
 
 	last := appendEvents(t, d.kafka, "app", 40)
 	waitMetric(t, d.api, "nebula_projection_applied_offset", last)

@@ -327,6 +327,7 @@ func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logg
 	}
 	fmt.Fprintf(stdout, "nebula manager: API on http://%s/api/v2 (event log %s on %v, projection in %s)\n",
 		ln.Addr(), log.Topic(), m.kafka.Brokers, projDir)
+	fmt.Fprintf(stdout, "nebula manager: web console on http://%s/ui/\n", ln.Addr())
 
 	go func() {
 		select {
