@@ -189,6 +189,12 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Get("/", s.signedIn(s.consoleFleet))
 	r.Get("/groups/{name}", s.signedIn(s.consoleGroup))
 	r.Get("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
+	r.Get("/groups/{name}/versions", s.signedIn(s.consoleGroupVersions))
+	group := func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+		s.revertFlow(w, r, id, se, s.consoleKind(events.KindDeviceGroup))
+	}
+	r.Get("/groups/{name}/revert", s.signedIn(group))
+	r.Post("/groups/{name}/revert", s.signedIn(group))
 	r.Post("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
 	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
 	r.Post("/groups/{name}/rollout/{decision}", s.signedIn(s.consoleDecide))
@@ -787,9 +793,43 @@ func fieldChanges(before, after any) []fieldChange {
 // revert would change and which device groups (with how many devices) it
 // would reach, from a dry run; POST (the preview's button) does it.
 func (s *Server) consoleRevert(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	s.revertFlow(w, r, id, se, s.consoleKind(events.KindApp))
+}
+
+// consoleKind is how the console reads and reverts one kind of object.
+type consoleKind struct {
+	kind        events.Kind
+	what, path  string // "app", "/ui/apps/"
+	read        func(projections.Reader, string) (any, bool, error)
+	revert      func(ctx context.Context, m commands.Meta, name string, to int64) (any, error)
+	versionless func(any) any // the document without its version, for a diff
+}
+
+// consoleKind is how the console shows and reverts objects of kind.
+func (s *Server) consoleKind(kind events.Kind) consoleKind {
+	return map[events.Kind]consoleKind{
+		events.KindApp: {kind: events.KindApp, what: "app", path: "/ui/apps/",
+			read: func(pr projections.Reader, n string) (any, bool, error) { return pr.App(n) },
+			revert: func(ctx context.Context, m commands.Meta, n string, to int64) (any, error) {
+				return s.cmds.RevertApp(ctx, m, n, to)
+			},
+			versionless: func(d any) any { a, _ := d.(projections.App); a.Version = 0; return a }},
+		events.KindDeviceGroup: {kind: events.KindDeviceGroup, what: "device group", path: "/ui/groups/",
+			read: func(pr projections.Reader, n string) (any, bool, error) { return pr.DeviceGroup(n) },
+			revert: func(ctx context.Context, m commands.Meta, n string, to int64) (any, error) {
+				return s.cmds.RevertDeviceGroup(ctx, m, n, to)
+			},
+			versionless: func(d any) any { g, _ := d.(projections.DeviceGroup); g.Version = 0; return g }},
+	}[kind]
+}
+
+// revertFlow reverts an object to one of its versions: GET shows what the
+// revert would change and which device groups (with how many devices) it
+// would reach, from a dry run; POST (the preview's button) does it.
+func (s *Server) revertFlow(w http.ResponseWriter, r *http.Request, id *identity, se session, k consoleKind) {
 	name := chi.URLParam(r, "name")
-	if !id.can(events.KindApp, name, events.PermRW) {
-		s.consoleError(w, http.StatusForbidden, "You may not change app "+name+".")
+	if !id.can(k.kind, name, events.PermRW) {
+		s.consoleError(w, http.StatusForbidden, "You may not change "+k.what+" "+name+".")
 		return
 	}
 	to, err := strconv.ParseInt(r.FormValue("to"), 10, 64)
@@ -800,23 +840,23 @@ func (s *Server) consoleRevert(w http.ResponseWriter, r *http.Request, id *ident
 	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
 	defer cancel()
 	if r.Method == http.MethodPost {
-		if _, err := s.cmds.RevertApp(ctx, commands.Meta{Actor: id.name}, name, to); err != nil {
-			s.consoleError(w, http.StatusConflict, "App "+name+" was not reverted: "+err.Error())
+		if _, err := k.revert(ctx, commands.Meta{Actor: id.name}, name, to); err != nil {
+			s.consoleError(w, http.StatusConflict, "The "+k.what+" "+name+" was not reverted: "+err.Error())
 			return
 		}
-		http.Redirect(w, r, "/ui/apps/"+url.PathEscape(name), http.StatusSeeOther)
+		http.Redirect(w, r, k.path+url.PathEscape(name), http.StatusSeeOther)
 		return
 	}
-	var now projections.App
+	var now any
 	_ = s.proj.View(func(pr projections.Reader) error {
 		var err error
-		now, _, err = pr.App(name)
+		now, _, err = k.read(pr, name)
 		return err
 	})
 	m := commands.Meta{Actor: id.name, DryRun: true, DryRunGroups: new([]string)}
-	result, err := s.cmds.RevertApp(ctx, m, name, to)
+	result, err := k.revert(ctx, m, name, to)
 	if err != nil {
-		s.consoleError(w, http.StatusConflict, "App "+name+" cannot be reverted to "+strconv.FormatInt(to, 10)+": "+err.Error())
+		s.consoleError(w, http.StatusConflict, "The "+k.what+" "+name+" cannot be reverted to "+strconv.FormatInt(to, 10)+": "+err.Error())
 		return
 	}
 	type reach struct {
@@ -831,10 +871,37 @@ func (s *Server) consoleRevert(w http.ResponseWriter, r *http.Request, id *ident
 		}
 		groups = append(groups, reach{g, n})
 	}
-	now.Version, result.Version = 0, 0 // the version is the revert's own offset
 	data := s.page(r, id, se, "Revert "+name)
-	data["Name"], data["To"], data["Changes"], data["Groups"] = name, to, fieldChanges(now, result), groups
+	data["Name"], data["What"], data["Path"], data["To"] = name, k.what, k.path, to
+	data["Changes"], data["Groups"] = fieldChanges(k.versionless(now), k.versionless(result)), groups
 	s.render(w, http.StatusOK, "revert.html", data)
+}
+
+// consoleGroupVersions lists a device group's versions, each with what it
+// changed (or the app change that made it), and a revert for each.
+func (s *Server) consoleGroupVersions(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindDeviceGroup, name, events.PermRO) {
+		s.consoleError(w, http.StatusForbidden, "You may not read device group "+name+".")
+		return
+	}
+	if s.past == nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "Time travel is not configured on this manager.")
+		return
+	}
+	from := int64(0)
+	if v, err := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64); err == nil && v >= 0 {
+		from = v
+	}
+	versions, next, err := s.past.Versions(r.Context(), events.KindDeviceGroup, name, from, 100)
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+		return
+	}
+	data := s.page(r, id, se, "Device group "+name+": versions")
+	data["Name"], data["Versions"], data["Next"] = name, versions, next
+	data["CanWrite"] = id.can(events.KindDeviceGroup, name, events.PermRW)
+	s.render(w, http.StatusOK, "group_versions.html", data)
 }
 
 // consoleDiff compares two versions of an app (?a= and ?b=, offsets),

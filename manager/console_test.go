@@ -321,6 +321,21 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the group changed from its form: %s", got.raw)
 	}
 
+	// The group's versions, and a revert of it to its first: web is back.
+	do(chromedp.Navigate(m.URL+"/ui/groups/field"), chromedp.Click(css("#group-versions")), chromedp.WaitVisible(css("#versions")))
+	if v := text("#versions"); !strings.Contains(v, "device_group.created") || !strings.Contains(v, "device_group.patched") {
+		t.Fatalf("the group's versions: %q", v)
+	}
+	first := call(t, "GET", api+"/events?kind=device_group&name=field&limit=1", nil, adm...).body["events"].([]any)[0].(map[string]any)["offset"]
+	do(chromedp.Click(css(fmt.Sprintf("#revert-%v", first))), chromedp.WaitVisible(css("#changes")))
+	if ch := text("#changes"); !strings.Contains(ch, "apps") || !strings.Contains(ch, `"web"`) {
+		t.Fatalf("the group revert's preview: %q", ch)
+	}
+	do(chromedp.Click(css("#confirm-revert")), chromedp.WaitVisible(css("#bar")))
+	if got := call(t, "GET", api+"/device_groups/field", nil, adm...); !strings.Contains(string(got.raw), `"apps":["api","web"]`) {
+		t.Fatalf("the group after its revert: %s", got.raw)
+	}
+
 	// A cron job's page, from its group's.
 	call(t, "POST", api+"/cron_jobs/backup", map[string]any{"schedule": "0 3 * * *", "docker_image": "backup:1"}, adm...).expect(t, http.StatusOK, nil)
 	call(t, "PUT", api+"/device_groups/field/update", map[string]any{"cron_jobs": []any{"backup"}}, adm...).expect(t, http.StatusAccepted, nil)

@@ -21,6 +21,7 @@ type Past interface {
 	OffsetAt(ctx context.Context, t time.Time) (int64, error)
 	ViewAt(ctx context.Context, at int64, fn func(r projections.Reader) error) error
 	AppVersions(ctx context.Context, app string, from int64, limit int) ([]past.AppVersion, int64, error)
+	Versions(ctx context.Context, kind events.Kind, name string, from int64, limit int) ([]past.AppVersion, int64, error)
 }
 
 // EventLog is the raw event log: the event listing reads it.

@@ -85,6 +85,9 @@ type AppVersion struct {
 	Deleted  bool              `json:"deleted,omitempty"`
 	RevertOf *int64            `json:"revert_of,omitempty"`
 	Changes  map[string]Change `json:"changes"`
+	// Object is the object whose event made the version, when not this
+	// one (a device group's version made by a change of one of its apps).
+	Object *events.Aggregate `json:"object,omitempty"`
 }
 
 // AppVersions is a page of the versions of the app: up to limit of them
@@ -92,29 +95,43 @@ type AppVersion struct {
 // and the offset the next page starts from (-1: none). It reads the app's
 // versions only, however long the log.
 func (p *Past) AppVersions(ctx context.Context, app string, from int64, limit int) ([]AppVersion, int64, error) {
+	return p.Versions(ctx, events.KindApp, app, from, limit)
+}
+
+// versionField is the field of each kind's document that holds its
+// version: not a change of its own.
+var versionField = map[events.Kind]string{events.KindApp: "app_id", events.KindDeviceGroup: "device_group_id",
+	events.KindCronJob: "cron_job_id", events.KindUser: "version", events.KindUserGroup: "version"}
+
+// Versions is AppVersions for an object of any kind.
+func (p *Past) Versions(ctx context.Context, kind events.Kind, name string, from int64, limit int) ([]AppVersion, int64, error) {
 	var out []AppVersion
 	next := int64(-1)
 	err := p.store.View(func(r projections.Reader) error {
-		versions, before, err := r.Versions(events.KindApp, app, from, limit+1)
+		versions, before, err := r.Versions(kind, name, from, limit+1)
 		if err != nil {
 			return err
 		}
 		if len(versions) > limit {
 			next, versions = versions[limit].Offset, versions[:limit]
 		}
-		prev, err := fields(before)
+		prev, err := fields(before, versionField[kind])
 		if err != nil {
 			return err
 		}
 		out = make([]AppVersion, 0, len(versions))
 		for i := range versions {
 			v := &versions[i]
-			cur, err := fields(v)
+			cur, err := fields(v, versionField[kind])
 			if err != nil {
 				return err
 			}
-			out = append(out, AppVersion{Version: v.Offset, Type: v.Meta.Type, Actor: v.Meta.Actor, Time: v.Meta.Time,
-				Deleted: v.Doc == nil, RevertOf: v.Meta.RevertOf, Changes: changes(prev, cur)})
+			av := AppVersion{Version: v.Offset, Type: v.Meta.Type, Actor: v.Meta.Actor, Time: v.Meta.Time,
+				Deleted: v.Doc == nil, RevertOf: v.Meta.RevertOf, Changes: changes(prev, cur)}
+			if a := v.Meta.Aggregate; a.Kind != kind || a.Name != name {
+				av.Object = &a // a group's version an app's change made
+			}
+			out = append(out, av)
 			prev = cur
 		}
 		return nil
@@ -122,17 +139,17 @@ func (p *Past) AppVersions(ctx context.Context, app string, from int64, limit in
 	return out, next, err
 }
 
-// fields are the fields of a version's app document but its version
-// (nil: none, or deleted).
-func fields(v *projections.Version) (map[string]any, error) {
+// fields are the fields of a version's document but its version (nil:
+// none, or deleted).
+func fields(v *projections.Version, version string) (map[string]any, error) {
 	if v == nil || v.Doc == nil {
 		return nil, nil
 	}
 	var m map[string]any
 	if err := json.Unmarshal(v.Doc, &m); err != nil {
-		return nil, fmt.Errorf("app version at offset %d: %w", v.Offset, err)
+		return nil, fmt.Errorf("version at offset %d: %w", v.Offset, err)
 	}
-	delete(m, "app_id")
+	delete(m, version)
 	return m, nil
 }
 
