@@ -49,6 +49,7 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request, f eventFil
 	enc := json.NewEncoder(w)
 	var lines []ExportLine
 	var writeErr error
+	lastOffset, lastChain := int64(-2), "" // the last line written
 	flush := func() bool {
 		err := s.proj.View(func(pr projections.Reader) error {
 			for i := range lines {
@@ -65,13 +66,18 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request, f eventFil
 					return err
 				}
 				l.Chain = hex.EncodeToString(head)
-				if l.Offset > 0 {
+				switch {
+				case l.Offset == 0:
+				case l.Offset == lastOffset+1: // the line before is the record before
+					l.ChainPrev = lastChain
+				default:
 					prev, _, err := pr.Chain(l.Offset - 1)
 					if err != nil {
 						return err
 					}
 					l.ChainPrev = hex.EncodeToString(prev)
 				}
+				lastOffset, lastChain = l.Offset, l.Chain
 			}
 			return nil
 		})
