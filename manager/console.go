@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -340,7 +339,14 @@ type groupRow struct {
 	Apps     int
 	CronJobs int
 	Devices  int
+	Counts   map[string]int
 	Rollout  string
+}
+
+// failingNow is a failing device on the fleet page.
+type failingNow struct {
+	Group  string
+	Device reports.Device
 }
 
 func (s *Server) consoleFleet(w http.ResponseWriter, r *http.Request, id *identity, se session) {
@@ -372,13 +378,27 @@ func (s *Server) consoleFleet(w http.ResponseWriter, r *http.Request, id *identi
 		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
 		return
 	}
+	failing := []failingNow{}
 	if s.reports != nil {
-		for i := range rows {
-			rows[i].Devices, _ = s.reports.DeviceCount(rows[i].Name)
+		now := time.Now()
+		for i, row := range rows {
+			limit := max(behindList-len(failing), 0)
+			st, err := s.reports.Standing(row.Name, row.Version, now, DefaultSilentAfter, limit)
+			if err != nil {
+				s.consoleError(w, http.StatusServiceUnavailable, "The report store cannot be read now: "+err.Error())
+				return
+			}
+			rows[i].Devices, rows[i].Counts = st.Devices, st.Counts
+			for _, d := range st.Behind { // failed first
+				if reports.StatusOf(d, row.Version, now, DefaultSilentAfter) == RolloutFailed {
+					failing = append(failing, failingNow{row.Name, d})
+				}
+			}
 		}
 	}
 	data := s.page(r, id, se, "Fleet")
 	data["Groups"] = rows
+	data["Failing"] = failing
 	s.render(w, http.StatusOK, "fleet.html", data)
 }
 
@@ -399,29 +419,7 @@ type standing struct {
 
 var errNoGroup = errors.New("no such device group")
 
-// standingCache shares the device part of a group's standing between the
-// pages that show it: it reads the group's whole inventory (800 ms at
-// 100,000 devices, BenchmarkGroupStanding), so it is computed again only
-// after ten times what it took (2 s at least), or at a new version of the
-// group, however many pages ask. The group's part (config, rollout) is
-// read fresh every time.
-type standingCache struct {
-	mu     sync.Mutex
-	groups map[string]devicePart
-}
-
-// devicePart is where a group's devices stood against version.
-type devicePart struct {
-	version  int64
-	devices  int
-	counts   map[string]int
-	slowest  []deviceBehind
-	complete bool
-	until    time.Time
-}
-
-// groupStanding reads a group, its info and where its devices stand
-// (shared as standingCache says; NextMs tells a page when to ask again).
+// groupStanding reads a group, its info and where its devices stand.
 func (s *Server) groupStanding(name string) (projections.Info, standing, error) {
 	var info projections.Info
 	st := standing{CheckedAt: time.Now().UTC(), NextMs: consoleRefresh.Milliseconds()}
@@ -450,30 +448,12 @@ func (s *Server) groupStanding(name string) (projections.Info, standing, error) 
 	if s.reports == nil {
 		return info, st, nil
 	}
-	c := &s.standings
-	c.mu.Lock()
-	part, ok := c.groups[name]
-	c.mu.Unlock()
-	if !ok || part.version != info.DeviceGroupID || time.Now().After(part.until) {
-		start := time.Now()
-		devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: name})
-		if err != nil {
-			return info, st, err
-		}
-		part = devicePart{version: info.DeviceGroupID, devices: len(devs)}
-		part.counts, part.slowest = standOf(devs, info.DeviceGroupID, time.Now(), DefaultSilentAfter)
-		catchingUp, _ := s.reports.CatchingUp()
-		part.complete = !catchingUp
-		part.until = time.Now().Add(max(consoleRefresh, 10*time.Since(start)))
-		c.mu.Lock()
-		if c.groups == nil || len(c.groups) > 1000 {
-			c.groups = map[string]devicePart{}
-		}
-		c.groups[name] = part
-		c.mu.Unlock()
+	rs, slow, err := s.standingOf(name, info.DeviceGroupID, time.Now(), DefaultSilentAfter)
+	if err != nil {
+		return info, st, err
 	}
-	st.Devices, st.Counts, st.Slowest, st.Complete = part.devices, part.counts, part.slowest, part.complete
-	st.NextMs = max(st.NextMs, time.Until(part.until).Milliseconds())
+	catchingUp, _ := s.reports.CatchingUp()
+	st.Devices, st.Counts, st.Slowest, st.Complete = rs.Devices, rs.Counts, slow, !catchingUp
 	return info, st, nil
 }
 
@@ -570,7 +550,7 @@ func (s *Server) consoleDevice(w http.ResponseWriter, r *http.Request, id *ident
 	}
 	data := s.page(r, id, se, "Device "+devID)
 	data["Device"], data["GroupVersion"], data["Story"] = dev, groupVersion, steps
-	data["Status"] = rolloutStatus(dev, groupVersion, time.Now(), DefaultSilentAfter)
+	data["Status"] = reports.StatusOf(dev, groupVersion, time.Now(), DefaultSilentAfter)
 	s.render(w, http.StatusOK, "device.html", data)
 }
 

@@ -69,8 +69,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	for _, d := range []string{"device-0001", "device-0002", "device-0003"} {
 		report(d, version-1) // pending
 	}
+	// A device of lab whose app fails.
+	broken := deviceReport("device-0009", "lab", "host-0009", time.Now().Unix(), true)
+	broken["apps_status"] = []any{map[string]any{"name": "web", "version": 1, "status": events.AppStatusPullFailed, "error": "pull access denied for nginx"}}
+	call(t, "POST", api+"/reports", broken, adm...).expect(t, http.StatusAccepted, nil)
 	testenv.WaitFor(t, "the reports to be folded", 30*time.Second, func() bool {
-		return strings.Contains(string(call(t, "GET", api+"/devices?device_group=edge", nil, adm...).raw), "device-0003")
+		return strings.Contains(string(call(t, "GET", api+"/devices?device_group=edge", nil, adm...).raw), "device-0003") &&
+			strings.Contains(string(call(t, "GET", api+"/devices?device_group=lab", nil, adm...).raw), "device-0009")
 	})
 
 	// The headers, and a form posted without its CSRF token.
@@ -153,8 +158,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The admin (a token alone): the fleet, then edge's page.
 	signIn("", "console-admin-token")
 	do(chromedp.WaitVisible(css("#groups")))
-	if body := text("#groups"); !strings.Contains(body, "edge") || !strings.Contains(body, "lab") {
-		t.Fatalf("the admin's fleet: %q", body)
+	if body := text("#groups"); !strings.Contains(body, "edge") || !strings.Contains(body, "lab") || !strings.Contains(body, "0 / 3 / 0 / 0") ||
+		!strings.Contains(body, "0 / 0 / 1 / 0") {
+		t.Fatalf("the admin's fleet (edge: 3 devices pending, lab: 1 failing): %q", body)
+	}
+	if failing := text("#failing"); !strings.Contains(failing, "device-0009") || !strings.Contains(failing, "pull access denied") {
+		t.Fatalf("what is failing now: %q", failing)
 	}
 	shoot("fleet.png")
 	do(chromedp.Click(css(`a[href="/ui/groups/edge"]`)), chromedp.WaitVisible(css("#apps")))

@@ -26,6 +26,9 @@ type Reports interface {
 	Devices(q reports.DeviceQuery) ([]reports.Device, bool, error)
 	// DeviceCount is how many devices a group has.
 	DeviceCount(group string) (int, error)
+	// Standing is where a group's devices stand against a version, with
+	// at most limit of those behind listed.
+	Standing(group string, version int64, now time.Time, silentAfter time.Duration, limit int) (reports.Standing, error)
 	// Device is the inventory's entry of a device (found=false: unknown).
 	Device(id string) (reports.Device, bool, error)
 	// AppliedVersions is a page of a device's story: the reports that

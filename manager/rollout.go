@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
@@ -16,34 +15,13 @@ import (
 // DefaultSilentAfter: a device not heard from for this long is silent.
 const DefaultSilentAfter = 2 * time.Minute
 
-// Rollout statuses of a device.
+// Rollout statuses of a device (reports.StatusOf decides).
 const (
-	RolloutConverged = "converged" // applied the group's current version, every app as wanted
-	RolloutPending   = "pending"   // not yet
-	RolloutFailed    = "failed"    // an app failed (engine refused, image not pullable)
-	RolloutSilent    = "silent"    // not heard from
+	RolloutConverged = reports.StatusConverged
+	RolloutPending   = reports.StatusPending
+	RolloutFailed    = reports.StatusFailed
+	RolloutSilent    = reports.StatusSilent
 )
-
-// rolloutStatus places one device against the group's version.
-func rolloutStatus(d reports.Device, version int64, now time.Time, silentAfter time.Duration) string {
-	if now.Sub(d.LastSeen) > silentAfter {
-		return RolloutSilent
-	}
-	for _, a := range d.Apps {
-		if a.Failing() {
-			return RolloutFailed
-		}
-	}
-	if d.AppliedVersion < version {
-		return RolloutPending
-	}
-	for _, a := range d.Apps {
-		if a.Status != events.AppStatusRunning && a.Status != events.AppStatusStopped {
-			return RolloutPending
-		}
-	}
-	return RolloutConverged
-}
 
 // deviceBehind is a device not converged.
 type deviceBehind struct {
@@ -55,25 +33,18 @@ type deviceBehind struct {
 	Errors         []string  `json:"errors"`
 }
 
-// standOf places devs against version, slowest first (at most 20 listed).
-func standOf(devs []reports.Device, version int64, now time.Time, silentAfter time.Duration) (map[string]int, []deviceBehind) {
-	counts := map[string]int{RolloutConverged: 0, RolloutPending: 0, RolloutFailed: 0, RolloutSilent: 0}
+// behindList is Standing's devices behind, as listed (20 at most).
+const behindList = 20
+
+// standingOf is where group's devices stand against version, from the
+// report store's counters (the group's inventory is not read).
+func (s *Server) standingOf(group string, version int64, now time.Time, silentAfter time.Duration) (reports.Standing, []deviceBehind, error) {
+	st, err := s.reports.Standing(group, version, now, silentAfter, behindList)
 	slow := []deviceBehind{}
-	for _, d := range devs {
-		st := rolloutStatus(d, version, now, silentAfter)
-		counts[st]++
-		if st != RolloutConverged {
-			slow = append(slow, deviceBehind{d.DeviceID, d.Hostname, st, d.AppliedVersion, d.LastSeen, d.Errors})
-		}
+	for _, d := range st.Behind {
+		slow = append(slow, deviceBehind{d.DeviceID, d.Hostname, reports.StatusOf(d, version, now, silentAfter), d.AppliedVersion, d.LastSeen, d.Errors})
 	}
-	// Slowest first: the oldest applied version, then the longest silence.
-	sort.Slice(slow, func(i, j int) bool {
-		if slow[i].AppliedVersion != slow[j].AppliedVersion {
-			return slow[i].AppliedVersion < slow[j].AppliedVersion
-		}
-		return slow[i].LastSeen.Before(slow[j].LastSeen)
-	})
-	return counts, slow[:min(len(slow), 20)]
+	return st, slow, err
 }
 
 // rollout is GET /device_groups/<dg>/rollout: where the group's devices
@@ -113,17 +84,23 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]any{existsKey(events.KindDeviceGroup): false})
 		return
 	}
-	devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: group})
+	now := time.Now()
+	st, slow, err := s.standingOf(group, g.Version, now, silentAfter)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	now := time.Now()
-	counts, slow := standOf(devs, g.Version, now, silentAfter)
-	answer := map[string]any{"device_group": group, "device_group_id": g.Version, "devices": len(devs),
+	counts := st.Counts
+	answer := map[string]any{"device_group": group, "device_group_id": g.Version, "devices": st.Devices,
 		"converged": counts[RolloutConverged], "pending": counts[RolloutPending], "failed": counts[RolloutFailed],
 		"silent": counts[RolloutSilent], "slowest": slow}
 	if hasRollout {
+		// A rollout's waves are counted from its devices' entries.
+		devs, _, err := s.reports.Devices(reports.DeviceQuery{Group: group})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		answer["rollout"] = rolloutView(ro, devs, now, silentAfter)
 	}
 	writeJSON(w, http.StatusOK, s.completeness(answer))

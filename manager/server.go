@@ -114,7 +114,6 @@ type Server struct {
 	poisoned   PoisonedReports
 	router     chi.Router
 	consoleKey []byte // signs console sessions (console.go)
-	standings  standingCache
 }
 
 // New returns the manager's handler.

@@ -107,10 +107,10 @@ var sections = []section{
 		"(target: under 2, and every p99 under 50 ms).",
 		cols: []string{"events", "p50_ms", "p99_ms", "p99_vs_smallest_log"}},
 	{id: "console", title: "13. The web console's device group page", text: "`BenchmarkGroupStanding` (`manager`): computing where a " +
-		"group's devices stand (what its page and the page's live part show) from the report store on disk, at 1,000, 10,000 and " +
-		"100,000 devices in the group, without the cache the pages share. Target (issue 19): every page under 50 ms at 100,000 devices; " +
-		"not met: it reads the group's whole inventory (the shared cache bounds how often, not how long).",
-		cols: []string{"devices", "ms_per_page"}},
+		"group's devices stand (what its page and the page's live part show) from the report store's counters on disk, at 1,000, 10,000 and " +
+		"100,000 devices in the group, against the baseline of the same answer from the group's whole inventory (how it was computed " +
+		"before the counters), in the same run. Target (issue 19): every page under 50 ms at 100,000 devices.",
+		cols: []string{"devices", "ms_per_page", "ms_inventory_read", "x_faster"}},
 }
 
 func main() {

@@ -23,29 +23,29 @@ func groupDeviceKey(group, id string) []byte {
 	return append(append(k, 0), id...)
 }
 
-// putDevice writes a device's entry and its group index entry, with one
-// expiry for both; was is the group the entry had ("" for none), whose
-// index entry goes when the device moved.
-func (s *Store) putDevice(txn *badger.Txn, d Device, was string) error {
+// putDevice writes a device's entry, its group index entry and its
+// standing (standing.go), all expiring together; before is the entry it
+// had (known: it had one), whose index entries go where they changed.
+func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, known bool) error {
 	b, err := d.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		if b, err = json.Marshal(d); err != nil {
 			return err
 		}
 	}
-	if was != "" && was != d.DeviceGroup {
-		if err := txn.Delete(groupDeviceKey(was, d.DeviceID)); err != nil {
+	if known && before.DeviceGroup != d.DeviceGroup {
+		if err := txn.Delete(groupDeviceKey(before.DeviceGroup, d.DeviceID)); err != nil {
 			return err
 		}
 	}
-	expires := uint64(time.Now().Add(24 * s.ttl).Unix())
+	expires := s.expiresAt(d.LastSeen)
 	for _, e := range []*badger.Entry{badger.NewEntry(deviceKey(d.DeviceID), b), badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil)} {
 		e.ExpiresAt = expires
 		if err := txn.SetEntry(e); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.putStanding(txn, sd, before, known, d)
 }
 
 // indexOnce builds an index a store written before it lacks, once (then
@@ -181,19 +181,13 @@ func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 	return out, q.Limit > 0 && len(out) == q.Limit, err
 }
 
-// DeviceCount is how many devices the inventory has in group (keys only).
+// DeviceCount is how many devices the inventory has in group (from its
+// counters: a few dozen entries whatever the group's size).
 func (s *Store) DeviceCount(group string) (int, error) {
-	n := 0
-	prefix := groupDeviceKey(group, "")
-	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	return n, err
+	var st Standing
+	st.Counts = map[string]int{}
+	err := s.view(func(txn *badger.Txn) error { return countStanding(txn, &st, group, 0, 0) })
+	return st.Devices, err
 }
 
 // readDevice reads a device entry into d: fast, or else as json.Unmarshal

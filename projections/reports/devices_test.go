@@ -98,7 +98,7 @@ func TestDeviceInventoryByGroup(t *testing.T) {
 	check(s)
 
 	// A store from before the index: its m/ entries and marker removed.
-	s = reopenWithout(t, s, dir, prefixGroupDevice, keyDeviceIndex)
+	s = reopenWithout(t, s, dir, keyDeviceIndex, prefixGroupDevice)
 	defer s.Close()
 	check(s)
 }
@@ -116,21 +116,24 @@ func (r *deviceRecords) add(typ, device, group string) {
 	*r = append(*r, events.Record{Partition: 0, Offset: int64(len(*r)), Value: b})
 }
 
-// reopenWithout removes an index (the keys under prefix and its marker),
-// as a store written before it was, and opens the store again.
-func reopenWithout(t *testing.T, s *Store, dir string, prefix, marker []byte) *Store {
+// reopenWithout removes an index (the keys under its prefixes and its
+// marker), as a store written before it was, and opens the store again.
+func reopenWithout(t *testing.T, s *Store, dir string, marker []byte, prefixes ...[]byte) *Store {
 	t.Helper()
 	err := s.db.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		var keys [][]byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
+		keys := [][]byte{marker}
+		for _, prefix := range prefixes {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			n := len(keys)
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+			if len(keys) == n {
+				return fmt.Errorf("no index under %q to remove", prefix)
+			}
 		}
-		it.Close()
-		if len(keys) == 0 {
-			return fmt.Errorf("no index under %q to remove", prefix)
-		}
-		for _, k := range append(keys, marker) {
+		for _, k := range keys {
 			if err := txn.Delete(k); err != nil {
 				return err
 			}
@@ -200,7 +203,7 @@ func TestReportsByHostname(t *testing.T) {
 		}
 	}
 	check(s)
-	s = reopenWithout(t, s, dir, prefixHostReport, keyHostnameIndex)
+	s = reopenWithout(t, s, dir, keyHostnameIndex, prefixHostReport)
 	defer s.Close()
 	check(s)
 }

@@ -26,11 +26,13 @@ import (
 //	h/<hostname>\x00<id>          empty: index of reports by hostname (TTL)
 //	meta/hostname_index           present once h/ indexes every r/ entry (a store from before h/ is indexed at open)
 //	e/<event id>                  empty: the device event was folded (TTL; redeliveries are skipped)
-//	d/<device id>                 JSON Device: the device's last report in short (TTL x 24)
+//	d/<device id>                 JSON Device: the device's last report in short (expires 24 x TTL after its minute)
 //	m/<device group>\x00<device id> empty: index of devices by group (expires with d/<device id>)
 //	meta/device_index             present once m/ indexes every d/ entry (a store from before m/ is indexed at open)
 //	v/<device id>\x00<id>         JSON AppliedVersion: a report whose applied version or group differs from the
 //	                              device's report before it (no TTL: a device's story is kept as long as its events)
+//	c/, l/, s/                    a group's devices' standing: counters and indexes (standing.go)
+//	meta/standing_index           present once c/, l/ and s/ hold every d/ entry (a store from before is indexed at open)
 //
 // id is 24 hex digits, like a MongoDB ObjectId and in the same order:
 // the acceptance time in seconds, then partition and offset.
@@ -45,6 +47,10 @@ var (
 	prefixGroupDevice = []byte("m/")
 	keyDeviceIndex    = []byte("meta/device_index")
 	prefixApplied     = []byte("v/")
+	prefixStandCount  = []byte("c/")
+	prefixLastSeen    = []byte("l/")
+	prefixStandDevice = []byte("s/")
+	keyStandingIndex  = []byte("meta/standing_index")
 )
 
 // StoredReport is a report as the reports API serves it.
@@ -118,7 +124,7 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 	s.behind.Store(-1)
 	s.lag.Store(-1)
 	s.LagEvery = 10 * time.Second
-	if err := errors.Join(s.indexDevices(), s.indexHostnames()); err != nil {
+	if err := errors.Join(s.indexDevices(), s.indexHostnames(), s.indexStanding()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open report store %s: %w", dir, err)
 	}
@@ -199,7 +205,7 @@ func (s *Store) rebuild(cause error) error {
 		return fmt.Errorf("empty the damaged report store: %w", err)
 	}
 	s.watch.Forget()
-	return errors.Join(s.indexDevices(), s.indexHostnames())
+	return errors.Join(s.indexDevices(), s.indexHostnames(), s.indexStanding())
 }
 
 // Folded counts the reports this process stored.
@@ -315,6 +321,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 	}
 	stored := 0
 	err = s.db.Update(func(txn *badger.Txn) error {
+		sd := newStandingDelta()
 		next := map[int32]int64{}
 		for i, rec := range recs {
 			if rec.Offset < offsets[rec.Partition] {
@@ -333,7 +340,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 				return err
 			}
 			if ev.Type != events.DeviceReported {
-				if err := s.applyStatus(txn, ev); err != nil {
+				if err := s.applyStatus(txn, sd, ev); err != nil {
 					return err
 				}
 				if err := txn.SetEntry(badger.NewEntry(ek, nil).WithTTL(s.ttl)); err != nil {
@@ -350,11 +357,12 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 			if err != nil {
 				return err
 			}
-			d, _, err := s.device(txn, ev.DeviceID)
+			d, known, err := s.device(txn, ev.DeviceID)
 			if err != nil {
 				return err
 			}
-			was, wasVersion, known := d.DeviceGroup, d.AppliedVersion, d.DeviceID != ""
+			before := d
+			was, wasVersion := d.DeviceGroup, d.AppliedVersion
 			if !known || was != ev.DeviceGroup || wasVersion != ev.Report.AppliedVersion {
 				if err := putApplied(txn, ev.DeviceID, id, AppliedVersion{Version: ev.Report.AppliedVersion,
 					DeviceGroup: ev.DeviceGroup, At: ev.Time, Report: id, Previous: wasVersion, PreviousGroup: was}); err != nil {
@@ -363,7 +371,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 			}
 			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
 			d.AppliedVersion, d.Apps, d.Errors, d.Labels = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors, ev.Report.Labels
-			if err := s.putDevice(txn, d, was); err != nil {
+			if err := s.putDevice(txn, sd, d, before, known); err != nil {
 				return err
 			}
 			for _, e := range []*badger.Entry{
@@ -383,7 +391,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 				return err
 			}
 		}
-		return nil
+		return sd.flush(txn)
 	})
 	if err == nil {
 		s.folded.Add(int64(stored))
@@ -417,7 +425,7 @@ func (s *Store) device(txn *badger.Txn, id string) (Device, bool, error) {
 
 // applyStatus folds a status event into the device's entry; one that
 // changes nothing (a restarted reporter's "online") is a no-op.
-func (s *Store) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error {
+func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.DeviceEvent) error {
 	d, found, err := s.device(txn, ev.DeviceID)
 	if err != nil {
 		return err
@@ -443,7 +451,7 @@ func (s *Store) applyStatus(txn *badger.Txn, ev events.DeviceEvent) error {
 		return nil
 	}
 	d.StatusChangedAt = ev.Time
-	return s.putDevice(txn, d, before.DeviceGroup)
+	return s.putDevice(txn, sd, d, before, found)
 }
 
 func hostReportKey(hostname, id string) []byte {
