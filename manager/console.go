@@ -196,6 +196,7 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Post("/groups/{name}/revert", s.signedIn(group))
 	r.Post("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
 	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
+	r.Get("/groups/{name}/stream", s.signedIn(s.consoleGroupStream))
 	r.Post("/groups/{name}/rollout/{decision}", s.signedIn(s.consoleDecide))
 	r.Get("/devices/{id}", s.signedIn(s.consoleDevice))
 	r.Get("/apps/new", s.signedIn(s.consoleNewApp))
@@ -210,8 +211,24 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Post("/apps/{name}/revert", s.signedIn(s.consoleRevert))
 	r.Post("/apps/{name}/{action}", s.signedIn(s.consoleAppAction))
 	r.Get("/events", s.signedIn(s.consoleEvents))
+	r.Get("/cron_jobs/new", s.signedIn(s.consoleNewCronJob))
+	r.Post("/cron_jobs/new", s.signedIn(s.consoleNewCronJob))
 	r.Get("/cron_jobs/{name}", s.signedIn(s.consoleCronJob))
+	r.Get("/cron_jobs/{name}/edit", s.signedIn(s.consoleEditCronJob))
+	cron := func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+		s.revertFlow(w, r, id, se, s.consoleKind(events.KindCronJob))
+	}
+	r.Get("/cron_jobs/{name}/revert", s.signedIn(cron))
+	r.Post("/cron_jobs/{name}/revert", s.signedIn(cron))
+	r.Post("/cron_jobs/{name}/edit", s.signedIn(s.consoleEditCronJob))
 	r.Get("/users", s.signedIn(s.consoleUsers))
+	r.Post("/users/new", s.signedIn(s.consoleNewUser))
+	r.Post("/users/{name}/{action}", s.signedIn(s.consoleUserAction))
+	r.Get("/user_groups/new", s.signedIn(s.consoleNewUserGroup))
+	r.Post("/user_groups/new", s.signedIn(s.consoleNewUserGroup))
+	r.Get("/user_groups/{name}/edit", s.signedIn(s.consoleEditUserGroup))
+	r.Post("/user_groups/{name}/edit", s.signedIn(s.consoleEditUserGroup))
+	r.Post("/user_groups/{name}/delete", s.signedIn(s.consoleDeleteUserGroup))
 }
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, id *identity, se session)
@@ -223,7 +240,7 @@ func (s *Server) signedIn(h consoleHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, se := s.consoleUser(r)
 		if id == nil {
-			if strings.HasSuffix(r.URL.Path, "/status") {
+			if strings.HasSuffix(r.URL.Path, "/status") || strings.HasSuffix(r.URL.Path, "/stream") {
 				writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "signed out"})
 				return
 			}
@@ -349,30 +366,61 @@ type failingNow struct {
 	Device reports.Device
 }
 
+// fleetRows reads the device groups id may read, from pr (the present,
+// or the past).
+func fleetRows(pr projections.Reader, id *identity) ([]groupRow, error) {
+	rows := []groupRow{}
+	names, err := pr.Names(events.KindDeviceGroup)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if !id.can(events.KindDeviceGroup, n, events.PermRO) {
+			continue
+		}
+		g, found, err := pr.DeviceGroup(n)
+		if err != nil || !found {
+			return nil, err
+		}
+		row := groupRow{Name: n, Version: g.Version, Apps: len(g.Apps), CronJobs: len(g.CronJobs)}
+		if ro, has, err := pr.Rollout(n); err != nil {
+			return nil, err
+		} else if has {
+			row.Rollout = ro.State
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// consoleFleet is the fleet page: now, or ?at= an offset or a time (the
+// groups as they were; their devices have no past).
 func (s *Server) consoleFleet(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	if at := r.URL.Query().Get("at"); at != "" {
+		off, ok := s.consoleOffset(w, r, at)
+		if !ok {
+			return
+		}
+		var rows []groupRow
+		err := s.past.ViewAt(r.Context(), off, func(pr projections.Reader) error {
+			var err error
+			rows, err = fleetRows(pr, id)
+			return err
+		})
+		if err != nil {
+			s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
+			return
+		}
+		data := s.page(r, id, se, "Fleet as of "+strconv.FormatInt(off, 10))
+		data["Groups"], data["At"], data["Past"] = rows, off, true
+		s.render(w, http.StatusOK, "fleet.html", data)
+		return
+	}
 	var rows []groupRow
 	err := s.proj.View(func(pr projections.Reader) error {
-		names, err := pr.Names(events.KindDeviceGroup)
-		if err != nil {
-			return err
-		}
-		for _, n := range names {
-			if !id.can(events.KindDeviceGroup, n, events.PermRO) {
-				continue
-			}
-			g, found, err := pr.DeviceGroup(n)
-			if err != nil || !found {
-				return err
-			}
-			row := groupRow{Name: n, Version: g.Version, Apps: len(g.Apps), CronJobs: len(g.CronJobs)}
-			if ro, has, err := pr.Rollout(n); err != nil {
-				return err
-			} else if has {
-				row.Rollout = ro.State
-			}
-			rows = append(rows, row)
-		}
-		return nil
+		var err error
+		rows, err = fleetRows(pr, id)
+		return err
 	})
 	if err != nil {
 		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
@@ -409,7 +457,7 @@ type standing struct {
 	Counts    map[string]int         `json:"counts"`
 	Slowest   []deviceBehind         `json:"slowest"`
 	Rollout   string                 `json:"rollout,omitempty"`
-	Decisions []projections.Decision `json:"-"`
+	Decisions []projections.Decision `json:"decisions,omitempty"`
 	Wave      int                    `json:"wave,omitempty"`
 	Waves     int                    `json:"waves,omitempty"`
 	Complete  bool                   `json:"reports_complete"`
@@ -485,6 +533,60 @@ func (s *Server) consoleGroup(w http.ResponseWriter, r *http.Request, id *identi
 
 // consoleGroupStatus is the live part of a group's page (console.js asks
 // for it every consoleRefresh).
+// streamFor is how long one stream of a group's standing lasts: under
+// the listener's write timeout, as a long-poll; the browser's EventSource
+// then opens the next one.
+const streamFor = 90 * time.Second
+
+// consoleGroupStream sends where a group's devices stand as Server-Sent
+// Events, every consoleRefresh, while the session stays good: each event
+// is what /status answers. A session that ends (signed out, user changed)
+// gets an "signedout" event, a group deleted a "gone" one.
+func (s *Server) consoleGroupStream(w http.ResponseWriter, r *http.Request, id *identity, _ session) {
+	name := chi.URLParam(r, "name")
+	if !id.can(events.KindDeviceGroup, name, events.PermRO) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no") // a proxy passes each event on
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: %d\n\n", consoleRefresh.Milliseconds())
+	tick := time.NewTicker(consoleRefresh)
+	defer tick.Stop()
+	end := time.After(streamFor)
+	for {
+		if now, _ := s.consoleUser(r); now == nil || !now.can(events.KindDeviceGroup, name, events.PermRO) {
+			fmt.Fprint(w, "event: signedout\ndata: {}\n\n")
+			_ = rc.Flush()
+			return
+		}
+		_, st, err := s.groupStanding(name)
+		switch {
+		case errors.Is(err, errNoGroup):
+			fmt.Fprint(w, "event: gone\ndata: {}\n\n")
+			_ = rc.Flush()
+			return
+		case err != nil:
+			s.logger.Warn("a console stream could not read a group's standing", "group", name, "err", err)
+		default:
+			b, _ := json.Marshal(st)
+			fmt.Fprintf(w, "data: %s\n\n", b)
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-end:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func (s *Server) consoleGroupStatus(w http.ResponseWriter, r *http.Request, id *identity, _ session) {
 	name := chi.URLParam(r, "name")
 	if !id.can(events.KindDeviceGroup, name, events.PermRO) {
@@ -611,28 +713,55 @@ func (s *Server) consoleEvents(w http.ResponseWriter, r *http.Request, id *ident
 		s.consoleError(w, http.StatusBadRequest, kindChoices)
 		return
 	}
+	for _, t := range []struct {
+		key string
+		at  *time.Time
+	}{{"since", &f.since}, {"until", &f.until}} {
+		if v := q.Get(t.key); v != "" {
+			var err error
+			if *t.at, err = time.Parse(time.RFC3339, v); err != nil {
+				s.consoleError(w, http.StatusBadRequest, t.key+": an RFC 3339 time (2026-11-24T14:00:00Z).")
+				return
+			}
+		}
+	}
 	s.caughtUp(r.Context())
-	out, next, err := s.eventsPage(r.Context(), f, max(from, 0), 100)
+	// As of an offset or a time: the events up to it, the chain as it was.
+	applied := s.proj.Applied()
+	if at := q.Get("at"); at != "" {
+		off, ok := s.consoleOffset(w, r, at)
+		if !ok {
+			return
+		}
+		f.to, applied = off, off
+	}
+	start, err := s.sinceOffset(r.Context(), f, max(from, 0))
+	var out []eventView
+	next := int64(-1)
+	if err == nil {
+		out, next, err = s.eventsPage(r.Context(), f, start, 100)
+	}
 	if err != nil {
 		s.consoleError(w, http.StatusServiceUnavailable, "The event log cannot be read now: "+err.Error())
 		return
 	}
 	data := s.page(r, id, se, "Events")
-	// The hash chain's state, and the last checkpoint the fold accepted.
-	applied := s.proj.Applied()
+	// The hash chain's state, and the last checkpoint the fold accepted
+	// (as of then: one after it is not shown).
 	_ = s.proj.View(func(pr projections.Reader) error {
 		if head, found, err := pr.Chain(applied); err == nil && found {
 			data["ChainAt"], data["ChainHead"] = applied, hex.EncodeToString(head)
 		}
-		if cp, found, err := pr.LastCheckpoint(); err == nil && found {
+		if cp, found, err := pr.LastCheckpoint(); err == nil && found && cp.Offset <= applied {
 			data["Checkpoint"] = cp
 		}
 		return nil
 	})
-	data["Events"], data["Filter"] = out, map[string]string{"kind": f.kind, "name": f.name, "type": f.typ, "actor": f.actor}
+	filter := map[string]string{"kind": f.kind, "name": f.name, "type": f.typ, "actor": f.actor, "since": q.Get("since"), "until": q.Get("until"), "at": q.Get("at")}
+	data["Events"], data["Filter"] = out, filter
 	if next >= 0 {
 		nq := url.Values{}
-		for k, v := range map[string]string{"kind": f.kind, "name": f.name, "type": f.typ, "actor": f.actor} {
+		for k, v := range filter {
 			if v != "" {
 				nq.Set(k, v)
 			}
@@ -680,31 +809,41 @@ func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request, id *ident
 // consoleGroupAt is a group's page as of an offset or a time (?at=): its
 // config as /info served it then, read from the projection's versions.
 // Devices have no past here: their part is left out.
-func (s *Server) consoleGroupAt(w http.ResponseWriter, r *http.Request, id *identity, se session, name, at string) {
+// consoleOffset reads an "as of" (an offset or an RFC 3339 time) as an
+// offset this manager has folded; ok=false: the answer is written.
+func (s *Server) consoleOffset(w http.ResponseWriter, r *http.Request, at string) (int64, bool) {
 	if s.past == nil {
 		s.consoleError(w, http.StatusServiceUnavailable, "Time travel is not configured on this manager.")
-		return
+		return 0, false
 	}
 	off, err := strconv.ParseInt(at, 10, 64)
 	if err != nil {
 		t, terr := time.Parse(time.RFC3339, at)
 		if terr != nil {
 			s.consoleError(w, http.StatusBadRequest, "As of: an offset (0 or more) or an RFC 3339 time (2026-11-24T14:00:00Z).")
-			return
+			return 0, false
 		}
 		s.caughtUp(r.Context())
 		if off, err = s.past.OffsetAt(r.Context(), t); err != nil {
 			s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
-			return
+			return 0, false
 		}
 	}
 	if off < 0 || off > s.proj.Applied() {
 		s.consoleError(w, http.StatusBadRequest, fmt.Sprintf("As of: offset %d is not in the log this manager has folded (0 to %d).", off, s.proj.Applied()))
+		return 0, false
+	}
+	return off, true
+}
+
+func (s *Server) consoleGroupAt(w http.ResponseWriter, r *http.Request, id *identity, se session, name, at string) {
+	off, ok := s.consoleOffset(w, r, at)
+	if !ok {
 		return
 	}
 	var info projections.Info
 	var found bool
-	err = s.past.ViewAt(r.Context(), off, func(pr projections.Reader) error {
+	err := s.past.ViewAt(r.Context(), off, func(pr projections.Reader) error {
 		var err error
 		info, found, err = pr.Info(name)
 		return err
@@ -800,6 +939,12 @@ func (s *Server) consoleKind(kind events.Kind) consoleKind {
 				return s.cmds.RevertDeviceGroup(ctx, m, n, to)
 			},
 			versionless: func(d any) any { g, _ := d.(projections.DeviceGroup); g.Version = 0; return g }},
+		events.KindCronJob: {kind: events.KindCronJob, what: "cron job", path: "/ui/cron_jobs/",
+			read: func(pr projections.Reader, n string) (any, bool, error) { return pr.CronJob(n) },
+			revert: func(ctx context.Context, m commands.Meta, n string, to int64) (any, error) {
+				return s.cmds.RevertCronJob(ctx, m, n, to)
+			},
+			versionless: func(d any) any { c, _ := d.(projections.CronJob); c.Version = 0; return c }},
 	}[kind]
 }
 
@@ -967,8 +1112,18 @@ func appBody(v map[string]string) ([]byte, error) {
 		}
 	}
 	body["starting_ports"] = ports
+	env, err := envField(v["env_vars"])
+	if err != nil {
+		return nil, err
+	}
+	body["env_vars"] = env
+	return json.Marshal(body)
+}
+
+// envField reads an environment field: one NAME=value a line.
+func envField(v string) (map[string]any, error) {
 	env := map[string]any{}
-	for _, line := range strings.Split(v["env_vars"], "\n") {
+	for _, line := range strings.Split(v, "\n") {
 		if line = strings.TrimSpace(line); line == "" {
 			continue
 		}
@@ -978,8 +1133,75 @@ func appBody(v map[string]string) ([]byte, error) {
 		}
 		env[strings.TrimSpace(k)] = val
 	}
-	body["env_vars"] = env
-	return json.Marshal(body)
+	return env, nil
+}
+
+// envLines is an environment as the form shows it.
+func envLines(env map[string]string) string {
+	lines := []string{}
+	for k, v := range env {
+		lines = append(lines, k+"="+v)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// cronBody is the API body of the cron job form's fields.
+func cronBody(v map[string]string) ([]byte, error) {
+	env, err := envField(v["env_vars"])
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"schedule": strings.TrimSpace(v["schedule"]), "docker_image": strings.TrimSpace(v["docker_image"]),
+		"env_vars": env, "running": v["running"] != "false"})
+}
+
+var cronFields = []string{"schedule", "docker_image", "env_vars", "running"}
+
+func (s *Server) consoleNewCronJob(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	s.consoleCreate(w, r, id, se, events.KindCronJob, append([]string{"name"}, cronFields...),
+		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := cronBody(v)
+			if err != nil {
+				return nil, err
+			}
+			spec, err := cronSpecBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.CreateCronJob(ctx, m, name, spec)
+		})
+}
+
+// consoleEditCronJob changes a cron job's schedule, image, environment
+// and running state (a patch: its other fields are left as they are).
+func (s *Server) consoleEditCronJob(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	var cj projections.CronJob
+	var found bool
+	if err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		cj, found, err = pr.CronJob(name)
+		return err
+	}); err != nil || !found || !id.can(events.KindCronJob, name, events.PermRO) {
+		s.consoleError(w, http.StatusNotFound, "No cron job "+name+" that you may read.")
+		return
+	}
+	values := map[string]string{"schedule": cj.Schedule, "docker_image": cj.DockerImage, "env_vars": envLines(cj.EnvVars),
+		"running": strconv.FormatBool(cj.Running)}
+	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindCronJob, title: "Change cron job " + name, what: "cron job",
+		action: "/ui/cron_jobs/" + url.PathEscape(name) + "/edit", to: "/ui/cron_jobs/", name: name, fields: cronFields, values: values,
+		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := cronBody(v)
+			if err != nil {
+				return nil, err
+			}
+			patch, err := cronPatchBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.PatchCronJob(ctx, m, name, patch)
+		}})
 }
 
 // groupBody is the API body of the device group form's fields.
@@ -1029,8 +1251,13 @@ func (s *Server) consoleNewGroup(w http.ResponseWriter, r *http.Request, id *ide
 func (s *Server) consoleCreate(w http.ResponseWriter, r *http.Request, id *identity, se session, kind events.Kind, fields []string,
 	create func(context.Context, commands.Meta, string, map[string]string) (any, error)) {
 	what, page, to := "app", "/ui/apps/new", "/ui/apps/"
-	if kind == events.KindDeviceGroup {
+	switch kind {
+	case events.KindDeviceGroup:
 		what, page, to = "device group", "/ui/groups/new", "/ui/groups/"
+	case events.KindCronJob:
+		what, page, to = "cron job", "/ui/cron_jobs/new", "/ui/cron_jobs/"
+	case events.KindUserGroup:
+		what, page, to = "user group", "/ui/user_groups/new", "/ui/users#ug-"
 	}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: kind, title: "New " + what, what: what, action: page, to: to,
 		fields: fields, values: map[string]string{"running": "true"}, run: create})
@@ -1119,7 +1346,7 @@ func (s *Server) consoleEditApp(w http.ResponseWriter, r *http.Request, id *iden
 		s.consoleError(w, http.StatusNotFound, "No app "+name+" that you may read.")
 		return
 	}
-	var ports, env []string
+	var ports []string
 	for _, p := range app.StartingPorts {
 		b, _ := json.Marshal(p)
 		var m map[string]any
@@ -1131,12 +1358,8 @@ func (s *Server) consoleEditApp(w http.ResponseWriter, r *http.Request, id *iden
 			ports = append(ports, string(b))
 		}
 	}
-	for k, v := range app.EnvVars {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
 	values := map[string]string{"docker_image": app.DockerImage, "starting_ports": strings.Join(ports, ", "),
-		"env_vars": strings.Join(env, "\n"), "running": strconv.FormatBool(app.Running)}
+		"env_vars": envLines(app.EnvVars), "running": strconv.FormatBool(app.Running)}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindApp, title: "Change app " + name, what: "app",
 		action: "/ui/apps/" + url.PathEscape(name) + "/edit", to: "/ui/apps/", name: name,
 		fields: []string{"docker_image", "starting_ports", "env_vars", "running"}, values: values,
@@ -1156,6 +1379,12 @@ func (s *Server) consoleEditApp(w http.ResponseWriter, r *http.Request, id *iden
 // consoleUsers lists the users and user groups with what each group may
 // do (admins only, as the API's /users).
 func (s *Server) consoleUsers(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	s.usersPage(w, r, id, se, http.StatusOK, nil)
+}
+
+// usersPage renders the users page, with what an action just did (a
+// token to show once, a problem) in done.
+func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, id *identity, se session, status int, done map[string]string) {
 	if !id.local && !id.admin {
 		s.consoleError(w, http.StatusForbidden, "Users and user groups are for admins.")
 		return
@@ -1204,8 +1433,168 @@ func (s *Server) consoleUsers(w http.ResponseWriter, r *http.Request, id *identi
 		return
 	}
 	data := s.page(r, id, se, "Users")
-	data["Users"], data["UserGroups"] = users, groups
-	s.render(w, http.StatusOK, "users.html", data)
+	data["Users"], data["UserGroups"], data["Done"] = users, groups, done
+	s.render(w, status, "users.html", data)
+}
+
+// consoleNewUser creates a user with a password (optional) and a new
+// token, shown once.
+func (s *Server) consoleNewUser(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	if !id.local && !id.admin {
+		s.consoleError(w, http.StatusForbidden, "Users and user groups are for admins.")
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if err := events.ValidateName(events.KindUser, name); err != nil {
+		s.usersPage(w, r, id, se, http.StatusBadRequest, map[string]string{"Problem": "name: " + err.Error()})
+		return
+	}
+	sec := commands.Secrets{}
+	if p := r.PostFormValue("password"); p != "" {
+		sec.Password = &p
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	u, err := s.cmds.CreateUser(ctx, commands.Meta{Actor: id.name}, name, sec)
+	if err != nil {
+		s.usersPage(w, r, id, se, http.StatusBadRequest, map[string]string{"Problem": err.Error()})
+		return
+	}
+	s.usersPage(w, r, id, se, http.StatusOK, map[string]string{"User": name, "Token": u.Token, "What": "created"})
+}
+
+// consoleUserAction refreshes a user's token (the new one shown once)
+// or deletes the user.
+func (s *Server) consoleUserAction(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	if !id.local && !id.admin {
+		s.consoleError(w, http.StatusForbidden, "Users and user groups are for admins.")
+		return
+	}
+	name, action := chi.URLParam(r, "name"), chi.URLParam(r, "action")
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	m := commands.Meta{Actor: id.name}
+	var err error
+	done := map[string]string{"User": name}
+	switch action {
+	case "refresh":
+		done["Token"], err = s.cmds.RefreshToken(ctx, m, name)
+		done["What"] = "given a new token"
+	case "delete":
+		err = s.cmds.DeleteUser(ctx, m, name)
+		done["What"] = "deleted"
+	default:
+		s.consoleError(w, http.StatusNotFound, "No such action on a user: "+action+".")
+		return
+	}
+	if err != nil {
+		s.usersPage(w, r, id, se, http.StatusBadRequest, map[string]string{"Problem": err.Error()})
+		return
+	}
+	s.usersPage(w, r, id, se, http.StatusOK, done)
+}
+
+var userGroupFields = []string{"group_members", "admin", "pruning_allowed", "device_groups", "apps", "cron_jobs"}
+
+// permLines reads a permissions field: one "name: ro" or "name: rw" a line.
+func permLines(field, v string) (map[string]any, error) {
+	perms := map[string]any{}
+	for _, line := range strings.Split(v, "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		n, p, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("%s: %q is not name: ro or name: rw", field, line)
+		}
+		perms[strings.TrimSpace(n)] = strings.TrimSpace(p)
+	}
+	return perms, nil
+}
+
+// permText is a permissions field as the form shows it.
+func permText(perms map[string]string) string {
+	lines := []string{}
+	for n, p := range perms {
+		lines = append(lines, n+": "+p)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// userGroupBody is the API body of the user group form's fields.
+func userGroupBody(v map[string]string) ([]byte, error) {
+	body := map[string]any{"group_members": splitList(v["group_members"]), "admin": v["admin"] == "true", "pruning_allowed": v["pruning_allowed"] == "true"}
+	for _, f := range []string{"device_groups", "apps", "cron_jobs"} {
+		perms, err := permLines(f, v[f])
+		if err != nil {
+			return nil, err
+		}
+		body[f] = perms
+	}
+	return json.Marshal(body)
+}
+
+func (s *Server) consoleNewUserGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	s.consoleCreate(w, r, id, se, events.KindUserGroup, append([]string{"name"}, userGroupFields...),
+		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := userGroupBody(v)
+			if err != nil {
+				return nil, err
+			}
+			spec, err := userGroupSpecBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.CreateUserGroup(ctx, m, name, spec)
+		})
+}
+
+// consoleEditUserGroup changes a user group: members, admin, pruning and
+// permissions, all as the form shows them.
+func (s *Server) consoleEditUserGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	name := chi.URLParam(r, "name")
+	var ug projections.UserGroup
+	var found bool
+	if err := s.proj.View(func(pr projections.Reader) error {
+		var err error
+		ug, found, err = pr.UserGroup(name)
+		return err
+	}); err != nil || !found || (!id.local && !id.admin) {
+		s.consoleError(w, http.StatusNotFound, "No user group "+name+" that you may read.")
+		return
+	}
+	values := map[string]string{"group_members": strings.Join(ug.GroupMembers, ", "), "admin": strconv.FormatBool(ug.Admin),
+		"pruning_allowed": strconv.FormatBool(ug.PruningAllowed), "device_groups": permText(ug.DeviceGroups), "apps": permText(ug.Apps),
+		"cron_jobs": permText(ug.CronJobs)}
+	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindUserGroup, title: "Change user group " + name, what: "user group",
+		action: "/ui/user_groups/" + url.PathEscape(name) + "/edit", to: "/ui/users#ug-", name: name, fields: userGroupFields, values: values,
+		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+			raw, err := userGroupBody(v)
+			if err != nil {
+				return nil, err
+			}
+			patch, err := userGroupPatchBody(raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.cmds.UpdateUserGroup(ctx, m, name, patch)
+		}})
+}
+
+func (s *Server) consoleDeleteUserGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	if !id.local && !id.admin {
+		s.consoleError(w, http.StatusForbidden, "Users and user groups are for admins.")
+		return
+	}
+	name := chi.URLParam(r, "name")
+	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
+	defer cancel()
+	if err := s.cmds.DeleteUserGroup(ctx, commands.Meta{Actor: id.name}, name); err != nil {
+		s.usersPage(w, r, id, se, http.StatusBadRequest, map[string]string{"Problem": err.Error()})
+		return
+	}
+	s.usersPage(w, r, id, se, http.StatusOK, map[string]string{"Group": name, "What": "deleted"})
 }
 
 // consoleEditGroup changes a device group's apps, cron jobs and rollout
@@ -1272,5 +1661,6 @@ func (s *Server) consoleCronJob(w http.ResponseWriter, r *http.Request, id *iden
 	}
 	data := s.page(r, id, se, "Cron job "+name)
 	data["Name"], data["Job"], data["Exists"], data["Events"] = name, cj, found, evs
+	data["CanWrite"] = id.can(events.KindCronJob, name, events.PermRW)
 	s.render(w, http.StatusOK, "cron.html", data)
 }

@@ -166,6 +166,17 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("what is failing now: %q", failing)
 	}
 	shoot("fleet.png")
+	// The fleet as of edge's creation: lab came after it.
+	do(chromedp.SendKeys(css("#fleet-at"), fmt.Sprint(version)), chromedp.Click(css("#fleet-view-at")))
+	testenv.WaitFor(t, "the fleet as of an earlier offset", 10*time.Second, func() bool {
+		as, err := chromedp.Run(ctx, chromedp.Text(css("#as-of")))
+		return err == nil && strings.Contains(as, fmt.Sprint(version))
+	})
+	if body := text("#groups"); !strings.Contains(body, "edge") || strings.Contains(body, "lab") {
+		t.Fatalf("the fleet as of offset %d (edge, not yet lab): %q", version, body)
+	}
+	shoot("fleet-as-of.png")
+	do(chromedp.Click(css("#fleet-now")), chromedp.WaitVisible(css("#failing")))
 	do(chromedp.Click(css(`a[href="/ui/groups/edge"]`)), chromedp.WaitVisible(css("#apps")))
 	if h, n := text("h1"), text("#n-converged"); !strings.Contains(h, "edge") || n != "0" {
 		t.Fatalf("edge's page: %q, %q converged", h, n)
@@ -183,6 +194,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded`))
 	if err != nil || marker != "yes" {
 		t.Fatalf("the page was reloaded: %q %v", marker, err)
+	}
+	// It came as Server-Sent Events, not by asking again: the page made no
+	// request to /status (the stream, still open, is not listed yet).
+	via, err := chromedp.Run(ctx, chromedp.Evaluate[string](`performance.getEntriesByType("resource").map(e => e.name).join(" ")`))
+	if err != nil || !strings.Contains(via, "console.js") || strings.Contains(via, "/status") {
+		t.Fatalf("how the page followed the group: %q %v", via, err)
 	}
 	if body := text("#slowest"); !strings.Contains(body, "device-0003") || strings.Contains(body, "device-0001") {
 		t.Fatalf("the devices not converged: %q", body)
@@ -279,6 +296,22 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the event log of web: %q", ev)
 	}
 	shoot("events.png")
+	// The page as of offset 3: the events up to it, the chain as it was
+	// then, no checkpoint yet (the one above came after).
+	do(chromedp.Navigate(m.URL+"/ui/events?at=3"), chromedp.WaitVisible(css("#events-as-of")))
+	if ev, chain := text("#events"), text("#chain"); !strings.Contains(ev, "app.created") || strings.Contains(ev, "app.patched") ||
+		!strings.Contains(chain, "after offset 3") || !strings.Contains(chain, "No checkpoint yet") {
+		t.Fatalf("the events as of offset 3: %q / %q", ev, chain)
+	}
+	// A time range: none since a moment from now.
+	do(chromedp.Navigate(m.URL+"/ui/events?since="+url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))), chromedp.WaitVisible(css("#events")))
+	if ev := text("#events"); !strings.Contains(ev, "No event matches") {
+		t.Fatalf("the events of the next hour: %q", ev)
+	}
+	do(chromedp.Navigate(m.URL+"/ui/events?since=yesterday"), chromedp.WaitVisible(css("main")))
+	if msg := text("main"); !strings.Contains(msg, "since: an RFC 3339 time") {
+		t.Fatalf("a bad since: %q", msg)
+	}
 
 	// Create an app and a group through the forms: a bad field is refused
 	// in the API's words, the preview writes nothing, Create does.
@@ -345,19 +378,109 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the group after its revert: %s", got.raw)
 	}
 
-	// A cron job's page, from its group's.
-	call(t, "POST", api+"/cron_jobs/backup", map[string]any{"schedule": "0 3 * * *", "docker_image": "backup:1"}, adm...).expect(t, http.StatusOK, nil)
+	// A cron job created through its form (a bad schedule refused in the
+	// API's words), its page from its group's, then changed by its form.
+	do(chromedp.Navigate(m.URL+"/ui/"), chromedp.Click(css("#new-cron")), chromedp.WaitVisible(css("#f-schedule")),
+		chromedp.SendKeys(css("#f-name"), "backup"), chromedp.SendKeys(css("#f-schedule"), "at three"),
+		chromedp.SendKeys(css("#f-docker_image"), "backup:1"), chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#problem")))
+	if p := text("#problem"); !strings.Contains(p, "schedule") {
+		t.Fatalf("a bad schedule: %q", p)
+	}
+	do(chromedp.Clear(css("#f-schedule")), chromedp.SendKeys(css("#f-schedule"), "0 3 * * *"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")))
+	call(t, "GET", api+"/cron_jobs/backup", nil, adm...).expect(t, http.StatusForbidden, map[string]any{"cron_job_exists": false})
+	do(chromedp.Click(css("#create")), chromedp.WaitVisible(css("#cron-spec")))
 	call(t, "PUT", api+"/device_groups/field/update", map[string]any{"cron_jobs": []any{"backup"}}, adm...).expect(t, http.StatusAccepted, nil)
 	do(chromedp.Navigate(m.URL+"/ui/groups/field"), chromedp.Click(css(`a[href="/ui/cron_jobs/backup"]`)), chromedp.WaitVisible(css("#cron-spec")))
 	if spec, evs := text("#cron-spec"), text("#cron-events"); !strings.Contains(spec, "0 3 * * *") || !strings.Contains(evs, "cron_job.created") {
 		t.Fatalf("the cron job's page: %q / %q", spec, evs)
 	}
+	do(chromedp.Click(css("#cron-edit")), chromedp.WaitVisible(css("#f-schedule")))
+	if v, err := chromedp.Run(ctx, chromedp.Value(css("#f-schedule"))); err != nil || v != "0 3 * * *" {
+		t.Fatalf("the cron job's form: schedule %q %v", v, err)
+	}
+	do(chromedp.Clear(css("#f-schedule")), chromedp.SendKeys(css("#f-schedule"), "30 4 * * *"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")), chromedp.Click(css("#create")), chromedp.WaitVisible(css("#cron-spec")))
+	if got := call(t, "GET", api+"/cron_jobs/backup", nil, adm...); !strings.Contains(string(got.raw), `"schedule":"30 4 * * *"`) || !strings.Contains(string(got.raw), "backup:1") {
+		t.Fatalf("the cron job changed from its form: %s", got.raw)
+	}
+	// Reverted from its page to its first version, after a preview.
+	do(chromedp.Navigate(m.URL+"/ui/cron_jobs/backup"), chromedp.Click(css(`#cron-events a[id^="cron-revert-"]`)), chromedp.WaitVisible(css("#confirm-revert")))
+	if p := text("main"); !strings.Contains(p, "30 4 * * *") || !strings.Contains(p, "0 3 * * *") {
+		t.Fatalf("the cron job's revert preview: %q", p)
+	}
+	do(chromedp.Click(css("#confirm-revert")))
+	testenv.WaitFor(t, "the cron job reverted", 10*time.Second, func() bool {
+		return strings.Contains(string(call(t, "GET", api+"/cron_jobs/backup", nil, adm...).raw), `"schedule":"0 3 * * *"`)
+	})
 
 	// Users and user groups, for admins.
 	do(chromedp.Navigate(m.URL+"/ui/users"), chromedp.WaitVisible(css("#user-groups")))
 	if u, g := text("#users"), text("#user-groups"); !strings.Contains(u, "ops") || !strings.Contains(g, "lab: ro") {
 		t.Fatalf("users: %q / %q", u, g)
 	}
+	// A user made from the page: its token shown once, and working.
+	do(chromedp.SendKeys(css("#u-name"), "auditor"), chromedp.SendKeys(css("#u-password"), "auditor-password-1"),
+		chromedp.Click(css("#create-user")), chromedp.WaitVisible(css("#new-token")))
+	token := text("#new-token")
+	if len(token) < 16 || !strings.Contains(text("#users"), "auditor") {
+		t.Fatalf("the new user's token: %q; users: %q", token, text("#users"))
+	}
+	call(t, "GET", api+"/device_groups/edge", nil, bearer(token)...).expect(t, http.StatusForbidden, nil) // known, not allowed yet
+	// A user group that lets it read edge, previewed then created.
+	do(chromedp.Click(css("#new-user-group")), chromedp.WaitVisible(css("#f-group_members")),
+		chromedp.SendKeys(css("#f-name"), "auditors"), chromedp.SendKeys(css("#f-group_members"), "auditor"),
+		chromedp.SendKeys(css("#f-device_groups"), "edge ro"), chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#problem")))
+	if p := text("#problem"); !strings.Contains(p, "device_groups") {
+		t.Fatalf("a bad permission line: %q", p)
+	}
+	do(chromedp.Clear(css("#f-device_groups")), chromedp.SendKeys(css("#f-device_groups"), "edge: ro"),
+		chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")))
+	call(t, "GET", api+"/device_groups/edge", nil, bearer(token)...).expect(t, http.StatusForbidden, nil) // a preview writes nothing
+	do(chromedp.Click(css("#create")), chromedp.WaitVisible(css("#ug-auditors")))
+	if g := text("#ug-auditors"); !strings.Contains(g, "edge: ro") || !strings.Contains(g, "auditor") {
+		t.Fatalf("the user group made from its form: %q", g)
+	}
+	testenv.WaitFor(t, "the auditor to read edge", 10*time.Second, func() bool {
+		return call(t, "GET", api+"/device_groups/edge", nil, bearer(token)...).status == http.StatusOK
+	})
+	// Its form shows it as it is; a change is a patch.
+	do(chromedp.Click(css("#edit-ug-auditors")), chromedp.WaitVisible(css("#f-device_groups")))
+	if v, err := chromedp.Run(ctx, chromedp.Value(css("#f-device_groups"))); err != nil || v != "edge: ro" {
+		t.Fatalf("the user group's form: %q %v", v, err)
+	}
+	do(chromedp.Clear(css("#f-device_groups")), chromedp.SendKeys(css("#f-device_groups"), "edge: ro\nlab: ro"), chromedp.Click(css("#preview")), chromedp.WaitVisible(css("#preview-result")),
+		chromedp.Click(css("#create")), chromedp.WaitVisible(css("#ug-auditors")))
+	if g := text("#ug-auditors"); !strings.Contains(g, "lab: ro") {
+		t.Fatalf("the user group changed from its form: %q", g)
+	}
+	shoot("users.png")
+	// A new token: the old one stops working. Then the group and the user
+	// go (the pages ask first; the test answers yes).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.confirm = function () { return true; }; true`)); err != nil {
+		t.Fatal(err)
+	}
+	do(chromedp.Click(css("#refresh-auditor")), chromedp.WaitVisible(css("#new-token")))
+	if fresh := text("#new-token"); fresh == token || len(fresh) < 16 {
+		t.Fatalf("a new token: %q (was %q)", fresh, token)
+	}
+	testenv.WaitFor(t, "the old token to stop working", 10*time.Second, func() bool {
+		return call(t, "GET", api+"/device_groups/edge", nil, bearer(token)...).status == http.StatusUnauthorized
+	})
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.confirm = function () { return true; }; true`)); err != nil {
+		t.Fatal(err)
+	}
+	do(chromedp.Click(css("#delete-ug-auditors")), chromedp.WaitVisible(css("#done")))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.confirm = function () { return true; }; true`)); err != nil {
+		t.Fatal(err)
+	}
+	do(chromedp.Click(css("#delete-auditor")))
+	// The page before had a #done too: wait for the one that says so.
+	testenv.WaitFor(t, "the user and the group deleted", 10*time.Second, func() bool {
+		u, err1 := chromedp.Run(ctx, chromedp.Text(css("#users")))
+		g, err2 := chromedp.Run(ctx, chromedp.Text(css("#user-groups")))
+		return err1 == nil && err2 == nil && !strings.Contains(u, "auditor") && !strings.Contains(g, "auditors")
+	})
 
 	// A rollout, decided by hand from the group's page.
 	call(t, "POST", api+"/apps/sensor", map[string]any{"docker_image": "sensor:1"}, adm...).expect(t, http.StatusOK, nil)
@@ -379,6 +502,20 @@ func TestConsoleInABrowser(t *testing.T) {
 	ro := call(t, "GET", api+"/device_groups/canary/rollout", nil, adm...)
 	if !strings.Contains(string(ro.raw), `"decision":"resume"`) || !strings.Contains(string(ro.raw), `"actor":"local-admin"`) {
 		t.Fatalf("the decisions, as the API shows them: %s", ro.raw)
+	}
+	// A decision taken elsewhere (the API) shows on the open page without
+	// a reload: the state and the decisions follow.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded = "yes"`)); err != nil {
+		t.Fatal(err)
+	}
+	call(t, "POST", api+"/device_groups/canary/rollout/pause", map[string]any{}, adm...).expect(t, http.StatusAccepted, nil)
+	testenv.WaitFor(t, "the page to show the rollout paused", 30*time.Second, func() bool {
+		state, err1 := chromedp.Run(ctx, chromedp.Text(css("#rollout")))
+		d, err2 := chromedp.Run(ctx, chromedp.Text(css("#decisions")))
+		return err1 == nil && err2 == nil && state == "paused" && strings.Count(d, "pause") >= 2
+	})
+	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded`)); err != nil || marker != "yes" {
+		t.Fatalf("the page was reloaded: %q %v", marker, err)
 	}
 }
 

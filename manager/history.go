@@ -115,14 +115,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.caughtUp(r.Context()) // every event listed has its verdict
-	if !f.since.IsZero() && from == 0 && s.past != nil {
-		// Every record before the last one at or before since-1ns is older.
-		at, err := s.past.OffsetAt(r.Context(), f.since.Add(-time.Nanosecond))
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		from = at + 1
+	from, err := s.sinceOffset(r.Context(), f, from)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	if format == "jsonl" || format == "csv" {
 		s.exportEvents(w, r, f, from, format)
@@ -138,6 +134,17 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		body["next_from"] = next
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// sinceOffset is where a read of the events f keeps starts, from offset
+// from on: past the records older than f.since, found by the time index.
+func (s *Server) sinceOffset(ctx context.Context, f eventFilter, from int64) (int64, error) {
+	if f.since.IsZero() || from != 0 || s.past == nil {
+		return from, nil
+	}
+	// Every record before the last one at or before since-1ns is older.
+	at, err := s.past.OffsetAt(ctx, f.since.Add(-time.Nanosecond))
+	return at + 1, err
 }
 
 // eventsPage is a page of the events f keeps from offset from on, with

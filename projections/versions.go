@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -194,6 +195,60 @@ type versionSource interface {
 	// versions calls fn with the versions under prefix from offset from
 	// on (or, reverse, from from back), until fn returns false.
 	versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error
+	// docsAt calls fn with the key of each document under prefix that
+	// existed at offset at, in reverse key order.
+	docsAt(prefix []byte, at int64, fn func(doc []byte) error) error
+}
+
+// docOfVersion splits a version key into its document's key and offset.
+func docOfVersion(vk []byte) ([]byte, int64, bool) {
+	if len(vk) < len(prefixVersion)+1+8 || !bytes.HasPrefix(vk, prefixVersion) {
+		return nil, 0, false
+	}
+	return vk[len(prefixVersion) : len(vk)-9], int64(binary.BigEndian.Uint64(vk[len(vk)-8:])), true
+}
+
+// docsAt walks the versions backwards: each document's last version is
+// read, and when it is after at, a seek finds its last one at or before
+// at; a seek to the document's prefix then skips its other versions. Two
+// seeks per document ever written under prefix, whatever its versions.
+func (b badgerKV) docsAt(prefix []byte, at int64, fn func(doc []byte) error) error {
+	vp := append(bytes.Clone(prefixVersion), prefix...)
+	it := b.txn.NewIterator(badger.IteratorOptions{Prefix: vp, Reverse: true, PrefetchValues: false})
+	defer it.Close()
+	it.Seek(append(bytes.Clone(vp), 0xff))
+	for it.Valid() {
+		doc, off, ok := docOfVersion(it.Item().Key())
+		if !ok {
+			return fmt.Errorf("version key %q is corrupt", it.Item().Key())
+		}
+		doc = bytes.Clone(doc)
+		if off > at {
+			it.Seek(binary.BigEndian.AppendUint64(versionPrefix(doc), uint64(at)))
+			if !it.Valid() {
+				return nil
+			}
+			d, _, _ := docOfVersion(it.Item().Key())
+			if !bytes.Equal(d, doc) {
+				continue // the document came later: the entry is another's
+			}
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		ver, err := decodeVersion(it.Item().Key(), v)
+		if err != nil {
+			return err
+		}
+		if ver.Doc != nil {
+			if err := fn(doc); err != nil {
+				return err
+			}
+		}
+		it.Seek(versionPrefix(doc)) // the document before this one
+	}
+	return nil
 }
 
 func (b badgerKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error {
@@ -256,6 +311,31 @@ func (r Reader) Reusing() (Reader, func()) {
 	}
 }
 
+func (m MemKV) docsAt(prefix []byte, at int64, fn func(doc []byte) error) error {
+	last := map[string][]byte{}
+	_ = m.Keys(append(bytes.Clone(prefixVersion), prefix...), func(k []byte) error {
+		if doc, off, ok := docOfVersion(k); ok && off <= at {
+			last[string(doc)] = k
+		}
+		return nil
+	})
+	docs := []string{}
+	for doc, k := range last {
+		if v, err := decodeVersion(k, m[string(k)]); err != nil {
+			return err
+		} else if v.Doc != nil {
+			docs = append(docs, doc)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(docs)))
+	for _, d := range docs {
+		if err := fn([]byte(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m MemKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error {
 	var keys [][]byte
 	_ = m.Keys(prefix, func(k []byte) error {
@@ -310,8 +390,27 @@ func (p pastKV) Get(k []byte) ([]byte, bool, error) {
 
 func (p pastKV) Set([]byte, []byte) error { return errors.New("a past read does not write") }
 func (p pastKV) Delete([]byte) error      { return errors.New("a past read does not write") }
-func (p pastKV) Keys(prefix []byte, _ func([]byte) error) error {
-	return fmt.Errorf("%w: listing %q", ErrNoPast, prefix)
+
+// Keys lists the documents under prefix that existed at p.at (every
+// version is kept, so a listing of documents has a past too; of other
+// state it has not).
+func (p pastKV) Keys(prefix []byte, fn func([]byte) error) error {
+	if !versioned(prefix) {
+		return fmt.Errorf("%w: listing %q", ErrNoPast, prefix)
+	}
+	var docs [][]byte
+	if err := p.src.docsAt(prefix, p.at, func(doc []byte) error {
+		docs = append(docs, doc)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i := len(docs) - 1; i >= 0; i-- {
+		if err := fn(docs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // At is the projection as it was at offset at (inclusive), as far as

@@ -156,6 +156,14 @@ func TestPastReadsEqualAFold(t *testing.T) {
 					deleted++
 				}
 			}
+			for _, kind := range []events.Kind{events.KindApp, events.KindDeviceGroup, events.KindCronJob, events.KindUser, events.KindUserGroup} {
+				a, errA := past.Names(kind)
+				b, errB := now.Names(kind)
+				same(string(kind)+" names", a, b, errA, errB)
+			}
+			ra, errA := past.Rollouts()
+			rb, errB := now.Rollouts()
+			same("rollouts", ra, rb, errA, errB)
 			va, fa, errA := past.Verdict(rec.Offset)
 			vb, fb, errB := now.Verdict(rec.Offset)
 			same("verdict", []any{va, fa}, []any{vb, fb}, errA, errB)
@@ -205,8 +213,8 @@ func TestPastReadsEqualAFold(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, err := past.Names(events.KindApp); err == nil {
-			t.Error("a past listing answered")
+		if err := past.kv.Keys([]byte("c/"), func([]byte) error { return nil }); err == nil {
+			t.Error("a past listing of what keeps no versions answered")
 		}
 		if _, _, err := past.UserByToken("ab"); err == nil {
 			t.Error("a past token lookup answered")

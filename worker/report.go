@@ -177,7 +177,7 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 	if err != nil {
 		return rep, err
 	}
-	running, exited, unhealthy := map[string]int{}, map[string]int{}, map[string]int{}
+	running, exited, unhealthy, starting := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	counter, _ := a.engine.(restartCounter)
 	a.mu.Lock()
 	wasUnhealthy := make(map[string]bool, len(a.unhealthy))
@@ -216,8 +216,11 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 		default:
 			exited[c.App]++
 		}
-		if c.Health == "unhealthy" {
+		switch c.Health {
+		case "unhealthy":
 			unhealthy[c.App]++
+		case "starting":
+			starting[c.App]++
 		}
 		rep.AppsContainers = append(rep.AppsContainers, events.ContainerStatus{ID: c.ID, Name: c.Name, Owner: c.App, State: state, Image: c.ImageID})
 	}
@@ -238,22 +241,11 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 			if app.Running {
 				st.Expected = Replicas(app.ContainersPer, a.cfg.Host)
 			}
-			switch p, bad := problems[app.Name]; {
-			case bad:
-				st.Status, st.Error = p.status, p.err
+			p, bad := problems[app.Name]
+			st.Status, st.Error = appStatusOf(appliedCopy[app.Name] < app.Version, app.Running, p, bad,
+				appCounts{running: running[app.Name], expected: st.Expected, exited: exited[app.Name], unhealthy: unhealthy[app.Name], starting: starting[app.Name]})
+			if bad {
 				rep.Errors = append(rep.Errors, app.Name+": "+truncate(p.err, 900))
-			case appliedCopy[app.Name] < app.Version:
-				st.Status = events.AppStatusPending
-			case !app.Running:
-				st.Status = events.AppStatusStopped
-			case unhealthy[app.Name] > 0:
-				st.Status, st.Error = events.AppStatusUnhealthy, fmt.Sprintf("%d container(s) failed their healthcheck", unhealthy[app.Name])
-			case exited[app.Name] > 0:
-				st.Status, st.Error = events.AppStatusExited, fmt.Sprintf("%d container(s) exited (stopped, restarting or restarted)", exited[app.Name])
-			case st.Running < st.Expected:
-				st.Status = events.AppStatusPending
-			default:
-				st.Status = events.AppStatusRunning
 			}
 			st.Error = truncate(st.Error, 1000)
 			rep.AppsStatus = append(rep.AppsStatus, st)
@@ -263,6 +255,32 @@ func (a *Agent) buildReport(ctx context.Context, changed bool) (events.Report, e
 		rep.Errors = rep.Errors[:100]
 	}
 	return rep, rep.Validate()
+}
+
+// appCounts are an app's containers by what the engine says of them.
+type appCounts struct{ running, expected, exited, unhealthy, starting int }
+
+// appStatusOf is an app's status in a report: behind (its version not
+// applied yet), wanted running or not, its last reconcile's problem (bad),
+// and its containers. A container whose healthcheck has not answered yet
+// ("starting") is not running as wanted: a rollout must not count it
+// healthy before its first check.
+func appStatusOf(behind, wantRunning bool, p appProblem, bad bool, n appCounts) (status, err string) {
+	switch {
+	case bad:
+		return p.status, p.err
+	case behind:
+		return events.AppStatusPending, ""
+	case !wantRunning:
+		return events.AppStatusStopped, ""
+	case n.unhealthy > 0:
+		return events.AppStatusUnhealthy, fmt.Sprintf("%d container(s) failed their healthcheck", n.unhealthy)
+	case n.exited > 0:
+		return events.AppStatusExited, fmt.Sprintf("%d container(s) exited (stopped, restarting or restarted)", n.exited)
+	case n.running < n.expected || n.starting > 0:
+		return events.AppStatusPending, ""
+	}
+	return events.AppStatusRunning, ""
 }
 
 // restartCounter is what an engine may tell of a container: how many

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 // TestReportQueue: reports that cannot be sent wait on disk (bounded) and
@@ -46,5 +48,35 @@ func TestReportQueue(t *testing.T) {
 	}
 	if q := readQueue(a.cfg.StateDir + "/" + queueFile); len(q) != 0 {
 		t.Fatalf("%d reports left in the queue", len(q))
+	}
+}
+
+// TestAppStatusOf: what a report says of an app, from its containers; a
+// container whose healthcheck has not answered yet is pending, not
+// running (a rollout would count it healthy before its first check).
+func TestAppStatusOf(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		behind, want  bool
+		problem       *appProblem
+		n             appCounts
+		status, error string
+	}{
+		{"running", false, true, nil, appCounts{running: 2, expected: 2}, events.AppStatusRunning, ""},
+		{"healthcheck not answered yet", false, true, nil, appCounts{running: 2, expected: 2, starting: 1}, events.AppStatusPending, ""},
+		{"one short", false, true, nil, appCounts{running: 1, expected: 2}, events.AppStatusPending, ""},
+		{"unhealthy", false, true, nil, appCounts{running: 2, expected: 2, unhealthy: 1}, events.AppStatusUnhealthy, "1 container(s) failed their healthcheck"},
+		{"exited", false, true, nil, appCounts{running: 1, expected: 2, exited: 1}, events.AppStatusExited, "1 container(s) exited (stopped, restarting or restarted)"},
+		{"stopped", false, false, nil, appCounts{}, events.AppStatusStopped, ""},
+		{"behind", true, true, nil, appCounts{running: 2, expected: 2}, events.AppStatusPending, ""},
+		{"refused", false, true, &appProblem{events.AppStatusPullFailed, "no such image"}, appCounts{}, events.AppStatusPullFailed, "no such image"},
+	} {
+		p, bad := appProblem{}, c.problem != nil
+		if bad {
+			p = *c.problem
+		}
+		if st, err := appStatusOf(c.behind, c.want, p, bad, c.n); st != c.status || err != c.error {
+			t.Errorf("%s: %s %q, want %s %q", c.name, st, err, c.status, c.error)
+		}
 	}
 }
