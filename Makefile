@@ -21,7 +21,7 @@ test: deps lint ## every test, with the race detector
 # openssl (encrypted keys and certificates of the Kafka TLS tests), nginx
 # (deploy/kafka/nginx-lb.conf in front of two managers; the baseline of the
 # /info benchmark), chromium (the web console's tests drive it headless).
-DEBS := kcat:kcat docker-registry:docker-registry docker-compose:docker-compose openssl:openssl nginx:nginx-light chromium:chromium
+DEBS := wrk:wrk kcat:kcat docker-registry:docker-registry docker-compose:docker-compose openssl:openssl nginx:nginx-light chromium:chromium
 deps:
 	@missing=""; for d in $(DEBS); do c=$${d%%:*}; p=$${d#*:}; \
 	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$p"; done; \

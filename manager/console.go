@@ -215,6 +215,7 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Post("/cron_jobs/new", s.signedIn(s.consoleNewCronJob))
 	r.Get("/cron_jobs/{name}", s.signedIn(s.consoleCronJob))
 	r.Get("/cron_jobs/{name}/edit", s.signedIn(s.consoleEditCronJob))
+	r.Get("/cron_jobs/{name}/diff", s.signedIn(s.consoleDiff))
 	cron := func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
 		s.revertFlow(w, r, id, se, s.consoleKind(events.KindCronJob))
 	}
@@ -528,11 +529,32 @@ func (s *Server) consoleGroup(w http.ResponseWriter, r *http.Request, id *identi
 	data["Group"], data["Info"], data["Standing"] = name, info, st
 	data["CanWrite"] = id.can(events.KindDeviceGroup, name, events.PermRW)
 	data["Refresh"] = max(consoleRefresh.Milliseconds(), st.NextMs)
+	if s.reports != nil {
+		// Its devices, a page at a time (in ID order, from the group index).
+		after := r.URL.Query().Get("after")
+		devs, full, err := s.reports.Devices(reports.DeviceQuery{Group: name, After: after, Limit: devicesPage})
+		if err != nil {
+			s.consoleError(w, http.StatusServiceUnavailable, "The reports cannot be read now: "+err.Error())
+			return
+		}
+		rows := make([]deviceBehind, 0, len(devs))
+		now := time.Now()
+		for _, d := range devs {
+			rows = append(rows, deviceBehind{d.DeviceID, d.Hostname, reports.StatusOf(d, info.DeviceGroupID, now, DefaultSilentAfter), d.AppliedVersion, d.LastSeen, d.Errors})
+		}
+		data["Devices"], data["DevicesAfter"] = rows, after
+		if full {
+			data["DevicesNext"] = devs[len(devs)-1].DeviceID
+		}
+	}
 	s.render(w, http.StatusOK, "group.html", data)
 }
 
 // consoleGroupStatus is the live part of a group's page (console.js asks
 // for it every consoleRefresh).
+// devicesPage is how many devices a group's page lists at a time.
+const devicesPage = 50
+
 // streamFor is how long one stream of a group's standing lasts: under
 // the listener's write timeout, as a long-poll; the browser's EventSource
 // then opens the next one.
@@ -650,8 +672,13 @@ func (s *Server) consoleDevice(w http.ResponseWriter, r *http.Request, id *ident
 		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
 		return
 	}
+	recent, err := s.reports.RecentReports(dev.Hostname, 10)
+	if err != nil {
+		s.consoleError(w, http.StatusServiceUnavailable, "The reports cannot be read now: "+err.Error())
+		return
+	}
 	data := s.page(r, id, se, "Device "+devID)
-	data["Device"], data["GroupVersion"], data["Story"] = dev, groupVersion, steps
+	data["Device"], data["GroupVersion"], data["Story"], data["Reports"] = dev, groupVersion, steps, recent
 	data["Status"] = reports.StatusOf(dev, groupVersion, time.Now(), DefaultSilentAfter)
 	s.render(w, http.StatusOK, "device.html", data)
 }
@@ -690,7 +717,7 @@ func (s *Server) consoleApp(w http.ResponseWriter, r *http.Request, id *identity
 	}
 	data := s.page(r, id, se, "App "+name)
 	data["Name"], data["App"], data["Exists"], data["Versions"], data["Next"] = name, app, found, versions, next
-	data["CanWrite"] = id.can(events.KindApp, name, events.PermRW)
+	data["CanWrite"], data["Path"] = id.can(events.KindApp, name, events.PermRW), "/ui/apps/"
 	s.render(w, http.StatusOK, "app.html", data)
 }
 
@@ -1032,9 +1059,13 @@ func (s *Server) consoleGroupVersions(w http.ResponseWriter, r *http.Request, id
 // consoleDiff compares two versions of an app (?a= and ?b=, offsets),
 // each read as of its offset.
 func (s *Server) consoleDiff(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+	k := s.consoleKind(events.KindApp)
+	if strings.HasPrefix(r.URL.Path, "/ui/cron_jobs/") {
+		k = s.consoleKind(events.KindCronJob)
+	}
 	name := chi.URLParam(r, "name")
-	if !id.can(events.KindApp, name, events.PermRO) {
-		s.consoleError(w, http.StatusForbidden, "You may not read app "+name+".")
+	if !id.can(k.kind, name, events.PermRO) {
+		s.consoleError(w, http.StatusForbidden, "You may not read "+k.what+" "+name+".")
 		return
 	}
 	if s.past == nil {
@@ -1042,18 +1073,18 @@ func (s *Server) consoleDiff(w http.ResponseWriter, r *http.Request, id *identit
 		return
 	}
 	var at [2]int64
-	var docs [2]projections.App
+	var docs [2]any
 	var found [2]bool
 	for i, p := range []string{"a", "b"} {
 		v, err := strconv.ParseInt(r.URL.Query().Get(p), 10, 64)
 		if err != nil || v < 0 || v > s.proj.Applied() {
-			s.consoleError(w, http.StatusBadRequest, fmt.Sprintf("%s: a version of the app (an offset from 0 to %d).", p, s.proj.Applied()))
+			s.consoleError(w, http.StatusBadRequest, fmt.Sprintf("%s: a version of the %s (an offset from 0 to %d).", p, k.what, s.proj.Applied()))
 			return
 		}
 		at[i] = v
 		err = s.past.ViewAt(r.Context(), v, func(pr projections.Reader) error {
 			var err error
-			docs[i], found[i], err = pr.App(name)
+			docs[i], found[i], err = k.read(pr, name)
 			return err
 		})
 		if err != nil {
@@ -1065,8 +1096,9 @@ func (s *Server) consoleDiff(w http.ResponseWriter, r *http.Request, id *identit
 	if found[0] && found[1] {
 		changes = fieldChanges(docs[0], docs[1])
 	}
-	data := s.page(r, id, se, "App "+name+": two versions")
+	data := s.page(r, id, se, strings.ToUpper(k.what[:1])+k.what[1:]+" "+name+": two versions")
 	data["Name"], data["A"], data["B"], data["Found"], data["Changes"] = name, at[0], at[1], found, changes
+	data["Kind"], data["What"], data["Path"] = strings.ToUpper(k.what[:1])+k.what[1:], k.what, k.path
 	s.render(w, http.StatusOK, "diff.html", data)
 }
 
@@ -1651,6 +1683,15 @@ func (s *Server) consoleCronJob(w http.ResponseWriter, r *http.Request, id *iden
 	if err == nil && s.events != nil {
 		evs, _, err = s.eventsPage(r.Context(), eventFilter{kind: string(events.KindCronJob), name: name, to: -1}, 0, 100)
 	}
+	var versions []past.AppVersion
+	next := int64(-1)
+	if err == nil && s.past != nil {
+		from := int64(0)
+		if v, perr := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64); perr == nil && v >= 0 {
+			from = v
+		}
+		versions, next, err = s.past.Versions(r.Context(), events.KindCronJob, name, from, 100)
+	}
 	if err != nil {
 		s.consoleError(w, http.StatusServiceUnavailable, "The projection cannot be read now: "+err.Error())
 		return
@@ -1661,6 +1702,7 @@ func (s *Server) consoleCronJob(w http.ResponseWriter, r *http.Request, id *iden
 	}
 	data := s.page(r, id, se, "Cron job "+name)
 	data["Name"], data["Job"], data["Exists"], data["Events"] = name, cj, found, evs
+	data["Versions"], data["Next"], data["Path"] = versions, next, "/ui/cron_jobs/"
 	data["CanWrite"] = id.can(events.KindCronJob, name, events.PermRW)
 	s.render(w, http.StatusOK, "cron.html", data)
 }

@@ -206,6 +206,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	do(chromedp.Sleep(600 * time.Millisecond)) // the bar's transition
 	shoot("group.png")
+	if all := text("#all-devices"); !strings.Contains(all, "device-0001") || !strings.Contains(all, "device-0003") {
+		t.Fatalf("the group's devices: %q", all)
+	}
 
 	// A device's story: the versions it applied and what made them.
 	do(chromedp.Click(css(`#slowest a[href="/ui/devices/device-0003"]`)), chromedp.WaitVisible(css("#story")))
@@ -213,6 +216,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	if story := text("#story"); !strings.Contains(story, fmt.Sprintf("version %d", version)) || !strings.Contains(story, "device_group.created") ||
 		!strings.Contains(story, "local-admin") {
 		t.Fatalf("device-0001's story: %q", story)
+	}
+	if reps := text("#reports"); !strings.Contains(reps, "web: running") || strings.Count(reps, "\n") < 2 {
+		t.Fatalf("device-0001's recent reports: %q", reps)
 	}
 	shoot("device.png")
 	// An app's versions, and the event log filtered by name.
@@ -405,7 +411,17 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the cron job changed from its form: %s", got.raw)
 	}
 	// Reverted from its page to its first version, after a preview.
-	do(chromedp.Navigate(m.URL+"/ui/cron_jobs/backup"), chromedp.Click(css(`#cron-events a[id^="cron-revert-"]`)), chromedp.WaitVisible(css("#confirm-revert")))
+	// Its versions: the two compared, then a revert to the first.
+	do(chromedp.Navigate(m.URL+"/ui/cron_jobs/backup"), chromedp.WaitVisible(css("#versions")))
+	vs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#versions tbody tr td:first-child")].map(e => e.textContent)`))
+	if err != nil || len(vs) != 2 {
+		t.Fatalf("the cron job's versions: %v %v (%q)", vs, err, text("#versions"))
+	}
+	do(chromedp.SendKeys(css("#diff-a"), vs[0]), chromedp.SendKeys(css("#diff-b"), vs[1]), chromedp.Click(css("#compare")), chromedp.WaitVisible(css("#diff")))
+	if d := text("#diff"); !strings.Contains(d, "schedule") || !strings.Contains(d, "30 4 * * *") || strings.Contains(d, "docker_image") {
+		t.Fatalf("the cron job's two versions compared: %q", d)
+	}
+	do(chromedp.Navigate(m.URL+"/ui/cron_jobs/backup"), chromedp.Click(css(`#versions a[id^="revert-"]`)), chromedp.WaitVisible(css("#confirm-revert")))
 	if p := text("main"); !strings.Contains(p, "30 4 * * *") || !strings.Contains(p, "0 3 * * *") {
 		t.Fatalf("the cron job's revert preview: %q", p)
 	}
@@ -503,6 +519,24 @@ func TestConsoleInABrowser(t *testing.T) {
 	if !strings.Contains(string(ro.raw), `"decision":"resume"`) || !strings.Contains(string(ro.raw), `"actor":"local-admin"`) {
 		t.Fatalf("the decisions, as the API shows them: %s", ro.raw)
 	}
+	// A group of 51 devices lists them 50 at a time.
+	call(t, "POST", api+"/device_groups/bulk", map[string]any{"apps": []any{"web"}}, adm...).expect(t, http.StatusOK, nil)
+	for i := range 51 {
+		r := deviceReport(fmt.Sprintf("bulk-%03d", i), "bulk", fmt.Sprintf("bulk-host-%03d", i), time.Now().Unix(), true)
+		call(t, "POST", api+"/reports", r, adm...).expect(t, http.StatusAccepted, nil)
+	}
+	testenv.WaitFor(t, "the bulk group's reports folded", 30*time.Second, func() bool {
+		return strings.Contains(string(call(t, "GET", api+"/devices?device_group=bulk", nil, adm...).raw), "bulk-050")
+	})
+	do(chromedp.Navigate(m.URL+"/ui/groups/bulk"), chromedp.WaitVisible(css("#devices-next")))
+	if all := text("#all-devices"); !strings.Contains(all, "bulk-049") || strings.Contains(all, "bulk-050") {
+		t.Fatalf("bulk's first page of devices: %q", all)
+	}
+	do(chromedp.Click(css("#devices-next")), chromedp.WaitVisible(css("#devices-first")))
+	if all := text("#all-devices"); !strings.Contains(all, "bulk-050") || strings.Contains(all, "bulk-049") {
+		t.Fatalf("bulk's second page of devices: %q", all)
+	}
+	do(chromedp.Navigate(m.URL+"/ui/groups/canary"), chromedp.WaitVisible(css("#decisions")))
 	// A decision taken elsewhere (the API) shows on the open page without
 	// a reload: the state and the decisions follow.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded = "yes"`)); err != nil {

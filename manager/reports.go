@@ -24,6 +24,8 @@ type Reports interface {
 	Reports(q reports.Query, allowed func(group string) bool) ([]reports.StoredReport, error)
 	// Devices returns the devices q selects, and whether the page is full.
 	Devices(q reports.DeviceQuery) ([]reports.Device, bool, error)
+	// RecentReports is up to n of a hostname's reports, the newest first.
+	RecentReports(hostname string, n int) ([]reports.StoredReport, error)
 	// DeviceCount is how many devices a group has.
 	DeviceCount(group string) (int, error)
 	// Standing is where a group's devices stand against a version, with

@@ -35,12 +35,20 @@ type section struct {
 }
 
 var sections = []section{
-	{id: "info", title: "1. `/info`: the manager vs nginx vs a bare Go handler",
-		text: "`BenchmarkInfoVsNginx` (`internal/bench/fleetbench`): GET of a device group's config (3 apps, 1.1 KB) over N keep-alive " +
-			"connections for 3 s each, 200 and 304 (If-None-Match). The manager is `nebula manager` (a device's Bearer token is " +
-			"checked on every request); nginx (Debian's nginx-light, 2 workers) serves the same bytes as a static file; the bare " +
-			"Go handler writes the bytes from memory. Each is its own process; the load generator (Go, same machine) takes a " +
-			"large share of the 2 cores, which compresses the differences. Target: >= 0.8x nginx.",
+	{id: "info_wrk", title: "1. `/info` under wrk: the manager vs nginx vs a bare Go handler",
+		text: "`BenchmarkInfoWrk` (`internal/bench/fleetbench`): GET of a device group's config (3 apps) measured by Debian's `wrk` " +
+			"(C, one thread: a load generator nobody here wrote), 5 s per row, 200 and 304 (If-None-Match), 100 and 1,000 keep-alive " +
+			"connections, a device's credentials as Bearer (its token) and Basic (its user's password), checked on every request by " +
+			"the manager (`nebula manager`). nginx (Debian's nginx-light, one worker: wrk takes the other core) serves the same " +
+			"bytes as a static file; the bare Go handler (net/http, nothing else) writes them from memory: it is how far Go's " +
+			"net/http itself goes on this machine. Each server is its own process. Target (issue 21): >= 0.8x nginx.",
+		cols:  []string{"nebula_rps", "nginx_rps", "bare_Go_rps", "vs_nginx", "vs_bare_go", "nebula_p99_ms", "nginx_p99_ms", "bare_Go_p99_ms"},
+		chart: []string{"nebula_rps", "nginx_rps", "bare_Go_rps"}, chartTitle: "requests/s (wrk)"},
+	{id: "info", title: "1b. `/info` at 10,000 connections (our Go load generator)",
+		text: "`BenchmarkInfoVsNginx` (`internal/bench/fleetbench`): the same GET over 10,000 keep-alive " +
+			"connections for 3 s, 200 and 304 (If-None-Match), against the same three servers (nginx with 2 workers here). The load " +
+			"generator is the project's own (Go, same machine, `internal/bench/loadgen`): it takes a large share of the 2 cores, which " +
+			"compresses the differences, so section 1 is the headline; this one shows 10,000 connections held.",
 		cols:  []string{"nebula_rps", "nginx_rps", "bare_Go_rps", "vs_nginx", "vs_bare_go", "nebula_p99_ms", "nginx_p99_ms", "bare_Go_p99_ms"},
 		chart: []string{"nebula_rps", "nginx_rps", "bare_Go_rps"}, chartTitle: "requests/s"},
 	{id: "polls", title: "2. Fleet poll load and plain-polling fan-out",

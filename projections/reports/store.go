@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -519,6 +520,33 @@ func (s *Store) Reports(q Query, allowed func(group string) bool) ([]StoredRepor
 			if q.matches(r.Report) && allowed(r.Report.DeviceGroup) {
 				out = append(out, r)
 			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RecentReports returns up to n of hostname's reports, the newest first
+// (read backwards through the hostname index).
+func (s *Store) RecentReports(hostname string, n int) ([]StoredReport, error) {
+	out := []StoredReport{}
+	err := s.view(func(txn *badger.Txn) error {
+		prefix := hostReportKey(hostname, "")
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer it.Close()
+		for it.Seek(append(bytes.Clone(prefix), 0xff)); it.Valid() && len(out) < n; it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			item, err := txn.Get(append(append([]byte(nil), prefixReport...), id...))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // expired a moment before its index entry
+			} else if err != nil {
+				return err
+			}
+			var r StoredReport
+			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &r) }); err != nil {
+				return fmt.Errorf("stored report %s is corrupt: %w", id, err)
+			}
+			out = append(out, r)
 		}
 		return nil
 	})
