@@ -143,6 +143,14 @@ func readReport(l *jsonlex.Lexer, r *Report) {
 			r.AppsStatus = ReadAppStatuses(l)
 		case "errors":
 			r.Errors = l.StringsOrNull()
+		case "labels":
+			if l.Null() {
+				r.Labels = nil
+				return
+			}
+			m := map[string]string{}
+			l.ObjectAnyKey(func(k string) { m[k] = l.Str() })
+			r.Labels = m
 		default:
 			l.Fail(true) // extra (rare), or a key encoding/json would treat its own way
 		}

@@ -14,7 +14,7 @@ func addDeviceEventSeeds(f *testing.F) {
 		CurrentConfig:  CurrentConfig{StatusCode: 200, Reply: json.RawMessage(`{"apps": [ {"app_name": "web"} ], "x": null}`)},
 		AppsStatus:     []AppStatus{{Name: "web", Version: 7, Status: AppStatusPullFailed, Running: 1, Expected: 2, Error: "registry down"}},
 		AppsContainers: []ContainerStatus{{ID: "abc", Name: "web-1", Owner: "web", State: "running", Health: "healthy", Image: "sha256:1"}},
-		Errors:         []string{"x"}}
+		Errors:         []string{"x"}, Labels: map[string]string{"ring": "canary", "s\u00e9te": "a\"b"}}
 	full, _ := json.Marshal(DeviceEvent{Type: DeviceReported, ID: "e1", DeviceID: "d-1", DeviceGroup: "edge", Time: time.Unix(1764000000, 5).UTC(), Report: &rep})
 	f.Add(full)
 	empty, _ := json.Marshal(DeviceEvent{Type: DeviceReported, ID: "e2", DeviceID: "d-1", Report: &Report{AppliedVersion: -1}})
@@ -25,6 +25,9 @@ func addDeviceEventSeeds(f *testing.F) {
 	f.Add([]byte(`{"type":"device.failed","id":"e6","device_id":"d","device_group":"g","time":"2026-01-01T00:00:00Z","detail":"web: x","version":4}`))
 	f.Add([]byte(`{"type":"device.reported","id":"e7","device_id":"d","report":{"cpu_usage":{"cores":1,"used_percent":1e-5}}}`))
 	f.Add([]byte(`{"type":"device.reported","id":"e8","device_id":"d","report":null}`))
+	f.Add([]byte(`{"type":"device.reported","id":"e9","device_id":"d","report":{"labels":null}}`))
+	f.Add([]byte(`{"type":"device.reported","id":"e10","device_id":"d","report":{"labels":{}}}`))
+	f.Add([]byte(`{"type":"device.reported","id":"e11","device_id":"d","report":{"labels":{"a":"1","a":"2","\u0062":"3"}}}`))
 }
 
 // FuzzReadDeviceEvent: whenever ReadDeviceEvent reads a record, it reads
@@ -59,7 +62,8 @@ func FuzzReadDeviceEvent(f *testing.F) {
 // TestReadDeviceEvent: the events reporters write take the fast path;
 // what it leaves to encoding/json does not.
 func TestReadDeviceEvent(t *testing.T) {
-	rep := Report{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "h", AppliedVersion: 3, CurrentConfig: CurrentConfig{StatusCode: 200, Reply: json.RawMessage(`{"apps":[]}`)}}
+	rep := Report{DeviceID: "d-1", DeviceGroup: "edge", Hostname: "h", AppliedVersion: 3, CurrentConfig: CurrentConfig{StatusCode: 200, Reply: json.RawMessage(`{"apps":[]}`)},
+		Labels: map[string]string{"ring": "canary"}, AppsContainers: []ContainerStatus{{ID: "c", Name: "web-1", Owner: "web", State: "running"}}}
 	b, _ := json.Marshal(DeviceEvent{Type: DeviceReported, ID: "e1", DeviceID: "d-1", DeviceGroup: "edge", Time: time.Now(), Report: &rep})
 	if _, report, ok := ReadDeviceEvent(b); !ok || report == nil {
 		t.Fatalf("a reporter's event left to encoding/json: %s", b)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/events/signing"
@@ -87,11 +88,21 @@ func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.
 		WithNumVersionsToKeep(1).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
-		// 64 MiB memtables keep a fetch's batch in one transaction
-		// (Badger's limit is a share of the memtable); three of them and
-		// a 64 MiB block cache bound the memory (defaults: 5 and 256 MiB).
-		WithNumMemtables(3).
-		WithBlockCacheSize(64 << 20)
+		// Sized for a manager's peak memory under a burst of writes
+		// (issue 21; docs/projections.md, "Memory"): a memtable flush
+		// builds its table in a buffer twice the memtable's size, so
+		// 16 MiB memtables, two of them (one filling, one flushing). No
+		// compression: its block buffers were the largest share of the
+		// peak, and without it Badger reads tables through their mapping,
+		// so no block cache. A transaction's share of a memtable bounds a
+		// fold batch: ApplyBatch splits a fetch to fit.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithCompression(options.None).
+		WithBlockCacheSize(0)
+	// Tables of 2 MiB at every level: a compaction builds several at once,
+	// each in a buffer twice its size (no setter for it).
+	opts.TableSizeMultiplier = 1
 	if dir == "" {
 		opts = opts.WithInMemory(true)
 	}

@@ -37,7 +37,7 @@ type section struct {
 var sections = []section{
 	{id: "info_wrk", title: "1. `/info` under wrk: the manager vs nginx vs a bare Go handler",
 		text: "`BenchmarkInfoWrk` (`internal/bench/fleetbench`): GET of a device group's config (3 apps) measured by Debian's `wrk` " +
-			"(C, one thread: a load generator nobody here wrote), 5 s per row, 200 and 304 (If-None-Match), 100 and 1,000 keep-alive " +
+			"(C, one thread: a load generator nobody here wrote), the median of three rounds of 3 s per server and row (this machine drifts), 200 and 304 (If-None-Match), 100 and 1,000 keep-alive " +
 			"connections, a device's credentials as Bearer (its token) and Basic (its user's password), checked on every request by " +
 			"the manager (`nebula manager`). nginx (Debian's nginx-light, one worker: wrk takes the other core) serves the same " +
 			"bytes as a static file; the bare Go handler (net/http, nothing else) writes them from memory: it is how far Go's " +
@@ -72,10 +72,11 @@ var sections = []section{
 			"numbers are those of the machine, not of the managers (one manager serves 10,000 in about a second). Plain polling: section 2.",
 		cols: []string{"devices", "managers", "p50_s", "p99_s", "all_s"}, chart: []string{"p50_s", "p99_s", "all_s"}, chartTitle: "seconds after the API call"},
 	{id: "commands", title: "4. Commands through the HTTP API",
-		text: "`BenchmarkCommands` (`internal/bench/fleetbench`): concurrent clients updating apps through the API; each answer " +
-			"comes after the event is appended and folded (read-your-writes). Baseline: appends of the same events straight " +
-			"to the log with the same concurrency, in the same run.",
-		cols:  []string{"clients", "commands_per_s", "p50_ms", "p99_ms", "raw_appends_per_s", "vs_raw"},
+		text: "`BenchmarkCommands` (`internal/bench/fleetbench`): a burst of 100,000 commands from 16 clients updating apps through " +
+			"the API; each answer comes after the event is appended and folded (read-your-writes). Baseline: appends of the same events " +
+			"straight to the log with the same concurrency, in the same run. `peak_rss_mb` is the manager's highest resident memory " +
+			"(VmHWM) by the burst's end (target, issue 21: under 256 MB); `idle_rss_mb` is its peak before the burst.",
+		cols:  []string{"clients", "commands", "commands_per_s", "p50_ms", "p99_ms", "raw_appends_per_s", "vs_raw", "peak_rss_mb", "idle_rss_mb"},
 		chart: []string{"commands_per_s", "raw_appends_per_s"}, chartTitle: "per second"},
 	{id: "replay", title: "5. Replay: rebuilding the projection from the log",
 		text: "`BenchmarkReplay` (`projections`): a full rebuild of the projection (decode, fold, Badger) from the event log, " +
@@ -90,8 +91,12 @@ var sections = []section{
 			"in another process) with 0, 100,000 and 200,000 devices known to the reports projection (one report each), split " +
 			"into anonymous memory (Go heap: mostly Badger's memtables and block cache, bounded by configuration) and file-backed " +
 			"pages (Badger's tables, mapped: page cache the kernel reclaims under pressure). What a device costs is the growth over " +
-			"the second 100,000. Worker RSS from `BenchmarkWorker` (section 9).",
-		cols: []string{"anon_0_mb", "anon_100k_mb", "anon_200k_mb", "anon_mb_per_100k_devices", "file_0_mb", "file_200k_mb", "file_mb_per_100k_devices"}},
+			"the second 100,000. The reports (about 2.5 KB: five apps and their containers) are produced to the device events " +
+			"topic as fast as the broker takes them: `folded_per_s_*` is each 100,000 over the time from the first produced to the " +
+			"last stored, and `peak_rss_mb` the manager's highest resident memory (VmHWM) through the flood (target, issue 21: under " +
+			"256 MB). Worker RSS from `BenchmarkWorker` (section 9).",
+		cols: []string{"anon_0_mb", "anon_100k_mb", "anon_200k_mb", "anon_mb_per_100k_devices", "file_0_mb", "file_200k_mb", "file_mb_per_100k_devices",
+			"folded_per_s_first_100k", "folded_per_s_second_100k", "peak_rss_mb"}},
 	{id: "append", title: "7. Appends", text: "`BenchmarkAppend` (`events/kafkalog`): events appended to the embedded broker.",
 		cols: []string{"one_at_a_time_per_s", "batched_per_s", "batched_vs_one"}},
 	{id: "applied", title: "8. Append to applied", text: "`BenchmarkAppendToApplied` (`projections`): from an append to the fold having applied it. Target: p99 < 5 ms.",

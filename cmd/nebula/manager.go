@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/nebula-orchestrator/nebula-go/commands"
@@ -46,6 +48,7 @@ type managerSettings struct {
 	reports         reportsFlags
 	limits          manager.Limits
 	minFreeDisk     string
+	memoryLimit     string
 	trustedProxies  string
 	// ready, when set, is called once the API serves (with its base URL).
 	ready func(url string)
@@ -58,6 +61,8 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.limits.FailedAuthEvery, "failed-login-every", manager.DefaultFailedAuthEvery, "one more failed login allowed per address this often", "NEBULA_FAILED_LOGIN_EVERY")
 	f.Float(&m.limits.RequestsPerSecond, "rate-limit", 0, "requests per second per credential (burst: twice that; 0: no limit; devices sharing a token share it)", "NEBULA_RATE_LIMIT")
 	f.String(&m.minFreeDisk, "min-free-disk", "512MiB", "refuse writes (507) and pause folding while the data directory has less free (0: never)", "NEBULA_MIN_FREE_DISK")
+	f.String(&m.memoryLimit, "memory-limit", "192MiB", "the Go runtime's soft memory limit: the garbage collector works harder as the manager's heap nears it, "+
+		"so that a burst of writes does not double it (0: none; GOMEMLIMIT, when set, wins)", "NEBULA_MEMORY_LIMIT")
 	f.Int(&m.maxConnections, "max-connections", manager.DefaultMaxConnections(), "API connections open at once; past it a new one is answered 503 (default: the file descriptor limit less 2048)", "NEBULA_MAX_CONNECTIONS")
 	f.String(&m.trustedProxies, "trusted-proxies", "", "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)", "NEBULA_TRUSTED_PROXIES")
 	addReportsTopicFlag(f, &m.reports)
@@ -124,6 +129,9 @@ func (m *managerSettings) validate() error {
 	}
 	if _, err := diskspace.ParseBytes(m.minFreeDisk); err != nil {
 		return fmt.Errorf("min free disk: %w", err)
+	}
+	if _, err := diskspace.ParseBytes(m.memoryLimit); err != nil {
+		return fmt.Errorf("memory limit: %w", err)
 	}
 	m.limits.TrustedProxies = nil
 	for _, c := range splitList(m.trustedProxies) {
@@ -202,6 +210,9 @@ func (m *managerSettings) signingKey() (ed25519.PrivateKey, error) {
 // serveManager opens the event log and the projection, keeps the
 // projection folded, and serves the API until ctx ends.
 func serveManager(ctx context.Context, m managerSettings, stdout io.Writer, logger *slog.Logger) error {
+	if limit, _ := diskspace.ParseBytes(m.memoryLimit); limit > 0 && os.Getenv("GOMEMLIMIT") == "" { // validated
+		debug.SetMemoryLimit(int64(limit))
+	}
 	plain, err := net.Listen("tcp", m.listen)
 	if err != nil {
 		return fmt.Errorf("manager listen: %w", err)

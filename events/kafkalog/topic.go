@@ -61,6 +61,9 @@ type TopicReader struct {
 	topic string
 }
 
+// topicFetchBytes bounds a TopicReader's fetch (compressed bytes).
+const topicFetchBytes = 4 << 20
+
 // NewTopicReader reads topic; from holds the next offset per partition
 // (partitions missing from it are read from their start).
 func NewTopicReader(ctx context.Context, cfg Config, topic string, from map[int32]int64) (*TopicReader, error) {
@@ -92,7 +95,11 @@ func NewTopicReader(ctx context.Context, cfg Config, topic string, from map[int3
 	}
 	cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
 		// Retention deletes old device records: start from what is left.
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(time.Second))...)
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(time.Second),
+		// A fetch is decompressed and decoded whole before it is folded:
+		// its size bounds the reader's memory (the default, 50 MiB of
+		// compressed reports, took hundreds of MiB; issue 21).
+		kgo.FetchMaxBytes(topicFetchBytes), kgo.FetchMaxPartitionBytes(topicFetchBytes/4))...)
 	if err != nil {
 		return nil, err
 	}

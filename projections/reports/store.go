@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
 	"github.com/nebula-orchestrator/nebula-go/internal/badgerdir"
@@ -106,13 +107,24 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// Memory is bounded by the memtables and the block cache (Badger's
-	// defaults take up to 5x64 MiB + 256 MiB), not by the devices.
+	// Memory is bounded by the memtables (Badger's defaults take up to
+	// 5x64 MiB, and twice a memtable's size to flush one), not by the
+	// devices; sized as the projection store is (projections.openAt, and
+	// docs/projections.md, "Memory"): two 16 MiB memtables, no compression,
+	// no block cache.
 	opts := badger.DefaultOptions(dir).WithLogger(badgerdir.Logger(logger)).WithNumVersionsToKeep(1).
 		WithValueLogFileSize(64 << 20).WithNumCompactors(2).
-		WithMemTableSize(16 << 20).WithNumMemtables(3).WithBlockCacheSize(32 << 20)
+		WithMemTableSize(16 << 20).WithNumMemtables(2).WithCompression(options.None).WithBlockCacheSize(0)
+	opts.TableSizeMultiplier = 1 // as the projection store's
 	if dir == "" {
-		opts = opts.WithInMemory(true)
+		opts = opts.WithInMemory(true) // which refuses values over the threshold: no value log
+	} else {
+		// A report (kilobytes) goes to the value log, its keys stay in
+		// the tree: compactions then move keys, not reports, and what they
+		// cost in memory and time no longer grows with the reports kept.
+		// Expired reports leave garbage in the value log, reclaimed by
+		// Follow.
+		opts = opts.WithValueThreshold(valueThreshold)
 	}
 	db, err := badgerdir.Open(opts, "the report store", logger)
 	if err != nil {
@@ -131,6 +143,9 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 	}
 	return s, nil
 }
+
+// valueThreshold: values this long and longer go to the value log.
+const valueThreshold = 256
 
 // Close closes the store.
 func (s *Store) Close() error {
@@ -243,13 +258,14 @@ const reportsPerTxn = 500
 // record is logged and skipped: this topic is a feed, not the source of
 // truth.
 func (s *Store) Apply(recs []events.Record) error {
-	decoded := decodeDeviceEvents(recs)
+	// Decoded a transaction's worth at a time: a fetch decoded whole
+	// held every report of it in memory at once.
 	for len(recs) > 0 {
 		n := min(len(recs), reportsPerTxn)
-		if err := s.applyChunk(recs[:n], decoded[:n]); err != nil {
+		if err := s.applyChunk(recs[:n], decodeDeviceEvents(recs[:n])); err != nil {
 			return err
 		}
-		recs, decoded = recs[n:], decoded[n:]
+		recs = recs[n:]
 	}
 	return nil
 }
@@ -608,7 +624,10 @@ func Follow[R Reader](ctx context.Context, s *Store, open func(from map[int32]in
 				return err
 			}
 			lctx, stopLag := context.WithCancel(ctx)
-			defer stopLag()
+			var gc sync.WaitGroup
+			gc.Go(func() { s.collectGarbage(lctx) })
+			// A rebuild (DropAll) must not meet a value log GC.
+			defer func() { stopLag(); gc.Wait() }()
 			go s.watchLag(lctx, r)
 			go s.cancelOnDamage(lctx, stopLag)
 			for {
@@ -640,6 +659,26 @@ func Follow[R Reader](ctx context.Context, s *Store, open func(from map[int32]in
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// GCEvery is how often the value log's garbage (expired reports) is
+// reclaimed.
+const GCEvery = 5 * time.Minute
+
+// collectGarbage rewrites the value log files mostly garbage (expired or
+// replaced reports), every GCEvery until ctx ends.
+func (s *Store) collectGarbage(ctx context.Context) {
+	t := time.NewTicker(GCEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for ctx.Err() == nil && s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
 	}
 }
 

@@ -29,6 +29,8 @@ func FreeAddr(tb testing.TB) string {
 type Usage struct {
 	CPU                 time.Duration
 	RSS, Anon, FileBack float64
+	// Peak is the highest RSS the process has had (VmHWM), MiB.
+	Peak float64
 }
 
 // ProcessUsage reads /proc for pid.
@@ -56,5 +58,41 @@ func ProcessUsage(tb testing.TB, pid int) Usage {
 		return kb / 1024
 	}
 	return Usage{CPU: time.Duration(utime+stime) * time.Second / ticks, RSS: mib("VmRSS"), Anon: mib("RssAnon"),
-		FileBack: mib("RssFile") + mib("RssShmem")}
+		FileBack: mib("RssFile") + mib("RssShmem"), Peak: mib("VmHWM")}
+}
+
+// SamplePeak reads pid's resident memory every 100 ms until the returned
+// function is called, which returns the highest anonymous memory seen
+// (RssAnon: the heap, what the process needs) and the highest RSS of the
+// process's life (VmHWM: with file-backed pages, the mapped files the
+// kernel reclaims under pressure), MiB.
+func SamplePeak(tb testing.TB, pid int) (stop func() (peakAnon, peakRSS float64)) {
+	tb.Helper()
+	done := make(chan struct{})
+	result := make(chan float64, 1)
+	go func() {
+		peak := 0.0
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+				if m := regexp.MustCompile(`RssAnon:\s+(\d+) kB`).FindSubmatch(b); m != nil {
+					var kb float64
+					fmt.Sscan(string(m[1]), &kb)
+					peak = max(peak, kb/1024)
+				}
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (float64, float64) {
+		close(done)
+		anon := <-result
+		return anon, ProcessUsage(tb, pid).Peak
+	}
 }
