@@ -354,4 +354,8 @@ const (
 	DeviceSilent    = "device.silent"    // no report for longer than the silence threshold
 	DeviceConverged = "device.converged" // applied a new group version, every app as wanted
 	DeviceFailed    = "device.failed"    // an app failed (engine refused, image not pullable)
+	// DeviceHeartbeat: a device reported that nothing changed since its
+	// last full report: it is alive, at the applied version in Version.
+	// The fold moves its last seen only (no report is kept for it).
+	DeviceHeartbeat = "device.heartbeat"
 )

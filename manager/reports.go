@@ -76,6 +76,10 @@ func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
 		refuse(refusedTooLarge, "the body could not be read, or is over the limit", events.Report{})
 		return
 	}
+	if events.IsHeartbeat(body) {
+		s.ingestHeartbeat(w, r, body)
+		return
+	}
 	rep, err := events.DecodeReport(body)
 	if err != nil {
 		probs := problems(err)
@@ -89,29 +93,57 @@ func (s *Server) ingestReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
 		return
 	}
-	// A device belongs to the group of its last report: a report that
-	// names it from another group moves it, which takes rw on the group
-	// it leaves (docs/reports.md, device identity and ownership).
+	s.publishReport(w, r, rep.DeviceID, rep.DeviceGroup, body, func(msg string) { refuse(refusedMoves, msg, rep) })
+}
+
+// publishReport checks that the sender may move the device (a device
+// belongs to the group of its last report: a report that names it from
+// another group moves it, which takes rw on the group it leaves;
+// docs/reports.md, device identity and ownership), then publishes body.
+func (s *Server) publishReport(w http.ResponseWriter, r *http.Request, device, group string, body []byte, refuseMove func(msg string)) {
 	if s.reports != nil {
-		d, known, err := s.reports.Device(rep.DeviceID)
+		d, known, err := s.reports.Device(device)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if known && d.DeviceGroup != rep.DeviceGroup && !id.can(events.KindDeviceGroup, d.DeviceGroup, events.PermRW) {
-			msg := fmt.Sprintf("device %q belongs to device group %q: a report from another group moves it, which needs rw on %q", rep.DeviceID, d.DeviceGroup, d.DeviceGroup)
-			refuse(refusedMoves, msg, rep)
+		if known && d.DeviceGroup != group && !identityOf(r).can(events.KindDeviceGroup, d.DeviceGroup, events.PermRW) {
+			msg := fmt.Sprintf("device %q belongs to device group %q: a report from another group moves it, which needs rw on %q", device, d.DeviceGroup, d.DeviceGroup)
+			refuseMove(msg)
 			writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false, "message": msg})
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), commandTimeout)
 	defer cancel()
-	if err := s.sink.Publish(ctx, rep.DeviceID, body); err != nil {
+	if err := s.sink.Publish(ctx, device, body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": true})
+}
+
+// ingestHeartbeat takes a device's heartbeat (nothing changed since its
+// last full report), with a report's checks, to the reports topic.
+func (s *Server) ingestHeartbeat(w http.ResponseWriter, r *http.Request, body []byte) {
+	refuse := func(reason, detail string, h events.Heartbeat) {
+		s.refused.add(Refusal{Time: time.Now().UTC(), Reason: reason, Detail: detail, DeviceID: h.DeviceID,
+			DeviceGroup: h.DeviceGroup, Actor: actor(r), Remote: r.RemoteAddr})
+	}
+	h, err := events.DecodeHeartbeat(body)
+	if err != nil {
+		probs := problems(err)
+		refuse(refusedInvalid, strings.Join(probs, "; "), h)
+		writeJSON(w, http.StatusBadRequest, invalidBody(probs))
+		return
+	}
+	id := identityOf(r)
+	if id == nil || !id.can(events.KindDeviceGroup, h.DeviceGroup, events.PermRO) {
+		refuse(refusedForbidden, "the credentials may not read device group "+strconv.Quote(h.DeviceGroup), h)
+		writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
+		return
+	}
+	s.publishReport(w, r, h.DeviceID, h.DeviceGroup, body, func(msg string) { refuse(refusedMoves, msg, h) })
 }
 
 // reportIdentity is what identifies the sender of a report that could not

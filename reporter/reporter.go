@@ -88,6 +88,9 @@ func New(cfg kafkalog.Config, n Names, logger *slog.Logger) (*Reporter, error) {
 // the message's, so a redelivered report makes an event the projections
 // recognise as the same.
 func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
+	if events.IsHeartbeat(m.Payload) {
+		return r.handleHeartbeat(m)
+	}
 	rep, err := events.DecodeReport(m.Payload)
 	if err != nil {
 		r.logRefused(m, err)
@@ -98,15 +101,7 @@ func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
 	if d := m.Metadata.Get(metaDevice); d != "" && d != rep.DeviceID {
 		return nil, fmt.Errorf("%w: report of device %q arrived keyed as device %q", events.ErrInvalid, rep.DeviceID, d)
 	}
-	id := m.UUID
-	if id == "" {
-		// Not written by watermill (a 2.7 worker's producer): the
-		// record's place in the topic names it, the same at every
-		// redelivery.
-		p, _ := kafka.MessagePartitionFromCtx(m.Context())
-		o, _ := kafka.MessagePartitionOffsetFromCtx(m.Context())
-		id = fmt.Sprintf("kafka-%d-%d", p, o)
-	}
+	id := messageID(m)
 	ev := events.DeviceEvent{Type: events.DeviceReported, ID: id, DeviceID: rep.DeviceID, DeviceGroup: rep.DeviceGroup,
 		Time: r.now().UTC(), Report: &rep}
 	b, err := json.Marshal(ev)
@@ -116,6 +111,45 @@ func (r *Reporter) handle(m *message.Message) ([]*message.Message, error) {
 	out := message.NewMessage(id, b)
 	out.Metadata.Set(metaDevice, rep.DeviceID)
 	status, err := statusMessages(r.tracker.observe(rep, ev.Time), id)
+	if err != nil {
+		return nil, err
+	}
+	return append([]*message.Message{out}, status...), nil
+}
+
+// messageID names a message the same at every redelivery: its UUID, or,
+// not written by watermill (a 2.7 worker's producer), its place in the
+// topic.
+func messageID(m *message.Message) string {
+	if m.UUID != "" {
+		return m.UUID
+	}
+	p, _ := kafka.MessagePartitionFromCtx(m.Context())
+	o, _ := kafka.MessagePartitionOffsetFromCtx(m.Context())
+	return fmt.Sprintf("kafka-%d-%d", p, o)
+}
+
+// handleHeartbeat turns a heartbeat (nothing changed since the device's
+// last full report) into a device.heartbeat event, and an online one if
+// the device was silent.
+func (r *Reporter) handleHeartbeat(m *message.Message) ([]*message.Message, error) {
+	h, err := events.DecodeHeartbeat(m.Payload)
+	if err != nil {
+		r.logRefused(m, err)
+		return nil, err
+	}
+	if d := m.Metadata.Get(metaDevice); d != "" && d != h.DeviceID {
+		return nil, fmt.Errorf("%w: heartbeat of device %q arrived keyed as device %q", events.ErrInvalid, h.DeviceID, d)
+	}
+	id := messageID(m)
+	ev := events.DeviceEvent{Type: events.DeviceHeartbeat, ID: id, DeviceID: h.DeviceID, DeviceGroup: h.DeviceGroup, Time: r.now().UTC(), Version: h.AppliedVersion}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	out := message.NewMessage(id, b)
+	out.Metadata.Set(metaDevice, h.DeviceID)
+	status, err := statusMessages(r.tracker.heartbeat(h, ev.Time), id)
 	if err != nil {
 		return nil, err
 	}

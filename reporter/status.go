@@ -35,6 +35,24 @@ type tracker struct {
 
 func newTracker() *tracker { return &tracker{devices: map[string]*deviceState{}} }
 
+// heartbeat returns the status events a heartbeat causes: online, for a
+// device silent or not seen since this reporter started.
+func (t *tracker) heartbeat(h events.Heartbeat, now time.Time) []events.DeviceEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st, known := t.devices[h.DeviceID]
+	if !known {
+		st = &deviceState{converged: -1}
+		t.devices[h.DeviceID] = st
+	}
+	var out []events.DeviceEvent
+	if !known || st.silent {
+		out = append(out, events.DeviceEvent{Type: events.DeviceOnline, DeviceID: h.DeviceID, DeviceGroup: h.DeviceGroup, Time: now})
+	}
+	st.group, st.lastSeen, st.silent = h.DeviceGroup, now, false
+	return out
+}
+
 // observe returns the status events a report causes.
 func (t *tracker) observe(rep events.Report, now time.Time) []events.DeviceEvent {
 	t.mu.Lock()

@@ -34,9 +34,14 @@ type Agent struct {
 	changed      bool                  // since the last report
 	appliedGroup int64                 // device_group_id fully applied
 	lastReport   time.Time
-	cpu          cpuMeter
-	pullWait     map[string]time.Time // image -> no pull retry before
-	pullFail     map[string]pullFailure
+	// The last full report sent: its state's digest, when; and whether
+	// the manager refused a heartbeat (then: full reports only).
+	lastDigest        [32]byte
+	lastFull          time.Time
+	heartbeatsRefused bool
+	cpu               cpuMeter
+	pullWait          map[string]time.Time // image -> no pull retry before
+	pullFail          map[string]pullFailure
 	// unhealthy holds the containers (by ID: a new version's are new
 	// ones) that turned unhealthy, for the reports: the worker restarts
 	// them, so a report rarely sees one unhealthy.

@@ -49,6 +49,12 @@ type Config struct {
 	// (0: no reports). ReportOnUpdateOnly: only after changes.
 	ReportInterval     time.Duration
 	ReportOnUpdateOnly bool
+	// FullReportEvery: between full reports, a report due when nothing
+	// changed since the last one is a heartbeat (identity and applied
+	// version, a few dozen bytes); a full one goes at least this often (0:
+	// full reports only, as 2.7's workers). A manager that refuses
+	// heartbeats (older than they) gets full reports from then on.
+	FullReportEvery time.Duration
 	// ReportSink, when set, takes the reports instead of the manager's
 	// HTTP endpoint (straight to Kafka, as Nebula 2.7's workers did).
 	ReportSink interface {

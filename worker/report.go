@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -49,12 +51,78 @@ func (a *Agent) maybeReport(ctx context.Context) {
 		a.logger.Warn("cannot build a report", "err", err)
 		return
 	}
+	digest := stateDigest(rep)
+	a.mu.Lock()
+	quiet := a.cfg.FullReportEvery > 0 && !changed && !a.heartbeatsRefused && digest == a.lastDigest && time.Since(a.lastFull) < a.cfg.FullReportEvery
+	a.mu.Unlock()
+	if quiet && a.queueEmpty() && a.sendHeartbeat(ctx, rep) {
+		return
+	}
+	a.mu.Lock()
+	a.lastDigest, a.lastFull = digest, time.Now()
+	a.mu.Unlock()
 	b, err := encodeReport(rep)
 	if err != nil {
 		a.logger.Warn("cannot send a report", "err", err)
 		return
 	}
 	a.sendReports(ctx, b)
+}
+
+// stateDigest is what a report says of the device's state: the report
+// without its time and usage figures, hashed. The same digest as the last
+// full report's: nothing changed, a heartbeat says as much.
+func stateDigest(rep events.Report) [32]byte {
+	rep.ReportCreationTime, rep.Updated = 0, false
+	rep.MemoryUsage, rep.RootDiskUsage, rep.CPUUsage = events.MemoryUsage{}, events.DiskUsage{}, events.CPUUsage{}
+	b, _ := json.Marshal(rep)
+	return sha256.Sum256(b)
+}
+
+// queueEmpty says whether no report waits on disk (a heartbeat must not
+// pass reports the manager has not had).
+func (a *Agent) queueEmpty() bool {
+	if a.cfg.StateDir == "" {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(a.cfg.StateDir, queueFile))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// sendHeartbeat sends a heartbeat for rep's device; false: it was not
+// taken (the manager is unreachable, or refuses heartbeats: then full
+// reports only, from now on) and a full report should go instead.
+func (a *Agent) sendHeartbeat(ctx context.Context, rep events.Report) bool {
+	b, err := json.Marshal(events.Heartbeat{Heartbeat: true, DeviceID: rep.DeviceID, DeviceGroup: rep.DeviceGroup, AppliedVersion: rep.AppliedVersion})
+	if err != nil {
+		return false
+	}
+	if a.cfg.ReportSink != nil {
+		return a.cfg.ReportSink.Publish(ctx, a.cfg.DeviceID, b) == nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.Manager, "/")+"/api/v2/reports", bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	a.authorize(req)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusAccepted:
+		return true
+	case http.StatusBadRequest:
+		a.mu.Lock()
+		a.heartbeatsRefused = true
+		a.mu.Unlock()
+		a.logger.Warn("the manager refused a heartbeat (a manager older than heartbeats?): full reports only from now on")
+	}
+	return false
 }
 
 // encodeReport marshals a report within the manager's size limit. The

@@ -124,6 +124,12 @@ var sections = []section{
 		"100,000 devices in the group, against the baseline of the same answer from the group's whole inventory (how it was computed " +
 		"before the counters), in the same run. Target (issue 19): every page under 50 ms at 100,000 devices.",
 		cols: []string{"devices", "ms_per_page", "ms_inventory_read", "x_faster"}},
+	{id: "heartbeats", title: "14. A fleet's steady state: heartbeats", text: "`BenchmarkHeartbeats` (`projections/reports`): 100,000 " +
+		"devices send a full report each (about 2.5 KB), then two heartbeats (nothing changed: identity, applied version) 30 s apart; " +
+		"the report store (on disk) folds them in fetches of 5,000. Baseline, same run: a second full report from every device. " +
+		"Target (issue 21): >= 50,000 steady-state device events folded per second; `devices_at_30s_one_manager` is how many " +
+		"devices heartbeating every 30 s that rate keeps up with.",
+		cols: []string{"devices", "heartbeats_per_s", "full_reports_per_s", "vs_full_reports", "devices_at_30s_one_manager"}},
 }
 
 func main() {

@@ -47,6 +47,8 @@ func addWorkerFlags(f *flags, w *workerSettings) {
 	f.Bool(&w.longPoll, "long-poll", true, "hold each poll open until the config changes (false: poll every check-in time, as 2.7)", "NEBULA_LONG_POLL")
 	f.Duration(&w.cfg.ReportInterval, "report-interval", 30*time.Second, "a status report to the manager after each change and at least this often (0: none)", "NEBULA_REPORT_INTERVAL")
 	f.Bool(&w.cfg.ReportOnUpdateOnly, "report-on-update-only", false, "report only after changes", "REPORT_ON_UPDATE_ONLY")
+	f.Duration(&w.cfg.FullReportEvery, "full-report-every", 10*time.Minute, "when nothing changed, a report is a heartbeat (who the device is, its version); "+
+		"a full report goes at least this often (0: full reports only, as 2.7's workers)", "NEBULA_FULL_REPORT_EVERY")
 	f.String(&w.labels, "device-labels", "", "labels of this device, key=value,...: a rollout puts the devices with its canary labels in its first wave (e.g. ring=canary,site=berlin)", "NEBULA_DEVICE_LABELS")
 	f.String(&w.cfg.Host.NamePrefix, "container-name-prefix", "", "prefix of container names (several workers on one engine)", "NEBULA_CONTAINER_NAME_PREFIX")
 	f.Duration(&w.cfg.MaxRestartWait, "max-restart-wait", 0, "random wait up to this before an app's containers are replaced", "MAX_RESTART_WAIT_IN_SECONDS")
@@ -94,8 +96,8 @@ func (w *workerSettings) config(dataDir string) (worker.Config, error) {
 	if cfg.CheckIn <= 0 || cfg.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("check-in time and request timeout must be positive"))
 	}
-	if cfg.ReportInterval < 0 {
-		errs = append(errs, errors.New("report interval is negative"))
+	if cfg.ReportInterval < 0 || cfg.FullReportEvery < 0 {
+		errs = append(errs, errors.New("report interval and full report interval must not be negative"))
 	}
 	if cfg.MaxRestartWait < 0 {
 		errs = append(errs, errors.New("max restart wait is negative"))

@@ -39,7 +39,14 @@ func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, 
 		}
 	}
 	expires := s.expiresAt(d.LastSeen)
-	for _, e := range []*badger.Entry{badger.NewEntry(deviceKey(d.DeviceID), b), badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil)} {
+	// The index entry is written again only when it changes: a group, or
+	// an expiry (a minute later), not at every report.
+	same := known && before.DeviceGroup == d.DeviceGroup && s.expiresAt(before.LastSeen) == expires
+	entries := []*badger.Entry{badger.NewEntry(deviceKey(d.DeviceID), b)}
+	if !same {
+		entries = append(entries, badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil))
+	}
+	for _, e := range entries {
 		e.ExpiresAt = expires
 		if err := txn.SetEntry(e); err != nil {
 			return err

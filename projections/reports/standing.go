@@ -158,7 +158,12 @@ func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, k
 		}
 	}
 	sd.add(s, d, 1)
-	for _, e := range s.standingEntries(d) {
+	es := s.standingEntries(d)
+	if known && before.DeviceGroup == d.DeviceGroup && bc == c && before.AppliedVersion == d.AppliedVersion &&
+		s.expiresAt(before.LastSeen) == s.expiresAt(d.LastSeen) {
+		es = es[:1] // the class entry is as it was: only the last seen moves
+	}
+	for _, e := range es {
 		if err := txn.SetEntry(e); err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 
 // TestStandingEqualsAScan: a group's standing read from its counters and
 // indexes equals StatusOf over the group's inventory, for generated
-// reports and status events (devices moving between groups and versions,
+// reports, heartbeats and status events (devices moving between groups and versions,
 // apps failing and settling, reports out of time order), at versions,
 // times and silences that put the start of silence inside seconds with
 // devices in them; and again for a store written before the counters
@@ -49,7 +49,9 @@ func TestStandingEqualsAScan(t *testing.T) {
 		if rng.IntN(10) == 0 {
 			at = time.Time{}.Add(time.Duration(rng.IntN(10)) * time.Hour) // long gone: expired at once
 		}
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
+		case 6:
+			add(events.DeviceEvent{Type: events.DeviceHeartbeat, DeviceID: dev, DeviceGroup: group, Time: at, Version: int64(rng.IntN(5)) - 1})
 		case 0:
 			add(events.DeviceEvent{Type: events.DeviceFailed, DeviceID: dev, DeviceGroup: group, Time: at, Detail: "x"})
 		case 1:

@@ -350,6 +350,14 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 				s.logger.Error("device event skipped: not readable", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
 			}
+			if ev.Type == events.DeviceHeartbeat {
+				// Not de-duplicated by its ID: a heartbeat that comes
+				// again, or late, moves nothing (last seen only grows).
+				if err := s.applyHeartbeat(txn, sd, ev); err != nil {
+					return err
+				}
+				continue
+			}
 			ek := append(append([]byte(nil), prefixEvent...), ev.ID...)
 			if _, err := txn.Get(ek); err == nil {
 				continue // redelivered
@@ -468,6 +476,20 @@ func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.Device
 		return nil
 	}
 	d.StatusChangedAt = ev.Time
+	return s.putDevice(txn, sd, d, before, found)
+}
+
+// applyHeartbeat moves a device's last seen to the heartbeat's time (if
+// later). A heartbeat names the device's group and applied version; where
+// they differ from what the store holds (its full report was lost: it
+// expired, the store was rebuilt), the heartbeat's are taken.
+func (s *Store) applyHeartbeat(txn *badger.Txn, sd *standingDelta, ev events.DeviceEvent) error {
+	d, found, err := s.device(txn, ev.DeviceID)
+	if err != nil || found && !ev.Time.After(d.LastSeen) {
+		return err
+	}
+	before := d
+	d.DeviceID, d.DeviceGroup, d.AppliedVersion, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Version, ev.Time
 	return s.putDevice(txn, sd, d, before, found)
 }
 

@@ -24,6 +24,8 @@ type Config struct {
 	Token          string
 	CheckIn        time.Duration
 	ReportInterval time.Duration // 0: no reports
+	// FullReportEvery: heartbeats between full reports (worker.Config).
+	FullReportEvery time.Duration
 	// StartSpread: devices start at random times within it.
 	StartSpread time.Duration
 	// NoLongPoll: plain polling every CheckIn (2.7's way); the fleet then
@@ -105,7 +107,7 @@ func Start(ctx context.Context, cfg Config) *Fleet {
 	for i := range cfg.Devices {
 		a := worker.NewAgent(worker.Config{Group: cfg.Group, Manager: cfg.Manager, Token: cfg.Token, CheckIn: cfg.CheckIn,
 			RequestTimeout: 30 * time.Second, DeviceID: fmt.Sprintf("sim-%08d", i), Host: worker.Host{CPUs: 1, MemoryMB: 1024},
-			ReportInterval: cfg.ReportInterval, HTTPClient: client, Logger: cfg.Logger, NoLongPoll: cfg.NoLongPoll, Labels: labelsOf(cfg, i)}, simengine.New())
+			ReportInterval: cfg.ReportInterval, FullReportEvery: cfg.FullReportEvery, HTTPClient: client, Logger: cfg.Logger, NoLongPoll: cfg.NoLongPoll, Labels: labelsOf(cfg, i)}, simengine.New())
 		f.agents = append(f.agents, a)
 		f.wg.Go(func() {
 			if cfg.StartSpread > 0 {
