@@ -1192,17 +1192,7 @@ var cronFields = []string{"schedule", "docker_image", "env_vars", "running"}
 
 func (s *Server) consoleNewCronJob(w http.ResponseWriter, r *http.Request, id *identity, se session) {
 	s.consoleCreate(w, r, id, se, events.KindCronJob, append([]string{"name"}, cronFields...),
-		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := cronBody(v)
-			if err != nil {
-				return nil, err
-			}
-			spec, err := cronSpecBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.CreateCronJob(ctx, m, name, spec)
-		})
+		formCommand(cronBody, cronSpecBody, s.cmds.CreateCronJob))
 }
 
 // consoleEditCronJob changes a cron job's schedule, image, environment
@@ -1223,17 +1213,7 @@ func (s *Server) consoleEditCronJob(w http.ResponseWriter, r *http.Request, id *
 		"running": strconv.FormatBool(cj.Running)}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindCronJob, title: "Change cron job " + name, what: "cron job",
 		action: "/ui/cron_jobs/" + url.PathEscape(name) + "/edit", to: "/ui/cron_jobs/", name: name, fields: cronFields, values: values,
-		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := cronBody(v)
-			if err != nil {
-				return nil, err
-			}
-			patch, err := cronPatchBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.PatchCronJob(ctx, m, name, patch)
-		}})
+		run: formCommand(cronBody, cronPatchBody, s.cmds.PatchCronJob)})
 }
 
 // groupBody is the API body of the device group form's fields.
@@ -1250,32 +1230,12 @@ func groupBody(v map[string]string) ([]byte, error) {
 
 func (s *Server) consoleNewApp(w http.ResponseWriter, r *http.Request, id *identity, se session) {
 	s.consoleCreate(w, r, id, se, events.KindApp, []string{"name", "docker_image", "starting_ports", "env_vars", "running"},
-		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := appBody(v)
-			if err != nil {
-				return nil, err
-			}
-			spec, err := appSpecBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.CreateApp(ctx, m, name, spec)
-		})
+		formCommand(appBody, appSpecBody, s.cmds.CreateApp))
 }
 
 func (s *Server) consoleNewGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
 	s.consoleCreate(w, r, id, se, events.KindDeviceGroup, []string{"name", "apps", "cron_jobs", "rollout"},
-		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := groupBody(v)
-			if err != nil {
-				return nil, err
-			}
-			spec, err := groupSpecBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.CreateDeviceGroup(ctx, m, name, spec)
-		})
+		formCommand(groupBody, groupSpecBody, s.cmds.CreateDeviceGroup))
 }
 
 // consoleCreate serves a create form: GET shows it, POST previews (a dry
@@ -1293,6 +1253,24 @@ func (s *Server) consoleCreate(w http.ResponseWriter, r *http.Request, id *ident
 	}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: kind, title: "New " + what, what: what, action: page, to: to,
 		fields: fields, values: map[string]string{"running": "true"}, run: create})
+}
+
+// formCommand is what a form runs: its fields made the API's body
+// (toBody), read by the API's own decoder (decode: refused for the same
+// reasons, in the same words), then the command.
+func formCommand[T, R any](toBody func(map[string]string) ([]byte, error), decode func([]byte) (T, error),
+	run func(context.Context, commands.Meta, string, T) (R, error)) func(context.Context, commands.Meta, string, map[string]string) (any, error) {
+	return func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
+		raw, err := toBody(v)
+		if err != nil {
+			return nil, err
+		}
+		x, err := decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		return run(ctx, m, name, x)
+	}
 }
 
 // consoleFormSpec is one form that runs a command: a create, or a change
@@ -1395,17 +1373,7 @@ func (s *Server) consoleEditApp(w http.ResponseWriter, r *http.Request, id *iden
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindApp, title: "Change app " + name, what: "app",
 		action: "/ui/apps/" + url.PathEscape(name) + "/edit", to: "/ui/apps/", name: name,
 		fields: []string{"docker_image", "starting_ports", "env_vars", "running"}, values: values,
-		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := appBody(v)
-			if err != nil {
-				return nil, err
-			}
-			patch, err := appPatchBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.PatchApp(ctx, m, name, patch)
-		}})
+		run: formCommand(appBody, appPatchBody, s.cmds.PatchApp)})
 }
 
 // consoleUsers lists the users and user groups with what each group may
@@ -1569,17 +1537,7 @@ func userGroupBody(v map[string]string) ([]byte, error) {
 
 func (s *Server) consoleNewUserGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
 	s.consoleCreate(w, r, id, se, events.KindUserGroup, append([]string{"name"}, userGroupFields...),
-		func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := userGroupBody(v)
-			if err != nil {
-				return nil, err
-			}
-			spec, err := userGroupSpecBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.CreateUserGroup(ctx, m, name, spec)
-		})
+		formCommand(userGroupBody, userGroupSpecBody, s.cmds.CreateUserGroup))
 }
 
 // consoleEditUserGroup changes a user group: members, admin, pruning and
@@ -1601,17 +1559,7 @@ func (s *Server) consoleEditUserGroup(w http.ResponseWriter, r *http.Request, id
 		"cron_jobs": permText(ug.CronJobs)}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindUserGroup, title: "Change user group " + name, what: "user group",
 		action: "/ui/user_groups/" + url.PathEscape(name) + "/edit", to: "/ui/users#ug-", name: name, fields: userGroupFields, values: values,
-		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := userGroupBody(v)
-			if err != nil {
-				return nil, err
-			}
-			patch, err := userGroupPatchBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.UpdateUserGroup(ctx, m, name, patch)
-		}})
+		run: formCommand(userGroupBody, userGroupPatchBody, s.cmds.UpdateUserGroup)})
 }
 
 func (s *Server) consoleDeleteUserGroup(w http.ResponseWriter, r *http.Request, id *identity, se session) {
@@ -1651,17 +1599,7 @@ func (s *Server) consoleEditGroup(w http.ResponseWriter, r *http.Request, id *id
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindDeviceGroup, title: "Change device group " + name, what: "device group",
 		action: "/ui/groups/" + url.PathEscape(name) + "/edit", to: "/ui/groups/", name: name,
 		fields: []string{"apps", "cron_jobs", "rollout"}, values: values,
-		run: func(ctx context.Context, m commands.Meta, name string, v map[string]string) (any, error) {
-			raw, err := groupBody(v)
-			if err != nil {
-				return nil, err
-			}
-			patch, err := groupPatchBody(raw)
-			if err != nil {
-				return nil, err
-			}
-			return s.cmds.PatchDeviceGroup(ctx, m, name, patch)
-		}})
+		run: formCommand(groupBody, groupPatchBody, s.cmds.PatchDeviceGroup)})
 }
 
 // consoleCronJob is a cron job's page: its spec, and its events with

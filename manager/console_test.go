@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testenv"
 	"github.com/nebula-orchestrator/nebula-go/internal/testrig/testmanager"
 	"github.com/nebula-orchestrator/nebula-go/manager"
+	"github.com/nebula-orchestrator/nebula-go/worker/sim"
 )
 
 // screenshot keeps a page's screenshot: in NEBULA_SCREENSHOTS (make
@@ -519,6 +521,26 @@ func TestConsoleInABrowser(t *testing.T) {
 	if !strings.Contains(string(ro.raw), `"decision":"resume"`) || !strings.Contains(string(ro.raw), `"actor":"local-admin"`) {
 		t.Fatalf("the decisions, as the API shows them: %s", ro.raw)
 	}
+	// Simulated devices (the real worker over an in-memory engine, as
+	// `nebula sim` runs it) converge on an open group page, no reload.
+	call(t, "POST", api+"/device_groups/sims", map[string]any{"apps": []any{"web"}}, adm...).expect(t, http.StatusOK, nil)
+	do(chromedp.Navigate(m.URL+"/ui/groups/sims"), chromedp.WaitVisible(css("#bar")))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded = "yes"`)); err != nil {
+		t.Fatal(err)
+	}
+	simCtx, stopSims := context.WithCancel(context.Background())
+	fleet := sim.Start(simCtx, sim.Config{Devices: 3, Group: "sims", Manager: m.URL, Token: "console-admin-token", CheckIn: time.Second,
+		ReportInterval: time.Second})
+	testenv.WaitFor(t, "the group page to show 3 simulated devices converged", 60*time.Second, func() bool {
+		n, err := chromedp.Run(ctx, chromedp.Text(css("#n-converged")))
+		return err == nil && n == "3"
+	})
+	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.notReloaded`)); err != nil || marker != "yes" {
+		t.Fatalf("the page was reloaded: %q %v", marker, err)
+	}
+	stopSims()
+	fleet.Wait()
+
 	// A group of 51 devices lists them 50 at a time.
 	call(t, "POST", api+"/device_groups/bulk", map[string]any{"apps": []any{"web"}}, adm...).expect(t, http.StatusOK, nil)
 	for i := range 51 {
