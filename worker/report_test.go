@@ -80,3 +80,38 @@ func TestAppStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatRefused: a heartbeat the manager takes is sent as
+// events.DecodeHeartbeat reads it; one a manager refuses (400: older than
+// heartbeats) is not counted sent, and the worker sends full reports only
+// from then on.
+func TestHeartbeatRefused(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		sent   bool
+	}{{http.StatusAccepted, true}, {http.StatusBadRequest, false}} {
+		bodies := make(chan []byte, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			bodies <- b
+			w.WriteHeader(c.status)
+		}))
+		a := NewAgent(Config{Group: "edge", Manager: srv.URL, StateDir: t.TempDir(), RequestTimeout: time.Second, FullReportEvery: time.Hour}, nil)
+		rep := events.Report{DeviceID: "device-0001", DeviceGroup: "edge", AppliedVersion: 3}
+		if sent := a.sendHeartbeat(context.Background(), rep); sent != c.sent {
+			t.Fatalf("answered %d: sent %v", c.status, sent)
+		}
+		srv.Close()
+		body := <-bodies
+		h, err := events.DecodeHeartbeat(body)
+		if err != nil || h.DeviceID != "device-0001" || h.AppliedVersion != 3 {
+			t.Fatalf("the heartbeat sent: %s (%v)", body, err)
+		}
+		a.mu.Lock()
+		refused := a.heartbeatsRefused
+		a.mu.Unlock()
+		if refused == c.sent {
+			t.Fatalf("answered %d: heartbeats refused %v", c.status, refused)
+		}
+	}
+}
