@@ -61,8 +61,9 @@ func addAPIFlags(f *flags, m *managerSettings) {
 	f.Duration(&m.limits.FailedAuthEvery, "failed-login-every", manager.DefaultFailedAuthEvery, "one more failed login allowed per address this often", "NEBULA_FAILED_LOGIN_EVERY")
 	f.Float(&m.limits.RequestsPerSecond, "rate-limit", 0, "requests per second per credential (burst: twice that; 0: no limit; devices sharing a token share it)", "NEBULA_RATE_LIMIT")
 	f.String(&m.minFreeDisk, "min-free-disk", "512MiB", "refuse writes (507) and pause folding while the data directory has less free (0: never)", "NEBULA_MIN_FREE_DISK")
-	f.String(&m.memoryLimit, "memory-limit", "192MiB", "the Go runtime's soft memory limit: the garbage collector works harder as the manager's heap nears it, "+
-		"so that a burst of writes does not double it (0: none; GOMEMLIMIT, when set, wins)", "NEBULA_MEMORY_LIMIT")
+	f.String(&m.memoryLimit, "memory-limit", "0", "the Go runtime's soft memory limit (e.g. 192MiB on a small VM): the garbage collector works harder as the "+
+		"manager's heap nears it, so that a burst of writes does not double it; it costs throughput when thousands of connections "+
+		"keep the heap near it (0: none; GOMEMLIMIT, when set, wins)", "NEBULA_MEMORY_LIMIT")
 	f.Int(&m.maxConnections, "max-connections", manager.DefaultMaxConnections(), "API connections open at once; past it a new one is answered 503 (default: the file descriptor limit less 2048)", "NEBULA_MAX_CONNECTIONS")
 	f.String(&m.trustedProxies, "trusted-proxies", "", "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)", "NEBULA_TRUSTED_PROXIES")
 	addReportsTopicFlag(f, &m.reports)
