@@ -1152,30 +1152,40 @@ func appBody(v map[string]string) ([]byte, error) {
 	return json.Marshal(body)
 }
 
-// envField reads an environment field: one NAME=value a line.
-func envField(v string) (map[string]any, error) {
-	env := map[string]any{}
+// pairsField reads a form field of one key<sep>value a line (blank lines
+// skipped; the value trimmed too when trimValue); bad is the error of a
+// line without sep.
+func pairsField(v, sep string, trimValue bool, bad func(line string) error) (map[string]any, error) {
+	out := map[string]any{}
 	for _, line := range strings.Split(v, "\n") {
 		if line = strings.TrimSpace(line); line == "" {
 			continue
 		}
-		k, val, ok := strings.Cut(line, "=")
+		k, val, ok := strings.Cut(line, sep)
 		if !ok {
-			return nil, fmt.Errorf("environment: %q is not NAME=value", line)
+			return nil, bad(line)
 		}
-		env[strings.TrimSpace(k)] = val
+		if trimValue {
+			val = strings.TrimSpace(val)
+		}
+		out[strings.TrimSpace(k)] = val
 	}
-	return env, nil
+	return out, nil
 }
 
-// envLines is an environment as the form shows it.
-func envLines(env map[string]string) string {
+// pairLines is a map as such a field shows it, sorted.
+func pairLines(m map[string]string, sep string) string {
 	lines := []string{}
-	for k, v := range env {
-		lines = append(lines, k+"="+v)
+	for k, v := range m {
+		lines = append(lines, k+sep+v)
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// envField reads an environment field: one NAME=value a line.
+func envField(v string) (map[string]any, error) {
+	return pairsField(v, "=", false, func(line string) error { return fmt.Errorf("environment: %q is not NAME=value", line) })
 }
 
 // cronBody is the API body of the cron job form's fields.
@@ -1209,7 +1219,7 @@ func (s *Server) consoleEditCronJob(w http.ResponseWriter, r *http.Request, id *
 		s.consoleError(w, http.StatusNotFound, "No cron job "+name+" that you may read.")
 		return
 	}
-	values := map[string]string{"schedule": cj.Schedule, "docker_image": cj.DockerImage, "env_vars": envLines(cj.EnvVars),
+	values := map[string]string{"schedule": cj.Schedule, "docker_image": cj.DockerImage, "env_vars": pairLines(cj.EnvVars, "="),
 		"running": strconv.FormatBool(cj.Running)}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindCronJob, title: "Change cron job " + name, what: "cron job",
 		action: "/ui/cron_jobs/" + url.PathEscape(name) + "/edit", to: "/ui/cron_jobs/", name: name, fields: cronFields, values: values,
@@ -1369,7 +1379,7 @@ func (s *Server) consoleEditApp(w http.ResponseWriter, r *http.Request, id *iden
 		}
 	}
 	values := map[string]string{"docker_image": app.DockerImage, "starting_ports": strings.Join(ports, ", "),
-		"env_vars": envLines(app.EnvVars), "running": strconv.FormatBool(app.Running)}
+		"env_vars": pairLines(app.EnvVars, "="), "running": strconv.FormatBool(app.Running)}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindApp, title: "Change app " + name, what: "app",
 		action: "/ui/apps/" + url.PathEscape(name) + "/edit", to: "/ui/apps/", name: name,
 		fields: []string{"docker_image", "starting_ports", "env_vars", "running"}, values: values,
@@ -1498,28 +1508,7 @@ var userGroupFields = []string{"group_members", "admin", "pruning_allowed", "dev
 
 // permLines reads a permissions field: one "name: ro" or "name: rw" a line.
 func permLines(field, v string) (map[string]any, error) {
-	perms := map[string]any{}
-	for _, line := range strings.Split(v, "\n") {
-		if line = strings.TrimSpace(line); line == "" {
-			continue
-		}
-		n, p, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, fmt.Errorf("%s: %q is not name: ro or name: rw", field, line)
-		}
-		perms[strings.TrimSpace(n)] = strings.TrimSpace(p)
-	}
-	return perms, nil
-}
-
-// permText is a permissions field as the form shows it.
-func permText(perms map[string]string) string {
-	lines := []string{}
-	for n, p := range perms {
-		lines = append(lines, n+": "+p)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return pairsField(v, ":", true, func(line string) error { return fmt.Errorf("%s: %q is not name: ro or name: rw", field, line) })
 }
 
 // userGroupBody is the API body of the user group form's fields.
@@ -1555,8 +1544,8 @@ func (s *Server) consoleEditUserGroup(w http.ResponseWriter, r *http.Request, id
 		return
 	}
 	values := map[string]string{"group_members": strings.Join(ug.GroupMembers, ", "), "admin": strconv.FormatBool(ug.Admin),
-		"pruning_allowed": strconv.FormatBool(ug.PruningAllowed), "device_groups": permText(ug.DeviceGroups), "apps": permText(ug.Apps),
-		"cron_jobs": permText(ug.CronJobs)}
+		"pruning_allowed": strconv.FormatBool(ug.PruningAllowed), "device_groups": pairLines(ug.DeviceGroups, ": "), "apps": pairLines(ug.Apps, ": "),
+		"cron_jobs": pairLines(ug.CronJobs, ": ")}
 	s.consoleForm(w, r, id, se, consoleFormSpec{kind: events.KindUserGroup, title: "Change user group " + name, what: "user group",
 		action: "/ui/user_groups/" + url.PathEscape(name) + "/edit", to: "/ui/users#ug-", name: name, fields: userGroupFields, values: values,
 		run: formCommand(userGroupBody, userGroupPatchBody, s.cmds.UpdateUserGroup)})
