@@ -185,51 +185,41 @@ func (s *Server) consoleRoutes(r chi.Router) {
 	r.Get("/login", s.consoleLoginPage)
 	r.Post("/login", s.consoleLogin)
 	r.Post("/logout", s.signedIn(s.consoleLogout))
-	r.Get("/", s.signedIn(s.consoleFleet))
-	r.Get("/groups/{name}", s.signedIn(s.consoleGroup))
-	r.Get("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
-	r.Get("/groups/{name}/versions", s.signedIn(s.consoleGroupVersions))
-	group := func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
-		s.revertFlow(w, r, id, se, s.consoleKind(events.KindDeviceGroup))
+	page := func(path string, h consoleHandler) { r.Get(path, s.signedIn(h)) }
+	post := func(path string, h consoleHandler) { r.Post(path, s.signedIn(h)) }
+	form := func(path string, h consoleHandler) { page(path, h); post(path, h) } // shown, then posted
+	page("/", s.consoleFleet)
+	page("/events", s.consoleEvents)
+	page("/devices/{id}", s.consoleDevice)
+	page("/groups/{name}", s.consoleGroup)
+	page("/groups/{name}/versions", s.consoleGroupVersions)
+	page("/groups/{name}/status", s.consoleGroupStatus)
+	page("/groups/{name}/stream", s.consoleGroupStream)
+	post("/groups/{name}/rollout/{decision}", s.consoleDecide)
+	page("/apps/{name}", s.consoleApp)
+	post("/apps/{name}/{action}", s.consoleAppAction)
+	page("/cron_jobs/{name}", s.consoleCronJob)
+	for _, k := range []struct {
+		kind events.Kind
+		path string
+	}{{events.KindApp, "/apps/{name}"}, {events.KindDeviceGroup, "/groups/{name}"}, {events.KindCronJob, "/cron_jobs/{name}"}} {
+		form(k.path+"/revert", s.consoleRevert(k.kind))
+		if k.kind != events.KindDeviceGroup {
+			page(k.path+"/diff", s.consoleDiff(k.kind))
+		}
 	}
-	r.Get("/groups/{name}/revert", s.signedIn(group))
-	r.Post("/groups/{name}/revert", s.signedIn(group))
-	r.Post("/groups/{name}/edit", s.signedIn(s.consoleEditGroup))
-	r.Get("/groups/{name}/status", s.signedIn(s.consoleGroupStatus))
-	r.Get("/groups/{name}/stream", s.signedIn(s.consoleGroupStream))
-	r.Post("/groups/{name}/rollout/{decision}", s.signedIn(s.consoleDecide))
-	r.Get("/devices/{id}", s.signedIn(s.consoleDevice))
-	r.Get("/apps/new", s.signedIn(s.consoleNewApp))
-	r.Post("/apps/new", s.signedIn(s.consoleNewApp))
-	r.Get("/groups/new", s.signedIn(s.consoleNewGroup))
-	r.Post("/groups/new", s.signedIn(s.consoleNewGroup))
-	r.Get("/apps/{name}", s.signedIn(s.consoleApp))
-	r.Get("/apps/{name}/revert", s.signedIn(s.consoleRevert))
-	r.Get("/apps/{name}/diff", s.signedIn(s.consoleDiff))
-	r.Get("/apps/{name}/edit", s.signedIn(s.consoleEditApp))
-	r.Post("/apps/{name}/edit", s.signedIn(s.consoleEditApp))
-	r.Post("/apps/{name}/revert", s.signedIn(s.consoleRevert))
-	r.Post("/apps/{name}/{action}", s.signedIn(s.consoleAppAction))
-	r.Get("/events", s.signedIn(s.consoleEvents))
-	r.Get("/cron_jobs/new", s.signedIn(s.consoleNewCronJob))
-	r.Post("/cron_jobs/new", s.signedIn(s.consoleNewCronJob))
-	r.Get("/cron_jobs/{name}", s.signedIn(s.consoleCronJob))
-	r.Get("/cron_jobs/{name}/edit", s.signedIn(s.consoleEditCronJob))
-	r.Get("/cron_jobs/{name}/diff", s.signedIn(s.consoleDiff))
-	cron := func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
-		s.revertFlow(w, r, id, se, s.consoleKind(events.KindCronJob))
-	}
-	r.Get("/cron_jobs/{name}/revert", s.signedIn(cron))
-	r.Post("/cron_jobs/{name}/revert", s.signedIn(cron))
-	r.Post("/cron_jobs/{name}/edit", s.signedIn(s.consoleEditCronJob))
-	r.Get("/users", s.signedIn(s.consoleUsers))
-	r.Post("/users/new", s.signedIn(s.consoleNewUser))
-	r.Post("/users/{name}/{action}", s.signedIn(s.consoleUserAction))
-	r.Get("/user_groups/new", s.signedIn(s.consoleNewUserGroup))
-	r.Post("/user_groups/new", s.signedIn(s.consoleNewUserGroup))
-	r.Get("/user_groups/{name}/edit", s.signedIn(s.consoleEditUserGroup))
-	r.Post("/user_groups/{name}/edit", s.signedIn(s.consoleEditUserGroup))
-	r.Post("/user_groups/{name}/delete", s.signedIn(s.consoleDeleteUserGroup))
+	form("/apps/new", s.consoleNewApp)
+	form("/groups/new", s.consoleNewGroup)
+	form("/cron_jobs/new", s.consoleNewCronJob)
+	form("/user_groups/new", s.consoleNewUserGroup)
+	form("/apps/{name}/edit", s.consoleEditApp)
+	form("/groups/{name}/edit", s.consoleEditGroup)
+	form("/cron_jobs/{name}/edit", s.consoleEditCronJob)
+	form("/user_groups/{name}/edit", s.consoleEditUserGroup)
+	page("/users", s.consoleUsers)
+	post("/users/new", s.consoleNewUser)
+	post("/users/{name}/{action}", s.consoleUserAction)
+	post("/user_groups/{name}/delete", s.consoleDeleteUserGroup)
 }
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, id *identity, se session)
@@ -935,11 +925,13 @@ func fieldChanges(before, after any) []fieldChange {
 	return out
 }
 
-// consoleRevert reverts an app to one of its versions: GET shows what the
+// consoleRevert reverts an object of kind to one of its versions: GET shows what the
 // revert would change and which device groups (with how many devices) it
 // would reach, from a dry run; POST (the preview's button) does it.
-func (s *Server) consoleRevert(w http.ResponseWriter, r *http.Request, id *identity, se session) {
-	s.revertFlow(w, r, id, se, s.consoleKind(events.KindApp))
+func (s *Server) consoleRevert(kind events.Kind) consoleHandler {
+	return func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+		s.revertFlow(w, r, id, se, s.consoleKind(kind))
+	}
 }
 
 // consoleKind is how the console reads and reverts one kind of object.
@@ -1056,13 +1048,15 @@ func (s *Server) consoleGroupVersions(w http.ResponseWriter, r *http.Request, id
 	s.render(w, http.StatusOK, "group_versions.html", data)
 }
 
-// consoleDiff compares two versions of an app (?a= and ?b=, offsets),
+// consoleDiff compares two versions of an app or a cron job (?a= and ?b=, offsets),
 // each read as of its offset.
-func (s *Server) consoleDiff(w http.ResponseWriter, r *http.Request, id *identity, se session) {
-	k := s.consoleKind(events.KindApp)
-	if strings.HasPrefix(r.URL.Path, "/ui/cron_jobs/") {
-		k = s.consoleKind(events.KindCronJob)
+func (s *Server) consoleDiff(kind events.Kind) consoleHandler {
+	return func(w http.ResponseWriter, r *http.Request, id *identity, se session) {
+		s.diffVersions(w, r, id, se, s.consoleKind(kind))
 	}
+}
+
+func (s *Server) diffVersions(w http.ResponseWriter, r *http.Request, id *identity, se session, k consoleKind) {
 	name := chi.URLParam(r, "name")
 	if !id.can(k.kind, name, events.PermRO) {
 		s.consoleError(w, http.StatusForbidden, "You may not read "+k.what+" "+name+".")
