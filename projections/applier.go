@@ -32,6 +32,7 @@ type applier struct {
 	inflight *pending    // the batch being committed, nil if none
 	folded   int64       // offset of the last record folded (committed or not)
 	filter   *keyFilter  // the store's, if it has one
+	hot      *hotCache   // what the snapshot holds of the hot documents
 	// results of the committed batches, when the caller wants them
 	keep    bool
 	results []Result
@@ -47,7 +48,7 @@ type pending struct {
 }
 
 func (s *Store) newApplier(keepResults bool) *applier {
-	return &applier{s: s, folded: s.Applied(), filter: s.filter, keep: keepResults}
+	return &applier{s: s, folded: s.Applied(), filter: s.filter, hot: newHotCache(), keep: keepResults}
 }
 
 // apply folds recs (decoded: decodeAll(recs)) in offset order, skipping
@@ -164,12 +165,13 @@ func (a *applier) base() KV {
 	return a.snapshot()
 }
 
-// snapshot reads the snapshot, through the key filter if there is one.
+// snapshot reads the snapshot, through the hot cache and the key filter
+// if there is one.
 func (a *applier) snapshot() KV {
 	if a.filter != nil {
-		return filteredKV{badgerKV{a.snap}, a.filter}
+		return hotKV{filteredKV{badgerKV{a.snap}, a.filter}, a.hot}
 	}
-	return badgerKV{a.snap}
+	return hotKV{badgerKV{a.snap}, a.hot}
 }
 
 // commit waits for the commit in flight, then starts committing b.
@@ -203,10 +205,15 @@ func (a *applier) wait() error {
 	}
 	<-b.done
 	a.inflight = nil
-	if b.err == nil && a.keep {
+	if b.err != nil {
+		a.hot = newHotCache() // what is committed is not known
+		return b.err
+	}
+	a.hot.committed(b.writes)
+	if a.keep {
 		a.results = append(a.results, b.results...)
 	}
-	return b.err
+	return nil
 }
 
 // close waits for the last commit and returns its error.

@@ -156,12 +156,27 @@ func readDecodeChain(b *testing.B, l *kafkalog.Log, last int64) time.Duration {
 // with its command ID, all accepted.
 func appendMix(b *testing.B, l *kafkalog.Log, n int) int64 {
 	b.Helper()
-	const apps, groups = 2000, 200
 	ctx := testenv.Context(b, 5*time.Minute)
+	envs := mixEnvelopes(n)
+	var last int64
+	for len(envs) > 0 {
+		batch := envs[:min(500, len(envs))]
+		offs, err := l.AppendBatch(ctx, batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last = offs[len(offs)-1]
+		envs = envs[len(batch):]
+	}
+	return last
+}
+
+// mixEnvelopes is the events of appendMix.
+func mixEnvelopes(n int) []events.Envelope {
+	const apps, groups = 2000, 200
 	rnd := rand.New(rand.NewPCG(1, 2))
 	running := make([]bool, apps)
-	var envs []events.Envelope
-	var last int64
+	envs := make([]events.Envelope, 0, n)
 	for i := range n {
 		a := fmt.Sprintf("app%d", rnd.IntN(apps))
 		var e events.Envelope
@@ -203,14 +218,6 @@ func appendMix(b *testing.B, l *kafkalog.Log, n int) int64 {
 		}
 		e.CommandID = fmt.Sprintf("cmd-%d", i)
 		envs = append(envs, e)
-		if len(envs) == 500 || i == n-1 {
-			offs, err := l.AppendBatch(ctx, envs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			last = offs[len(offs)-1]
-			envs = envs[:0]
-		}
 	}
-	return last
+	return envs
 }
