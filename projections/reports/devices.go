@@ -23,36 +23,40 @@ func groupDeviceKey(group, id string) []byte {
 	return append(append(k, 0), id...)
 }
 
-// putDevice writes a device's entry, its group index entry and its
-// standing (standing.go), all expiring together; before is the entry it
-// had (known: it had one), whose index entries go where they changed.
-func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, known bool) error {
+// putDevice writes a device's entry, its group index entry, its k/
+// entry and its standing (standing.go); before is the entry it had, as p
+// found it, whose index entries go where they changed.
+func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, p presence) error {
 	b, err := d.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		if b, err = json.Marshal(d); err != nil {
 			return err
 		}
 	}
-	if known && before.DeviceGroup != d.DeviceGroup {
+	sameGroup := p.found && before.DeviceGroup == d.DeviceGroup
+	if p.found && !sameGroup {
 		if err := txn.Delete(groupDeviceKey(before.DeviceGroup, d.DeviceID)); err != nil {
 			return err
 		}
 	}
-	expires := s.expiresAt(d.LastSeen)
-	// The index entry is written again only when it changes: a group, or
-	// an expiry (a minute later), not at every report.
-	same := known && before.DeviceGroup == d.DeviceGroup && s.expiresAt(before.LastSeen) == expires
-	entries := []*badger.Entry{badger.NewEntry(deviceKey(d.DeviceID), b)}
-	if !same {
+	// The index entries are written again only when they change: a
+	// group, or a hold (seen.go), not at every report.
+	held := s.holdUntil(d.LastSeen)
+	if sameGroup && p.held >= s.expiresAt(d.LastSeen) {
+		held = p.held
+	}
+	sameHeld := sameGroup && held == p.held
+	entries := []*badger.Entry{badger.NewEntry(deviceKey(d.DeviceID), b), seen{standOf(d), held}.entry()}
+	if !sameHeld {
 		entries = append(entries, badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil))
 	}
 	for _, e := range entries {
-		e.ExpiresAt = expires
+		e.ExpiresAt = held
 		if err := txn.SetEntry(e); err != nil {
 			return err
 		}
 	}
-	return s.putStanding(txn, sd, before, known, d)
+	return s.putStanding(txn, sd, before, p, d, held, sameHeld)
 }
 
 // indexOnce builds an index a store written before it lacks, once (then
@@ -174,9 +178,12 @@ func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 					return err
 				}
 			}
-			var d Device
-			if err := item.Value(func(b []byte) error { return readDevice(b, &d) }); err != nil {
-				return fmt.Errorf("device entry %q is corrupt: %w", id, err)
+			d, p, err := s.deviceOf(txn, item, id)
+			if err != nil {
+				return err
+			}
+			if !p.alive {
+				continue
 			}
 			if q.Group != "" && d.DeviceGroup != q.Group || q.Allowed != nil && !q.Allowed(d.DeviceGroup) || !hasLabels(d, q.Labels) {
 				continue

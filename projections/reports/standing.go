@@ -24,8 +24,9 @@ import (
 //	s/<group>\x00<class><applied BE><device id>     empty: the group's devices by class and applied version
 //
 // applied is the version with its sign bit flipped, so that -1 sorts first.
-// A device's entries all expire when its d/ entry does: 24 x the report TTL
-// after the end of the minute of its last report.
+// A device's c/ and l/ entries expire 24 x the report TTL after the end of
+// the minute of its last report (expiresAt); its s/ entry with its d/
+// entry, held a little longer (seen.go).
 
 // Statuses of a device against its group's version.
 const (
@@ -109,12 +110,14 @@ func countKey(group string, lastSeen time.Time, applied int64, class byte) []byt
 	return append(binary.BigEndian.AppendUint64(k, flip(applied)), class)
 }
 
-func lastSeenKey(group string, lastSeen time.Time, id string) []byte {
-	return append(binary.BigEndian.AppendUint64(groupPrefix(prefixLastSeen, group), uint64(max(lastSeen.UnixNano(), 0))), id...)
+func lastSeenFrom(group string, lastSeen time.Time) []byte {
+	return binary.BigEndian.AppendUint64(groupPrefix(prefixLastSeen, group), uint64(max(lastSeen.UnixNano(), 0)))
 }
 
-func classKey(group string, class byte, applied int64, id string) []byte {
-	return append(binary.BigEndian.AppendUint64(append(groupPrefix(prefixStandDevice, group), class), flip(applied)), id...)
+func lastSeenKey(st stand) []byte { return append(lastSeenFrom(st.group, st.last), st.id...) }
+
+func classKey(st stand) []byte {
+	return append(binary.BigEndian.AppendUint64(append(groupPrefix(prefixStandDevice, st.group), st.class), flip(st.applied)), st.id...)
 }
 
 // standingDelta gathers a transaction's changes to the counters, written
@@ -129,39 +132,43 @@ func newStandingDelta() *standingDelta {
 	return &standingDelta{counts: map[string]*[60]int32{}, expires: map[string]uint64{}}
 }
 
-func (sd *standingDelta) add(s *Store, d Device, n int32) {
-	k := string(countKey(d.DeviceGroup, d.LastSeen, d.AppliedVersion, classOf(d.Apps)))
+func (sd *standingDelta) add(s *Store, st stand, n int32) {
+	k := string(countKey(st.group, st.last, st.applied, st.class))
 	c := sd.counts[k]
 	if c == nil {
 		c = new([60]int32)
 		sd.counts[k] = c
-		sd.expires[k] = s.expiresAt(d.LastSeen)
+		sd.expires[k] = s.expiresAt(st.last)
 	}
-	c[seconds(d.LastSeen)%60] += n
+	c[seconds(st.last)%60] += n
 }
 
-// putStanding moves a device's standing entries from before (known: it
-// had some) to d.
-func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, known bool, d Device) error {
-	bc, c := classOf(before.Apps), classOf(d.Apps)
-	if known {
-		sd.add(s, before, -1)
-		if before.DeviceGroup != d.DeviceGroup || !before.LastSeen.Equal(d.LastSeen) {
-			if err := txn.Delete(lastSeenKey(before.DeviceGroup, before.LastSeen, before.DeviceID)); err != nil {
+// putStanding moves a device's standing entries from before (as p
+// found it) to d; held is when d's d/ entry expires, and its s/ entry
+// with it (sameHeld: as before's). The counters count before only if it
+// was alive; an expired device's index entries may still be there.
+func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, p presence, d Device, held uint64, sameHeld bool) error {
+	b, st := standOf(before), standOf(d)
+	sameClass := p.found && b.group == st.group && b.class == st.class && b.applied == st.applied
+	if p.alive {
+		sd.add(s, b, -1)
+	}
+	if p.found {
+		if b.group != st.group || !b.last.Equal(st.last) {
+			if err := txn.Delete(lastSeenKey(b)); err != nil {
 				return err
 			}
 		}
-		if before.DeviceGroup != d.DeviceGroup || bc != c || before.AppliedVersion != d.AppliedVersion {
-			if err := txn.Delete(classKey(before.DeviceGroup, bc, before.AppliedVersion, before.DeviceID)); err != nil {
+		if !sameClass {
+			if err := txn.Delete(classKey(b)); err != nil {
 				return err
 			}
 		}
 	}
-	sd.add(s, d, 1)
-	es := s.standingEntries(d)
-	if known && before.DeviceGroup == d.DeviceGroup && bc == c && before.AppliedVersion == d.AppliedVersion &&
-		s.expiresAt(before.LastSeen) == s.expiresAt(d.LastSeen) {
-		es = es[:1] // the class entry is as it was: only the last seen moves
+	sd.add(s, st, 1)
+	es := []*badger.Entry{s.lastSeenEntry(st)}
+	if !sameClass || !sameHeld {
+		es = append(es, classEntry(st, held))
 	}
 	for _, e := range es {
 		if err := txn.SetEntry(e); err != nil {
@@ -171,16 +178,18 @@ func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, k
 	return nil
 }
 
-// standingEntries are a device's index entries.
-func (s *Store) standingEntries(d Device) []*badger.Entry {
-	c := classOf(d.Apps)
-	v := append(binary.BigEndian.AppendUint64(nil, flip(d.AppliedVersion)), c)
-	es := []*badger.Entry{badger.NewEntry(lastSeenKey(d.DeviceGroup, d.LastSeen, d.DeviceID), v),
-		badger.NewEntry(classKey(d.DeviceGroup, c, d.AppliedVersion, d.DeviceID), nil)}
-	for _, e := range es {
-		e.ExpiresAt = s.expiresAt(d.LastSeen)
-	}
-	return es
+// lastSeenEntry is a device's l/ entry: it expires with the device.
+func (s *Store) lastSeenEntry(st stand) *badger.Entry {
+	e := badger.NewEntry(lastSeenKey(st), append(binary.BigEndian.AppendUint64(nil, flip(st.applied)), st.class))
+	e.ExpiresAt = s.expiresAt(st.last)
+	return e
+}
+
+// classEntry is a device's s/ entry: it expires with its d/ entry.
+func classEntry(st stand, held uint64) *badger.Entry {
+	e := badger.NewEntry(classKey(st), nil)
+	e.ExpiresAt = held
+	return e
 }
 
 // indexStanding builds c/, l/ and s/ for a store written before them,
@@ -210,10 +219,13 @@ func (s *Store) indexStanding() error {
 			if err != nil {
 				return fmt.Errorf("%q is corrupt: %w", it.Item().Key(), err)
 			}
-			sd.add(s, d, 1)
-			es := append(s.standingEntries(d), badger.NewEntry(deviceKey(d.DeviceID), b), badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil))
+			st, held := standOf(d), s.holdUntil(d.LastSeen)
+			sd.add(s, st, 1)
+			k := seen{st, held}
+			dev, member := badger.NewEntry(deviceKey(d.DeviceID), b), badger.NewEntry(groupDeviceKey(d.DeviceGroup, d.DeviceID), nil)
+			dev.ExpiresAt, member.ExpiresAt = held, held
+			es := []*badger.Entry{s.lastSeenEntry(st), classEntry(st, held), k.entry(), dev, member}
 			for _, e := range es {
-				e.ExpiresAt = s.expiresAt(d.LastSeen)
 				if err := wb.SetEntry(e); err != nil {
 					return err
 				}
@@ -331,7 +343,7 @@ func (s *Store) Standing(group string, version int64, now time.Time, silentAfter
 		}
 		// The second silence begins in: its devices last seen before the
 		// cutoff are silent too.
-		from := lastSeenKey(group, time.Unix(int64(cutSec), 0), "")
+		from := lastSeenFrom(group, time.Unix(int64(cutSec), 0))
 		to := uint64(max(cutoff.UnixNano(), 0))
 		ls := txn.NewIterator(badger.IteratorOptions{Prefix: groupPrefix(prefixLastSeen, group), PrefetchValues: true})
 		defer ls.Close()
@@ -403,7 +415,7 @@ func (s *Store) listBehind(txn *badger.Txn, st *Standing, group string, version 
 	// want reads a device an index entry names and lists it if its status
 	// is status.
 	want := func(id, status string) (bool, error) {
-		d, found, err := s.device(txn, id)
+		d, found, err := s.live(txn, id)
 		if err != nil || !found || d.DeviceGroup != group || StatusOf(d, version, now, silentAfter) != status {
 			return false, err
 		}

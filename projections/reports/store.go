@@ -28,8 +28,10 @@ import (
 //	h/<hostname>\x00<id>          empty: index of reports by hostname (TTL)
 //	meta/hostname_index           present once h/ indexes every r/ entry (a store from before h/ is indexed at open)
 //	e/<event id>                  empty: the device event was folded (TTL; redeliveries are skipped)
-//	d/<device id>                 JSON Device: the device's last report in short (expires 24 x TTL after its minute)
+//	d/<device id>                 JSON Device: the device's last report in short (expires 24 x TTL after its
+//	                              minute, held a little longer: seen.go)
 //	m/<device group>\x00<device id> empty: index of devices by group (expires with d/<device id>)
+//	k/<device id>                 the device's last seen and standing in short: what a heartbeat moves (seen.go)
 //	meta/device_index             present once m/ indexes every d/ entry (a store from before m/ is indexed at open)
 //	v/<device id>\x00<id>         JSON AppliedVersion: a report whose applied version or group differs from the
 //	                              device's report before it (no TTL: a device's story is kept as long as its events)
@@ -382,11 +384,11 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 			if err != nil {
 				return err
 			}
-			d, known, err := s.device(txn, ev.DeviceID)
+			before, d, p, err := s.folding(txn, ev.DeviceID)
 			if err != nil {
 				return err
 			}
-			before := d
+			known := p.alive
 			was, wasVersion := d.DeviceGroup, d.AppliedVersion
 			if !known || was != ev.DeviceGroup || wasVersion != ev.Report.AppliedVersion {
 				if err := putApplied(txn, ev.DeviceID, id, AppliedVersion{Version: ev.Report.AppliedVersion,
@@ -396,7 +398,7 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 			}
 			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
 			d.AppliedVersion, d.Apps, d.Errors, d.Labels = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors, ev.Report.Labels
-			if err := s.putDevice(txn, sd, d, before, known); err != nil {
+			if err := s.putDevice(txn, sd, d, before, p); err != nil {
 				return err
 			}
 			for _, e := range []*badger.Entry{
@@ -428,37 +430,77 @@ func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
 // store does not know it.
 func (s *Store) Device(id string) (d Device, found bool, err error) {
 	err = s.view(func(txn *badger.Txn) error {
-		d, found, err = s.device(txn, id)
+		d, found, err = s.live(txn, id)
 		return err
 	})
 	return d, found, err
 }
 
-// device reads a device's inventory entry (a new one if none).
-func (s *Store) device(txn *badger.Txn, id string) (Device, bool, error) {
-	d := Device{ConvergedAt: -1}
-	item, err := txn.Get(append(append([]byte(nil), prefixDevice...), id...))
+// presence is how a device's d/ entry stands.
+type presence struct {
+	found bool   // d/ holds an entry (its index entries may still be there)
+	alive bool   // and it has not expired (seen.go): the inventory has the device
+	held  uint64 // when the entry expires
+}
+
+// device reads a device's inventory entry as stored (a new one if none).
+func (s *Store) device(txn *badger.Txn, id string) (Device, presence, error) {
+	item, err := txn.Get(deviceKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return d, false, nil
+		return Device{ConvergedAt: -1}, presence{}, nil
 	}
 	if err != nil {
-		return d, false, err
+		return Device{ConvergedAt: -1}, presence{}, err
 	}
-	err = item.Value(func(b []byte) error { return readDevice(b, &d) })
-	return d, true, err
+	return s.deviceOf(txn, item, id)
+}
+
+// live reads a device's inventory entry (found=false if it has none, or
+// it has expired).
+func (s *Store) live(txn *badger.Txn, id string) (Device, bool, error) {
+	d, p, err := s.device(txn, id)
+	return d, p.alive, err
+}
+
+// deviceOf reads the d/ entry item of device id, its last seen moved by
+// its k/ entry (seen.go).
+func (s *Store) deviceOf(txn *badger.Txn, item *badger.Item, id string) (Device, presence, error) {
+	d := Device{ConvergedAt: -1}
+	if err := item.Value(func(b []byte) error { return readDevice(b, &d) }); err != nil {
+		return d, presence{}, fmt.Errorf("device entry %q is corrupt: %w", id, err)
+	}
+	k, found, err := seenOf(txn, id)
+	if err != nil {
+		return d, presence{}, err
+	}
+	if found && k.last.After(d.LastSeen) {
+		d.LastSeen = k.last
+	}
+	return d, presence{found: true, alive: !s.expired(d.LastSeen), held: item.ExpiresAt()}, nil
+}
+
+// folding reads a device for the fold: as stored, and what the event
+// starts from (the stored device if alive, a new one if not).
+func (s *Store) folding(txn *badger.Txn, id string) (stored, d Device, p presence, err error) {
+	stored, p, err = s.device(txn, id)
+	d = stored
+	if !p.alive {
+		d = Device{ConvergedAt: -1}
+	}
+	return stored, d, p, err
 }
 
 // applyStatus folds a status event into the device's entry; one that
 // changes nothing (a restarted reporter's "online") is a no-op.
 func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.DeviceEvent) error {
-	d, found, err := s.device(txn, ev.DeviceID)
+	stored, d, p, err := s.folding(txn, ev.DeviceID)
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !p.alive {
 		d.DeviceID, d.DeviceGroup, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Time
 	}
-	before := d
+	was := d
 	switch ev.Type {
 	case events.DeviceOnline:
 		d.Silent = false
@@ -472,11 +514,11 @@ func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.Device
 		s.logger.Warn("unknown device event type skipped", "type", ev.Type)
 		return nil
 	}
-	if d.Silent == before.Silent && d.ConvergedAt == before.ConvergedAt && d.Failure == before.Failure && found {
+	if d.Silent == was.Silent && d.ConvergedAt == was.ConvergedAt && d.Failure == was.Failure && p.alive {
 		return nil
 	}
 	d.StatusChangedAt = ev.Time
-	return s.putDevice(txn, sd, d, before, found)
+	return s.putDevice(txn, sd, d, stored, p)
 }
 
 // applyHeartbeat moves a device's last seen to the heartbeat's time (if
@@ -484,13 +526,15 @@ func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.Device
 // they differ from what the store holds (its full report was lost: it
 // expired, the store was rebuilt), the heartbeat's are taken.
 func (s *Store) applyHeartbeat(txn *badger.Txn, sd *standingDelta, ev events.DeviceEvent) error {
-	d, found, err := s.device(txn, ev.DeviceID)
-	if err != nil || found && !ev.Time.After(d.LastSeen) {
+	if done, err := s.beat(txn, sd, ev.DeviceID, ev.DeviceGroup, ev.Version, ev.Time); done || err != nil {
 		return err
 	}
-	before := d
+	stored, d, p, err := s.folding(txn, ev.DeviceID)
+	if err != nil || p.alive && !ev.Time.After(d.LastSeen) {
+		return err
+	}
 	d.DeviceID, d.DeviceGroup, d.AppliedVersion, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Version, ev.Time
-	return s.putDevice(txn, sd, d, before, found)
+	return s.putDevice(txn, sd, d, stored, p)
 }
 
 func hostReportKey(hostname, id string) []byte {
