@@ -82,13 +82,20 @@ func (a *applier) apply(recs []events.Record, decoded []decoded) error {
 // overlay and returns how many it consumed, the batch (nil if every record
 // was folded before), and the error of an unreadable record it stopped at.
 func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, error, error) {
-	cur := newOverlay(a.base(), 2*len(recs))
+	// A batch writes a few keys per record and ends near a few thousand
+	// records; a fetch can hold a hundred thousand.
+	cur := newOverlay(a.base(), min(4*len(recs), 1<<13))
 	cur.owned = true // the fold never changes a value it has set
 	stats, _, err := getDoc[Stats](cur, keyStats)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	maxCount, maxSize := a.s.db().MaxBatchCount()-4, a.s.db().MaxBatchSize()-(4<<10)
+	// A batch ends before the record that could take it past Badger's
+	// limits: most records write far less than a quarter of them. One
+	// that does write more is folded again in the next batch (below);
+	// ending every batch that way folded each record twice.
+	fullCount, fullSize := maxCount-maxCount/4, maxSize-maxSize/4
 	last := a.folded
 	var results []Result
 	var recErr error
@@ -97,6 +104,9 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		rec := recs[n]
 		if rec.Offset <= last {
 			continue // folded before (a resumed or repeated fetch)
+		}
+		if len(results) > 0 && (int64(len(cur.set)+len(cur.del)) >= fullCount || cur.size >= fullSize) {
+			break
 		}
 		if envs[n].err != nil {
 			recErr = envs[n].err // unreadable: commit what comes before it

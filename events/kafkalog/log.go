@@ -446,7 +446,7 @@ func (r *Reader) Fetch(ctx context.Context) ([]events.Record, error) {
 			return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, r.topic, fe.Err)
 		}
 	}
-	var out []events.Record
+	out := make([]events.Record, 0, fs.NumRecords())
 	fs.EachRecord(func(rec *kgo.Record) {
 		er := events.Record{Offset: rec.Offset, Value: rec.Value, Timestamp: rec.Timestamp}
 		for _, h := range rec.Headers {
