@@ -343,8 +343,7 @@ func (s *Store) committed(last int64, results []Result) {
 func (s *Store) RunGC(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
 		_ = s.use(func(db *badger.DB) error {
-			for db.RunValueLogGC(0.5) == nil {
-			}
+			badgerdir.ReclaimValueLog(ctx, db)
 			return nil
 		})
 	})

@@ -742,8 +742,7 @@ func (s *Store) collectGarbage(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for ctx.Err() == nil && s.db.RunValueLogGC(0.5) == nil {
-			}
+			badgerdir.ReclaimValueLog(ctx, s.db)
 		}
 	}
 }
