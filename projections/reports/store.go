@@ -112,14 +112,22 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 	// Memory is bounded by the memtables (Badger's defaults take up to
 	// 5x64 MiB, and twice a memtable's size to flush one), not by the
 	// devices; sized as the projection store is (projections.openAt, and
-	// docs/projections.md, "Memory"): two 16 MiB memtables, no compression,
-	// no block cache.
+	// docs/projections.md, "Memory"): two memtables, no compression, no
+	// block cache. The memtables are 4 MiB, not 16: Badger keeps up to 8
+	// table builders' buffers for reuse, and a flush of a larger memtable
+	// grows its buffer past the 4 MiB a builder starts with, so under a
+	// flood of reports they held 60-70 MB (peak anonymous memory 270-290
+	// MB with 8 or 16 MiB memtables, 180-210 MB with 4).
 	opts := badger.DefaultOptions(dir).WithLogger(badgerdir.Logger(logger)).WithNumVersionsToKeep(1).
 		WithValueLogFileSize(64 << 20).WithNumCompactors(2).
-		WithMemTableSize(16 << 20).WithNumMemtables(2).WithCompression(options.None).WithBlockCacheSize(0)
+		WithMemTableSize(4 << 20).WithNumMemtables(2).WithCompression(options.None).WithBlockCacheSize(0)
 	opts.TableSizeMultiplier = 1 // as the projection store's
 	if dir == "" {
-		opts = opts.WithInMemory(true) // which refuses values over the threshold: no value log
+		// In memory, values are refused over the threshold (no value
+		// log): the default, 1 MiB, which needs a batch limit (15% of a
+		// memtable) at least as large. Tests and `nebula dev` without a
+		// data directory; the memory budget is the on-disk store's.
+		opts = opts.WithInMemory(true).WithMemTableSize(16 << 20)
 	} else {
 		// A report (kilobytes) goes to the value log, its keys stay in
 		// the tree: compactions then move keys, not reports, and what they
@@ -264,12 +272,27 @@ func (s *Store) Apply(recs []events.Record) error {
 	// held every report of it in memory at once.
 	for len(recs) > 0 {
 		n := min(len(recs), reportsPerTxn)
-		if err := s.applyChunk(recs[:n], decodeDeviceEvents(recs[:n])); err != nil {
+		if err := s.applySplit(recs[:n], decodeDeviceEvents(recs[:n])); err != nil {
 			return err
 		}
 		recs = recs[n:]
 	}
 	return nil
+}
+
+// applySplit folds recs in one transaction, or, when that is more than a
+// transaction holds (Badger's limit is a share of a memtable: long device
+// IDs and hostnames in 500 reports' keys reach it), in halves.
+func (s *Store) applySplit(recs []events.Record, decoded []deviceEvent) error {
+	err := s.applyChunk(recs, decoded)
+	if !errors.Is(err, badger.ErrTxnTooBig) || len(recs) < 2 {
+		return err
+	}
+	h := len(recs) / 2
+	if err := s.applySplit(recs[:h], decoded[:h]); err != nil {
+		return err
+	}
+	return s.applySplit(recs[h:], decoded[h:])
 }
 
 // deviceEvent is a record of the device events topic, decoded.
