@@ -70,7 +70,7 @@ func BenchmarkInfo(b *testing.B) {
 		br := testenv.StartBroker(b, b.TempDir())
 		url := launchB(b, br.Addr())
 		api := url + "/api/v2"
-		adm := http.Header{"Authorization": {"Bearer bench-admin-token"}}
+		adm := http.Header{"Authorization": {"Bearer bench-admin-token"}, "Content-Type": {"application/json"}}
 		must := func(method, path, body string, want int) *http.Response {
 			req, _ := http.NewRequest(method, api+path, stringsReader(body))
 			req.Header = adm.Clone()

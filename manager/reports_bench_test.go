@@ -77,10 +77,14 @@ func BenchmarkReports(b *testing.B) {
 				for body := range work {
 					req, _ := http.NewRequest("POST", m.URL+"/api/v2/reports", bytes.NewReader(body))
 					req.Header.Set("Authorization", "Bearer bench-token")
+					req.Header.Set("Content-Type", "application/json")
 					resp, err := client.Do(req)
-					if err != nil || resp.StatusCode != 202 {
-						b.Errorf("POST report: %v %v", resp, err)
-						return
+					if err != nil {
+						b.Errorf("POST report: %v", err)
+						continue // drain the queue: a return would leave the sender blocked
+					}
+					if resp.StatusCode != 202 {
+						b.Errorf("POST report: %s", resp.Status)
 					}
 					resp.Body.Close()
 				}
@@ -91,6 +95,9 @@ func BenchmarkReports(b *testing.B) {
 		}
 		close(work)
 		wg.Wait()
+		if b.Failed() {
+			b.FailNow()
+		}
 		for stored()-base < n {
 			if time.Since(start) > 3*time.Minute {
 				b.Fatalf("only %d of %d reports stored", stored()-base, n)
