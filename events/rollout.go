@@ -144,6 +144,9 @@ var (
 // "ring=canary,site=berlin".
 func ParseLabels(s string) (map[string]string, error) {
 	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
 	for _, kv := range bytes.Split([]byte(s), []byte(",")) {
 		kv = bytes.TrimSpace(kv)
 		if len(kv) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http"
 	"strings"
@@ -79,6 +80,10 @@ type authenticator struct {
 	// polling every few seconds costs no projection read.
 	ids map[[32]byte]cachedIdentity
 	gen atomic.Uint64
+	// The configured admin's credentials as bearerKey and basicKey make
+	// them (zero when not configured): a request's credentials are hashed
+	// once, for the comparison and the cache alike.
+	adminToken, adminBasic [32]byte
 }
 
 type cachedIdentity struct {
@@ -93,15 +98,41 @@ const (
 )
 
 func newAuthenticator(cfg Auth, proj Projection) *authenticator {
-	return &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Time{}, ids: map[[32]byte]cachedIdentity{}}
+	a := &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Time{}, ids: map[[32]byte]cachedIdentity{}}
+	if cfg.Token != "" {
+		a.adminToken = bearerKey(cfg.Token)
+	}
+	if cfg.User != "" && cfg.Password != "" {
+		a.adminBasic = basicKey(cfg.User, cfg.Password)
+	}
+	return a
+}
+
+// bearerKey and basicKey digest credentials, each kind apart (its own
+// prefix; the user's length before it, so no split of one string into
+// user and password makes another's).
+func bearerKey(token string) [32]byte {
+	var buf [128]byte
+	return sha256.Sum256(append(append(buf[:0], "bearer\x00"...), token...))
+}
+
+func basicKey(user, password string) [32]byte {
+	var buf [128]byte
+	b := binary.BigEndian.AppendUint32(append(buf[:0], "basic\x00"...), uint32(len(user)))
+	return sha256.Sum256(append(append(b, user...), password...))
+}
+
+// isAdmin compares a request's credential digest with the configured
+// admin's in constant time.
+func isAdmin(key, admin [32]byte) bool {
+	return admin != [32]byte{} && subtle.ConstantTimeCompare(key[:], admin[:]) == 1
 }
 
 // usersChanged forgets every cached identity.
 func (a *authenticator) usersChanged() { a.gen.Add(1) }
 
 // cached runs find unless the credentials' identity is cached.
-func (a *authenticator) cached(cred string, find func() (*identity, string, error)) (*identity, string, error) {
-	key := sha256.Sum256([]byte(cred))
+func (a *authenticator) cached(key [32]byte, find func() (*identity, string, error)) (*identity, string, error) {
 	gen, now := a.gen.Load(), time.Now()
 	a.mu.Lock()
 	c, ok := a.ids[key]
@@ -121,12 +152,6 @@ func (a *authenticator) cached(cred string, find func() (*identity, string, erro
 	return id, scheme, err
 }
 
-// equal compares secrets in constant time, whatever their lengths.
-func equal(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
-}
-
 // authenticate returns the request's identity, or nil and the scheme to
 // challenge with.
 func (a *authenticator) authenticate(r *http.Request) (*identity, string, error) {
@@ -139,10 +164,11 @@ func (a *authenticator) authenticate(r *http.Request) (*identity, string, error)
 		if token == "" {
 			return nil, "Bearer", nil
 		}
-		if a.cfg.Token != "" && equal(token, a.cfg.Token) {
+		key := bearerKey(token)
+		if isAdmin(key, a.adminToken) {
 			return &identity{name: "local-admin", local: true}, "", nil
 		}
-		return a.cached("bearer\x00"+token, func() (*identity, string, error) {
+		return a.cached(key, func() (*identity, string, error) {
 			sum := sha256.Sum256([]byte(token))
 			return a.user(func(r projections.Reader) (projections.User, bool, error) {
 				return r.UserByToken(hex.EncodeToString(sum[:]))
@@ -153,10 +179,11 @@ func (a *authenticator) authenticate(r *http.Request) (*identity, string, error)
 	if !ok {
 		return nil, "Basic", nil
 	}
-	if a.cfg.User != "" && a.cfg.Password != "" && equal(user, a.cfg.User) && equal(password, a.cfg.Password) {
+	key := basicKey(user, password)
+	if isAdmin(key, a.adminBasic) {
 		return &identity{name: "local-admin", local: true}, "", nil
 	}
-	return a.cached("basic\x00"+user+"\x00"+password, func() (*identity, string, error) {
+	return a.cached(key, func() (*identity, string, error) {
 		return a.user(func(r projections.Reader) (projections.User, bool, error) {
 			u, found, err := r.User(user)
 			if err != nil || !found || !a.checkPassword(user, password, u.PasswordHash) {

@@ -67,34 +67,8 @@ func load(b *testing.B, url string, header http.Header, n, c, want int) (float64
 func BenchmarkInfo(b *testing.B) {
 	const n, c = 20000, 32
 	for range b.N {
-		br := testenv.StartBroker(b, b.TempDir())
-		url := launchB(b, br.Addr())
-		api := url + "/api/v2"
-		adm := http.Header{"Authorization": {"Bearer bench-admin-token"}, "Content-Type": {"application/json"}}
-		must := func(method, path, body string, want int) *http.Response {
-			req, _ := http.NewRequest(method, api+path, stringsReader(body))
-			req.Header = adm.Clone()
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil || resp.StatusCode != want {
-				b.Fatalf("%s %s: %v %v", method, path, resp, err)
-			}
-			return resp
-		}
-		for i := range 3 {
-			must("POST", fmt.Sprintf("/apps/app%d", i), `{"docker_image":"registry.local/app:1.0","starting_ports":[80],"env_vars":{"MODE":"prod"}}`, 200)
-		}
-		must("POST", "/device_groups/edge", `{"apps":["app0","app1","app2"]}`, 200)
-		tokenResp := must("POST", "/users/device", `{"password":"device-password"}`, 200)
-		var created struct{ Token string }
-		decodeJSON(b, tokenResp, &created)
-		must("POST", "/user_groups/devices", `{"group_members":["device"],"device_groups":{"edge":"ro"}}`, 200)
-
-		info := api + "/device_groups/edge/info"
-		dev := http.Header{"Authorization": {"Bearer " + created.Token}}
-		resp := must("GET", "/device_groups/edge/info", "", 200)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		etag := resp.Header.Get("ETag")
+		fx := newInfoFixture(b)
+		info, dev, etag, body := fx.url+"/api/v2/device_groups/edge/info", fx.dev, fx.etag, fx.body
 
 		base := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("If-None-Match") == etag {
@@ -143,4 +117,48 @@ func decodeJSON(b *testing.B, resp *http.Response, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// infoFixture is a manager (auth on) serving a device group of 3 apps to
+// a device user: what the /info benchmarks ask it.
+type infoFixture struct {
+	url     string
+	handler http.Handler
+	dev     http.Header // the device's Bearer token
+	etag    string
+	body    []byte
+}
+
+func newInfoFixture(b *testing.B) infoFixture {
+	br := testenv.StartBroker(b, b.TempDir())
+	m := launch(b, br.Addr(), b.TempDir(), manager.Auth{Enabled: true, Token: "bench-admin-token"})
+	api := m.URL + "/api/v2"
+	adm := http.Header{"Authorization": {"Bearer bench-admin-token"}, "Content-Type": {"application/json"}}
+	must := func(method, path, body string, want int) *http.Response {
+		req, _ := http.NewRequest(method, api+path, stringsReader(body))
+		req.Header = adm.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != want {
+			b.Fatalf("%s %s: %v %v", method, path, resp, err)
+		}
+		return resp
+	}
+	for i := range 3 {
+		must("POST", fmt.Sprintf("/apps/app%d", i), `{"docker_image":"registry.local/app:1.0","starting_ports":[80],"env_vars":{"MODE":"prod"}}`, 200)
+	}
+	must("POST", "/device_groups/edge", `{"apps":["app0","app1","app2"]}`, 200)
+	tokenResp := must("POST", "/users/device", `{"password":"device-password"}`, 200)
+	var created struct{ Token string }
+	decodeJSON(b, tokenResp, &created)
+	must("POST", "/user_groups/devices", `{"group_members":["device"],"device_groups":{"edge":"ro"}}`, 200)
+	dev := http.Header{"Authorization": {"Bearer " + created.Token}}
+	req, _ := http.NewRequest("GET", api+"/device_groups/edge/info", nil)
+	req.Header = dev.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		b.Fatalf("GET info: %v %v", resp, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return infoFixture{url: m.URL, handler: m.Handler, dev: dev, etag: resp.Header.Get("ETag"), body: body}
 }

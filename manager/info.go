@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,11 @@ const lagWait = 100 * time.Millisecond
 // config, or 304 when the wait ends.
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	group := name(r)
-	if r.URL.Query().Has("at") {
+	var query url.Values // nil without a query: a poll has none
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
+	if query.Has("at") {
 		if s.past == nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"message": "time travel is not configured on this manager"})
 			return
@@ -67,7 +72,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var wait time.Duration
-	if q := r.URL.Query().Get("wait"); q != "" {
+	if q := query.Get("wait"); q != "" {
 		d, err := time.ParseDuration(q)
 		if err != nil {
 			if n, nerr := strconv.Atoi(q); nerr == nil {

@@ -24,7 +24,8 @@ type requestMetrics struct {
 	counts map[routeCode]uint64
 	// patterns: the router's route patterns (a fixed set, not paths)
 	// to their labels.
-	patterns sync.Map
+	patternsMu sync.RWMutex
+	patterns   map[string]string
 	// durations: how long requests took, but long-polls (held on
 	// purpose), in the buckets of durationBuckets plus +Inf.
 	durations [len(durationBuckets) + 1]atomic.Uint64
@@ -59,15 +60,24 @@ func (m *requestMetrics) pattern(parts []string) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	joined := parts[0]
-	if len(parts) > 1 {
-		joined = strings.Join(parts, "")
+	var buf [256]byte // the parts joined, as the key: on the stack, as a lookup's string(key) is
+	key := buf[:0]
+	for _, part := range parts {
+		key = append(key, part...)
 	}
-	if p, ok := m.patterns.Load(joined); ok {
-		return p.(string)
+	m.patternsMu.RLock()
+	p, ok := m.patterns[string(key)]
+	m.patternsMu.RUnlock()
+	if ok {
+		return p
 	}
-	p := (&chi.Context{RoutePatterns: parts}).RoutePattern()
-	m.patterns.Store(joined, p)
+	p = (&chi.Context{RoutePatterns: parts}).RoutePattern()
+	m.patternsMu.Lock()
+	if m.patterns == nil {
+		m.patterns = map[string]string{}
+	}
+	m.patterns[string(key)] = p
+	m.patternsMu.Unlock()
 	return p
 }
 

@@ -5,6 +5,7 @@ package testmanager
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -47,6 +48,9 @@ func StartReporter(t testing.TB, addr string) (stop func()) {
 // Manager is a running manager.
 type Manager struct {
 	URL string
+	// Handler is the manager's API, for in-process benchmarks of what it
+	// does per request beyond net/http.
+	Handler http.Handler
 	// Stop stops it (also done when the test ends).
 	Stop func()
 }
@@ -132,5 +136,5 @@ func StartWithLimits(t testing.TB, addr, dir string, auth manager.Auth, limits m
 		})
 	}
 	t.Cleanup(stop)
-	return Manager{URL: srv.URL, Stop: stop}
+	return Manager{URL: srv.URL, Handler: api, Stop: stop}
 }
