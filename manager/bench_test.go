@@ -68,18 +68,9 @@ func BenchmarkInfo(b *testing.B) {
 	const n, c = 20000, 32
 	for range b.N {
 		fx := newInfoFixture(b)
-		info, dev, etag, body := fx.url+"/api/v2/device_groups/edge/info", fx.dev, fx.etag, fx.body
+		info, dev, etag := fx.url+"/api/v2/device_groups/edge/info", fx.dev, fx.etag
 
-		base := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("If-None-Match") == etag {
-				w.Header().Set("ETag", etag)
-				w.WriteHeader(http.StatusNotModified)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("ETag", etag)
-			_, _ = w.Write(body)
-		}))
+		base := httptest.NewServer(fx.bare())
 		defer base.Close()
 
 		// Warm up both, then measure each path: baseline, then Nebula.
@@ -104,10 +95,6 @@ func BenchmarkInfo(b *testing.B) {
 		b.ReportMetric(float64(base304P99.Microseconds())/1000, "baseline_304_p99_ms")
 		b.ReportMetric(float64(p99304.Microseconds())/1000, "info_304_p99_ms")
 	}
-}
-
-func launchB(b *testing.B, addr string) string {
-	return launch(b, addr, b.TempDir(), manager.Auth{Enabled: true, Token: "bench-admin-token"}).URL
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
@@ -161,4 +148,19 @@ func newInfoFixture(b *testing.B) infoFixture {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return infoFixture{url: m.URL, handler: m.Handler, dev: dev, etag: resp.Header.Get("ETag"), body: body}
+}
+
+// bare is the baseline of the /info benchmarks: a handler that writes
+// the fixture's answer (or a 304 for its ETag) and does nothing else.
+func (fx infoFixture) bare() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") == fx.etag {
+			w.Header().Set("ETag", fx.etag)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("ETag", fx.etag)
+		_, _ = w.Write(fx.body)
+	})
 }

@@ -34,16 +34,7 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 func BenchmarkInfoChain(b *testing.B) {
 	const n = 100_000
 	fx := newInfoFixture(b)
-	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("If-None-Match") == fx.etag {
-			w.Header().Set("ETag", fx.etag)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("ETag", fx.etag)
-		_, _ = w.Write(fx.body)
-	})
+	bare := fx.bare()
 	for range b.N {
 		for _, status := range []int{200, 304} {
 			hdr := fx.dev.Clone()
