@@ -197,7 +197,14 @@ func actor(r *http.Request) string {
 	return "anonymous"
 }
 
-func name(r *http.Request) string { return chi.URLParam(r, "name") }
+// name is the route's {name}: set by the router, or by ServeHTTP on a
+// poll.
+func name(r *http.Request) string { return r.PathValue("name") }
+
+// pollHandler is the handler of pollRoute, a device's poll of its group.
+func (s *Server) pollHandler() http.HandlerFunc {
+	return withoutCatchUp(allow(onObject(events.KindDeviceGroup, "ro"), s.info))
+}
 
 // withETag sets the ETag of a versioned document.
 func withETag(w http.ResponseWriter, version int64) {
@@ -374,7 +381,7 @@ func secretsUpdate(b []byte) (commands.Secrets, error) { return secretsBody(b, t
 // a cron job needs rw on it, not admin).
 func (s *Server) routes(r chi.Router) {
 	c := s.cmds
-	r.Use(s.whenReady, s.authenticated, s.jsonMutations)
+	r.Use(s.apiMiddlewares()...)
 	r.Get("/status", s.status)
 
 	apps := func(level string, h http.HandlerFunc) http.HandlerFunc {
@@ -407,7 +414,7 @@ func (s *Server) routes(r chi.Router) {
 		r.Put("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
 		r.Patch("/update", groups("rw", withBody(s, http.StatusAccepted, groupPatchBody, c.PatchDeviceGroup, groupVersion)))
 		r.Post("/prune", allow(pruning, simple(s, http.StatusAccepted, c.PruneDeviceGroup, groupVersion)))
-		r.Get("/info", withoutCatchUp(groups("ro", s.info)))
+		r.Get("/info", s.pollHandler()) // pollRoute: ServeHTTP serves it unrouted
 		r.Get("/rollout", groups("ro", s.rollout))
 		for _, d := range []string{events.DecisionPromote, events.DecisionPause, events.DecisionResume, events.DecisionAbort} {
 			r.Post("/rollout/"+d, groups("rw", s.decideRollout(d)))

@@ -239,24 +239,47 @@ func (a *authenticator) checkPassword(user, password, hash string) bool {
 	return true
 }
 
-type identityCtxKey struct{}
+// requestAuth is who sent a request, and how to ask again: the one value
+// authenticated puts in the request's context. It belongs to that request
+// alone, so the middlewares after authenticated change it in place rather
+// than copying the request into a new context.
+type requestAuth struct {
+	id *identity
+	// catchUp says that the request may be authenticated again once the
+	// manager has caught up with the log (reauthenticated): not for a
+	// local identity, nor on a route that must not wait on the log
+	// (withoutCatchUp).
+	catchUp bool
+	s       *Server
+	r       *http.Request // as it came to authenticated
+}
 
-// reauthCtxKey holds a func that catches up with the log and
-// authenticates the request again (nil: it cannot).
-type reauthCtxKey struct{}
+type requestAuthCtxKey struct{}
+
+func authOf(r *http.Request) *requestAuth {
+	a, _ := r.Context().Value(requestAuthCtxKey{}).(*requestAuth)
+	return a
+}
 
 // reauthenticated is the request's identity once the manager has caught up
 // with the log, nil when it cannot say more.
 func reauthenticated(r *http.Request) *identity {
-	if re, _ := r.Context().Value(reauthCtxKey{}).(func() *identity); re != nil {
-		return re()
+	a := authOf(r)
+	if a == nil || !a.catchUp || !projections.CatchUp(a.r.Context(), a.s.log, a.s.proj) {
+		return nil
 	}
-	return nil
+	id, _, err := a.s.auth.authenticate(a.r)
+	if err != nil {
+		return nil
+	}
+	return id
 }
 
 func identityOf(r *http.Request) *identity {
-	id, _ := r.Context().Value(identityCtxKey{}).(*identity)
-	return id
+	if a := authOf(r); a != nil {
+		return a.id
+	}
+	return nil
 }
 
 // authenticated is the middleware of every /api/v2 route: 401 without
@@ -310,20 +333,8 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 				return
 			}
 		}
-		ctx := context.WithValue(r.Context(), identityCtxKey{}, id)
-		if !id.local {
-			ctx = context.WithValue(ctx, reauthCtxKey{}, func() *identity {
-				if !projections.CatchUp(r.Context(), s.log, s.proj) {
-					return nil
-				}
-				id, _, err := s.auth.authenticate(r)
-				if err != nil {
-					return nil
-				}
-				return id
-			})
-		}
-		next.ServeHTTP(w, r.WithContext(ctx))
+		a := &requestAuth{id: id, catchUp: !id.local, s: s, r: r}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestAuthCtxKey{}, a)))
 	})
 }
 
@@ -335,7 +346,10 @@ type need func(id *identity, r *http.Request) bool
 // must not cost a broker round trip each poll.
 func withoutCatchUp(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		h(w, r.WithContext(context.WithValue(r.Context(), reauthCtxKey{}, (func() *identity)(nil))))
+		if a := authOf(r); a != nil {
+			a.catchUp = false
+		}
+		h(w, r)
 	}
 }
 
@@ -356,7 +370,7 @@ func allow(n need, h http.HandlerFunc) http.HandlerFunc {
 				writeJSON(w, http.StatusForbidden, map[string]any{"access_allowed": false})
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id))
+			authOf(r).id = id // reauthenticated found it: r has a requestAuth
 		}
 		h(w, r)
 	}

@@ -129,7 +129,10 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 			s.notServing(w)
 			return
 		}
-		changed := s.cache.changed(group)
+		var changed <-chan struct{} // asked before the entry, so that no change is missed
+		if timeout != nil {
+			changed = s.cache.changed(group)
+		}
 		e, err := s.cache.get(group)
 		if err != nil {
 			s.fail(w, r, err)
@@ -143,11 +146,11 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		case !e.found:
 			// Long-poll for the group to be created: a device set up
 			// before its group gets its config the moment it exists.
-		case !etagMatches(inm, etagOf(e.version)):
-			serveInfo(w, r, e, etagOf(e.version))
+		case !etagMatches(inm, e.etag):
+			serveInfo(w, r, e)
 			return
 		case timeout == nil:
-			w.Header().Set("ETag", etagOf(e.version))
+			w.Header()["Etag"] = e.etagHeader
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -166,18 +169,29 @@ const LongPollHeader = "Nebula-Long-Poll"
 
 func etagOf(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-func serveInfo(w http.ResponseWriter, r *http.Request, e *infoEntry, etag string) {
+// The header values every /info answer has.
+var (
+	jsonContentType = headerValue("application/json")
+	varyEncoding    = headerValue("Accept-Encoding")
+	noCache         = headerValue("no-cache")
+	gzipEncoding    = headerValue("gzip")
+)
+
+// serveInfo answers with e, its header values made once (the keys in
+// their canonical form: the map is set directly, as a device's poll does
+// this many times a second).
+func serveInfo(w http.ResponseWriter, r *http.Request, e *infoEntry) {
 	h := w.Header()
-	h.Set("ETag", etag)
-	h.Set("Content-Type", "application/json")
-	h.Set("Vary", "Accept-Encoding")
-	h.Set("Cache-Control", "no-cache")
-	body := e.body
+	h["Etag"] = e.etagHeader
+	h["Content-Type"] = jsonContentType
+	h["Vary"] = varyEncoding
+	h["Cache-Control"] = noCache
+	body, length := e.body, e.bodyLength
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		h.Set("Content-Encoding", "gzip")
-		body = e.gz
+		h["Content-Encoding"] = gzipEncoding
+		body, length = e.gz, e.gzLength
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Length"] = length
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
@@ -190,7 +204,7 @@ func etagMatches(header, etag string) bool {
 	if header == "" {
 		return false
 	}
-	for _, t := range strings.Split(header, ",") {
+	for t := range strings.SplitSeq(header, ",") {
 		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
 		if t == "*" || t == etag {
 			return true
@@ -216,7 +230,7 @@ func newestETag(header string) int64 {
 }
 
 func acceptsGzip(header string) bool {
-	for _, part := range strings.Split(header, ",") {
+	for part := range strings.SplitSeq(header, ",") {
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")

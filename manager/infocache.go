@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"container/list"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,10 @@ type infoEntry struct {
 	version int64
 	body    []byte // JSON
 	gz      []byte // gzipped JSON
-	expires time.Time
+	etag    string // etagOf(version)
+	// The header values of an answer, made once (serveInfo, headerValue).
+	etagHeader, bodyLength, gzLength []string
+	expires                          time.Time
 	// While a rollout runs (or after a revert), the stable config, for
 	// the devices its waves have not reached (rollout decides which).
 	stable  *infoEntry
@@ -148,6 +152,8 @@ func (c *infoCache) render(group string) (*infoEntry, error) {
 
 func renderInfo(group string, info Info, found bool, expires time.Time) (*infoEntry, error) {
 	e := &infoEntry{group: group, found: found, version: info.DeviceGroupID, expires: expires}
+	e.etag = etagOf(e.version)
+	e.etagHeader = headerValue(e.etag)
 	if !found {
 		return e, nil
 	}
@@ -161,8 +167,13 @@ func renderInfo(group string, info Info, found bool, expires time.Time) (*infoEn
 	_, _ = zw.Write(e.body)
 	_ = zw.Close()
 	e.gz = gz.Bytes()
+	e.bodyLength, e.gzLength = headerValue(strconv.Itoa(len(e.body))), headerValue(strconv.Itoa(len(e.gz)))
 	return e, nil
 }
+
+// headerValue is v as a header's values: a slice of one, its capacity one
+// (adding a value to the header copies it).
+func headerValue(v string) []string { return []string{v} }
 
 // changed returns a channel closed at the next change of the group.
 func (c *infoCache) changed(group string) <-chan struct{} {

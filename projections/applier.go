@@ -82,15 +82,18 @@ func (a *applier) apply(recs []events.Record, decoded []decoded) error {
 // overlay and returns how many it consumed, the batch (nil if every record
 // was folded before), and the error of an unreadable record it stopped at.
 func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, error, error) {
-	// A batch writes a few keys per record and ends near a few thousand
-	// records; a fetch can hold a hundred thousand.
-	cur := newOverlay(a.base(), min(4*len(recs), 1<<13))
+	maxCount, maxSize := a.s.db().MaxBatchCount()-4, a.s.db().MaxBatchSize()-(4<<10)
+	// A batch writes a few keys per record and ends before maxCount; a
+	// fetch can hold a hundred thousand records.
+	cur := newOverlay(a.base(), int(min(4*int64(len(recs)), maxCount)))
 	cur.owned = true // the fold never changes a value it has set
+	if !a.s.opts.InMemory {
+		cur.valueLogFrom = int(a.s.opts.ValueThreshold)
+	}
 	stats, _, err := getDoc[Stats](cur, keyStats)
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	maxCount, maxSize := a.s.db().MaxBatchCount()-4, a.s.db().MaxBatchSize()-(4<<10)
 	// A batch ends before the record that could take it past Badger's
 	// limits: most records write far less than a quarter of them. One
 	// that does write more is folded again in the next batch (below);

@@ -260,3 +260,48 @@ func TestKeyFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestValueLogValuesDoNotBoundBatches: a store on disk keeps its long
+// values in the value log, where Badger counts a pointer to each in a
+// transaction's size, not its bytes; the applier counts them the same
+// way. Apps with 4 KB documents (each create writes the document and its
+// version) fold in batches that would be twenty times smaller counted by
+// their bytes, every commit fits Badger's limits, and the store holds
+// what folding one record at a time gives.
+func TestValueLogValuesDoNotBoundBatches(t *testing.T) {
+	s, err := open(t.TempDir(), nil, func(o *badger.Options) { *o = o.WithMemTableSize(2 << 20) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	ref := MemKV{}
+	var recs []events.Record
+	for i := range 3000 {
+		spec := events.NewAppSpec("registry.local/big:1")
+		spec.EnvVars = map[string]string{"PAYLOAD": strings.Repeat(strconv.Itoa(i%10), 4<<10)}
+		b, err := encodeUnchecked(ev(events.KindApp, fmt.Sprintf("big%d", i), events.AppCreatedV{Spec: spec}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := events.Record{Offset: int64(i), Value: b}
+		recs = append(recs, rec)
+		if _, err := Apply(ref, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commits := 0
+	s.OnCommit(func([]Result) { commits++ })
+	if _, err := s.ApplyBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	// Counted by their bytes, a batch would end at 15% of 2 MiB, less a
+	// quarter: about 28 records of two 4 KB values each.
+	byBytes := len(recs) / 28
+	if commits == 0 || commits > byBytes/5 {
+		t.Errorf("%d records committed in %d transactions; counted by their values' bytes, they take %d", len(recs), commits, byBytes)
+	}
+	sameKV(t, dump(t, s), ref)
+}

@@ -19,6 +19,10 @@ type overlay struct {
 	// size bounds what committing the writes costs Badger (key, value
 	// and overhead of every Set and Delete, overwrites counted again).
 	size int64
+	// valueLogFrom, when set, is the store's value threshold: a value
+	// that long goes to the value log, and Badger counts only a pointer
+	// to it in a transaction's size (as size does).
+	valueLogFrom int
 	// owned: Set keeps the caller's slice instead of a copy.
 	owned bool
 }
@@ -47,8 +51,17 @@ func (o *overlay) Set(k, v []byte) error {
 	}
 	o.set[string(k)] = v
 	delete(o.del, string(k))
-	o.size += int64(len(k)+len(v)) + entryOverhead
+	o.size += int64(len(k)+o.valueSize(len(v))) + entryOverhead
 	return nil
+}
+
+// valueSize is what a value of n bytes adds to a transaction's size: its
+// bytes, or nothing beyond entryOverhead when it goes to the value log.
+func (o *overlay) valueSize(n int) int {
+	if o.valueLogFrom > 0 && n >= o.valueLogFrom {
+		return 0
+	}
+	return n
 }
 
 func (o *overlay) Delete(k []byte) error {

@@ -133,8 +133,9 @@ func putRecord(kv KV, off int64, head []byte, v Verdict, at time.Time) error {
 	// the bytes a reader of the shorter block sees).
 	if o, ok := kv.(*overlay); ok && o.owned {
 		if block, mine := o.set[string(k)]; mine {
-			o.set[string(k)] = entry(block)
-			o.size += int64(recordEntrySize + len(vj) + 2)
+			grown := entry(block)
+			o.set[string(k)] = grown
+			o.size += int64(o.valueSize(len(grown)) - o.valueSize(len(block)))
 			return nil
 		}
 	}
