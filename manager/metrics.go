@@ -84,18 +84,19 @@ func (m *requestMetrics) pattern(parts []string) string {
 func (m *requestMetrics) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		// A pattern the request comes with was set by ServeHTTP, which
-		// serves polls unrouted. (The router sets the pattern later, on
-		// the way in: only its first part reaches this request.)
-		preset := r.Pattern
+		// ServeHTTP, which serves polls unrouted, sets their pattern
+		// before this; the router sets a pattern later, on the way in,
+		// of which only its first part reaches this request, and an
+		// outer mux may have set one of its own: neither is a label.
+		unrouted := r.Pattern == pollRoute
 		start := time.Now()
 		next.ServeHTTP(ww, r)
 		if r.URL.RawQuery == "" || !r.URL.Query().Has("wait") { // no query to parse on most requests
 			m.observe(time.Since(start))
 		}
 		route := "unmatched"
-		if preset != "" {
-			route = preset
+		if unrouted {
+			route = pollRoute
 		} else if rc := chi.RouteContext(r.Context()); rc != nil {
 			if p := m.pattern(rc.RoutePatterns); p != "" {
 				route = p

@@ -85,8 +85,21 @@ func TestPollUnroutedAnswersAsRouted(t *testing.T) {
 			}
 		})
 	}
+	// Under an outer mux, whose pattern ("/") the request carries, a
+	// request is still labelled with its route.
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	status, rec := httptest.NewRequest("GET", "/api/v2/status", nil), httptest.NewRecorder()
+	status.Header.Set(admin[0], admin[1])
+	if mux.ServeHTTP(rec, status); rec.Code != 200 {
+		t.Fatalf("status under a mux: %d %s", rec.Code, rec.Body)
+	}
 	metrics := call(t, "GET", m.URL+"/metrics", nil)
+	if strings.Contains(string(metrics.raw), `route="/"`) {
+		t.Errorf("a request under an outer mux is labelled with the mux's pattern:\n%s", metrics.raw)
+	}
 	for _, want := range []string{
+		`nebula_http_requests_total{method="GET",route="/api/v2/status",code="200"}`,
 		`nebula_http_requests_total{method="GET",route="/api/v2/device_groups/{name}/info",code="200"}`,
 		`nebula_http_requests_total{method="GET",route="/api/v2/device_groups/{name}/info",code="304"}`,
 		`nebula_http_requests_total{method="GET",route="/api/v2/device_groups/{name}/info",code="401"}`,

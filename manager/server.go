@@ -167,8 +167,11 @@ func (s *Server) apiMiddlewares() []func(http.Handler) http.Handler {
 	return []func(http.Handler) http.Handler{s.whenReady, s.authenticated, s.jsonMutations}
 }
 
-// pollRoute is the route every device polls.
+// pollRoute is the route every device polls; polled matches its path
+// around the name.
 const pollRoute = "/api/v2/device_groups/{name}/info"
+
+var pollPrefix, pollSuffix, _ = strings.Cut(pollRoute, "{name}")
 
 // ServeHTTP serves a device's poll through the middlewares and handler
 // its route has in the router, without routing it: a fleet polls many
@@ -195,11 +198,11 @@ func polled(r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet || r.URL.RawPath != "" {
 		return "", false
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v2/device_groups/")
+	rest, ok := strings.CutPrefix(r.URL.Path, pollPrefix)
 	if !ok {
 		return "", false
 	}
-	group, ok := strings.CutSuffix(rest, "/info")
+	group, ok := strings.CutSuffix(rest, pollSuffix)
 	if !ok || group == "" || strings.IndexByte(group, '/') >= 0 {
 		return "", false
 	}

@@ -156,27 +156,38 @@ type recordEntry struct {
 }
 
 // getRecord returns what the fold stored of the record at off.
-func getRecord(kv KV, off int64) (recordEntry, bool, error) {
-	k := offsetKey(prefixRecord, off/recordsPerBlock)
-	block, found, err := kv.Get(k)
-	if err != nil || !found {
-		return recordEntry{}, false, err
-	}
-	for len(block) > 0 {
-		if len(block) < recordEntrySize {
-			return recordEntry{}, false, fmt.Errorf("projection record block %q is corrupt", k)
-		}
-		o := int64(binary.BigEndian.Uint64(block))
-		n, w := binary.Uvarint(block[recordEntrySize:])
-		end := recordEntrySize + w + int(n)
-		if w <= 0 || n > uint64(len(block)) || end > len(block) {
-			return recordEntry{}, false, fmt.Errorf("projection record block %q is corrupt", k)
-		}
+func getRecord(kv KV, off int64) (e recordEntry, found bool, err error) {
+	err = readRecordBlock(kv, off/recordsPerBlock, func(o int64, entry recordEntry) bool {
 		if o == off {
-			return recordEntry{head: block[8:40], latest: int64(binary.BigEndian.Uint64(block[40:48])),
-				verdict: block[recordEntrySize+w : end]}, true, nil
+			e, found = entry, true
 		}
-		block = block[end:]
+		return !found
+	})
+	return e, found, err
+}
+
+// readRecordBlock calls fn with each record of block (offsets block*16 to
+// block*16+15) the fold stored, in log order, until fn returns false.
+func readRecordBlock(kv KV, block int64, fn func(off int64, e recordEntry) bool) error {
+	k := offsetKey(prefixRecord, block)
+	b, found, err := kv.Get(k)
+	if err != nil || !found {
+		return err
 	}
-	return recordEntry{}, false, nil
+	for len(b) > 0 {
+		if len(b) < recordEntrySize {
+			return fmt.Errorf("projection record block %q is corrupt", k)
+		}
+		o := int64(binary.BigEndian.Uint64(b))
+		n, w := binary.Uvarint(b[recordEntrySize:])
+		end := recordEntrySize + w + int(n)
+		if w <= 0 || n > uint64(len(b)) || end > len(b) {
+			return fmt.Errorf("projection record block %q is corrupt", k)
+		}
+		if !fn(o, recordEntry{head: b[8:40], latest: int64(binary.BigEndian.Uint64(b[40:48])), verdict: b[recordEntrySize+w : end]}) {
+			return nil
+		}
+		b = b[end:]
+	}
+	return nil
 }

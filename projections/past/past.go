@@ -31,23 +31,30 @@ type Store interface {
 // Past reads the past of one event log from its projection.
 type Past struct {
 	store Store
+	times *projections.TimeIndex
 }
+
+// timeStride is how many records apart the in-memory time index samples
+// the latest event time: 1,000 entries (8 KB) a million records, and
+// OffsetAt reads the blocks of 1,024 records only.
+const timeStride = 1024
 
 // New returns a reader of the past of the log store is the projection of.
 func New(store Store) *Past {
-	return &Past{store: store}
+	return &Past{store: store, times: projections.NewTimeIndex(timeStride)}
 }
 
 // OffsetAt is the offset of the last event at or before t (by its event
 // time, in log order: the record before the first one after t), -1 when
 // the log has none, among the records the store has folded. The store
-// keeps the latest event time of every record, so this reads no log.
+// keeps the latest event time of every record, so this reads no log; an
+// index in memory of every 1,024th of them narrows the search first.
 func (p *Past) OffsetAt(ctx context.Context, t time.Time) (int64, error) {
 	var at int64
 	last := p.store.Applied() // before the view: the view holds it
 	err := p.store.View(func(r projections.Reader) error {
 		var err error
-		at, err = r.OffsetAt(t, last)
+		at, err = r.OffsetAt(t, last, p.times)
 		return err
 	})
 	return at, err
