@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"testing"
@@ -97,11 +99,13 @@ func BenchmarkReplay(b *testing.B) {
 				decodeOnly := float64(n) / readDecodeChain(b, l, last).Seconds()
 
 				s := openStore(b, b.TempDir())
+				stopProfile := profileCPU(b, "replay_"+lg.name+".cpu")
 				start = time.Now()
 				if err := Rebuild(ctx, s, l, opener(l)); err != nil {
 					b.Fatal(err)
 				}
 				replay := float64(n) / time.Since(start).Seconds()
+				stopProfile()
 				if s.Applied() != last || s.Folded() != int64(n) {
 					b.Fatalf("rebuild applied %d (want %d), folded %d (want %d)", s.Applied(), last, s.Folded(), n)
 				}
@@ -115,6 +119,32 @@ func BenchmarkReplay(b *testing.B) {
 				benchrec.Record(b, "replay", fmt.Sprintf(lg.title, n), map[string]float64{"events": float64(n), "replay_per_s": replay, "raw_consume_per_s": raw, "replay_vs_raw": replay / raw, "decode_only_vs_raw": decodeOnly / raw})
 			}
 		})
+	}
+}
+
+// profileCPU writes a CPU profile to NEBULA_BENCH_OUT/profiles/name (go
+// tool pprof) until the function it returns is called; without
+// NEBULA_BENCH_OUT, nothing.
+func profileCPU(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv("NEBULA_BENCH_OUT")
+	if dir == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "profiles"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "profiles", name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -49,7 +49,9 @@ var workerStarted = regexp.MustCompile(`nebula worker: device (\S+) in group`)
 
 // TestWorkerProcess: `nebula worker` configured with a 2.7 worker's
 // variables runs the group's app, keeps its device ID across restarts,
-// and leaves the app running on SIGTERM.
+// and leaves the app running on SIGTERM. Restarted as the agent's build
+// (-tags agent: the worker alone), it is the same device and keeps the
+// app as it is; that build has no other command.
 func TestWorkerProcess(t *testing.T) {
 	image := testenv.TestImage(t, "nebula-test/app:v1", false)
 	group := fmt.Sprintf("proc%d", rand.N(1_000_000))
@@ -74,7 +76,8 @@ func TestWorkerProcess(t *testing.T) {
 	if containerID(t, app+"-1") != cid {
 		t.Fatal("the app did not outlive the worker")
 	}
-	p2 := testenv.Start(t, workerEnv(m.URL, group, dir), "worker")
+	agent := testenv.AgentBinary(t)
+	p2 := testenv.StartProgram(t, agent, workerEnv(m.URL, group, dir), nil, "worker")
 	if id2 := p2.WaitLine(t, workerStarted, 30*time.Second)[1]; id2 != id {
 		t.Fatalf("device ID changed across a restart: %s -> %s", id, id2)
 	}
@@ -82,13 +85,32 @@ func TestWorkerProcess(t *testing.T) {
 	if containerID(t, app+"-1") != cid {
 		t.Fatal("a worker restart recreated the app")
 	}
+	// A change reaches the agent as it reached the worker.
+	apiCall(t, "POST", m.URL+"/api/v2/apps/"+app+"/update", `{"docker_image": "`+image+`", "env_vars": {"AGENT": "1"}}`, 202)
+	testenv.WaitFor(t, "the app recreated by the agent", 60*time.Second, func() bool {
+		id := containerID(t, app+"-1")
+		return id != "" && id != cid
+	})
 
-	// Bad settings: a clear error and exit code 2.
-	bad := exec.Command(testenv.Binary(t), "worker")
-	bad.Env = append(os.Environ(), "DEVICE_GROUP=", "NEBULA_MANAGER_HOST=")
-	out, _ := bad.CombinedOutput()
-	if bad.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "DEVICE_GROUP") {
-		t.Fatalf("worker without settings: exit %d, %s", bad.ProcessState.ExitCode(), out)
+	// Bad settings: a clear error and exit code 2, from both builds.
+	for _, bin := range []string{testenv.Binary(t), agent} {
+		bad := exec.Command(bin, "worker")
+		bad.Env = append(os.Environ(), "DEVICE_GROUP=", "NEBULA_MANAGER_HOST=")
+		out, _ := bad.CombinedOutput()
+		if bad.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "DEVICE_GROUP") {
+			t.Fatalf("%s worker without settings: exit %d, %s", bin, bad.ProcessState.ExitCode(), out)
+		}
+	}
+	// The agent's build has the worker alone.
+	for _, args := range [][]string{{"manager"}, {"dev"}, {"apps", "list"}} {
+		cmd := exec.Command(agent, args...)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "unknown command") {
+			t.Fatalf("agent %v: exit %d, %s", args, cmd.ProcessState.ExitCode(), out)
+		}
+	}
+	if out, err := exec.Command(agent, "version").CombinedOutput(); err != nil || !strings.Contains(string(out), "(agent)") {
+		t.Fatalf("agent version: %v %s", err, out)
 	}
 }
 
@@ -96,7 +118,8 @@ func TestWorkerProcess(t *testing.T) {
 // of 10 apps x 2 containers created through the API) to all 20 containers
 // running under `nebula worker`, next to the same 20 containers started
 // with plain `docker run -d` in the same run (target: within 1.3x), and
-// the worker's resident memory at rest (target: under 25 MB).
+// the worker's resident memory at rest (target: under 25 MB), as `nebula
+// worker` and as the agent's build (-tags agent) on the same device.
 func BenchmarkWorker(b *testing.B) {
 	image := testenv.TestImage(b, "nebula-test/app:v1", false)
 	for range b.N {
@@ -134,7 +157,8 @@ func BenchmarkWorker(b *testing.B) {
 			apps = append(apps, `"`+name+`"`)
 			apiCall(b, "POST", m.URL+"/api/v2/apps/"+name, `{"docker_image": "`+image+`", "containers_per": {"server": 2}}`, 200)
 		}
-		p := testenv.Start(b, workerEnv(m.URL, group, b.TempDir()), "worker")
+		dir := b.TempDir()
+		p := testenv.Start(b, workerEnv(m.URL, group, dir), "worker")
 		p.WaitLine(b, workerStarted, 30*time.Second)
 		time.Sleep(time.Second) // the worker is polling for its group
 		start = time.Now()
@@ -152,20 +176,38 @@ func BenchmarkWorker(b *testing.B) {
 		nebula := time.Since(start)
 
 		time.Sleep(3 * time.Second) // at rest
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var rssKB float64
-		for _, line := range strings.Split(string(status), "\n") {
-			if strings.HasPrefix(line, "VmRSS:") {
-				fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &rssKB)
-			}
-		}
+		rssMB := residentMB(b, p)
+		// The agent's build (-tags agent), restarted on the same device:
+		// it finds the 20 containers as they should be.
+		p.Stop(15 * time.Second)
+		a := testenv.StartProgram(b, testenv.AgentBinary(b), workerEnv(m.URL, group, dir), nil, "worker")
+		a.WaitLine(b, workerStarted, 30*time.Second)
+		time.Sleep(5 * time.Second) // its first poll and reconcile, then at rest
+		agentMB := residentMB(b, a)
+		b.ReportMetric(agentMB, "agent_rss_MB")
 		b.ReportMetric(baseline.Seconds(), "docker_run_20_s")
 		b.ReportMetric(nebula.Seconds(), "worker_20_s")
 		b.ReportMetric(nebula.Seconds()/baseline.Seconds(), "worker/docker_run")
-		b.ReportMetric(rssKB/1024, "worker_rss_MB")
-		benchrec.Record(b, "worker", "20 containers (10 apps x 2)", map[string]float64{"docker_run_s": baseline.Seconds(), "worker_s": nebula.Seconds(), "worker_vs_docker_run": nebula.Seconds() / baseline.Seconds(), "worker_rss_mb": rssKB / 1024})
+		b.ReportMetric(rssMB, "worker_rss_MB")
+		benchrec.Record(b, "worker", "20 containers (10 apps x 2)", map[string]float64{"docker_run_s": baseline.Seconds(), "worker_s": nebula.Seconds(),
+			"worker_vs_docker_run": nebula.Seconds() / baseline.Seconds(), "worker_rss_mb": rssMB, "agent_rss_mb": agentMB})
 	}
+}
+
+// residentMB is a running process's resident memory (VmRSS), MB.
+func residentMB(b *testing.B, p *testenv.Process) float64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var kB float64
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kB)
+		}
+	}
+	if kB == 0 {
+		b.Fatalf("no VmRSS in /proc/%d/status", p.Cmd.Process.Pid)
+	}
+	return kB / 1024
 }

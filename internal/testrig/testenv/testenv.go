@@ -74,33 +74,54 @@ func StartBrokerAt(t testing.TB, addr, dir string) *broker.Broker {
 	return b
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// builds are the binaries of cmd/nebula built so far, by build tags.
+var builds struct {
+	sync.Mutex
+	path map[string]string
+	err  map[string]error
+}
 
 // Binary builds cmd/nebula once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nebula-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "nebula")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/nebula")
-		cmd.Dir = moduleRoot()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/nebula: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return build(t, "")
+}
+
+// AgentBinary builds cmd/nebula with -tags agent (the device agent alone,
+// as make agent builds bin/nebula-agent) once per test process and
+// returns its path.
+func AgentBinary(t testing.TB) string {
+	t.Helper()
+	return build(t, "agent")
+}
+
+func build(t testing.TB, tags string) string {
+	t.Helper()
+	builds.Lock()
+	defer builds.Unlock()
+	if builds.path == nil {
+		builds.path, builds.err = map[string]string{}, map[string]error{}
 	}
-	return binPath
+	if _, done := builds.path[tags]; !done {
+		path, err := func() (string, error) {
+			dir, err := os.MkdirTemp("", "nebula-bin-")
+			if err != nil {
+				return "", err
+			}
+			path := filepath.Join(dir, "nebula")
+			cmd := exec.Command("go", "build", "-tags", tags, "-o", path, "./cmd/nebula")
+			cmd.Dir = moduleRoot()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return "", fmt.Errorf("go build -tags %q ./cmd/nebula: %v\n%s", tags, err, out)
+			}
+			return path, nil
+		}()
+		builds.path[tags], builds.err[tags] = path, err
+	}
+	if err := builds.err[tags]; err != nil {
+		t.Fatal(err)
+	}
+	return builds.path[tags]
 }
 
 func moduleRoot() string {
