@@ -197,9 +197,18 @@ func actor(r *http.Request) string {
 	return "anonymous"
 }
 
-// name is the route's {name}: set by the router, or by ServeHTTP on a
-// poll.
-func name(r *http.Request) string { return r.PathValue("name") }
+// name is the route's {name}: set by the router, or, on a poll ServeHTTP
+// serves unrouted (its pattern pollRoute, its path in polled's form), read
+// from its path again rather than set as a path value: net/http makes a
+// map for a value set outside its own mux, on every poll.
+func name(r *http.Request) string {
+	if r.Pattern == pollRoute {
+		if group, ok := polled(r); ok {
+			return group
+		}
+	}
+	return r.PathValue("name")
+}
 
 // pollHandler is the handler of pollRoute, a device's poll of its group.
 func (s *Server) pollHandler() http.HandlerFunc {

@@ -158,7 +158,7 @@ func (a *authenticator) authenticate(r *http.Request) (*identity, string, error)
 	if !a.cfg.Enabled {
 		return &identity{name: "local-admin", local: true}, "", nil
 	}
-	h := r.Header.Get("Authorization")
+	h := requestHeader(r, "Authorization")
 	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		token = strings.TrimSpace(token)
 		if token == "" {

@@ -85,8 +85,12 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
-	deviceID := r.Header.Get(DeviceIDHeader)
-	labels, err := events.ParseLabels(r.Header.Get(DeviceLabelsHeader))
+	deviceID := requestHeader(r, DeviceIDHeader)
+	var labels map[string]string // none: a 2.7 worker's poll, or wrk's
+	var err error
+	if h := requestHeader(r, DeviceLabelsHeader); h != "" {
+		labels, err = events.ParseLabels(h)
+	}
 	if err == nil && len(deviceID) > 256 {
 		err = fmt.Errorf("%s: at most 256 bytes", DeviceIDHeader)
 	} else if err != nil {
@@ -96,7 +100,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": err.Error()})
 		return
 	}
-	inm := r.Header.Get("If-None-Match")
+	inm := requestHeader(r, "If-None-Match")
 	if v := newestETag(inm); v > s.proj.Applied() {
 		// Behind a load balancer, a device brings the version another
 		// manager served it a moment before this one folded it. Served
@@ -187,7 +191,7 @@ func serveInfo(w http.ResponseWriter, r *http.Request, e *infoEntry) {
 	h["Vary"] = varyEncoding
 	h["Cache-Control"] = noCache
 	body, length := e.body, e.bodyLength
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if acceptsGzip(requestHeader(r, "Accept-Encoding")) {
 		h["Content-Encoding"] = gzipEncoding
 		body, length = e.gz, e.gzLength
 	}
@@ -196,6 +200,16 @@ func serveInfo(w http.ResponseWriter, r *http.Request, e *infoEntry) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// requestHeader is r.Header.Get(key) for a key in canonical form, as
+// net/http stores a request's, without canonicalizing key again on every
+// poll (TestRequestHeaderKeysAreCanonical).
+func requestHeader(r *http.Request, key string) string {
+	if v := r.Header[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // etagMatches implements If-None-Match: a list of entity tags (weak or

@@ -4,6 +4,10 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -114,4 +118,43 @@ func headerText(h http.Header) string {
 	var b strings.Builder
 	_ = h.Write(&b)
 	return b.String()
+}
+
+// TestRequestHeaderKeysAreCanonical: requestHeader looks a request's
+// header up by key as net/http stores it, so every key the manager reads
+// with it must already be canonical: each call in the package's source.
+func TestRequestHeaderKeysAreCanonical(t *testing.T) {
+	consts := map[string]string{"DeviceIDHeader": manager.DeviceIDHeader, "DeviceLabelsHeader": manager.DeviceLabelsHeader}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := regexp.MustCompile(`requestHeader\(r, ([^)]+)\)`)
+	n := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range call.FindAllStringSubmatch(string(src), -1) {
+			n++
+			k, err := strconv.Unquote(m[1])
+			if err != nil {
+				var known bool
+				if k, known = consts[m[1]]; !known {
+					t.Errorf("%s: requestHeader(r, %s): a key this test cannot check (a string literal, or add the constant here)", f, m[1])
+					continue
+				}
+			}
+			if c := http.CanonicalHeaderKey(k); c != k {
+				t.Errorf("%s: header key %q is stored by net/http as %q: requestHeader would never find it", f, k, c)
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("found %d calls of requestHeader: the pattern no longer matches the source", n)
+	}
 }

@@ -180,11 +180,10 @@ var pollPrefix, pollSuffix, _ = strings.Cut(pollRoute, "{name}")
 // context) was a third of a poll's time in process (BenchmarkInfoChain).
 // Every other request, and a poll in any other form, goes to the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if group, ok := polled(r); ok {
-		// As a mux does: the route's pattern (the request metrics' label)
-		// and its path value.
+	if _, ok := polled(r); ok {
+		// As a mux does, the route's pattern (the request metrics' label;
+		// name reads the group from the path again).
 		r.Pattern = pollRoute
-		r.SetPathValue("name", group)
 		s.poll.ServeHTTP(w, r)
 		return
 	}
