@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,21 +12,19 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/internal/cli"
 )
 
+// subcommands are the programs of the whole build.
 func subcommands() []command {
 	return []command{
 		{"dev", "run everything on this machine: embedded broker, manager, and a worker when Docker is reachable", runDev},
 		{"manager", "run the manager (REST API, projections) against a Kafka cluster or the embedded broker", runManager},
 		{"kafka", "run the embedded Kafka-protocol broker as its own process", runKafka},
-		{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker},
+		workerCommand,
 		{"reporter", "run the reporter: device reports in, device events out (watermill consumer group)", runReporter},
 		{"events", "the event history (via the manager); events export | events import | events verify (from Kafka)", runEvents},
 		{"replay", "rebuild a projection as of an offset or a time (forensics)", runReplay},
 		{"record-key", "record-key new FILE | public FILE: the key managers sign the event log's records with", runRecordKey},
 		{"sim", "simulated devices (the real worker, an in-memory engine) against a manager", runSim},
-		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
-			_, err := fmt.Fprintln(w, "nebula", version)
-			return err
-		}},
+		versionCommand(""),
 	}
 }
 

@@ -28,6 +28,17 @@ type command struct {
 	run           func(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error
 }
 
+// workerCommand is in every build.
+var workerCommand = command{"worker", "run the device agent: poll the device group's config, reconcile the local Docker engine", runWorker}
+
+// versionCommand prints the version, and which build this is (note).
+func versionCommand(note string) command {
+	return command{"version", "print the version", func(_ context.Context, _ []string, w io.Writer, _ *slog.Logger) error {
+		_, err := fmt.Fprintln(w, "nebula", version+note)
+		return err
+	}}
+}
+
 // exitCodeError is an exit code already explained on stderr.
 type exitCodeError int
 
