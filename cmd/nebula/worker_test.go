@@ -176,14 +176,14 @@ func BenchmarkWorker(b *testing.B) {
 		nebula := time.Since(start)
 
 		time.Sleep(3 * time.Second) // at rest
-		rssMB := residentMB(b, p)
+		rssMB := testenv.ProcessUsage(b, p.Cmd.Process.Pid).RSS
 		// The agent's build (-tags agent), restarted on the same device:
 		// it finds the 20 containers as they should be.
 		p.Stop(15 * time.Second)
 		a := testenv.StartProgram(b, testenv.AgentBinary(b), workerEnv(m.URL, group, dir), nil, "worker")
 		a.WaitLine(b, workerStarted, 30*time.Second)
 		time.Sleep(5 * time.Second) // its first poll and reconcile, then at rest
-		agentMB := residentMB(b, a)
+		agentMB := testenv.ProcessUsage(b, a.Cmd.Process.Pid).RSS
 		b.ReportMetric(agentMB, "agent_rss_MB")
 		b.ReportMetric(baseline.Seconds(), "docker_run_20_s")
 		b.ReportMetric(nebula.Seconds(), "worker_20_s")
@@ -192,22 +192,4 @@ func BenchmarkWorker(b *testing.B) {
 		benchrec.Record(b, "worker", "20 containers (10 apps x 2)", map[string]float64{"docker_run_s": baseline.Seconds(), "worker_s": nebula.Seconds(),
 			"worker_vs_docker_run": nebula.Seconds() / baseline.Seconds(), "worker_rss_mb": rssMB, "agent_rss_mb": agentMB})
 	}
-}
-
-// residentMB is a running process's resident memory (VmRSS), MB.
-func residentMB(b *testing.B, p *testenv.Process) float64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var kB float64
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kB)
-		}
-	}
-	if kB == 0 {
-		b.Fatalf("no VmRSS in /proc/%d/status", p.Cmd.Process.Pid)
-	}
-	return kB / 1024
 }
