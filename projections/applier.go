@@ -33,6 +33,7 @@ type applier struct {
 	folded   int64       // offset of the last record folded (committed or not)
 	filter   *keyFilter  // the store's, if it has one
 	hot      *hotCache   // what the snapshot holds of the hot documents
+	apps     *appMemo    // the apps the fold wrote, decoded
 	// results of the committed batches, when the caller wants them
 	keep    bool
 	results []Result
@@ -48,7 +49,7 @@ type pending struct {
 }
 
 func (s *Store) newApplier(keepResults bool) *applier {
-	return &applier{s: s, folded: s.Applied(), filter: s.filter, hot: newHotCache(), keep: keepResults}
+	return &applier{s: s, folded: s.Applied(), filter: s.filter, hot: newHotCache(), apps: newAppMemo(), keep: keepResults}
 }
 
 // apply folds recs (decoded: decodeAll(recs)) in offset order, skipping
@@ -87,6 +88,10 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	// fetch can hold a hundred thousand records.
 	cur := newOverlay(a.base(), int(min(4*int64(len(recs)), maxCount)))
 	cur.owned = true // the fold never changes a value it has set
+	// The filter holds the keys of the batches before this one (added
+	// below as each is folded): a new name or command ID is known absent
+	// without looking through the batch being committed to the snapshot.
+	cur.filter = a.filter
 	if !a.s.opts.InMemory {
 		cur.valueLogFrom = int(a.s.opts.ValueThreshold)
 	}
@@ -128,7 +133,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head, unsigned)
+		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head, unsigned, a.apps)
 		if err != nil {
 			return 0, nil, nil, err
 		}
@@ -236,13 +241,28 @@ func (a *applier) close() error { return a.wait() }
 func (s *Store) commit(b *pending) error {
 	txn := s.db().NewTransaction(true)
 	defer txn.Discard()
+	// The keys, copied into one buffer (Badger keeps them until the
+	// commit): a slice for each of a batch's tens of thousands of keys was
+	// a tenth of the commit.
+	n := 0
+	for k := range b.writes.set {
+		n += len(k)
+	}
+	for k := range b.writes.del {
+		n += len(k)
+	}
+	keys := make([]byte, 0, n)
+	keyOf := func(k string) []byte {
+		keys = append(keys, k...)
+		return keys[len(keys)-len(k) : len(keys) : len(keys)]
+	}
 	for k, v := range b.writes.set {
-		if err := txn.Set([]byte(k), v); err != nil {
+		if err := txn.Set(keyOf(k), v); err != nil {
 			return commitErr(b, err)
 		}
 	}
 	for k := range b.writes.del {
-		if err := txn.Delete([]byte(k)); err != nil {
+		if err := txn.Delete(keyOf(k)); err != nil {
 			return commitErr(b, err)
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,11 +102,16 @@ func BenchmarkReplay(b *testing.B) {
 
 				s := openStore(b, b.TempDir())
 				stopProfile := profileCPU(b, "replay_"+lg.name+".cpu")
-				start = time.Now()
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				start, cpu0 := time.Now(), cpuTime(b)
 				if err := Rebuild(ctx, s, l, opener(l)); err != nil {
 					b.Fatal(err)
 				}
 				replay := float64(n) / time.Since(start).Seconds()
+				cpuPerEvent := float64((cpuTime(b) - cpu0).Microseconds()) / float64(n)
+				runtime.ReadMemStats(&m1)
+				allocsPerEvent := float64(m1.Mallocs-m0.Mallocs) / float64(n)
 				stopProfile()
 				if s.Applied() != last || s.Folded() != int64(n) {
 					b.Fatalf("rebuild applied %d (want %d), folded %d (want %d)", s.Applied(), last, s.Folded(), n)
@@ -114,12 +121,24 @@ func BenchmarkReplay(b *testing.B) {
 				}
 				b.ReportMetric(raw, "raw_consume_events/s")
 				b.ReportMetric(replay, "replay_events/s")
+				b.ReportMetric(cpuPerEvent, "cpu_us/event")
+				b.ReportMetric(allocsPerEvent, "allocs/event")
 				b.ReportMetric(replay/raw, "replay/raw")
 				b.ReportMetric(decodeOnly/raw, "decode_only/raw")
-				benchrec.Record(b, "replay", fmt.Sprintf(lg.title, n), map[string]float64{"events": float64(n), "replay_per_s": replay, "raw_consume_per_s": raw, "replay_vs_raw": replay / raw, "decode_only_vs_raw": decodeOnly / raw})
+				benchrec.Record(b, "replay", fmt.Sprintf(lg.title, n), map[string]float64{"events": float64(n), "replay_per_s": replay, "raw_consume_per_s": raw, "replay_vs_raw": replay / raw, "decode_only_vs_raw": decodeOnly / raw, "cpu_us_per_event": cpuPerEvent, "allocs_per_event": allocsPerEvent})
 			}
 		})
 	}
+}
+
+// cpuTime is the CPU time (user and system) this process has used so far:
+// the fold, Badger's writers and the in-process broker serving the fetches.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // profileCPU writes a CPU profile to NEBULA_BENCH_OUT/profiles/name (go

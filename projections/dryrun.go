@@ -25,6 +25,9 @@ type overlay struct {
 	valueLogFrom int
 	// owned: Set keeps the caller's slice instead of a copy.
 	owned bool
+	// filter, if set, knows every key under this overlay (not yet its
+	// own writes): a key it knows absent is not looked up below.
+	filter *keyFilter
 }
 
 // entryOverhead is more than Badger counts for an entry beyond its key and
@@ -41,6 +44,9 @@ func (o *overlay) Get(k []byte) ([]byte, bool, error) {
 	}
 	if v, ok := o.set[string(k)]; ok {
 		return v, true, nil
+	}
+	if o.filter != nil && filtered(k) && !o.filter.mayContain(k) {
+		return nil, false, nil
 	}
 	return o.base.Get(k)
 }

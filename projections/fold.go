@@ -61,7 +61,7 @@ func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := applyEnvelope(kv, rec.Offset, env, env.Validate(), head, unsigned)
+	res, err := applyEnvelope(kv, rec.Offset, env, env.Validate(), head, unsigned, nil)
 	if err != nil {
 		return res, err
 	}
@@ -77,10 +77,10 @@ func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error
 // decoding, the chain and the stats); invalid is env.Validate(), which
 // depends on no state, so the applier computes it with the decoding, on
 // every core. head is the hash chain after the record, stored with its
-// verdict.
-func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool) (Result, error) {
+// verdict. apps, if not nil, keeps decoded apps from one record to the next.
+func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool, apps *appMemo) (Result, error) {
 	vkv := &versioningKV{KV: kv, off: off, env: &env}
-	f := &folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}}
+	f := &folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}, apps: apps}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	var err error
 	if unsigned {
@@ -194,6 +194,8 @@ type folder struct {
 	// rolling are the touched groups with a rollout policy (rollout.go
 	// follows their rollouts; the others cost nothing more).
 	rolling map[string]bool
+	// apps: the applier's decoded apps (nil: none; memo.go)
+	apps *appMemo
 }
 
 // touch records that a change reached group g (its devices' answers

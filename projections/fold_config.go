@@ -15,7 +15,7 @@ func (f *folder) createApp(name string, spec events.AppSpec) error {
 	if _, found, err := f.kv.Get(k); err != nil || found {
 		return existsOr(err, "app", name)
 	}
-	if err := putDoc(f.kv, k, App{Name: name, Version: f.off, AppSpec: spec}); err != nil {
+	if err := f.apps.put(f.kv, k, App{Name: name, Version: f.off, AppSpec: spec}); err != nil {
 		return err
 	}
 	// Groups that listed the app before it was deleted serve it again.
@@ -24,7 +24,7 @@ func (f *folder) createApp(name string, spec events.AppSpec) error {
 
 func (f *folder) changeApp(name string, change func(*App) error) error {
 	k := key(prefixApp, name)
-	app, found, err := getDoc[App](f.kv, k)
+	app, found, err := f.apps.get(f.kv, k)
 	if err != nil || !found {
 		return notFoundOr(err, "app", name)
 	}
@@ -32,7 +32,7 @@ func (f *folder) changeApp(name string, change func(*App) error) error {
 		return err
 	}
 	app.Version = f.off
-	if err := putDoc(f.kv, k, app); err != nil {
+	if err := f.apps.put(f.kv, k, app); err != nil {
 		return err
 	}
 	return f.bumpGroupsListing(prefixIdxGroupApp, name)

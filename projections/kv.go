@@ -22,33 +22,45 @@ type KV interface {
 }
 
 func getDoc[T any](kv KV, k []byte) (T, bool, error) {
-	var doc T
 	b, found, err := kv.Get(k)
 	if err != nil || !found {
-		return doc, false, err
+		var zero T
+		return zero, false, err
 	}
+	doc, err := decodeDoc[T](k, b)
+	return doc, err == nil, err
+}
+
+// decodeDoc decodes the document b stored at k.
+func decodeDoc[T any](k, b []byte) (T, error) {
+	var doc T
 	if readFast(b, &doc) {
-		return doc, true, nil
+		return doc, nil
 	}
 	var zero T
 	doc = zero // what a reader that gave up left
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return doc, false, fmt.Errorf("projection document %q is corrupt: %w", k, err)
+		return zero, fmt.Errorf("projection document %q is corrupt: %w", k, err)
 	}
-	return doc, true, nil
+	return doc, nil
 }
 
 func putDoc(kv KV, k []byte, doc any) error {
-	if a, ok := doc.(appender); ok {
-		if b, err := a.appendJSON(make([]byte, 0, 256)); err == nil {
-			return kv.Set(k, b)
-		}
-	}
-	b, err := json.Marshal(doc)
+	b, err := encodeDoc(doc)
 	if err != nil {
 		return err
 	}
 	return kv.Set(k, b)
+}
+
+// encodeDoc is a document's JSON.
+func encodeDoc(doc any) ([]byte, error) {
+	if a, ok := doc.(appender); ok {
+		if b, err := a.appendJSON(make([]byte, 0, 256)); err == nil {
+			return b, nil
+		}
+	}
+	return json.Marshal(doc)
 }
 
 // An index maps a first name to the sorted list of second names under one

@@ -1,0 +1,62 @@
+package projections
+
+import (
+	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// TestAppMemoAnswersOnlyForItsOwnBytes: the memo's decoded app is used only
+// while a read returns the very value it was made from; any other value at
+// the key (written past the memo, as a batch folded again does, or read
+// back from the store) is decoded.
+func TestAppMemoAnswersOnlyForItsOwnBytes(t *testing.T) {
+	base := MemKV{}
+	o := newOverlay(base, 0)
+	o.owned = true
+	m := newAppMemo()
+	k := key(prefixApp, "a")
+	if err := m.put(o, k, App{Name: "a", Version: 1, AppSpec: events.NewAppSpec("img:1")}); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := m.get(o, k)
+	if err != nil || !found || got.DockerImage != "img:1" || got.Version != 1 {
+		t.Fatalf("memoized read: %+v %v %v", got, found, err)
+	}
+	// The same app written without the memo: the memo's entry is stale.
+	if err := putDoc(o, k, App{Name: "a", Version: 2, AppSpec: events.NewAppSpec("img:2")}); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err = m.get(o, k)
+	if err != nil || !found || got.DockerImage != "img:2" || got.Version != 2 {
+		t.Fatalf("read after a write past the memo: %+v %v %v, want img:2 at 2", got, found, err)
+	}
+	// Equal bytes elsewhere in memory are decoded, not trusted.
+	if err := m.put(o, k, App{Name: "a", Version: 3, AppSpec: events.NewAppSpec("img:3")}); err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := o.Get(k)
+	copied := newOverlay(MemKV{string(k): append([]byte(nil), b...)}, 0)
+	if e := m.m[string(k)]; sameSlice(e.b, copied.base.(MemKV)[string(k)]) {
+		t.Fatal("a copy counts as the memo's own slice")
+	}
+	got, _, err = m.get(copied, k)
+	if err != nil || got.Version != 3 {
+		t.Fatalf("read of a copy: %+v %v", got, err)
+	}
+	// Deleted: not found, whatever the memo holds.
+	if err := o.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := m.get(o, k); found || err != nil {
+		t.Fatalf("a deleted app read as found (%v)", err)
+	}
+	// A nil memo is getDoc and putDoc.
+	var none *appMemo
+	if err := none.put(o, k, App{Name: "a", Version: 4, AppSpec: events.NewAppSpec("img:4")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, found, err := none.get(o, k); err != nil || !found || got.Version != 4 {
+		t.Fatalf("nil memo: %+v %v %v", got, found, err)
+	}
+}
