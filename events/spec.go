@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path"
 	"slices"
@@ -219,15 +220,43 @@ func NewAppSpec(image string) AppSpec {
 }
 
 // Validate reports every problem of the spec at once.
-func (s AppSpec) Validate() error {
+func (s AppSpec) Validate() error { return s.validate(allAppFields) }
+
+// appFields are the fields of an AppSpec that have rules.
+type appFields struct {
+	image, ports, containers bool
+	run                      runFields
+}
+
+var allAppFields = appFields{true, true, true, allRunFields}
+
+func (s AppSpec) validate(f appFields) error {
 	var errs []error
-	errs = append(errs, fieldErr("docker_image", ValidateImage(s.DockerImage)))
-	for i, p := range s.StartingPorts {
-		errs = append(errs, fieldErr(fmt.Sprintf("starting_ports[%d]", i), p.validate()))
+	if f.image {
+		errs = append(errs, fieldErr("docker_image", ValidateImage(s.DockerImage)))
 	}
-	errs = append(errs, fieldErr("containers_per", s.ContainersPer.Validate()))
-	errs = append(errs, s.RunSpec.validate()...)
+	if f.ports {
+		for i, p := range s.StartingPorts {
+			errs = append(errs, fieldErr(fmt.Sprintf("starting_ports[%d]", i), p.validate()))
+		}
+	}
+	if f.containers {
+		errs = append(errs, fieldErr("containers_per", s.ContainersPer.Validate()))
+	}
+	errs = append(errs, s.RunSpec.validateFields(f.run)...)
 	return joinInvalid(errs)
+}
+
+// ValidateApplied is Validate of s, the result of p.Apply on a valid
+// spec: the fields p leaves as they were are valid, and no rule spans two
+// fields, so only the fields p sets are checked (the answer is the same;
+// TestValidateAppliedEqualsValidate). A fleet's patch sets one field of
+// an app, and the fold checks each patch.
+func (p AppPatch) ValidateApplied(s AppSpec) error {
+	return s.validate(appFields{
+		image: p.DockerImage != nil, ports: p.StartingPorts != nil, containers: p.ContainersPer != nil,
+		run: runFields{env: p.EnvVars != nil, networks: p.Networks != nil, volumes: p.Volumes != nil, devices: p.Devices != nil},
+	})
 }
 
 func (p PortSpec) validate() error {
@@ -256,22 +285,56 @@ func checkPort(p int) error {
 }
 
 // validate checks the fields apps and cron jobs share.
-func (r RunSpec) validate() []error {
+func (r RunSpec) validate() []error { return r.validateFields(allRunFields) }
+
+// runFields are the fields of a RunSpec that have rules.
+type runFields struct{ env, networks, volumes, devices bool }
+
+var allRunFields = runFields{true, true, true, true}
+
+func (r RunSpec) validateFields(f runFields) []error {
 	var errs []error
-	for k, v := range r.EnvVars {
+	if f.env {
+		errs = append(errs, envErrors(r.EnvVars)...)
+	}
+	if f.networks {
+		errs = append(errs, fieldErr("networks", validateNetworks(r.Networks)))
+	}
+	if f.volumes {
+		for i, v := range r.Volumes {
+			errs = append(errs, fieldErr(fmt.Sprintf("volumes[%d]", i), validateVolume(v)))
+		}
+	}
+	if f.devices {
+		for i, d := range r.Devices {
+			errs = append(errs, fieldErr(fmt.Sprintf("devices[%d]", i), validateDevice(d)))
+		}
+	}
+	return errs
+}
+
+// envErrors are the problems of an environment, in variable name order
+// (the fold stores the answer, and every manager must store the same).
+func envErrors(env map[string]string) []error {
+	bad := func(k, v string) bool {
+		return k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0)
+	}
+	ok := true
+	for k, v := range env {
+		ok = ok && !bad(k, v)
+	}
+	if ok {
+		return nil
+	}
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			errs = append(errs, fieldErr("env_vars", fmt.Errorf("variable name %q must be non-empty without '=' or NUL", k)))
 		}
 		if strings.ContainsRune(v, 0) {
 			errs = append(errs, fieldErr("env_vars", fmt.Errorf("value of %q contains NUL", k)))
 		}
-	}
-	errs = append(errs, fieldErr("networks", validateNetworks(r.Networks)))
-	for i, v := range r.Volumes {
-		errs = append(errs, fieldErr(fmt.Sprintf("volumes[%d]", i), validateVolume(v)))
-	}
-	for i, d := range r.Devices {
-		errs = append(errs, fieldErr(fmt.Sprintf("devices[%d]", i), validateDevice(d)))
 	}
 	return errs
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -201,5 +202,91 @@ func FuzzNamesAndPaths(f *testing.F) {
 		_ = validateVolume(s)
 		_ = validateDevice(s)
 		_ = validateNetworks([]string{s, "bridge"})
+	})
+}
+
+// errText is err's message, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// checkValidateApplied fails unless p.ValidateApplied(p.Apply(s)) says
+// exactly what Validate says of the patched spec, for a valid s.
+func checkValidateApplied(t *testing.T, s AppSpec, p AppPatch) {
+	t.Helper()
+	if err := s.Validate(); err != nil {
+		return // not a spec the fold can hold
+	}
+	applied := p.Apply(s)
+	if got, want := errText(p.ValidateApplied(applied)), errText(applied.Validate()); got != want {
+		t.Fatalf("patch %+v on %+v:\nValidateApplied: %q\nValidate:        %q", p, s, got, want)
+	}
+}
+
+// TestValidateAppliedEqualsValidate: for patches setting any mix of
+// fields, valid and not, on valid specs, checking the fields a patch sets
+// answers what checking the whole patched spec answers.
+func TestValidateAppliedEqualsValidate(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(5, 6))
+	images := []string{"nginx", "registry.local/web:1.2", "Nginx", "", "nginx:"}
+	ports := [][]PortSpec{{}, {{Port: 80}}, {{Port: 0}}, {{Port: 80}, {Port: 70000}}, {{Map: []PortPair{}}}, {{Map: []PortPair{{Host: 80, Container: 0}}}}}
+	containers := []ContainersPer{DefaultContainersPer, {Kind: "server", Value: 3}, {Kind: "cpu", Value: 0}, {Kind: "server", Value: -1}}
+	envs := []map[string]string{{}, {"A": "1", "B": "2"}, {"": "x"}, {"A=B": "1", "C": "x\x00", "": ""}, {"Z": "\x00", "A": "\x00"}}
+	networks := [][]string{{"nebula", "bridge"}, {"host"}, {"host", "bridge"}, {"a", "a"}, {"bad name"}}
+	volumes := [][]string{{}, {"/data:/data:rw"}, {"relative:/x"}, {"/a:/b", ""}}
+	devices := [][]string{{}, {"/dev/ttyUSB0"}, {"nodev"}, {"/dev/a", ""}}
+	bools := []bool{false, true}
+	pick := func(n int) int { return rnd.IntN(n) }
+	for range 20000 {
+		s := NewAppSpec(images[pick(2)])
+		s.StartingPorts = ports[pick(2)]
+		s.ContainersPer = containers[pick(2)]
+		s.EnvVars, s.Networks, s.Volumes, s.Devices = envs[pick(2)], networks[pick(2)], volumes[pick(2)], devices[pick(2)]
+		var p AppPatch
+		if pick(3) == 0 {
+			p.DockerImage = &images[pick(len(images))]
+		}
+		if pick(3) == 0 {
+			p.StartingPorts = &ports[pick(len(ports))]
+		}
+		if pick(3) == 0 {
+			p.ContainersPer = &containers[pick(len(containers))]
+		}
+		if pick(3) == 0 {
+			p.EnvVars = &envs[pick(len(envs))]
+		}
+		if pick(3) == 0 {
+			p.Networks = &networks[pick(len(networks))]
+		}
+		if pick(3) == 0 {
+			p.Volumes = &volumes[pick(len(volumes))]
+		}
+		if pick(3) == 0 {
+			p.Devices = &devices[pick(len(devices))]
+		}
+		if pick(3) == 0 {
+			p.Running, p.Privileged, p.RollingRestart = &bools[pick(2)], &bools[pick(2)], &bools[pick(2)]
+		}
+		checkValidateApplied(t, s, p)
+	}
+}
+
+// FuzzValidateApplied: any valid spec and any patch (as JSON), checked
+// both ways.
+func FuzzValidateApplied(f *testing.F) {
+	f.Add(`{"docker_image": "nginx"}`, `{"docker_image": "Nginx", "env_vars": {"": "x", "A=": "y"}}`)
+	f.Add(`{"docker_image": "nginx", "networks": ["host"]}`, `{"networks": ["host", "bridge"], "volumes": ["x"]}`)
+	f.Add(`{"docker_image": "nginx", "starting_ports": [80]}`, `{"starting_ports": [{"80": "0"}], "containers_per": {"cpu": 0}}`)
+	f.Fuzz(func(t *testing.T, spec, patch string) {
+		s := NewAppSpec("")
+		var p AppPatch
+		if json.Unmarshal([]byte(spec), &s) != nil || json.Unmarshal([]byte(patch), &p) != nil {
+			return
+		}
+		checkValidateApplied(t, s, p)
 	})
 }

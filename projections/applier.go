@@ -33,7 +33,7 @@ type applier struct {
 	folded   int64       // offset of the last record folded (committed or not)
 	filter   *keyFilter  // the store's, if it has one
 	hot      *hotCache   // what the snapshot holds of the hot documents
-	apps     *appMemo    // the apps the fold wrote, decoded
+	memo     *memos      // the documents the fold wrote, decoded
 	// results of the committed batches, when the caller wants them
 	keep    bool
 	results []Result
@@ -49,7 +49,7 @@ type pending struct {
 }
 
 func (s *Store) newApplier(keepResults bool) *applier {
-	return &applier{s: s, folded: s.Applied(), filter: s.filter, hot: newHotCache(), apps: newAppMemo(), keep: keepResults}
+	return &applier{s: s, folded: s.Applied(), filter: s.filter, hot: newHotCache(), memo: newMemos(), keep: keepResults}
 }
 
 // apply folds recs (decoded: decodeAll(recs)) in offset order, skipping
@@ -133,7 +133,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head, unsigned, a.apps)
+		res, err := applyEnvelope(cur, rec.Offset, envs[n].env, envs[n].invalid, head, unsigned, a.memo)
 		if err != nil {
 			return 0, nil, nil, err
 		}

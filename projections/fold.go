@@ -77,10 +77,10 @@ func ApplyTrusted(kv KV, rec events.Record, trust *signing.Trust) (Result, error
 // decoding, the chain and the stats); invalid is env.Validate(), which
 // depends on no state, so the applier computes it with the decoding, on
 // every core. head is the hash chain after the record, stored with its
-// verdict. apps, if not nil, keeps decoded apps from one record to the next.
-func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool, apps *appMemo) (Result, error) {
+// verdict. memo, if not nil, keeps decoded documents from one record to the next.
+func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []byte, unsigned bool, memo *memos) (Result, error) {
 	vkv := &versioningKV{KV: kv, off: off, env: &env}
-	f := &folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}, apps: apps}
+	f := &folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}, memo: memo}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	var err error
 	if unsigned {
@@ -194,8 +194,8 @@ type folder struct {
 	// rolling are the touched groups with a rollout policy (rollout.go
 	// follows their rollouts; the others cost nothing more).
 	rolling map[string]bool
-	// apps: the applier's decoded apps (nil: none; memo.go)
-	apps *appMemo
+	// memo: the applier's decoded documents (nil: none; memo.go)
+	memo *memos
 }
 
 // touch records that a change reached group g (its devices' answers
@@ -244,7 +244,7 @@ func (f *folder) decide() error {
 	case events.AppPatchedV:
 		return f.changeApp(name, func(a *App) error {
 			a.AppSpec = p.Patch.Apply(a.AppSpec)
-			return validSpec(a.AppSpec.Validate())
+			return validSpec(p.Patch.ValidateApplied(a.AppSpec))
 		})
 	case events.AppStoppedV:
 		return f.changeApp(name, func(a *App) error { a.Running = false; return nil })

@@ -15,7 +15,7 @@ func (f *folder) createApp(name string, spec events.AppSpec) error {
 	if _, found, err := f.kv.Get(k); err != nil || found {
 		return existsOr(err, "app", name)
 	}
-	if err := f.apps.put(f.kv, k, App{Name: name, Version: f.off, AppSpec: spec}); err != nil {
+	if err := f.memo.appMemo().put(f.kv, k, App{Name: name, Version: f.off, AppSpec: spec}); err != nil {
 		return err
 	}
 	// Groups that listed the app before it was deleted serve it again.
@@ -24,7 +24,7 @@ func (f *folder) createApp(name string, spec events.AppSpec) error {
 
 func (f *folder) changeApp(name string, change func(*App) error) error {
 	k := key(prefixApp, name)
-	app, found, err := f.apps.get(f.kv, k)
+	app, found, err := f.memo.appMemo().get(f.kv, k)
 	if err != nil || !found {
 		return notFoundOr(err, "app", name)
 	}
@@ -32,7 +32,7 @@ func (f *folder) changeApp(name string, change func(*App) error) error {
 		return err
 	}
 	app.Version = f.off
-	if err := f.apps.put(f.kv, k, app); err != nil {
+	if err := f.memo.appMemo().put(f.kv, k, app); err != nil {
 		return err
 	}
 	return f.bumpGroupsListing(prefixIdxGroupApp, name)
@@ -106,14 +106,15 @@ func (f *folder) bumpGroupsListing(prefix []byte, name string) error {
 
 func (f *folder) updateGroup(name string, change func(*DeviceGroup)) error {
 	k := key(prefixGroup, name)
-	g, found, err := getDoc[DeviceGroup](f.kv, k)
+	groups := f.memo.groupMemo()
+	g, found, err := groups.get(f.kv, k)
 	if err != nil || !found {
 		return notFoundOr(err, "device group", name)
 	}
 	change(&g)
 	g.Version = f.off
 	f.touch(g)
-	return putDoc(f.kv, k, g)
+	return groups.put(f.kv, k, g)
 }
 
 func (f *folder) createGroup(name string, spec events.DeviceGroupSpec) error {
@@ -125,7 +126,7 @@ func (f *folder) createGroup(name string, spec events.DeviceGroupSpec) error {
 		return err
 	}
 	g := DeviceGroup{Name: name, Version: f.off, PruneID: f.off, DeviceGroupSpec: spec}
-	if err := putDoc(f.kv, k, g); err != nil {
+	if err := f.memo.groupMemo().put(f.kv, k, g); err != nil {
 		return err
 	}
 	f.touch(g)
@@ -136,7 +137,8 @@ func (f *folder) createGroup(name string, spec events.DeviceGroupSpec) error {
 // the member lists (which must then name existing apps and cron jobs).
 func (f *folder) changeGroup(name string, change func(*DeviceGroup), members bool) error {
 	k := key(prefixGroup, name)
-	g, found, err := getDoc[DeviceGroup](f.kv, k)
+	groups := f.memo.groupMemo()
+	g, found, err := groups.get(f.kv, k)
 	if err != nil || !found {
 		return notFoundOr(err, "device group", name)
 	}
@@ -160,7 +162,7 @@ func (f *folder) changeGroup(name string, change func(*DeviceGroup), members boo
 			return err
 		}
 	}
-	return putDoc(f.kv, k, g)
+	return groups.put(f.kv, k, g)
 }
 
 func (f *folder) deleteGroup(name string) error {

@@ -1,9 +1,10 @@
 package projections
 
-// appMemo keeps the decoded form of the app documents the fold wrote, so
-// that the next change to the same app (in a fleet's log, most events
-// change one of a few thousand apps, over and over) does not decode the
-// JSON it has just encoded: decoding was a seventh of a replay's fold.
+// docMemo keeps the decoded form of the documents (apps, device groups)
+// the fold wrote, so that the next change to the same one (in a fleet's
+// log, most events change one of a few thousand apps, and the groups that
+// list it, over and over) does not decode the JSON it has just encoded:
+// decoding was a seventh of a replay's fold.
 //
 // An entry is used only when the value the fold reads for the key is the
 // very slice the entry was made from (the same first byte's address and
@@ -13,41 +14,66 @@ package projections
 // replaces it; the entry holds the slice, so its memory cannot be reused
 // for another value while the entry exists. Any other value (read from
 // Badger, copied by an overlay that is not owned, written by a batch
-// folded again) is decoded as usual. A change never modifies what an App
-// shares with its copies (the changes assign whole fields: AppPatch.Apply),
-// so the entry's App is handed out by value.
+// folded again) is decoded as usual. A change never modifies what a
+// document shares with its copies (the changes assign whole fields:
+// AppPatch.Apply, DeviceGroupPatch.Apply), so the entry's document is
+// handed out by value.
 //
-// Bounded by appMemoMax entries; only the goroutine folding uses it.
-type appMemo struct{ m map[string]memoApp }
+// Bounded by memoMax entries each; only the goroutine folding uses it.
+type docMemo[T any] struct{ m map[string]memoEntry[T] }
 
-type memoApp struct {
+type memoEntry[T any] struct {
 	b   []byte
-	app App
+	doc T
 }
 
-const appMemoMax = 1 << 16
+// memos are the fold's memos; a nil *memos (a dry run, one record folded
+// alone) keeps nothing.
+type memos struct {
+	apps   *docMemo[App]
+	groups *docMemo[DeviceGroup]
+}
 
-func newAppMemo() *appMemo { return &appMemo{m: map[string]memoApp{}} }
+const memoMax = 1 << 16
 
-// get reads the app at k, as getDoc does (a nil memo is getDoc).
-func (m *appMemo) get(kv KV, k []byte) (App, bool, error) {
+func newMemos() *memos {
+	return &memos{apps: &docMemo[App]{m: map[string]memoEntry[App]{}}, groups: &docMemo[DeviceGroup]{m: map[string]memoEntry[DeviceGroup]{}}}
+}
+
+func (m *memos) appMemo() *docMemo[App] {
 	if m == nil {
-		return getDoc[App](kv, k)
+		return nil
+	}
+	return m.apps
+}
+
+func (m *memos) groupMemo() *docMemo[DeviceGroup] {
+	if m == nil {
+		return nil
+	}
+	return m.groups
+}
+
+// get reads the document at k, as getDoc does (a nil memo is getDoc).
+func (m *docMemo[T]) get(kv KV, k []byte) (T, bool, error) {
+	if m == nil {
+		return getDoc[T](kv, k)
 	}
 	b, found, err := kv.Get(k)
 	if err != nil || !found {
-		return App{}, false, err
+		var zero T
+		return zero, false, err
 	}
 	if e, ok := m.m[string(k)]; ok && sameSlice(e.b, b) {
-		return e.app, true, nil
+		return e.doc, true, nil
 	}
-	app, err := decodeDoc[App](k, b)
-	return app, err == nil, err
+	doc, err := decodeDoc[T](k, b)
+	return doc, err == nil, err
 }
 
-// put writes app, encoded, at k and remembers it (a nil memo: putDoc).
-func (m *appMemo) put(kv KV, k []byte, app App) error {
-	b, err := encodeDoc(app)
+// put writes doc, encoded, at k and remembers it (a nil memo: putDoc).
+func (m *docMemo[T]) put(kv KV, k []byte, doc T) error {
+	b, err := encodeDoc(doc)
 	if err != nil {
 		return err
 	}
@@ -55,10 +81,10 @@ func (m *appMemo) put(kv KV, k []byte, app App) error {
 		return err
 	}
 	if m != nil {
-		if len(m.m) >= appMemoMax {
+		if len(m.m) >= memoMax {
 			clear(m.m)
 		}
-		m.m[string(k)] = memoApp{b, app}
+		m.m[string(k)] = memoEntry[T]{b, doc}
 	}
 	return nil
 }

@@ -6,15 +6,15 @@ import (
 	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
-// TestAppMemoAnswersOnlyForItsOwnBytes: the memo's decoded app is used only
+// TestMemoAnswersOnlyForItsOwnBytes: the memo's decoded app is used only
 // while a read returns the very value it was made from; any other value at
 // the key (written past the memo, as a batch folded again does, or read
 // back from the store) is decoded.
-func TestAppMemoAnswersOnlyForItsOwnBytes(t *testing.T) {
+func TestMemoAnswersOnlyForItsOwnBytes(t *testing.T) {
 	base := MemKV{}
 	o := newOverlay(base, 0)
 	o.owned = true
-	m := newAppMemo()
+	m := newMemos().apps
 	k := key(prefixApp, "a")
 	if err := m.put(o, k, App{Name: "a", Version: 1, AppSpec: events.NewAppSpec("img:1")}); err != nil {
 		t.Fatal(err)
@@ -52,11 +52,11 @@ func TestAppMemoAnswersOnlyForItsOwnBytes(t *testing.T) {
 		t.Fatalf("a deleted app read as found (%v)", err)
 	}
 	// A nil memo is getDoc and putDoc.
-	var none *appMemo
-	if err := none.put(o, k, App{Name: "a", Version: 4, AppSpec: events.NewAppSpec("img:4")}); err != nil {
+	var none *memos
+	if err := none.appMemo().put(o, k, App{Name: "a", Version: 4, AppSpec: events.NewAppSpec("img:4")}); err != nil {
 		t.Fatal(err)
 	}
-	if got, found, err := none.get(o, k); err != nil || !found || got.Version != 4 {
+	if got, found, err := none.appMemo().get(o, k); err != nil || !found || got.Version != 4 {
 		t.Fatalf("nil memo: %+v %v %v", got, found, err)
 	}
 }
