@@ -19,8 +19,13 @@ package projections
 // AppPatch.Apply, DeviceGroupPatch.Apply), so the entry's document is
 // handed out by value.
 //
-// Bounded by memoMax entries each; only the goroutine folding uses it.
-type docMemo[T any] struct{ m map[string]memoEntry[T] }
+// Bounded (memoMaxBytes each, counting a decoded document as twice its
+// JSON): past that it is emptied and fills again. Only the goroutine
+// folding uses it.
+type docMemo[T any] struct {
+	m     map[string]memoEntry[T]
+	bytes int
+}
 
 type memoEntry[T any] struct {
 	b   []byte
@@ -34,7 +39,14 @@ type memos struct {
 	groups *docMemo[DeviceGroup]
 }
 
-const memoMax = 1 << 16
+// memoMaxBytes bounds each memo: a manager's memory is sized for a burst
+// of commands (docs/projections.md, "Memory"), and a group may list
+// thousands of apps.
+const memoMaxBytes = 8 << 20
+
+// memoEntryOverhead is more than a map entry and a document's fixed
+// fields take.
+const memoEntryOverhead = 128
 
 func newMemos() *memos {
 	return &memos{apps: &docMemo[App]{m: map[string]memoEntry[App]{}}, groups: &docMemo[DeviceGroup]{m: map[string]memoEntry[DeviceGroup]{}}}
@@ -81,10 +93,16 @@ func (m *docMemo[T]) put(kv KV, k []byte, doc T) error {
 		return err
 	}
 	if m != nil {
-		if len(m.m) >= memoMax {
+		size := len(k) + 3*len(b) + memoEntryOverhead // the key, the JSON, the decoded document
+		if old, ok := m.m[string(k)]; ok {
+			m.bytes -= len(k) + 3*len(old.b) + memoEntryOverhead
+		}
+		if m.bytes+size > memoMaxBytes {
 			clear(m.m)
+			m.bytes = 0
 		}
 		m.m[string(k)] = memoEntry[T]{b, doc}
+		m.bytes += size
 	}
 	return nil
 }

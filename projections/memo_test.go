@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -58,5 +59,31 @@ func TestMemoAnswersOnlyForItsOwnBytes(t *testing.T) {
 	}
 	if got, found, err := none.appMemo().get(o, k); err != nil || !found || got.Version != 4 {
 		t.Fatalf("nil memo: %+v %v %v", got, found, err)
+	}
+}
+
+// TestMemoIsBounded: a memo past memoMaxBytes starts again, and still
+// answers for what it holds.
+func TestMemoIsBounded(t *testing.T) {
+	o := newOverlay(MemKV{}, 0)
+	o.owned = true
+	m := newMemos().groups
+	apps := make([]string, 2000) // a group listing many apps: about 20 KB of JSON
+	for i := range apps {
+		apps[i] = fmt.Sprintf("app-%05d", i)
+	}
+	peak := 0
+	for i := range 2000 {
+		k := key(prefixGroup, fmt.Sprintf("g%d", i))
+		if err := m.put(o, k, DeviceGroup{Name: fmt.Sprintf("g%d", i), Version: int64(i), DeviceGroupSpec: events.DeviceGroupSpec{Apps: apps, CronJobs: []string{}}}); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, m.bytes)
+		if g, found, err := m.get(o, k); err != nil || !found || g.Version != int64(i) {
+			t.Fatalf("group %d read back: %v %v %v", i, g.Version, found, err)
+		}
+	}
+	if peak > memoMaxBytes || len(m.m) == 0 || len(m.m) >= 2000 {
+		t.Fatalf("memo of %d entries, peak %d bytes (bound %d)", len(m.m), peak, memoMaxBytes)
 	}
 }
