@@ -25,7 +25,16 @@ func ValidateImage(ref string) error {
 			return fmt.Errorf("image %q: digest must be sha256: followed by 64 lower-case hex digits", ref)
 		}
 	}
-	comps := strings.Split(name, "/")
+	var stack [8]string // strings.Split's components, on the stack for a usual reference
+	comps := stack[:0]
+	for rest := name; ; {
+		c, after, more := strings.Cut(rest, "/")
+		comps = append(comps, c)
+		if !more {
+			break
+		}
+		rest = after
+	}
 	last := comps[len(comps)-1]
 	if i := strings.LastIndex(last, ":"); i >= 0 {
 		tag := last[i+1:]

@@ -2,7 +2,6 @@ package jsonlex
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 )
 
@@ -46,7 +45,15 @@ func AppendStringMap(b []byte, m map[string]string) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	// Sorted keys, as json.Marshal writes them; on the stack for the few
+	// an app's environment holds (each document the fold writes has one).
+	var stack [16]string
+	keys := stack[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
