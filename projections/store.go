@@ -99,7 +99,12 @@ func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
 		WithCompression(options.None).
-		WithBlockCacheSize(0)
+		WithBlockCacheSize(0).
+		// No write transaction here reads (the applier's commits and
+		// Reset only write), so Badger's conflict detection could never
+		// find a conflict: it only hashed every key of every commit into
+		// a map, on the commit's goroutine.
+		WithDetectConflicts(false)
 	// Tables of 2 MiB at every level: a compaction builds several at once,
 	// each in a buffer twice its size (no setter for it).
 	opts.TableSizeMultiplier = 1
