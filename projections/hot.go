@@ -1,7 +1,5 @@
 package projections
 
-import "bytes"
-
 // hotCache holds the committed values of the documents and indexes the
 // fold reads most (apps, groups, rollouts, cron jobs, user groups, their
 // indexes), so that a change to an app already read, or written, by an
@@ -33,17 +31,10 @@ const hotMaxBytes = 16 << 20
 
 const hotEntryOverhead = 64
 
-var hotPrefixes = [][]byte{prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUserGroup, []byte("idx/")}
+var hotPrefixes = newPrefixSet(prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUserGroup, []byte("idx/"))
 
 // hot reports whether the cache keeps the key k.
-func hot(k []byte) bool {
-	for _, p := range hotPrefixes {
-		if bytes.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
-}
+func hot(k []byte) bool { return hotPrefixes.has(k) }
 
 func newHotCache() *hotCache { return &hotCache{m: map[string]hotValue{}} }
 

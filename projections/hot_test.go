@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -28,5 +29,21 @@ func TestHotCacheBounded(t *testing.T) {
 	}
 	if c.bytes != want {
 		t.Fatalf("the cache counts %d bytes, holds %d", c.bytes, want)
+	}
+}
+
+// TestPrefixSet: a prefixSet answers as a loop of bytes.HasPrefix over
+// its prefixes, for keys that share first bytes with several of them.
+func TestPrefixSet(t *testing.T) {
+	ps := [][]byte{[]byte("app/"), []byte("a/"), []byte("cron/"), []byte("idx/dg-app/"), []byte("v/")}
+	s := newPrefixSet(ps...)
+	for _, k := range []string{"", "a", "a/", "a/x", "app", "app/", "app/web", "apx/", "cmd/1", "cron/", "cron", "idx/dg-app/w", "idx/dg-cron/w", "v/", "v", "x/"} {
+		want := false
+		for _, p := range ps {
+			want = want || bytes.HasPrefix([]byte(k), p)
+		}
+		if got := s.has([]byte(k)); got != want {
+			t.Errorf("has(%q) = %v, want %v", k, got, want)
+		}
 	}
 }

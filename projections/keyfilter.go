@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"bytes"
 	"hash/maphash"
 )
 
@@ -44,9 +43,10 @@ const (
 func newKeyFilter() *keyFilter { return &keyFilter{seed: maphash.MakeSeed(), maxKeys: bloomMaxKeys} }
 
 // filtered reports whether k is a key the filter covers.
-func filtered(k []byte) bool {
-	return !bytes.HasPrefix(k, []byte("meta/")) && !bytes.HasPrefix(k, prefixVersion) && !bytes.HasPrefix(k, prefixEvents)
-}
+func filtered(k []byte) bool { return !unfiltered.has(k) }
+
+// unfiltered are the keys the filter does not cover.
+var unfiltered = newPrefixSet([]byte("meta/"), prefixVersion, prefixEvents)
 
 func (f *keyFilter) add(k []byte) {
 	if f.full {

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -190,4 +191,29 @@ func readRecordBlock(kv KV, block int64, fn func(off int64, e recordEntry) bool)
 		b = b[end:]
 	}
 	return nil
+}
+
+// prefixSet answers whether a key starts with one of a few prefixes,
+// comparing only those that start with the key's first byte (the fold
+// asks this of every key it reads and writes).
+type prefixSet [256][][]byte
+
+func newPrefixSet(ps ...[]byte) *prefixSet {
+	var s prefixSet
+	for _, p := range ps {
+		s[p[0]] = append(s[p[0]], p)
+	}
+	return &s
+}
+
+func (s *prefixSet) has(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	for _, p := range s[k[0]] {
+		if bytes.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -31,14 +31,9 @@ import (
 var prefixVersion = []byte("v/")
 
 // versioned reports whether the document at key k keeps its versions.
-func versioned(k []byte) bool {
-	for _, p := range [][]byte{prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUser, prefixUserGroup} {
-		if bytes.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
-}
+func versioned(k []byte) bool { return versionedPrefixes.has(k) }
+
+var versionedPrefixes = newPrefixSet(prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUser, prefixUserGroup)
 
 // versionPrefix is where the versions of the document at k are.
 func versionPrefix(k []byte) []byte {
