@@ -316,27 +316,27 @@ func (r RunSpec) validateFields(f runFields) []error {
 // envErrors are the problems of an environment, in variable name order
 // (the fold stores the answer, and every manager must store the same).
 func envErrors(env map[string]string) []error {
-	bad := func(k, v string) bool {
-		return k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0)
-	}
-	ok := true
-	for k, v := range env {
-		ok = ok && !bad(k, v)
-	}
-	if ok {
-		return nil
-	}
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		v := env[k]
+	check := func(k, v string) []error {
+		var errs []error
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			errs = append(errs, fieldErr("env_vars", fmt.Errorf("variable name %q must be non-empty without '=' or NUL", k)))
 		}
 		if strings.ContainsRune(v, 0) {
 			errs = append(errs, fieldErr("env_vars", fmt.Errorf("value of %q contains NUL", k)))
 		}
+		return errs
 	}
-	return errs
+	for k, v := range env {
+		if check(k, v) != nil {
+			// Something is wrong: every problem, in name order.
+			var errs []error
+			for _, k := range slices.Sorted(maps.Keys(env)) {
+				errs = append(errs, check(k, env[k])...)
+			}
+			return errs
+		}
+	}
+	return nil
 }
 
 func validateNetworks(ns []string) error {

@@ -290,3 +290,26 @@ func FuzzValidateApplied(f *testing.F) {
 		checkValidateApplied(t, s, p)
 	})
 }
+
+// TestEnvErrorsInNameOrder: every problem of an environment, in variable
+// name order whatever the map's order (the fold stores the text).
+func TestEnvErrorsInNameOrder(t *testing.T) {
+	t.Parallel()
+	s := NewAppSpec("nginx")
+	s.EnvVars = map[string]string{"c=": "1", "a=": "1", "b": "\x00", "ok": "1", "d=": "\x00"}
+	want := errText(s.Validate())
+	for _, name := range []string{`"a="`, `"b"`, `"c="`, `"d="`} {
+		if !strings.Contains(want, name) {
+			t.Fatalf("%s missing from %q", name, want)
+		}
+	}
+	if !(strings.Index(want, `"a="`) < strings.Index(want, `"b"`) && strings.Index(want, `"b"`) < strings.Index(want, `"c="`) &&
+		strings.Index(want, `"c="`) < strings.Index(want, `"d="`)) {
+		t.Fatalf("not in name order: %q", want)
+	}
+	for range 50 {
+		if got := errText(s.Validate()); got != want {
+			t.Fatalf("a second check says %q, the first %q", got, want)
+		}
+	}
+}

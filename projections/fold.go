@@ -82,14 +82,12 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 	// The record's fold state in one allocation (a replay folds a
 	// hundred thousand records a second).
 	st := &struct {
-		env events.Envelope
 		vkv versioningKV
 		f   folder
-	}{env: env}
-	vkv := &st.vkv
-	*vkv = versioningKV{KV: kv, off: off, env: &st.env}
-	f := &st.f
+	}{}
+	vkv, f := &st.vkv, &st.f
 	*f = folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}, memo: memo}
+	*vkv = versioningKV{KV: kv, off: off, env: &f.env}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	var err error
 	if unsigned {
