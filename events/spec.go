@@ -126,11 +126,14 @@ var DefaultContainersPer = ContainersPer{Kind: PerServer, Value: 1}
 // MarshalJSON writes {"<kind>": value}.
 // The common case (a known kind, a whole number) is written directly:
 // the fold writes it for every app event (see docs/benchmarks.md).
-func (c ContainersPer) MarshalJSON() ([]byte, error) {
+func (c ContainersPer) MarshalJSON() ([]byte, error) { return c.AppendJSON(make([]byte, 0, 24)) }
+
+// AppendJSON appends what MarshalJSON writes to b.
+func (c ContainersPer) AppendJSON(b []byte) ([]byte, error) {
 	switch c.Kind {
 	case PerServer, PerInstance, PerCPU, PerMemory:
 		if c.Value == math.Trunc(c.Value) && math.Abs(c.Value) < 1e15 {
-			b := append(append(append(make([]byte, 0, 24), `{"`...), c.Kind...), `":`...)
+			b = append(append(append(b, `{"`...), c.Kind...), `":`...)
 			return append(strconv.AppendInt(b, int64(c.Value), 10), '}'), nil
 		}
 	}
@@ -142,7 +145,7 @@ func (c ContainersPer) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fmt.Appendf(nil, `{%s:%s}`, k, v), nil
+	return fmt.Appendf(b, `{%s:%s}`, k, v), nil
 }
 
 // UnmarshalJSON reads an object with exactly one key.

@@ -92,6 +92,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	// below as each is folded): a new name or command ID is known absent
 	// without looking through the batch being committed to the snapshot.
 	cur.filter = a.filter
+	cur.chunks = newVersionChunks()
 	if !a.s.opts.InMemory {
 		cur.valueLogFrom = int(a.s.opts.ValueThreshold)
 	}
@@ -154,6 +155,9 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	}
 	if last == a.folded {
 		return n, nil, recErr, nil
+	}
+	if err := cur.chunks.flush(cur); err != nil {
+		return 0, nil, nil, err
 	}
 	if err := putDoc(cur, keyStats, stats); err != nil {
 		return 0, nil, nil, err

@@ -16,8 +16,9 @@ type overlay struct {
 	base KV
 	set  map[string][]byte
 	del  map[string]bool
-	// size bounds what committing the writes costs Badger (key, value
-	// and overhead of every Set and Delete, overwrites counted again).
+	// size bounds what committing the writes costs Badger: key, value
+	// and overhead of each key set or deleted, once (the commit writes
+	// each once, as Badger counts a transaction's size).
 	size int64
 	// valueLogFrom, when set, is the store's value threshold: a value
 	// that long goes to the value log, and Badger counts only a pointer
@@ -28,7 +29,12 @@ type overlay struct {
 	// filter, if set, knows every key under this overlay (not yet its
 	// own writes): a key it knows absent is not looked up below.
 	filter *keyFilter
+	// chunks, if set, gathers the versions the records folded into this
+	// overlay write into one chunk per document (versions.go).
+	chunks *versionChunks
 }
+
+func (o *overlay) versionChunks() *versionChunks { return o.chunks }
 
 // entryOverhead is more than Badger counts for an entry beyond its key and
 // value (metadata, version, a value pointer).
@@ -55,8 +61,13 @@ func (o *overlay) Set(k, v []byte) error {
 	if !o.owned {
 		v = append([]byte(nil), v...)
 	}
+	if old, ok := o.set[string(k)]; ok {
+		o.size -= int64(len(k)+o.valueSize(len(old))) + entryOverhead
+	} else if len(o.del) > 0 && o.del[string(k)] {
+		delete(o.del, string(k))
+		o.size -= int64(len(k)) + entryOverhead
+	}
 	o.set[string(k)] = v
-	delete(o.del, string(k))
 	o.size += int64(len(k)+o.valueSize(len(v))) + entryOverhead
 	return nil
 }
@@ -71,8 +82,14 @@ func (o *overlay) valueSize(n int) int {
 }
 
 func (o *overlay) Delete(k []byte) error {
+	if o.del[string(k)] {
+		return nil
+	}
+	if old, ok := o.set[string(k)]; ok {
+		delete(o.set, string(k))
+		o.size -= int64(len(k)+o.valueSize(len(old))) + entryOverhead
+	}
 	o.del[string(k)] = true
-	delete(o.set, string(k))
 	o.size += int64(len(k)) + entryOverhead
 	return nil
 }

@@ -46,7 +46,7 @@ func (a App) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, ']')
 	}
 	b = append(b, `,"containers_per":`...)
-	if b, err = jsonlex.AppendMarshaler(b, a.ContainersPer); err != nil {
+	if b, err = a.ContainersPer.AppendJSON(b); err != nil {
 		return nil, err
 	}
 	b = append(b, `,"env_vars":`...)

@@ -42,10 +42,9 @@ func (r Reader) EventOffsets(a events.Aggregate, from, to int64, limit int) ([]i
 		return len(indexed) < limit, nil
 	})
 	if p, ok := docPrefix[a.Kind]; ok && err == nil {
-		err = src.versions(versionPrefix(key(p, a.Name)), from, false, func(k, b []byte) (bool, error) {
-			v, err := decodeVersion(k, b)
-			if err != nil || to >= 0 && v.Offset > to {
-				return false, err
+		err = docVersions(src, versionPrefix(key(p, a.Name)), from, false, func(v Version) (bool, error) {
+			if to >= 0 && v.Offset > to {
+				return false, nil
 			}
 			if v.Meta.Aggregate == a { // not a group's version an app's change made
 				versioned = append(versioned, v.Offset)

@@ -53,6 +53,25 @@ func putDoc(kv KV, k []byte, doc any) error {
 	return kv.Set(k, b)
 }
 
+// encodeDocOf is encodeDoc without boxing the document (an app's is a
+// few hundred bytes, copied to the heap at every change).
+func encodeDocOf[T any](doc *T) ([]byte, error) {
+	var b []byte
+	var err error
+	switch d := any(doc).(type) {
+	case *App:
+		b, err = d.appendJSON(make([]byte, 0, 512))
+	case *DeviceGroup:
+		b, err = d.appendJSON(make([]byte, 0, 256))
+	default:
+		return encodeDoc(*doc)
+	}
+	if err != nil {
+		return json.Marshal(*doc) // it reports the error
+	}
+	return b, nil
+}
+
 // encodeDoc is a document's JSON.
 func encodeDoc(doc any) ([]byte, error) {
 	if a, ok := doc.(appender); ok {

@@ -85,7 +85,7 @@ func (m *docMemo[T]) get(kv KV, k []byte) (T, bool, error) {
 
 // put writes doc, encoded, at k and remembers it (a nil memo: putDoc).
 func (m *docMemo[T]) put(kv KV, k []byte, doc T) error {
-	b, err := encodeDoc(doc)
+	b, err := encodeDocOf(&doc)
 	if err != nil {
 		return err
 	}

@@ -257,3 +257,133 @@ func TestVersionsPage(t *testing.T) {
 		t.Fatalf("an app that never was: %+v %v", none, err)
 	}
 }
+
+// TestVersionChunks: a batch keeps a document's versions in chunks (one
+// per document and batch, a new one past maxChunkBytes), and every read of
+// versions (a page forward from any offset, the one before it, back from
+// any offset, the document at any offset) answers what a fold of one
+// record at a time, one version per chunk, answers.
+func TestVersionChunks(t *testing.T) {
+	const n = 400
+	big := string(bytes.Repeat([]byte("x"), 600)) // 120 versions fill a chunk
+	rnd := rand.New(rand.NewPCG(9, 9))
+	var recs []events.Record
+	for off := int64(0); off < n; off++ {
+		var env events.Envelope
+		switch {
+		case off == 0:
+			env = app("web", "nginx:1")
+		case rnd.IntN(40) == 0:
+			env = ev(events.KindApp, "web", events.AppDeletedV{})
+		case rnd.IntN(40) == 0:
+			env = app("web", fmt.Sprint("nginx:", off))
+		default:
+			env = ev(events.KindApp, "web", events.AppPatchedV{Patch: events.AppPatch{RunPatch: events.RunPatch{
+				EnvVars: &map[string]string{"BIG": big, "N": fmt.Sprint(off)}}}})
+		}
+		env.CommandID = fmt.Sprint("c", off)
+		b, err := encodeUnchecked(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, events.Record{Offset: off, Value: b})
+	}
+	ref := MemKV{}
+	for _, rec := range recs {
+		if _, err := Apply(ref, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openStore(t, t.TempDir())
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyBatch(recs[:n/2]); err != nil { // one batch
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyBatch(recs[n/2:]); err != nil {
+		t.Fatal(err)
+	}
+	chunks, most := 0, 0
+	for k, v := range dump(t, s) {
+		if doc, _, ok := docOfVersion([]byte(k)); ok && string(doc) == "app/web" {
+			vs, err := splitChunk([]byte(k), v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunks, most = chunks+1, max(most, len(vs))
+		}
+	}
+	if chunks < 4 || most < 50 {
+		t.Fatalf("%d chunks of at most %d versions: the batches did not chunk", chunks, most)
+	}
+	offsets := func(vs []Version) []int64 {
+		var out []int64
+		for _, v := range vs {
+			out = append(out, v.Offset)
+		}
+		return out
+	}
+	want := Reader{ref}
+	err := s.View(func(got Reader) error {
+		for range 300 {
+			from, limit := rnd.Int64N(n+20)-10, 1+rnd.IntN(150)
+			g, gb, err := got.Versions(events.KindApp, "web", from, limit)
+			if err != nil {
+				return err
+			}
+			w, wb, err := want.Versions(events.KindApp, "web", from, limit)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprint(offsets(g)) != fmt.Sprint(offsets(w)) || (gb == nil) != (wb == nil) || gb != nil && gb.Offset != wb.Offset {
+				t.Fatalf("Versions from %d, %d: %v (before %v), want %v (before %v)", from, limit, offsets(g), offsets(nonNil(gb)), offsets(w), offsets(nonNil(wb)))
+			}
+			for i := range g {
+				if !bytes.Equal(g[i].Doc, w[i].Doc) || g[i].Meta.Type != w[i].Meta.Type {
+					t.Fatalf("version %d differs", g[i].Offset)
+				}
+			}
+			upTo, downTo := rnd.Int64N(n+10), rnd.Int64N(n)
+			gbk, err := got.VersionsBack(events.KindApp, "web", upTo, downTo, limit)
+			if err != nil {
+				return err
+			}
+			wbk, err := want.VersionsBack(events.KindApp, "web", upTo, downTo, limit)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprint(offsets(gbk)) != fmt.Sprint(offsets(wbk)) {
+				t.Fatalf("VersionsBack(%d, %d, %d): %v, want %v", upTo, downTo, limit, offsets(gbk), offsets(wbk))
+			}
+			at := rnd.Int64N(n)
+			ga, err := got.At(at)
+			if err != nil {
+				return err
+			}
+			wa, err := want.At(at)
+			if err != nil {
+				return err
+			}
+			gApp, gFound, gErr := ga.App("web")
+			wApp, wFound, wErr := wa.App("web")
+			gj, _ := json.Marshal(gApp)
+			wj, _ := json.Marshal(wApp)
+			if gErr != nil || wErr != nil || gFound != wFound || !bytes.Equal(gj, wj) {
+				t.Fatalf("web at %d: %s (%v %v), want %s (%v %v)", at, gj, gFound, gErr, wj, wFound, wErr)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nonNil is the version v points to, if any, as a list.
+func nonNil(v *Version) []Version {
+	if v == nil {
+		return nil
+	}
+	return []Version{*v}
+}
