@@ -86,7 +86,7 @@ func applyEnvelope(kv KV, off int64, env events.Envelope, invalid error, head []
 		f   folder
 	}{}
 	vkv, f := &st.vkv, &st.f
-	*f = folder{kv: vkv, off: off, env: env, invalid: invalid, touched: map[string]bool{}, memo: memo}
+	*f = folder{kv: vkv, off: off, env: env, invalid: invalid, memo: memo}
 	*vkv = versioningKV{KV: kv, off: off, env: &f.env}
 	v := Verdict{Offset: off, Type: env.Type, Aggregate: env.Aggregate, CommandID: env.CommandID}
 	var err error
@@ -215,10 +215,19 @@ type folder struct {
 	memo *memos
 }
 
+// markTouched records that the devices of group name get another answer
+// (the map made at the first: most records touch none).
+func (f *folder) markTouched(name string) {
+	if f.touched == nil {
+		f.touched = map[string]bool{}
+	}
+	f.touched[name] = true
+}
+
 // touch records that a change reached group g (its devices' answers
 // change), and whether its rollout must follow.
 func (f *folder) touch(g DeviceGroup) {
-	f.touched[g.Name] = true
+	f.markTouched(g.Name)
 	if g.Rollout != nil {
 		if f.rolling == nil {
 			f.rolling = map[string]bool{}

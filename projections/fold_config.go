@@ -174,7 +174,7 @@ func (f *folder) deleteGroup(name string) error {
 	if err := f.reindexGroup(name, g.DeviceGroupSpec, events.DeviceGroupSpec{}); err != nil {
 		return err
 	}
-	f.touched[name] = true
+	f.markTouched(name)
 	if g.Rollout != nil {
 		if err := f.kv.Delete(key(prefixRollout, name)); err != nil {
 			return err

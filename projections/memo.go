@@ -23,7 +23,7 @@ package projections
 // JSON): past that it is emptied and fills again. Only the goroutine
 // folding uses it.
 type docMemo[T any] struct {
-	m     map[string]memoEntry[T]
+	m     map[string]*memoEntry[T]
 	bytes int
 }
 
@@ -49,7 +49,7 @@ const memoMaxBytes = 8 << 20
 const memoEntryOverhead = 128
 
 func newMemos() *memos {
-	return &memos{apps: &docMemo[App]{m: map[string]memoEntry[App]{}}, groups: &docMemo[DeviceGroup]{m: map[string]memoEntry[DeviceGroup]{}}}
+	return &memos{apps: &docMemo[App]{m: map[string]*memoEntry[App]{}}, groups: &docMemo[DeviceGroup]{m: map[string]*memoEntry[DeviceGroup]{}}}
 }
 
 func (m *memos) appMemo() *docMemo[App] {
@@ -94,14 +94,21 @@ func (m *docMemo[T]) put(kv KV, k []byte, doc T) error {
 	}
 	if m != nil {
 		size := len(k) + 3*len(b) + memoEntryOverhead // the key, the JSON, the decoded document
-		if old, ok := m.m[string(k)]; ok {
-			m.bytes -= len(k) + 3*len(old.b) + memoEntryOverhead
+		if e := m.m[string(k)]; e != nil {
+			// Changed in place: one map lookup, no new key.
+			m.bytes += size - (len(k) + 3*len(e.b) + memoEntryOverhead)
+			e.b, e.doc = b, doc
+			if m.bytes > memoMaxBytes {
+				clear(m.m)
+				m.bytes = 0
+			}
+			return nil
 		}
 		if m.bytes+size > memoMaxBytes {
 			clear(m.m)
 			m.bytes = 0
 		}
-		m.m[string(k)] = memoEntry[T]{b, doc}
+		m.m[string(k)] = &memoEntry[T]{b, doc}
 		m.bytes += size
 	}
 	return nil

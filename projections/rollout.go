@@ -270,7 +270,7 @@ func (f *folder) decideRollout(name string, p events.RolloutDecidedV) error {
 	}
 	ro.Decisions = append(ro.Decisions, Decision{Offset: f.off, Time: f.env.Time, Actor: f.env.Actor, Decision: p.Decision,
 		Wave: p.Wave, Revert: p.Revert, Reason: p.Reason, Counts: p.Counts, Since: p.Since})
-	f.touched[name] = true // the devices' answers change
+	f.markTouched(name) // the devices' answers change
 	return putDoc(f.kv, k, ro)
 }
 
