@@ -92,6 +92,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	// below as each is folded): a new name or command ID is known absent
 	// without looking through the batch being committed to the snapshot.
 	cur.filter = a.filter
+	cur.latest = a.hot
 	cur.chunks = newVersionChunks()
 	if !a.s.opts.InMemory {
 		cur.valueLogFrom = int(a.s.opts.ValueThreshold)
@@ -114,7 +115,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if rec.Offset <= last {
 			continue // folded before (a resumed or repeated fetch)
 		}
-		if len(results) > 0 && (int64(len(cur.set)+len(cur.del)) >= fullCount || cur.size >= fullSize) {
+		if len(results) > 0 && (cur.entries() >= fullCount || cur.size >= fullSize) {
 			break
 		}
 		if envs[n].err != nil {
@@ -138,11 +139,13 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		if int64(len(cur.set)+len(cur.del)) >= maxCount || cur.size >= maxSize {
+		if cur.entries() >= maxCount || cur.size >= maxSize {
 			if len(results) == 0 {
 				return 0, nil, nil, fmt.Errorf("event at offset %d does not fit in one projection transaction", rec.Offset)
 			}
 			// Fold again without this record: it starts the next batch.
+			// The hot cache holds this overlay's writes: dropped.
+			a.hot.reset()
 			n, batch, _, err := a.fold(recs[:n], envs[:n])
 			return n, batch, nil, err
 		}
@@ -155,9 +158,6 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	}
 	if last == a.folded {
 		return n, nil, recErr, nil
-	}
-	if err := cur.chunks.flush(cur); err != nil {
-		return 0, nil, nil, err
 	}
 	if err := putDoc(cur, keyStats, stats); err != nil {
 		return 0, nil, nil, err
@@ -228,10 +228,9 @@ func (a *applier) wait() error {
 	<-b.done
 	a.inflight = nil
 	if b.err != nil {
-		a.hot = newHotCache() // what is committed is not known
+		a.hot.reset() // what is committed is not known
 		return b.err
 	}
-	a.hot.committed(b.writes)
 	if a.keep {
 		a.results = append(a.results, b.results...)
 	}
@@ -268,6 +267,13 @@ func (s *Store) commit(b *pending) error {
 	for k := range b.writes.del {
 		if err := txn.Delete(keyOf(k)); err != nil {
 			return commitErr(b, err)
+		}
+	}
+	if c := b.writes.chunks; c != nil {
+		for _, c := range c.all {
+			if err := txn.Set(c.key, c.encode()); err != nil {
+				return commitErr(b, err)
+			}
 		}
 	}
 	if err := txn.Commit(); err != nil {

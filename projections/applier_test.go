@@ -337,3 +337,60 @@ func splitChunks(t *testing.T, kv MemKV) MemKV {
 	}
 	return out
 }
+
+// TestRefoldedBatchForgetsItsWrites: a record that takes a batch past a
+// transaction's limits is folded again as the first of the next batch;
+// the writes it made in the batch that was dropped (which went into the
+// hot cache as they were made) must not be seen by it then. A group
+// listing almost a transaction's worth of apps (an index key each), after
+// a small record, is such a record: its fold must end as a fold of one
+// record at a time ends (accepted, not "exists").
+func TestRefoldedBatchForgetsItsWrites(t *testing.T) {
+	s, err := open(t.TempDir(), nil, func(o *badger.Options) { *o = o.WithMemTableSize(1 << 20) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	maxCount := int(s.db().MaxBatchCount()) - 4
+	members := maxCount - 8 // its index keys and a few: fits alone, not after another record
+	var envs []events.Envelope
+	var names []string
+	for i := range members {
+		names = append(names, fmt.Sprint("a", i))
+		envs = append(envs, app(names[i], "nginx"))
+	}
+	envs = append(envs, app("small", "nginx"),
+		ev(events.KindDeviceGroup, "big", events.DeviceGroupCreatedV{Spec: events.DeviceGroupSpec{Apps: names, CronJobs: []string{}}}))
+	ref := MemKV{}
+	var recs []events.Record
+	for i, env := range envs {
+		env.CommandID = fmt.Sprint("c", i)
+		b, err := encodeUnchecked(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, events.Record{Offset: int64(i), Value: b})
+		if _, err := Apply(ref, recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ApplyBatch(recs[:members]); err != nil {
+		t.Fatal(err)
+	}
+	commits := 0
+	s.OnCommit(func([]Result) { commits++ })
+	results, err := s.ApplyBatch(recs[members:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commits != 2 {
+		t.Fatalf("the last two records in %d commits: the second did not take the batch past its limits", commits)
+	}
+	if len(results) != 2 || !results[1].Verdict.Accepted {
+		t.Fatalf("the group's verdict: %+v", results[len(results)-1].Verdict)
+	}
+	sameKV(t, dump(t, s), ref)
+}

@@ -29,12 +29,37 @@ type overlay struct {
 	// filter, if set, knows every key under this overlay (not yet its
 	// own writes): a key it knows absent is not looked up below.
 	filter *keyFilter
+	// latest, if set, is the applier's hot cache: the overlay writes its
+	// hot keys there too, and reads them there first (hot.go).
+	latest *hotCache
 	// chunks, if set, gathers the versions the records folded into this
-	// overlay write into one chunk per document (versions.go).
+	// overlay write into one chunk per document (versions.go), written
+	// by the commit, not kept in set.
 	chunks *versionChunks
 }
 
-func (o *overlay) versionChunks() *versionChunks { return o.chunks }
+func (o *overlay) addVersion(k []byte, off int64, meta, doc []byte, exists bool) bool {
+	if o.chunks == nil {
+		return false
+	}
+	c, before, made := o.chunks.add(k, pendingVersion{off: off, meta: meta, doc: doc, exists: exists})
+	if made {
+		o.size += int64(len(c.key)) + entryOverhead
+	} else {
+		o.size -= int64(o.valueSize(before))
+	}
+	o.size += int64(o.valueSize(c.bytes))
+	return true
+}
+
+// entries is how many keys committing the writes sets or deletes.
+func (o *overlay) entries() int64 {
+	n := len(o.set) + len(o.del)
+	if o.chunks != nil {
+		n += len(o.chunks.all)
+	}
+	return int64(n)
+}
 
 // entryOverhead is more than Badger counts for an entry beyond its key and
 // value (metadata, version, a value pointer).
@@ -45,6 +70,11 @@ func newOverlay(base KV, sizeHint int) *overlay {
 }
 
 func (o *overlay) Get(k []byte) ([]byte, bool, error) {
+	if o.latest != nil && hot(k) {
+		if e, ok := o.latest.m[string(k)]; ok {
+			return e.v, e.found, nil
+		}
+	}
 	if len(o.del) > 0 && o.del[string(k)] {
 		return nil, false, nil
 	}
@@ -67,8 +97,12 @@ func (o *overlay) Set(k, v []byte) error {
 		delete(o.del, string(k))
 		o.size -= int64(len(k)) + entryOverhead
 	}
-	o.set[string(k)] = v
+	ks := string(k)
+	o.set[ks] = v
 	o.size += int64(len(k)+o.valueSize(len(v))) + entryOverhead
+	if o.latest != nil && hot(k) {
+		o.latest.put(ks, v, true)
+	}
 	return nil
 }
 
@@ -89,8 +123,12 @@ func (o *overlay) Delete(k []byte) error {
 		delete(o.set, string(k))
 		o.size -= int64(len(k)+o.valueSize(len(old))) + entryOverhead
 	}
-	o.del[string(k)] = true
+	ks := string(k)
+	o.del[ks] = true
 	o.size += int64(len(k)) + entryOverhead
+	if o.latest != nil && hot(k) {
+		o.latest.put(ks, nil, false)
+	}
 	return nil
 }
 

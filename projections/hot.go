@@ -1,20 +1,24 @@
 package projections
 
-// hotCache holds the committed values of the documents and indexes the
-// fold reads most (apps, groups, rollouts, cron jobs, user groups, their
-// indexes), so that a change to an app already read, or written, by an
-// earlier batch reads no Badger. A fleet's log changes the same few
-// thousand objects over and over: reading them from Badger (memtables,
-// then each level's tables) was the largest share of a replay's fold.
+// hotCache holds the latest values the fold knows of the documents and
+// indexes it reads most (apps, groups, rollouts, cron jobs, user groups,
+// their indexes), so that a change to an app already read, or written,
+// reads no Badger and looks through no overlay. A fleet's log changes the
+// same few thousand objects over and over: reading them from Badger
+// (memtables, then each level's tables) was the largest share of a
+// replay's fold, and then looking through the batch being folded, the
+// batch being committed and this cache, one map each, a fifth of it.
 //
-// It sits under the applier's overlays, on top of its snapshot, and
-// holds what that snapshot holds: a value read from the snapshot goes in
-// as read; a batch's writes go in once its commit is done (applier.wait),
-// just before the next snapshot is opened. Only the fold writes these
-// prefixes (Reset drops everything, and drops the applier's cache with
-// it: an applier does not outlive a Reset). It is bounded: past
-// hotMaxBytes it is emptied and fills again. Only the goroutine folding
-// the log uses it.
+// A value read from the snapshot goes in as read; a write by the batch
+// being folded goes in as it is made (overlay.Set, overlay.latest), so
+// what it holds is never older than what the overlays and the snapshot
+// hold: the applier's overlays read a hot key here first, and the cache
+// also sits under them, above the snapshot (hotKV). A batch folded again
+// (one that outgrew a transaction) or a commit that failed empties it.
+// Only the fold writes these prefixes (Reset drops everything, and drops
+// the applier's cache with it: an applier does not outlive a Reset). It
+// is bounded: past hotMaxBytes it is emptied and fills again. Only the
+// goroutine folding the log uses it.
 type hotCache struct {
 	m     map[string]hotValue
 	bytes int
@@ -50,18 +54,10 @@ func (c *hotCache) put(k string, v []byte, found bool) {
 	c.bytes += len(k) + len(v) + hotEntryOverhead
 }
 
-// committed records the writes of a batch whose commit is done.
-func (c *hotCache) committed(o *overlay) {
-	for k, v := range o.set {
-		if hot([]byte(k)) {
-			c.put(k, v, true)
-		}
-	}
-	for k := range o.del {
-		if hot([]byte(k)) {
-			c.put(k, nil, false)
-		}
-	}
+// reset empties the cache.
+func (c *hotCache) reset() {
+	clear(c.m)
+	c.bytes = 0
 }
 
 // hotKV reads through the cache to the snapshot under it.

@@ -115,10 +115,8 @@ func (v *versioningKV) version(k, doc []byte, exists bool) error {
 		bytes.HasPrefix(k, p) && string(k[len(p):]) == v.env.Aggregate.Name {
 		v.own = true
 	}
-	if c, ok := v.KV.(chunkingKV); ok {
-		if chunks := c.versionChunks(); chunks != nil {
-			return chunks.add(v.KV, k, v.off, v.meta, doc, exists)
-		}
+	if c, ok := v.KV.(chunkingKV); ok && c.addVersion(k, v.off, v.meta, doc, exists) {
+		return nil
 	}
 	b := appendChunkVersion(make([]byte, 0, 8+2+len(v.meta)+1+len(doc)), v.off, v.meta, doc, exists)
 	return v.KV.Set(binary.BigEndian.AppendUint64(versionPrefix(k), uint64(v.off)), b)
@@ -140,22 +138,40 @@ func appendChunkVersion(b []byte, off int64, meta, doc []byte, exists bool) []by
 }
 
 // chunkingKV is a KV that gathers the versions its records write into one
-// chunk per document (the applier's overlay, for a batch). nil: none.
+// chunk per document (the applier's overlay, for a batch). ok=false: it
+// does not, the version is to be set as a chunk of its own.
 type chunkingKV interface {
-	versionChunks() *versionChunks
+	addVersion(k []byte, off int64, meta, doc []byte, exists bool) (ok bool)
 }
 
-// versionChunks are the chunks a batch is writing, by document key.
+// versionChunks are the chunks a batch is writing, by document key. Their
+// values are encoded when the batch commits, on the committing goroutine
+// (Store.commit): nothing reads versions while folding.
 type versionChunks struct {
-	m    map[string]*versionChunk
-	full []*versionChunk // chunks that stopped growing
+	m   map[string]*versionChunk
+	all []*versionChunk // in the order made
 }
 
 type versionChunk struct {
-	key     []byte // v/<document key>/<first>
-	b       []byte
-	last    int64 // the offset of the last version in b
-	lastPos int   // where it starts
+	key   []byte // v/<document key>/<first>
+	vers  []pendingVersion
+	bytes int // encoded
+}
+
+// pendingVersion is a version in a chunk not encoded yet: meta and doc are
+// the record's and the document's bytes, which never change once made.
+type pendingVersion struct {
+	off       int64
+	meta, doc []byte
+	exists    bool
+}
+
+func (p pendingVersion) size() int {
+	n := len(p.meta) + 1
+	if p.exists {
+		n += len(p.doc)
+	}
+	return 8 + len(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64), uint64(n))) + n
 }
 
 // maxChunkBytes ends a chunk: the next version starts another.
@@ -163,47 +179,37 @@ const maxChunkBytes = 64 << 10
 
 func newVersionChunks() *versionChunks { return &versionChunks{m: map[string]*versionChunk{}} }
 
-// add appends the version the record at off wrote of the document at k to
-// the document's chunk. A second version by the same record replaces the
-// first, as a second Set of one key would. A new chunk is set in kv at
-// once (so kv counts it in the batch's size); what is added to it after,
-// by flush.
-func (vc *versionChunks) add(kv KV, k []byte, off int64, meta, doc []byte, exists bool) error {
-	c := vc.m[string(k)]
+// add adds the version the record at off wrote of the document at k to the
+// document's chunk, and returns the chunk and its encoded size before. A
+// second version by the same record replaces the first, as a second Set
+// of one key would.
+func (vc *versionChunks) add(k []byte, v pendingVersion) (c *versionChunk, before int, made bool) {
+	c = vc.m[string(k)]
 	switch {
-	case c != nil && c.last == off:
-		// Copied: kv holds a slice set before, which must not change.
-		c.b = appendChunkVersion(bytes.Clone(c.b[:c.lastPos]), off, meta, doc, exists)
-		return nil
-	case c != nil && len(c.b) < maxChunkBytes:
-		// Appended past the end of the slice kv holds: that one's bytes
-		// stay as they were.
-		c.lastPos, c.last = len(c.b), off
-		c.b = appendChunkVersion(c.b, off, meta, doc, exists)
-		return nil
+	case c != nil && c.vers[len(c.vers)-1].off == v.off:
+		before = c.bytes
+		c.bytes += v.size() - c.vers[len(c.vers)-1].size()
+		c.vers[len(c.vers)-1] = v
+		return c, before, false
+	case c != nil && c.bytes < maxChunkBytes:
+		before = c.bytes
+		c.vers = append(c.vers, v)
+		c.bytes += v.size()
+		return c, before, false
 	}
-	c = &versionChunk{key: binary.BigEndian.AppendUint64(versionPrefix(k), uint64(off)), last: off}
-	c.b = appendChunkVersion(make([]byte, 0, 512), off, meta, doc, exists)
-	if old := vc.m[string(k)]; old != nil {
-		vc.full = append(vc.full, old)
-	}
+	c = &versionChunk{key: binary.BigEndian.AppendUint64(versionPrefix(k), uint64(v.off)), vers: []pendingVersion{v}, bytes: v.size()}
 	vc.m[string(k)] = c
-	return kv.Set(c.key, c.b)
+	vc.all = append(vc.all, c)
+	return c, 0, true
 }
 
-// flush sets every chunk in kv as it now is (before the batch commits).
-func (vc *versionChunks) flush(kv KV) error {
-	for _, c := range vc.full {
-		if err := kv.Set(c.key, c.b); err != nil {
-			return err
-		}
+// encode is the chunk's value (c.bytes long).
+func (c *versionChunk) encode() []byte {
+	b := make([]byte, 0, c.bytes)
+	for _, v := range c.vers {
+		b = appendChunkVersion(b, v.off, v.meta, v.doc, v.exists)
 	}
-	for _, c := range vc.m {
-		if err := kv.Set(c.key, c.b); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b
 }
 
 // chunkVersion is one version in a chunk.

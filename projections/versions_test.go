@@ -387,3 +387,41 @@ func nonNil(v *Version) []Version {
 	}
 	return []Version{*v}
 }
+
+// TestVersionChunkEncoding: a chunk's encoded size is what it counted
+// (the batch's size is counted from it), and a second version by one
+// record replaces the first.
+func TestVersionChunkEncoding(t *testing.T) {
+	vc := newVersionChunks()
+	meta := appendMeta(nil, VersionMeta{Type: events.AppPatched, Aggregate: events.Aggregate{Kind: events.KindApp, Name: "web"}, Actor: "a"})
+	doc := bytes.Repeat([]byte("d"), 300)
+	var c *versionChunk
+	for i, off := range []int64{5, 7, 7, 9, 200, 70000} {
+		var made bool
+		c, _, made = vc.add([]byte("app/web"), pendingVersion{off: off, meta: meta, doc: doc[:i*50], exists: i != 3})
+		if made != (i == 0) {
+			t.Fatalf("version %d at %d: made a chunk: %v", i, off, made)
+		}
+	}
+	b := c.encode()
+	if len(b) != c.bytes {
+		t.Fatalf("encoded %d bytes, counted %d", len(b), c.bytes)
+	}
+	vs, err := splitChunk(c.key, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for _, v := range vs {
+		offs = append(offs, v.off)
+	}
+	if fmt.Sprint(offs) != "[5 7 9 200 70000]" {
+		t.Fatalf("offsets %v", offs)
+	}
+	if v, _ := decodeVersion(vs[1].off, vs[1].v); len(v.Doc) != 100 {
+		t.Fatalf("the second version at 7 did not replace the first: %d bytes", len(v.Doc))
+	}
+	if v, _ := decodeVersion(vs[2].off, vs[2].v); v.Doc != nil {
+		t.Fatalf("the deletion at 9 has a document")
+	}
+}
