@@ -37,6 +37,10 @@ type applier struct {
 	// results of the committed batches, when the caller wants them
 	keep    bool
 	results []Result
+	// batchLen is how many records the last batch held: the next one's
+	// results are made that long (growing them was a twentieth of a
+	// replay's fold).
+	batchLen int
 }
 
 // pending is a folded batch and its commit.
@@ -107,7 +111,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	// ending every batch that way folded each record twice.
 	fullCount, fullSize := maxCount-maxCount/4, maxSize-maxSize/4
 	last := a.folded
-	var results []Result
+	results := make([]Result, 0, min(len(recs), a.batchLen+a.batchLen/8+16))
 	var recErr error
 	n := 0
 	for ; n < len(recs); n++ {
@@ -166,6 +170,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		return 0, nil, nil, err
 	}
 	a.folded = last
+	a.batchLen = len(results)
 	if a.filter != nil {
 		for k := range cur.set {
 			if filtered([]byte(k)) {
