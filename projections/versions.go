@@ -219,21 +219,24 @@ type chunkVersion struct {
 }
 
 // splitChunk returns the versions of the chunk b at key k.
-func splitChunk(k, b []byte) ([]chunkVersion, error) {
-	var out []chunkVersion
+func splitChunk(k, b []byte) ([]chunkVersion, error) { return splitChunkInto(nil, k, b) }
+
+// splitChunkInto is splitChunk appending to out.
+func splitChunkInto(out []chunkVersion, k, b []byte) ([]chunkVersion, error) {
+	start := len(out)
 	for len(b) > 0 {
 		if len(b) < 9 {
 			return nil, fmt.Errorf("projection version chunk %q is corrupt", k)
 		}
 		off := int64(binary.BigEndian.Uint64(b))
 		n, w := binary.Uvarint(b[8:])
-		if w <= 0 || n > uint64(len(b)-8-w) || len(out) > 0 && off <= out[len(out)-1].off {
+		if w <= 0 || n > uint64(len(b)-8-w) || len(out) > start && off <= out[len(out)-1].off {
 			return nil, fmt.Errorf("projection version chunk %q is corrupt", k)
 		}
 		out = append(out, chunkVersion{off, b[8+w : 8+w+int(n)]})
 		b = b[8+w+int(n):]
 	}
-	if len(out) == 0 {
+	if len(out) == start {
 		return nil, fmt.Errorf("projection version chunk %q is empty", k)
 	}
 	return out, nil
@@ -262,7 +265,8 @@ func docVersions(src versionSource, prefix []byte, from int64, reverse bool, fn 
 	// emit calls fn with the versions of one chunk that keep allows;
 	// more: fn wants more.
 	emit := func(k, b []byte, keep func(off int64) bool) (more bool, err error) {
-		vs, err := splitChunk(k, b)
+		var buf [64]chunkVersion // most chunks: no allocation
+		vs, err := splitChunkInto(buf[:0], k, b)
 		if err != nil {
 			return false, err
 		}
@@ -277,6 +281,7 @@ func docVersions(src versionSource, prefix []byte, from int64, reverse bool, fn 
 			if err != nil {
 				return false, err
 			}
+			v.Doc = bytes.Clone(v.Doc) // b is the source's, for this call only
 			if more, err := fn(v); err != nil || !more {
 				return false, err
 			}
@@ -380,8 +385,9 @@ func decodeVersion(off int64, b []byte) (Version, error) {
 // versionSource is a KV that can walk one document's versions: a Badger
 // transaction, or a MemKV in tests.
 type versionSource interface {
-	// versions calls fn with the versions under prefix from offset from
-	// on (or, reverse, from from back), until fn returns false.
+	// versions calls fn with the entries under prefix (their keys ending
+	// in an offset) from offset from on (or, reverse, from from back),
+	// until fn returns false. k and v are valid only during the call.
 	versions(prefix []byte, from int64, reverse bool, fn func(k, v []byte) (bool, error)) error
 	// docsAt calls fn with the key of each document under prefix that
 	// existed at offset at, in reverse key order.
@@ -445,14 +451,19 @@ func (b badgerKV) versions(prefix []byte, from int64, reverse bool, fn func(k, v
 	return walk(it, prefix, from, fn)
 }
 
-// walk calls fn with the entries of it from prefix+from on.
+// walk calls fn with the entries of it from prefix+from on, their key and
+// value valid only during the call (a chunk is not copied to read one of
+// its versions).
 func walk(it *badger.Iterator, prefix []byte, from int64, fn func(k, v []byte) (bool, error)) error {
 	for it.Seek(binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(from))); it.Valid(); it.Next() {
-		value, err := it.Item().ValueCopy(nil)
-		if err != nil {
+		item := it.Item()
+		more := false
+		err := item.Value(func(v []byte) error {
+			var err error
+			more, err = fn(item.Key(), v)
 			return err
-		}
-		if more, err := fn(it.Item().KeyCopy(nil), value); err != nil || !more {
+		})
+		if err != nil || !more {
 			return err
 		}
 	}
