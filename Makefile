@@ -53,7 +53,7 @@ soak: deps ## the whole system under steady load for NEBULA_SOAK_DURATION (defau
 fuzz: ## a short run of every fuzzer
 	@for f in FuzzDecode FuzzFastDecode FuzzPeek FuzzReadDeviceEvent FuzzDecodeReport FuzzDecodeHeartbeat FuzzPortSpec FuzzValidateImage FuzzValidateApplied FuzzNamesAndPaths; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./events || exit 1; done
 	@for f in FuzzAppBodies FuzzGroupBodies FuzzCronBodies FuzzUserBodies FuzzSessionCookie; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./manager || exit 1; done
-	@for f in FuzzDocumentEncoding FuzzDocumentDecoding; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./projections || exit 1; done
+	@for f in FuzzDocumentEncoding FuzzDocumentDecoding FuzzVersionChunk; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./projections || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzDeviceDocument$$' -fuzztime 20s ./projections/reports
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
 	$(GO) test -run '^$$' -fuzz '^FuzzLexer$$' -fuzztime 20s ./internal/jsonlex

@@ -425,3 +425,37 @@ func TestVersionChunkEncoding(t *testing.T) {
 		t.Fatalf("the deletion at 9 has a document")
 	}
 }
+
+// FuzzVersionChunk: any bytes read as a version chunk give an error or
+// versions in offset order whose bytes are the chunk's, each of which
+// decodes or fails with an error: a corrupt store never panics a read.
+func FuzzVersionChunk(f *testing.F) {
+	meta := appendMeta(nil, VersionMeta{Type: events.AppPatched, Aggregate: events.Aggregate{Kind: events.KindApp, Name: "web"}, Actor: "a"})
+	f.Add(appendChunkVersion(appendChunkVersion(nil, 3, meta, []byte(`{"a":1}`), true), 9, meta, nil, false))
+	f.Add([]byte{})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 200})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vs, err := splitChunk([]byte("v/app/web/x"), b)
+		if err != nil {
+			return
+		}
+		n := 0
+		for i, v := range vs {
+			if i > 0 && v.off <= vs[i-1].off {
+				t.Fatalf("offsets out of order: %d after %d", v.off, vs[i-1].off)
+			}
+			n += 8 + len(v.v)
+			d, err := decodeVersion(v.off, v.v)
+			if err == nil && d.Offset != v.off {
+				t.Fatalf("version at %d decoded as %d", v.off, d.Offset)
+			}
+			got, found, lerr := lastAtOrBefore([]byte("k"), b, v.off)
+			if (err == nil) != (lerr == nil) || err == nil && (!found || got.Offset != v.off) {
+				t.Fatalf("the version at %d: %v, last at or before it: %+v %v %v", v.off, err, got, found, lerr)
+			}
+		}
+		if n > len(b) || n+len(vs) > len(b) {
+			t.Fatalf("%d versions of %d bytes in a chunk of %d", len(vs), n, len(b))
+		}
+	})
+}
