@@ -92,27 +92,30 @@ func (m *docMemo[T]) put(kv KV, k []byte, doc T) error {
 	if err := kv.Set(k, b); err != nil {
 		return err
 	}
-	if m != nil {
-		size := len(k) + 3*len(b) + memoEntryOverhead // the key, the JSON, the decoded document
-		if e := m.m[string(k)]; e != nil {
-			// Changed in place: one map lookup, no new key.
-			m.bytes += size - (len(k) + 3*len(e.b) + memoEntryOverhead)
-			e.b, e.doc = b, doc
-			if m.bytes > memoMaxBytes {
-				clear(m.m)
-				m.bytes = 0
-			}
-			return nil
-		}
-		if m.bytes+size > memoMaxBytes {
-			clear(m.m)
-			m.bytes = 0
-		}
-		m.m[string(k)] = &memoEntry[T]{b, doc}
-		m.bytes += size
+	if m == nil {
+		return nil
 	}
+	// An entry is changed in place: one map lookup, no new key.
+	e := m.m[string(k)]
+	if e != nil {
+		m.bytes -= memoSize(k, e.b)
+	}
+	if m.bytes+memoSize(k, b) > memoMaxBytes {
+		clear(m.m)
+		m.bytes, e = 0, nil
+	}
+	if e == nil {
+		e = &memoEntry[T]{}
+		m.m[string(k)] = e
+	}
+	e.b, e.doc = b, doc
+	m.bytes += memoSize(k, b)
 	return nil
 }
+
+// memoSize is what an entry counts: the key, the JSON, the decoded
+// document (twice the JSON) and the overhead.
+func memoSize(k, b []byte) int { return len(k) + 3*len(b) + memoEntryOverhead }
 
 // sameSlice reports whether a and b are the same bytes in memory.
 func sameSlice(a, b []byte) bool {
