@@ -92,7 +92,7 @@ func (f *folder) deleteCron(name string) error {
 // bumpGroupsListing gives every device group that lists name (in the
 // index under prefix) the current offset as its version.
 func (f *folder) bumpGroupsListing(prefix []byte, name string) error {
-	groups, err := indexed(f.kv, prefix, name)
+	groups, err := indexed(f.kv, f.memo.listMemo(), prefix, name)
 	if err != nil {
 		return err
 	}
@@ -220,24 +220,25 @@ func (f *folder) checkMembers(spec events.DeviceGroupSpec) error {
 // reindexGroup moves the group's index entries from the old member lists
 // to the new ones.
 func (f *folder) reindexGroup(group string, old, cur events.DeviceGroupSpec) error {
-	if err := reindex(f.kv, prefixIdxGroupApp, group, old.Apps, cur.Apps); err != nil {
+	if err := f.reindex(prefixIdxGroupApp, group, old.Apps, cur.Apps); err != nil {
 		return err
 	}
-	return reindex(f.kv, prefixIdxGroupCron, group, old.CronJobs, cur.CronJobs)
+	return f.reindex(prefixIdxGroupCron, group, old.CronJobs, cur.CronJobs)
 }
 
 // reindex removes index entries (member, owner) for members no longer
 // listed and adds them for new ones.
-func reindex(kv KV, prefix []byte, owner string, old, cur []string) error {
+func (f *folder) reindex(prefix []byte, owner string, old, cur []string) error {
+	memo := f.memo.listMemo()
 	for _, m := range old {
 		if !slices.Contains(cur, m) {
-			if err := indexRemove(kv, prefix, m, owner); err != nil {
+			if err := indexRemove(f.kv, memo, prefix, m, owner); err != nil {
 				return err
 			}
 		}
 	}
 	for _, m := range cur {
-		if err := indexAdd(kv, prefix, m, owner); err != nil {
+		if err := indexAdd(f.kv, memo, prefix, m, owner); err != nil {
 			return err
 		}
 	}

@@ -62,7 +62,7 @@ func (f *folder) deleteUser(name string) error {
 	if err != nil || !found {
 		return notFoundOr(err, "user", name)
 	}
-	groups, err := indexed(f.kv, prefixIdxGroupUser, name)
+	groups, err := indexed(f.kv, f.memo.listMemo(), prefixIdxGroupUser, name)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (f *folder) createUserGroup(name string, spec events.UserGroupSpec) error {
 	if err := f.checkUsers(spec.GroupMembers); err != nil {
 		return err
 	}
-	if err := reindex(f.kv, prefixIdxGroupUser, name, nil, spec.GroupMembers); err != nil {
+	if err := f.reindex(prefixIdxGroupUser, name, nil, spec.GroupMembers); err != nil {
 		return err
 	}
 	return putDoc(f.kv, k, UserGroup{Name: name, Version: f.off, UserGroupSpec: spec})
@@ -115,7 +115,7 @@ func (f *folder) changeUserGroup(name string, patch events.UserGroupPatch) error
 	if err := f.checkUsers(ug.GroupMembers); err != nil {
 		return err
 	}
-	if err := reindex(f.kv, prefixIdxGroupUser, name, old, ug.GroupMembers); err != nil {
+	if err := f.reindex(prefixIdxGroupUser, name, old, ug.GroupMembers); err != nil {
 		return err
 	}
 	ug.Version = f.off
@@ -128,7 +128,7 @@ func (f *folder) deleteUserGroup(name string) error {
 	if err != nil || !found {
 		return notFoundOr(err, "user group", name)
 	}
-	if err := reindex(f.kv, prefixIdxGroupUser, name, ug.GroupMembers, nil); err != nil {
+	if err := f.reindex(prefixIdxGroupUser, name, ug.GroupMembers, nil); err != nil {
 		return err
 	}
 	return f.kv.Delete(k)

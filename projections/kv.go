@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/nebula-orchestrator/nebula-go/internal/jsonlex"
 )
 
 // KV is the state the fold reads and writes: the Badger store implements it
@@ -63,6 +65,8 @@ func encodeDocOf[T any](doc *T) ([]byte, error) {
 		b, err = d.appendJSON(make([]byte, 0, 512))
 	case *DeviceGroup:
 		b, err = d.appendJSON(make([]byte, 0, 256))
+	case *[]string:
+		return jsonlex.AppendStrings(make([]byte, 0, 16*len(*d)+2), *d), nil
 	default:
 		return encodeDoc(*doc)
 	}
@@ -87,14 +91,16 @@ func encodeDoc(doc any) ([]byte, error) {
 // transaction, where a Badger iterator costs a sort of every pending write).
 
 // indexed returns the second names indexed under first name a, sorted.
-func indexed(kv KV, prefix []byte, a string) ([]string, error) {
-	list, _, err := getDoc[[]string](kv, key(prefix, a))
+// The list may be the memo's (a nil memo reads it as getDoc does): the
+// caller must not change it in place.
+func indexed(kv KV, memo *docMemo[[]string], prefix []byte, a string) ([]string, error) {
+	list, _, err := memo.get(kv, key(prefix, a))
 	return list, err
 }
 
 // indexAdd adds b under a.
-func indexAdd(kv KV, prefix []byte, a, b string) error {
-	list, err := indexed(kv, prefix, a)
+func indexAdd(kv KV, memo *docMemo[[]string], prefix []byte, a, b string) error {
+	list, err := indexed(kv, memo, prefix, a)
 	if err != nil {
 		return err
 	}
@@ -102,12 +108,13 @@ func indexAdd(kv KV, prefix []byte, a, b string) error {
 	if found {
 		return nil
 	}
-	return putDoc(kv, key(prefix, a), slices.Insert(list, i, b))
+	// Clipped, so that Insert makes a new array (the list may be shared).
+	return memo.put(kv, key(prefix, a), slices.Insert(slices.Clip(list), i, b))
 }
 
 // indexRemove removes b from under a.
-func indexRemove(kv KV, prefix []byte, a, b string) error {
-	list, err := indexed(kv, prefix, a)
+func indexRemove(kv KV, memo *docMemo[[]string], prefix []byte, a, b string) error {
+	list, err := indexed(kv, memo, prefix, a)
 	if err != nil {
 		return err
 	}
@@ -115,10 +122,13 @@ func indexRemove(kv KV, prefix []byte, a, b string) error {
 	if !found {
 		return nil
 	}
-	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+	if len(list) == 1 {
 		return kv.Delete(key(prefix, a))
 	}
-	return putDoc(kv, key(prefix, a), list)
+	// A new list: the one read may be shared.
+	rest := make([]string, 0, len(list)-1)
+	rest = append(append(rest, list[:i]...), list[i+1:]...)
+	return memo.put(kv, key(prefix, a), rest)
 }
 
 // MemKV is an in-memory KV for tests of the fold.

@@ -37,6 +37,9 @@ type memoEntry[T any] struct {
 type memos struct {
 	apps   *docMemo[App]
 	groups *docMemo[DeviceGroup]
+	// lists are the indexes (an app's groups, read at every change to
+	// the app): lists are shared, so their users copy before changing.
+	lists *docMemo[[]string]
 }
 
 // memoMaxBytes bounds each memo: a manager's memory is sized for a burst
@@ -49,8 +52,10 @@ const memoMaxBytes = 8 << 20
 const memoEntryOverhead = 128
 
 func newMemos() *memos {
-	return &memos{apps: &docMemo[App]{m: map[string]*memoEntry[App]{}}, groups: &docMemo[DeviceGroup]{m: map[string]*memoEntry[DeviceGroup]{}}}
+	return &memos{apps: newDocMemo[App](), groups: newDocMemo[DeviceGroup](), lists: newDocMemo[[]string]()}
 }
+
+func newDocMemo[T any]() *docMemo[T] { return &docMemo[T]{m: map[string]*memoEntry[T]{}} }
 
 func (m *memos) appMemo() *docMemo[App] {
 	if m == nil {
@@ -64,6 +69,13 @@ func (m *memos) groupMemo() *docMemo[DeviceGroup] {
 		return nil
 	}
 	return m.groups
+}
+
+func (m *memos) listMemo() *docMemo[[]string] {
+	if m == nil {
+		return nil
+	}
+	return m.lists
 }
 
 // get reads the document at k, as getDoc does (a nil memo is getDoc).

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/nebula-orchestrator/nebula-go/events"
@@ -85,5 +86,45 @@ func TestMemoIsBounded(t *testing.T) {
 	}
 	if peak > memoMaxBytes || len(m.m) == 0 || len(m.m) >= 2000 {
 		t.Fatalf("memo of %d entries, peak %d bytes (bound %d)", len(m.m), peak, memoMaxBytes)
+	}
+}
+
+// TestMemoizedIndexListsAreNotChanged: an index list the memo hands out is
+// shared with its entry, so adding to or removing from the index makes a
+// new list; a list read before stays as it was.
+func TestMemoizedIndexListsAreNotChanged(t *testing.T) {
+	o := newOverlay(MemKV{}, 0)
+	o.owned = true
+	memo := newDocMemo[[]string]()
+	for _, g := range []string{"g1", "g3", "g5", "g7", "g9"} {
+		if err := indexAdd(o, memo, prefixIdxGroupApp, "a", g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := indexed(o, memo, prefixIdxGroupApp, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := slices.Clone(before)
+	if err := indexAdd(o, memo, prefixIdxGroupApp, "a", "g2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := indexRemove(o, memo, prefixIdxGroupApp, "a", "g5"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, kept) {
+		t.Fatalf("a list read before the changes became %v, was %v", before, kept)
+	}
+	after, err := indexed(o, memo, prefixIdxGroupApp, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := indexed(o, nil, prefixIdxGroupApp, "a") // decoded, not the memo's
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"g1", "g2", "g3", "g7", "g9"}
+	if !slices.Equal(after, want) || !slices.Equal(stored, want) {
+		t.Fatalf("index = %v (memo), %v (stored), want %v", after, stored, want)
 	}
 }

@@ -414,7 +414,7 @@ func (r Reader) UserGroup(name string) (UserGroup, bool, error) {
 
 // UserGroupsOf returns the user groups the user is a member of, sorted.
 func (r Reader) UserGroupsOf(user string) ([]UserGroup, error) {
-	names, err := indexed(r.kv, prefixIdxGroupUser, user)
+	names, err := indexed(r.kv, nil, prefixIdxGroupUser, user)
 	if err != nil {
 		return nil, err
 	}

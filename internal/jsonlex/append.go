@@ -3,6 +3,7 @@ package jsonlex
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 )
 
 // The writing side: appenders that write what json.Marshal writes, byte
@@ -44,22 +45,36 @@ func AppendStringMap(b []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
-	b = append(b, '{')
-	// Sorted keys, as json.Marshal writes them; on the stack for the few
-	// an app's environment holds (each document the fold writes has one).
-	var stack [16]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
+	switch len(m) {
+	case 0:
+		return append(b, "{}"...)
+	case 1:
+		for k, v := range m {
+			b = append(b, '{')
+			b = AppendString(b, k)
+			b = append(b, ':')
+			b = AppendString(b, v)
+		}
+		return append(b, '}')
 	}
-	slices.Sort(keys)
-	for i, k := range keys {
+	// Sorted keys, as json.Marshal writes them; the pairs on the stack for
+	// the few an app's environment holds (each document the fold writes
+	// has one), so that no value is looked up again.
+	type pair struct{ k, v string }
+	var stack [16]pair
+	pairs := stack[:0]
+	for k, v := range m {
+		pairs = append(pairs, pair{k, v})
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return strings.Compare(a.k, b.k) })
+	b = append(b, '{')
+	for i, p := range pairs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendString(b, k)
+		b = AppendString(b, p.k)
 		b = append(b, ':')
-		b = AppendString(b, m[k])
+		b = AppendString(b, p.v)
 	}
 	return append(b, '}')
 }
