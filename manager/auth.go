@@ -74,7 +74,7 @@ type authenticator struct {
 	proj Projection
 
 	mu       sync.Mutex
-	verified map[[32]byte]time.Time
+	verified map[[32]byte]time.Duration // until, monotonic()
 	// Identities of recently seen credentials, valid while no user or
 	// user group changed (gen) and for at most verifiedTTL: a device
 	// polling every few seconds costs no projection read.
@@ -89,7 +89,7 @@ type authenticator struct {
 type cachedIdentity struct {
 	id    *identity
 	gen   uint64
-	until time.Time
+	until time.Duration // monotonic()
 }
 
 const (
@@ -98,7 +98,7 @@ const (
 )
 
 func newAuthenticator(cfg Auth, proj Projection) *authenticator {
-	a := &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Time{}, ids: map[[32]byte]cachedIdentity{}}
+	a := &authenticator{cfg: cfg, proj: proj, verified: map[[32]byte]time.Duration{}, ids: map[[32]byte]cachedIdentity{}}
 	if cfg.Token != "" {
 		a.adminToken = bearerKey(cfg.Token)
 	}
@@ -133,11 +133,11 @@ func (a *authenticator) usersChanged() { a.gen.Add(1) }
 
 // cached runs find unless the credentials' identity is cached.
 func (a *authenticator) cached(key [32]byte, find func() (*identity, string, error)) (*identity, string, error) {
-	gen, now := a.gen.Load(), time.Now()
+	gen, now := a.gen.Load(), monotonic()
 	a.mu.Lock()
 	c, ok := a.ids[key]
 	a.mu.Unlock()
-	if ok && c.gen == gen && now.Before(c.until) {
+	if ok && c.gen == gen && now < c.until {
 		return c.id, "", nil
 	}
 	id, scheme, err := find()
@@ -146,7 +146,7 @@ func (a *authenticator) cached(key [32]byte, find func() (*identity, string, err
 		if len(a.ids) >= verifiedMax {
 			clear(a.ids)
 		}
-		a.ids[key] = cachedIdentity{id: id, gen: gen, until: now.Add(verifiedTTL)}
+		a.ids[key] = cachedIdentity{id: id, gen: gen, until: now + verifiedTTL}
 		a.mu.Unlock()
 	}
 	return id, scheme, err
@@ -220,11 +220,11 @@ func (a *authenticator) user(find func(projections.Reader) (projections.User, bo
 
 func (a *authenticator) checkPassword(user, password, hash string) bool {
 	key := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + hash))
-	now := time.Now()
+	now := monotonic()
 	a.mu.Lock()
 	until, ok := a.verified[key]
 	a.mu.Unlock()
-	if ok && now.Before(until) {
+	if ok && now < until {
 		return true
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
@@ -234,7 +234,7 @@ func (a *authenticator) checkPassword(user, password, hash string) bool {
 	if len(a.verified) >= verifiedMax {
 		clear(a.verified)
 	}
-	a.verified[key] = now.Add(verifiedTTL)
+	a.verified[key] = now + verifiedTTL
 	a.mu.Unlock()
 	return true
 }
@@ -255,6 +255,20 @@ type requestAuth struct {
 }
 
 type requestAuthCtxKey struct{}
+
+// authContext is the request's context with its requestAuth: one
+// allocation for both (context.WithValue and the requestAuth were two).
+type authContext struct {
+	context.Context
+	auth requestAuth
+}
+
+func (c *authContext) Value(key any) any {
+	if key == (requestAuthCtxKey{}) {
+		return &c.auth
+	}
+	return c.Context.Value(key)
+}
 
 func authOf(r *http.Request) *requestAuth {
 	a, _ := r.Context().Value(requestAuthCtxKey{}).(*requestAuth)
@@ -333,8 +347,8 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 				return
 			}
 		}
-		a := &requestAuth{id: id, catchUp: !id.local, s: s, r: r}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestAuthCtxKey{}, a)))
+		ctx := &authContext{Context: r.Context(), auth: requestAuth{id: id, catchUp: !id.local, s: s, r: r}}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

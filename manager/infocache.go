@@ -25,7 +25,7 @@ type infoCache struct {
 	ttl     time.Duration
 	maxSize int
 	read    func(group string) (Info, *projections.Rollout, bool, error)
-	now     func() time.Time
+	now     func() time.Duration // monotonic
 
 	mu       sync.Mutex
 	entries  map[string]*list.Element // of *infoEntry, most recent first
@@ -57,7 +57,7 @@ type infoEntry struct {
 	etag    string // etagOf(version)
 	// The header values of an answer, made once (serveInfo, headerValue).
 	etagHeader, bodyLength, gzLength []string
-	expires                          time.Time
+	expires                          time.Duration // monotonic()
 	// While a rollout runs (or after a revert), the stable config, for
 	// the devices its waves have not reached (rollout decides which).
 	stable  *infoEntry
@@ -74,7 +74,7 @@ func (e *infoEntry) forDevice(deviceID string, labels map[string]string) *infoEn
 }
 
 func newInfoCache(ttl time.Duration, maxSize int, read func(string) (Info, *projections.Rollout, bool, error)) *infoCache {
-	return &infoCache{ttl: ttl, maxSize: max(maxSize, 1), read: read, now: time.Now,
+	return &infoCache{ttl: ttl, maxSize: max(maxSize, 1), read: read, now: monotonic,
 		entries: map[string]*list.Element{}, lru: list.New(), waiters: map[string]chan struct{}{}, inflight: map[string]*flight{}}
 }
 
@@ -83,7 +83,7 @@ func (c *infoCache) get(group string) (*infoEntry, error) {
 	c.mu.Lock()
 	if el, ok := c.entries[group]; ok {
 		e := el.Value.(*infoEntry)
-		if c.now().Before(e.expires) {
+		if c.now() < e.expires {
 			c.lru.MoveToFront(el)
 			c.mu.Unlock()
 			c.hits.Add(1)
@@ -132,7 +132,7 @@ func (c *infoCache) render(group string) (*infoEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	expires := c.now().Add(c.ttl)
+	expires := c.now() + c.ttl
 	if found && ro != nil && ro.State == projections.RolloutReverted {
 		// The devices the rollout reached: the stable config under the
 		// revert's version; the others keep theirs.
@@ -150,7 +150,7 @@ func (c *infoCache) render(group string) (*infoEntry, error) {
 	return e, nil
 }
 
-func renderInfo(group string, info Info, found bool, expires time.Time) (*infoEntry, error) {
+func renderInfo(group string, info Info, found bool, expires time.Duration) (*infoEntry, error) {
 	e := &infoEntry{group: group, found: found, version: info.DeviceGroupID, expires: expires}
 	e.etag = etagOf(e.version)
 	e.etagHeader = headerValue(e.etag)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 )
 
 // requestMetrics counts requests by route pattern (not raw path, so the
@@ -83,16 +82,16 @@ func (m *requestMetrics) pattern(parts []string) string {
 
 func (m *requestMetrics) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		ww := &respWriter{ResponseWriter: w}
 		// ServeHTTP, which serves polls unrouted, sets their pattern
 		// before this; the router sets a pattern later, on the way in,
 		// of which only its first part reaches this request, and an
 		// outer mux may have set one of its own: neither is a label.
 		unrouted := r.Pattern == pollRoute
-		start := time.Now()
+		start := monotonic()
 		next.ServeHTTP(ww, r)
 		if r.URL.RawQuery == "" || !r.URL.Query().Has("wait") { // no query to parse on most requests
-			m.observe(time.Since(start))
+			m.observe(monotonic() - start)
 		}
 		route := "unmatched"
 		if unrouted {
@@ -102,7 +101,7 @@ func (m *requestMetrics) middleware(next http.Handler) http.Handler {
 				route = p
 			}
 		}
-		code := ww.Status()
+		code := ww.status
 		if code == 0 {
 			code = http.StatusOK
 		}

@@ -308,46 +308,15 @@ func (s *Server) whenReady(next http.Handler) http.Handler {
 				"reads are served from the last consistent state, changes are accepted again once it has caught up"})
 			return
 		}
-		next.ServeHTTP(&readyWriter{ResponseWriter: w, s: s, gen: gen}, r)
-	})
-}
-
-// readyWriter checks, when the answer starts, that no rebuild began since
-// the request was let in; otherwise the answer is a 503 and what the
-// handler writes is dropped.
-type readyWriter struct {
-	http.ResponseWriter
-	s        *Server
-	gen      uint64
-	started  bool
-	replaced bool
-}
-
-func (w *readyWriter) WriteHeader(code int) {
-	if w.started {
-		return
-	}
-	w.started = true
-	if w.s.rebuildCount() != w.gen || !w.s.isReady() {
-		w.replaced = true
-		h := w.ResponseWriter.Header()
-		for k := range h {
-			delete(h, k) // the handler's ETag and length are not the 503's
+		// The metrics' writer takes the gate (the usual case); any other
+		// gets one of its own.
+		if rw, ok := w.(*respWriter); ok && rw.gate == nil && rw.status == 0 {
+			rw.gate, rw.gen = s, gen
+			next.ServeHTTP(w, r)
+			return
 		}
-		w.s.notServing(w.ResponseWriter)
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *readyWriter) Write(b []byte) (int, error) {
-	if !w.started {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.replaced {
-		return len(b), nil
-	}
-	return w.ResponseWriter.Write(b)
+		next.ServeHTTP(&respWriter{ResponseWriter: w, gate: s, gen: gen}, r)
+	})
 }
 
 // notServing answers 503 while the projection catches up.

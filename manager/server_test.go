@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,7 +99,7 @@ func TestRebuildDuringAnswerIsNotServed(t *testing.T) {
 	serving.Store(true)
 	s := New(Config{Projection: fakeProjection{applied: 5}, Commands: commands.New(nil, nil, nil), Serving: serving.Load, Rebuilds: rebuilds.Load})
 	rebuildNow := false
-	h := s.whenReady(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rebuildNow { // the projector: not serving, then the store empties
 			serving.Store(false)
 			rebuilds.Add(1)
@@ -106,17 +107,32 @@ func TestRebuildDuringAnswerIsNotServed(t *testing.T) {
 		}
 		w.Header().Set("ETag", `"4"`)
 		writeJSON(w, http.StatusOK, map[string]any{"apps": []string{}})
-	}))
-	for _, tc := range []struct {
-		rebuild bool
-		code    int
-		etag    string
-	}{{false, 200, `"4"`}, {true, 503, ""}} {
-		rebuildNow = tc.rebuild
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v2/apps", nil))
-		if rec.Code != tc.code || rec.Header().Get("ETag") != tc.etag || tc.code == 503 && !strings.Contains(rec.Body.String(), "catching up") {
-			t.Errorf("rebuild %v: %d %q %s", tc.rebuild, rec.Code, rec.Header().Get("ETag"), rec.Body)
+	})
+	// whenReady alone (a writer of its own) and inside the request
+	// metrics, as every route has it (it takes the metrics' writer).
+	for _, chain := range []struct {
+		name string
+		h    http.Handler
+	}{{"alone", s.whenReady(handler)}, {"in the metrics", s.metrics.middleware(s.whenReady(handler))}} {
+		for _, tc := range []struct {
+			rebuild bool
+			code    int
+			etag    string
+		}{{false, 200, `"4"`}, {true, 503, ""}} {
+			rebuildNow = tc.rebuild
+			rec := httptest.NewRecorder()
+			chain.h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v2/apps", nil))
+			if rec.Code != tc.code || rec.Header().Get("ETag") != tc.etag || tc.code == 503 && !strings.Contains(rec.Body.String(), "catching up") {
+				t.Errorf("%s, rebuild %v: %d %q %s", chain.name, tc.rebuild, rec.Code, rec.Header().Get("ETag"), rec.Body)
+			}
+		}
+	}
+	// The metrics count what went out: one 200 and one 503.
+	var metrics strings.Builder
+	s.metrics.write(&metrics)
+	for _, code := range []string{"200", "503"} {
+		if !regexp.MustCompile(`nebula_http_requests_total\{[^}]*code="` + code + `"[^}]*\} 1\n`).MatchString(metrics.String()) {
+			t.Errorf("the metrics do not count one %s:\n%s", code, metrics.String())
 		}
 	}
 }

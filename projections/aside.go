@@ -134,10 +134,11 @@ func (s *Store) swapIn(side *Store) error {
 	old := s.cur.Swap(side.cur.Load())
 	s.mu.Lock()
 	s.dir, s.gen, s.opts = side.dir, side.gen, side.opts
-	s.applied = side.Applied()
+	s.setApplied(side.Applied())
 	s.filter = side.filter
 	if s.damaged != nil {
 		s.damaged, s.damagedCh = nil, make(chan struct{})
+		s.isDamaged.Store(false)
 	}
 	close(s.changed) // waiters see the new applied offset
 	s.changed = make(chan struct{})

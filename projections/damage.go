@@ -73,6 +73,7 @@ func (s *Store) markDamaged(err error) {
 		return
 	}
 	s.damaged = err
+	s.isDamaged.Store(true)
 	close(s.damagedCh)
 	s.logger.Error("the projection store is damaged; rebuilding it from the event log", "err", err)
 }

@@ -38,9 +38,12 @@ type Store struct {
 	opts      badger.Options // as the database in dir was opened
 
 	mu      sync.Mutex
-	applied int64         // offset of the last folded record, -1 if none
-	changed chan struct{} // closed and replaced at every commit
-	failed  error         // set when the projection stopped for good
+	applied int64 // offset of the last folded record, -1 if none
+	// appliedNow is applied, read without the lock (every poll reads it);
+	// set with it (setApplied).
+	appliedNow atomic.Int64
+	changed    chan struct{} // closed and replaced at every commit
+	failed     error         // set when the projection stopped for good
 	// trust, when set, is the keys whose signatures the fold requires
 	// (events/signing); set before the projector runs.
 	trust *signing.Trust
@@ -48,6 +51,9 @@ type Store struct {
 	// store); damagedCh is closed then.
 	damaged   error
 	damagedCh chan struct{}
+	// isDamaged is damaged != nil, read without the lock (every request
+	// asks whether the projection is serving).
+	isDamaged atomic.Bool
 
 	// filter knows every name key of a store this process built from
 	// empty (nil otherwise). Set by Reset, used by the applier only.
@@ -137,9 +143,9 @@ func openAt(base, path string, gen int, logger *slog.Logger, tweak func(*badger.
 	s.cur.Store(ref)
 	err = db.View(func(txn *badger.Txn) error {
 		b, found, err := badgerKV{txn}.Get(keyApplied)
-		s.applied = -1
+		s.setApplied(-1)
 		if found {
-			s.applied = decodeInt(b)
+			s.setApplied(decodeInt(b))
 		}
 		return err
 	})
@@ -173,10 +179,12 @@ func (s *Store) SetTrust(trust *signing.Trust) { s.trust = trust }
 func (s *Store) OnReset(fn func()) { s.onReset = fn }
 
 // Applied is the offset of the last folded record, -1 if none.
-func (s *Store) Applied() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.applied
+func (s *Store) Applied() int64 { return s.appliedNow.Load() }
+
+// setApplied sets applied (s.mu held, or the store not yet shared).
+func (s *Store) setApplied(off int64) {
+	s.applied = off
+	s.appliedNow.Store(off)
 }
 
 // Folded counts the records this process folded (not those it found
@@ -286,9 +294,10 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	}
 	s.filter = newKeyFilter() // the store is empty: every key it gets, the filter gets
 	s.mu.Lock()
-	s.applied = -1
+	s.setApplied(-1)
 	if s.damaged != nil {
 		s.damaged, s.damagedCh = nil, make(chan struct{})
+		s.isDamaged.Store(false)
 	}
 	s.mu.Unlock()
 	if s.onReset != nil {
@@ -338,7 +347,7 @@ func (s *Store) committed(last int64, results []Result) {
 		s.onCommit(results)
 	}
 	s.mu.Lock()
-	s.applied = last
+	s.setApplied(last)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
