@@ -113,6 +113,9 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	last := a.folded
 	results := make([]Result, 0, min(len(recs), a.batchLen+a.batchLen/8+16))
 	var recErr error
+	// The chain's head after the last record read ahead (readAhead
+	// computed it): written once for the batch, not once per record.
+	var chainHead []byte
 	n := 0
 	for ; n < len(recs); n++ {
 		rec := recs[n]
@@ -128,12 +131,17 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 		}
 		head := envs[n].head
 		if head != nil {
-			err = cur.Set(keyChainHead, head)
+			chainHead = head // set once, after the batch's last record
 		} else {
-			head, err = extendChain(cur, rec)
-		}
-		if err != nil {
-			return 0, nil, nil, err
+			if chainHead != nil { // extendChain reads it
+				if err := cur.Set(keyChainHead, chainHead); err != nil {
+					return 0, nil, nil, err
+				}
+				chainHead = nil
+			}
+			if head, err = extendChain(cur, rec); err != nil {
+				return 0, nil, nil, err
+			}
 		}
 		unsigned, err := notSigned(cur, a.s.trust != nil, envs[n].signed, rec.Offset)
 		if err != nil {
@@ -162,6 +170,11 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	}
 	if last == a.folded {
 		return n, nil, recErr, nil
+	}
+	if chainHead != nil {
+		if err := cur.Set(keyChainHead, chainHead); err != nil {
+			return 0, nil, nil, err
+		}
 	}
 	if err := putDoc(cur, keyStats, stats); err != nil {
 		return 0, nil, nil, err

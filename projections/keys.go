@@ -108,16 +108,38 @@ func putRecord(kv KV, off int64, head []byte, v Verdict, at time.Time) error {
 		return fmt.Errorf("chain head of offset %d has %d bytes", off, len(head))
 	}
 	latest := at.UnixNano()
+	k := offsetKey(prefixRecord, off/recordsPerBlock)
+	// The block the applier's overlay got from putRecord in this batch
+	// (below), if any: it holds the record before, usually.
+	var mine []byte
+	o, owned := kv.(*overlay)
+	if owned = owned && o.owned; owned {
+		mine = o.set[string(k)]
+	}
 	if off > 0 {
-		prev, found, err := getRecord(kv, off-1)
-		if err != nil {
-			return err
+		var prev recordEntry
+		found := false
+		if mine != nil {
+			err := eachRecord(k, mine, func(o int64, e recordEntry) bool {
+				if o == off-1 {
+					prev, found = e, true
+				}
+				return !found
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if !found {
+			var err error
+			if prev, found, err = getRecord(kv, off-1); err != nil {
+				return err
+			}
 		}
 		if found && prev.latest > latest {
 			latest = prev.latest
 		}
 	}
-	k := offsetKey(prefixRecord, off/recordsPerBlock)
 	vj, err := v.appendJSON(make([]byte, 0, 192))
 	if err != nil {
 		return err
@@ -132,13 +154,11 @@ func putRecord(kv KV, off int64, head []byte, v Verdict, at time.Time) error {
 	// A block the applier's overlay got from putRecord in this batch is
 	// the overlay's alone: extend it in place (appending never changes
 	// the bytes a reader of the shorter block sees).
-	if o, ok := kv.(*overlay); ok && o.owned {
-		if block, mine := o.set[string(k)]; mine {
-			grown := entry(block)
-			o.set[string(k)] = grown
-			o.size += int64(o.valueSize(len(grown)) - o.valueSize(len(block)))
-			return nil
-		}
+	if mine != nil {
+		grown := entry(mine)
+		o.set[string(k)] = grown
+		o.size += int64(o.valueSize(len(grown)) - o.valueSize(len(mine)))
+		return nil
 	}
 	block, _, err := kv.Get(k)
 	if err != nil {
@@ -175,6 +195,12 @@ func readRecordBlock(kv KV, block int64, fn func(off int64, e recordEntry) bool)
 	if err != nil || !found {
 		return err
 	}
+	return eachRecord(k, b, fn)
+}
+
+// eachRecord calls fn with each record of block b (at key k), in log
+// order, until fn returns false.
+func eachRecord(k, b []byte, fn func(off int64, e recordEntry) bool) error {
 	for len(b) > 0 {
 		if len(b) < recordEntrySize {
 			return fmt.Errorf("projection record block %q is corrupt", k)

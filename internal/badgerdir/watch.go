@@ -20,9 +20,11 @@ const ScanEvery = time.Second
 // once it is built, so a table whose size or modification time changed
 // since it was seen was damaged (truncated, or written into). Badger
 // itself would not say so: a block whose checksum fails reads as a
-// missing key, with no error. Check costs one fstat per table on an open
-// descriptor; a changed table is verified (every block read from the
-// file) before it is called damaged, so a touch is not damage.
+// missing key, with no error. Check costs one read of the kernel's feed
+// of the directory's changes (Linux; elsewhere, and when the feed
+// overflows, one fstat per table on an open descriptor), and one fstat per
+// table the feed names; a changed table is verified (every block read
+// from the file) before it is called damaged, so a touch is not damage.
 //
 // What the file system does not see (a bit flipped by the disk) is found
 // by VerifyTables, which the owner runs periodically.
@@ -35,6 +37,9 @@ type Watch struct {
 	lastScan time.Time
 	scanning sync.Mutex
 	damage   error
+	// changes, when the kernel feeds them (Linux), names the files
+	// changed since the last Check: only those are looked at.
+	changes *changes
 }
 
 type watched struct {
@@ -46,7 +51,7 @@ type watched struct {
 // NewWatch watches the tables of db, opened with opts, as they are now
 // (call it right after Open, which verified them).
 func NewWatch(db *badger.DB, opts badger.Options) *Watch {
-	w := &Watch{db: db, opts: opts, files: map[string]*watched{}}
+	w := &Watch{db: db, opts: opts, files: map[string]*watched{}, changes: watchChanges(opts.Dir)}
 	w.scan()
 	return w
 }
@@ -56,16 +61,36 @@ func NewWatch(db *badger.DB, opts badger.Options) *Watch {
 // (Damaged says true of it). Once it has found damage it keeps returning
 // it.
 func (w *Watch) Check() error {
+	var evented map[string]bool
+	all := true
+	if c := w.changes; c != nil {
+		// One reader at a time, so that a reader that finds no change
+		// queued is not ahead of another still rechecking what it read.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		evented, all = c.drain()
+	}
 	w.mu.RLock()
 	if w.damage != nil {
 		defer w.mu.RUnlock()
 		return w.damage
 	}
 	var changed []string
-	for path, f := range w.files {
+	look := func(path string, f *watched) {
 		fi, err := f.f.Stat()
 		if err != nil || fi.Size() != f.size || !fi.ModTime().Equal(f.mtime) {
 			changed = append(changed, path)
+		}
+	}
+	if all {
+		for path, f := range w.files {
+			look(path, f)
+		}
+	} else {
+		for path := range evented {
+			if f := w.files[path]; f != nil {
+				look(path, f)
+			}
 		}
 	}
 	scanDue := time.Since(w.lastScan) >= ScanEvery
@@ -186,7 +211,7 @@ func (w *Watch) scan() {
 // Forget starts over with the tables the store holds now, with no damage
 // (after the store was emptied for a rebuild).
 func (w *Watch) Forget() {
-	w.Close()
+	w.closeFiles()
 	w.mu.Lock()
 	w.damage = nil
 	w.mu.Unlock()
@@ -195,6 +220,16 @@ func (w *Watch) Forget() {
 
 // Close closes the descriptors the watch holds.
 func (w *Watch) Close() {
+	w.closeFiles()
+	if c := w.changes; c != nil {
+		c.mu.Lock()
+		c.close()
+		c.mu.Unlock()
+	}
+}
+
+// closeFiles closes the tables' descriptors.
+func (w *Watch) closeFiles() {
 	w.scanning.Lock()
 	defer w.scanning.Unlock()
 	w.mu.Lock()

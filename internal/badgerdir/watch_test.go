@@ -14,8 +14,15 @@ import (
 )
 
 // TestWatch: a table touched is not damage; a table written into is, and
-// Damaged says so; a store whose tables nobody changed stays sound.
+// Damaged says so; a store whose tables nobody changed stays sound. With
+// the kernel's feed of the directory's changes (Linux), and looking at
+// every table (elsewhere, or when the feed overflows).
 func TestWatch(t *testing.T) {
+	t.Run("the kernel's feed", func(t *testing.T) { testWatch(t, true) })
+	t.Run("every table looked at", func(t *testing.T) { testWatch(t, false) })
+}
+
+func testWatch(t *testing.T, feed bool) {
 	dir := t.TempDir()
 	opts := badger.DefaultOptions(dir).WithLogger(nil)
 	db, err := badgerdir.Open(opts, "the test store", slog.New(slog.DiscardHandler))
@@ -38,6 +45,9 @@ func TestWatch(t *testing.T) {
 	defer db.Close()
 	w := badgerdir.NewWatch(db, opts)
 	defer w.Close()
+	if !feed {
+		badgerdir.WithoutChangeFeed(w)
+	}
 	if err := w.Check(); err != nil {
 		t.Fatalf("a sound store: %v", err)
 	}
@@ -69,6 +79,9 @@ func TestWatch(t *testing.T) {
 	// as bits flipped by the disk would be): VerifyAll finds it.
 	unseen := badgerdir.NewWatch(db, opts)
 	defer unseen.Close()
+	if !feed {
+		badgerdir.WithoutChangeFeed(unseen)
+	}
 	if err := unseen.Check(); err != nil {
 		t.Fatalf("a watch begun after the damage saw it: %v", err)
 	}
@@ -102,16 +115,23 @@ func BenchmarkWatchCheck(b *testing.B) {
 	if err := wb.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	w := badgerdir.NewWatch(db, opts)
-	defer w.Close()
 	tables := len(db.Tables())
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := w.Check(); err != nil {
-				b.Fatal(err)
+	for _, feed := range []bool{true, false} {
+		name := map[bool]string{true: "feed", false: "every_table"}[feed]
+		b.Run(name, func(b *testing.B) {
+			w := badgerdir.NewWatch(db, opts)
+			defer w.Close()
+			if !feed {
+				badgerdir.WithoutChangeFeed(w)
 			}
-		}
-	})
-	b.ReportMetric(float64(tables), "tables")
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := w.Check(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(tables), "tables")
+		})
+	}
 }
