@@ -39,7 +39,7 @@ func fastDecode(value []byte) (env Envelope, ok bool) {
 	l.Object(func(k []byte) {
 		switch string(k) {
 		case "type":
-			typ = Type(l.Str())
+			typ = Type(l.StrOf(knownTypes))
 			ent, ok = catalogue[typ]
 			l.Fail(!ok)
 		case "schema":
@@ -48,7 +48,7 @@ func fastDecode(value []byte) (env Envelope, ok bool) {
 			l.Object(func(k []byte) {
 				switch string(k) {
 				case "kind":
-					agg.Kind = Kind(l.Str())
+					agg.Kind = Kind(l.StrOf(knownKinds))
 				case "name":
 					agg.Name = l.Str()
 				default:
@@ -90,6 +90,18 @@ func fastDecode(value []byte) (env Envelope, ok bool) {
 	return Envelope{Type: typ, Aggregate: agg, Actor: actor, CommandID: commandID,
 		Time: at, IfVersion: ifVersion, Payload: payload, Schema: schema}, true
 }
+
+// knownTypes and knownKinds are the catalogue's types and the kinds of
+// their aggregates, each as its one string: a record's type and kind are
+// read into them, not into two new strings per record.
+var knownTypes, knownKinds = func() (types, kinds map[string]string) {
+	types, kinds = map[string]string{}, map[string]string{}
+	for t, e := range catalogue {
+		types[string(t)] = string(t)
+		kinds[string(e.kind)] = string(e.kind)
+	}
+	return types, kinds
+}()
 
 // readPayload reads the payload of the event types the fast path covers.
 func readPayload(l *jsonlex.Lexer, typ Type) Payload {

@@ -279,6 +279,28 @@ func (l *Lexer) Str() string {
 	return ""
 }
 
+// StrOf is Str for a string that is usually one of known's keys: it
+// returns known's value for it (its one copy) instead of a new string.
+func (l *Lexer) StrOf(known map[string]string) string {
+	if l.Peek() == '"' {
+		start := l.i + 1
+		for j := start; j < len(l.b); j++ {
+			c := l.b[j]
+			if c == '"' {
+				if s, ok := known[string(l.b[start:j])]; ok {
+					l.i = j + 1
+					return s
+				}
+				break
+			}
+			if c == '\\' || c < 0x20 || c >= 0x80 {
+				break
+			}
+		}
+	}
+	return l.Str()
+}
+
 // escaped reads the rest of a string holding escapes, from start (just
 // after the opening quote).
 func (l *Lexer) escaped(start int) string {

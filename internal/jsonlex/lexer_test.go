@@ -3,7 +3,9 @@ package jsonlex
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 // readAll reads b as one value of v's type with the lexer; ok=false when
@@ -82,4 +84,22 @@ func FuzzLexer(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { sameAsJSON(t, b) })
+}
+
+// TestStrOfReturnsTheKnownCopy: StrOf reads what Str reads, and a known
+// string (written plainly) as the map's own copy, not a new one.
+func TestStrOfReturnsTheKnownCopy(t *testing.T) {
+	known := map[string]string{"app.created": "app.created", "app": "app"}
+	for _, in := range []string{`"app.created"`, `"app"`, `"app.cr\u0065ated"`, `"other"`, `"é"`, `"bad\u0001"`, `42`, `"unterminated`} {
+		want := New([]byte(in), 0)
+		ws := want.Str()
+		got := New([]byte(in), 0)
+		gs := got.StrOf(known)
+		if gs != ws || got.Bad() != want.Bad() || got.Offset() != want.Offset() {
+			t.Errorf("StrOf(%s) = %q (bad %v, at %d), Str: %q (bad %v, at %d)", in, gs, got.Bad(), got.Offset(), ws, want.Bad(), want.Offset())
+		}
+		if k, ok := known[gs]; ok && !strings.Contains(in, `\`) && unsafe.StringData(k) != unsafe.StringData(gs) {
+			t.Errorf("StrOf(%s) made a new string", in)
+		}
+	}
 }
