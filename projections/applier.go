@@ -277,10 +277,14 @@ func (s *Store) commit(b *pending) error {
 		keys = append(keys, k...)
 		return keys[len(keys)-len(k) : len(keys) : len(keys)]
 	}
-	for k, v := range b.writes.set {
-		if err := txn.Set(keyOf(k), v); err != nil {
-			return commitErr(b, err)
+	var err error
+	b.writes.each(func(k string, v []byte) {
+		if err == nil {
+			err = txn.Set(keyOf(k), v)
 		}
+	})
+	if err != nil {
+		return commitErr(b, err)
 	}
 	for k := range b.writes.del {
 		if err := txn.Delete(keyOf(k)); err != nil {

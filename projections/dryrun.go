@@ -14,7 +14,11 @@ import (
 // the applier folds each batch into one and commits it.
 type overlay struct {
 	base KV
-	set  map[string][]byte
+	// set is where in vals each key set is: a key set again is changed
+	// in place there, without a new string for the key (the fold sets
+	// its documents again and again within a batch).
+	set  map[string]int32
+	vals []overlayEntry
 	del  map[string]bool
 	// size bounds what committing the writes costs Badger: key, value
 	// and overhead of each key set or deleted, once (the commit writes
@@ -65,8 +69,29 @@ func (o *overlay) entries() int64 {
 // value (metadata, version, a value pointer).
 const entryOverhead = 32
 
+// overlayEntry is a key set in an overlay and its value.
+type overlayEntry struct {
+	k string
+	v []byte
+}
+
 func newOverlay(base KV, sizeHint int) *overlay {
-	return &overlay{base: base, set: make(map[string][]byte, sizeHint), del: map[string]bool{}}
+	return &overlay{base: base, set: make(map[string]int32, sizeHint), vals: make([]overlayEntry, 0, sizeHint), del: map[string]bool{}}
+}
+
+// lookup is the value this overlay set at k, if it set one.
+func (o *overlay) lookup(k []byte) ([]byte, bool) {
+	if i, ok := o.set[string(k)]; ok {
+		return o.vals[i].v, true
+	}
+	return nil, false
+}
+
+// each calls fn with each key this overlay set and its value.
+func (o *overlay) each(fn func(k string, v []byte)) {
+	for k, i := range o.set {
+		fn(k, o.vals[i].v)
+	}
 }
 
 func (o *overlay) Get(k []byte) ([]byte, bool, error) {
@@ -78,8 +103,8 @@ func (o *overlay) Get(k []byte) ([]byte, bool, error) {
 	if len(o.del) > 0 && o.del[string(k)] {
 		return nil, false, nil
 	}
-	if v, ok := o.set[string(k)]; ok {
-		return v, true, nil
+	if i, ok := o.set[string(k)]; ok {
+		return o.vals[i].v, true, nil
 	}
 	if o.filter != nil && filtered(k) && !o.filter.mayContain(k) {
 		return nil, false, nil
@@ -91,14 +116,22 @@ func (o *overlay) Set(k, v []byte) error {
 	if !o.owned {
 		v = append([]byte(nil), v...)
 	}
-	if old, ok := o.set[string(k)]; ok {
-		o.size -= int64(len(k)+o.valueSize(len(old))) + entryOverhead
-	} else if len(o.del) > 0 && o.del[string(k)] {
+	if i, ok := o.set[string(k)]; ok {
+		e := &o.vals[i]
+		o.size += int64(o.valueSize(len(v)) - o.valueSize(len(e.v)))
+		e.v = v
+		if o.latest != nil && hot(k) {
+			o.latest.put(e.k, v, true)
+		}
+		return nil
+	}
+	if len(o.del) > 0 && o.del[string(k)] {
 		delete(o.del, string(k))
 		o.size -= int64(len(k)) + entryOverhead
 	}
 	ks := string(k)
-	o.set[ks] = v
+	o.set[ks] = int32(len(o.vals))
+	o.vals = append(o.vals, overlayEntry{ks, v})
 	o.size += int64(len(k)+o.valueSize(len(v))) + entryOverhead
 	if o.latest != nil && hot(k) {
 		o.latest.put(ks, v, true)
@@ -119,9 +152,10 @@ func (o *overlay) Delete(k []byte) error {
 	if o.del[string(k)] {
 		return nil
 	}
-	if old, ok := o.set[string(k)]; ok {
+	if i, ok := o.set[string(k)]; ok {
 		delete(o.set, string(k))
-		o.size -= int64(len(k)+o.valueSize(len(old))) + entryOverhead
+		o.size -= int64(len(k)+o.valueSize(len(o.vals[i].v))) + entryOverhead
+		o.vals[i] = overlayEntry{} // a hole, for the collector: set no longer points to it
 	}
 	ks := string(k)
 	o.del[ks] = true

@@ -114,7 +114,7 @@ func putRecord(kv KV, off int64, head []byte, v Verdict, at time.Time) error {
 	var mine []byte
 	o, owned := kv.(*overlay)
 	if owned = owned && o.owned; owned {
-		mine = o.set[string(k)]
+		mine, _ = o.lookup(k)
 	}
 	if off > 0 {
 		var prev recordEntry
@@ -156,7 +156,7 @@ func putRecord(kv KV, off int64, head []byte, v Verdict, at time.Time) error {
 	// the bytes a reader of the shorter block sees).
 	if mine != nil {
 		grown := entry(mine)
-		o.set[string(k)] = grown
+		o.vals[o.set[string(k)]].v = grown // no new string for the key
 		o.size += int64(o.valueSize(len(grown)) - o.valueSize(len(mine)))
 		return nil
 	}

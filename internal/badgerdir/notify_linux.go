@@ -39,6 +39,9 @@ func watchChanges(dir string) *changes {
 // all=true when it cannot tell (the kernel's queue overflowed, or the
 // feed broke): every file may have changed.
 func (c *changes) drain() (paths map[string]bool, all bool) {
+	if c.fd < 0 {
+		return nil, true // closed: its number may be another file's now
+	}
 	for {
 		n, err := syscall.Read(c.fd, c.buf[:])
 		if errors.Is(err, syscall.EINTR) {
@@ -79,4 +82,10 @@ func (c *changes) drain() (paths map[string]bool, all bool) {
 	}
 }
 
-func (c *changes) close() { syscall.Close(c.fd) }
+// close ends the feed (c.mu held, or c not shared).
+func (c *changes) close() {
+	if c.fd >= 0 {
+		syscall.Close(c.fd)
+		c.fd = -1
+	}
+}
