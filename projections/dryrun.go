@@ -76,7 +76,10 @@ type overlayEntry struct {
 }
 
 func newOverlay(base KV, sizeHint int) *overlay {
-	return &overlay{base: base, set: make(map[string]int32, sizeHint), vals: make([]overlayEntry, 0, sizeHint), del: map[string]bool{}}
+	// The entries grow as they are set: a batch's hint can be Badger's
+	// whole batch limit, and a slice of pointers that long is scanned by
+	// the collector whole, however little of it is used.
+	return &overlay{base: base, set: make(map[string]int32, sizeHint), vals: make([]overlayEntry, 0, min(sizeHint, 1<<12)), del: map[string]bool{}}
 }
 
 // lookup is the value this overlay set at k, if it set one.
