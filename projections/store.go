@@ -37,13 +37,13 @@ type Store struct {
 	tweak     func(*badger.Options)
 	opts      badger.Options // as the database in dir was opened
 
-	mu      sync.Mutex
-	applied int64 // offset of the last folded record, -1 if none
-	// appliedNow is applied, read without the lock (every poll reads it);
-	// set with it (setApplied).
-	appliedNow atomic.Int64
-	changed    chan struct{} // closed and replaced at every commit
-	failed     error         // set when the projection stopped for good
+	mu sync.Mutex
+	// applied is the offset of the last folded record, -1 if none: set
+	// with s.mu held (with changed, for WaitFor), read without it (every
+	// poll reads it).
+	applied atomic.Int64
+	changed chan struct{} // closed and replaced at every commit
+	failed  error         // set when the projection stopped for good
 	// trust, when set, is the keys whose signatures the fold requires
 	// (events/signing); set before the projector runs.
 	trust *signing.Trust
@@ -179,13 +179,10 @@ func (s *Store) SetTrust(trust *signing.Trust) { s.trust = trust }
 func (s *Store) OnReset(fn func()) { s.onReset = fn }
 
 // Applied is the offset of the last folded record, -1 if none.
-func (s *Store) Applied() int64 { return s.appliedNow.Load() }
+func (s *Store) Applied() int64 { return s.applied.Load() }
 
 // setApplied sets applied (s.mu held, or the store not yet shared).
-func (s *Store) setApplied(off int64) {
-	s.applied = off
-	s.appliedNow.Store(off)
-}
+func (s *Store) setApplied(off int64) { s.applied.Store(off) }
 
 // Folded counts the records this process folded (not those it found
 // already folded in the store).
@@ -197,7 +194,7 @@ func (s *Store) Folded() int64 { return s.folded.Load() }
 func (s *Store) WaitFor(ctx context.Context, offset int64) error {
 	for {
 		s.mu.Lock()
-		applied, ch, failed := s.applied, s.changed, s.failed
+		applied, ch, failed := s.applied.Load(), s.changed, s.failed
 		s.mu.Unlock()
 		if applied >= offset {
 			return nil
