@@ -17,19 +17,23 @@ import (
 // background while the next batch is folded: a replay then costs the fold
 // or the commit, whichever is slower, not their sum.
 //
-// Batch N is folded into an overlay whose reads fall through to batch N-1's
-// overlay (being committed) and then to a read-only snapshot opened just
-// before N-1's commit started (so holding everything up to N-2). At most
-// one commit is in flight. Each commit holds whole records and the offset
-// of the last one, so a crash at any point resumes exactly after the last
-// committed record. A commit publishes itself (Applied, WaitFor, OnCommit)
-// as soon as it is durable, so following the live log adds no delay.
+// Batch N is folded into an overlay whose reads fall through to the
+// overlays of the batches still being committed (newest first) and then to
+// a read-only snapshot holding everything committed before the oldest of
+// them. Up to maxInflight batches wait for or are in their commit, and
+// they commit one at a time, in order: a commit that is slower than the
+// fold now and then (a memtable flush in its way, the other core taken by
+// the read-ahead) does not stop the fold. Each commit holds whole records
+// and the offset of the last one, so a crash at any point resumes exactly
+// after the last committed record; after a failed commit none that follows
+// it runs. A commit publishes itself (Applied, WaitFor, OnCommit) as soon
+// as it is durable, so following the live log adds no delay.
 //
 // An applier has one user at a time; it must be closed.
 type applier struct {
 	s        *Store
 	snap     *badger.Txn // read-only snapshot under the oldest overlay
-	inflight *pending    // the batch being committed, nil if none
+	inflight []*pending  // the batches handed to their commits, oldest first
 	folded   int64       // offset of the last record folded (committed or not)
 	filter   *keyFilter  // the store's, if it has one
 	hot      *hotCache   // what the snapshot holds of the hot documents
@@ -43,6 +47,10 @@ type applier struct {
 	batchLen int
 }
 
+// maxInflight is how many folded batches may wait for or be in their
+// commit while the next is folded.
+const maxInflight = 2
+
 // pending is a folded batch and its commit.
 type pending struct {
 	writes  *overlay
@@ -50,6 +58,9 @@ type pending struct {
 	results []Result
 	done    chan struct{}
 	err     error
+	// after is a snapshot opened once the batch was committed, before the
+	// next commit started: everything up to the batch (nil on an error).
+	after *badger.Txn
 }
 
 func (s *Store) newApplier(keepResults bool) *applier {
@@ -196,8 +207,8 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 
 // base is what the next batch is folded on top of.
 func (a *applier) base() KV {
-	if a.inflight != nil {
-		return a.inflight.writes
+	if n := len(a.inflight); n > 0 {
+		return a.inflight[n-1].writes
 	}
 	if a.snap == nil {
 		a.snap = a.s.db().NewTransaction(false)
@@ -214,45 +225,116 @@ func (a *applier) snapshot() KV {
 	return hotKV{badgerKV{a.snap}, a.hot}
 }
 
-// commit waits for the commit in flight, then starts committing b.
+// commit hands b (folded on base()) to its commit, which starts once the
+// commits before it are done, after making room for it.
 func (a *applier) commit(b *pending) error {
-	if err := a.wait(); err != nil {
+	if err := a.reap(len(a.inflight)+1-maxInflight, b); err != nil {
 		return err
 	}
-	// Everything before b is committed: the next batch reads b's
-	// overlay, then this snapshot.
-	a.snap = a.s.db().NewTransaction(false)
-	b.writes.base = a.snapshot()
-	a.inflight = b
+	var prev *pending
+	if n := len(a.inflight); n > 0 {
+		prev = a.inflight[n-1]
+	}
+	a.inflight = append(a.inflight, b)
 	go func() {
-		b.err = a.s.commit(b)
-		close(b.done)
+		defer close(b.done)
+		if prev != nil {
+			if <-prev.done; prev.err != nil {
+				b.err = fmt.Errorf("not committed after the batch before it failed: %w", prev.err)
+				return
+			}
+		}
+		if b.err = a.s.commit(b); b.err == nil {
+			b.after = a.s.db().NewTransaction(false)
+		}
 	}()
 	return nil
 }
 
-// wait waits for the commit in flight and returns its error.
-func (a *applier) wait() error {
-	if a.snap != nil {
-		defer func() {
-			a.snap.Discard()
-			a.snap = nil
-		}()
+// reap takes the committed batches off the front of the batches in flight,
+// waiting for at least the first atLeast of them, and puts the oldest that
+// remains (or else next, the batch about to be handed on, if any) on a
+// snapshot holding the ones taken.
+func (a *applier) reap(atLeast int, next *pending) error {
+	var done *pending
+	for len(a.inflight) > 0 {
+		b := a.inflight[0]
+		if atLeast > 0 {
+			<-b.done
+		} else if !isDone(b) {
+			break
+		}
+		atLeast--
+		a.inflight = a.inflight[1:]
+		if b.err != nil {
+			a.drop(done)
+			a.drop(b)
+			return a.fail(b.err)
+		}
+		if a.keep {
+			a.results = append(a.results, b.results...)
+		}
+		a.drop(done)
+		done = b
 	}
-	b := a.inflight
-	if b == nil {
+	if done == nil {
 		return nil
 	}
-	<-b.done
-	a.inflight = nil
-	if b.err != nil {
-		a.hot.reset() // what is committed is not known
-		return b.err
+	if a.snap != nil {
+		a.snap.Discard()
 	}
-	if a.keep {
-		a.results = append(a.results, b.results...)
+	a.snap, done.after = done.after, nil
+	switch {
+	case len(a.inflight) > 0:
+		a.inflight[0].writes.base = a.snapshot()
+	case next != nil:
+		next.writes.base = a.snapshot()
 	}
 	return nil
+}
+
+func isDone(b *pending) bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// drop discards b's snapshot, if b is a batch that has one.
+func (a *applier) drop(b *pending) {
+	if b != nil && b.after != nil {
+		b.after.Discard()
+		b.after = nil
+	}
+}
+
+// fail waits for every commit still in flight (none runs after a failed
+// one), drops the snapshot and the hot cache (what is committed is not
+// known), and returns err.
+func (a *applier) fail(err error) error {
+	for _, b := range a.inflight {
+		<-b.done
+		a.drop(b)
+	}
+	a.inflight = nil
+	if a.snap != nil {
+		a.snap.Discard()
+		a.snap = nil
+	}
+	a.hot.reset()
+	return err
+}
+
+// wait waits for the commits in flight and returns the first error.
+func (a *applier) wait() error {
+	err := a.reap(len(a.inflight), nil)
+	if a.snap != nil {
+		a.snap.Discard()
+		a.snap = nil
+	}
+	return err
 }
 
 // close waits for the last commit and returns its error.
@@ -260,6 +342,11 @@ func (a *applier) close() error { return a.wait() }
 
 // commit writes a folded batch in one transaction and publishes it.
 func (s *Store) commit(b *pending) error {
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(b.last); err != nil {
+			return commitErr(b, err)
+		}
+	}
 	txn := s.db().NewTransaction(true)
 	defer txn.Discard()
 	// The keys, copied into one buffer (Badger keeps them until the

@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -391,6 +395,119 @@ func TestRefoldedBatchForgetsItsWrites(t *testing.T) {
 	}
 	if len(results) != 2 || !results[1].Verdict.Accepted {
 		t.Fatalf("the group's verdict: %+v", results[len(results)-1].Verdict)
+	}
+	sameKV(t, dump(t, s), ref)
+}
+
+// foldInBatches hands recs to a in batches of size records, as fetches.
+func foldInBatches(a *applier, recs []events.Record, size int) error {
+	for i := 0; i < len(recs); i += size {
+		part := recs[i:min(i+size, len(recs))]
+		if err := a.apply(part, decodeAll(part, nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// untilFolded waits until folded reaches off, or fails the test after
+// a while: the fold was held back.
+func untilFolded(t *testing.T, folded *atomic.Int64, off int64, why string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for folded.Load() < off {
+		if time.Now().After(deadline) {
+			t.Errorf("the fold stopped at offset %d, short of %d: %s", folded.Load(), off, why)
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFoldRunsAheadOfSlowCommits: the fold goes on while two batches wait
+// for or are in their commit (each commit is held until the fold is in the
+// middle of the batch two after it), reading through both overlays to the
+// snapshot under them, and ends as a fold of one record at a time ends.
+func TestFoldRunsAheadOfSlowCommits(t *testing.T) {
+	const batch = 100
+	recs, ref := mixedLog(t, 2000, 11)
+	s := openStore(t, t.TempDir())
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var folded atomic.Int64
+	folded.Store(-1)
+	s.afterFold = func(off int64) { folded.Store(off) }
+	s.beforeCommit = func(last int64) error {
+		untilFolded(t, &folded, min(last+2*batch-batch/2, int64(len(recs)-1)), "a commit in flight held it back")
+		return nil
+	}
+	a := s.newApplier(true)
+	if err := foldInBatches(a, recs, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.results) != len(recs) || s.Applied() != int64(len(recs)-1) {
+		t.Fatalf("%d results, applied %d", len(a.results), s.Applied())
+	}
+	sameKV(t, dump(t, s), ref)
+}
+
+// TestFailedCommitStopsTheOnesAfter: when a commit fails, the batch queued
+// behind it is not committed (the store stays at the batch before the
+// failed one, and the commit never starts), the error reaches the fold,
+// and a new applier goes on from there to the same end as a fold of one
+// record at a time.
+func TestFailedCommitStopsTheOnesAfter(t *testing.T) {
+	const batch = 100
+	recs, ref := mixedLog(t, 600, 13)
+	s := openStore(t, t.TempDir())
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var folded atomic.Int64
+	folded.Store(-1)
+	s.afterFold = func(off int64) { folded.Store(off) }
+	var started []int64
+	var mu sync.Mutex
+	s.beforeCommit = func(last int64) error {
+		mu.Lock()
+		started = append(started, last)
+		mu.Unlock()
+		if last == 3*batch-1 {
+			// The next batch folded and queued behind this one first.
+			untilFolded(t, &folded, 4*batch-1, "a commit in flight held it back")
+			return errors.New("disk full")
+		}
+		return nil
+	}
+	a := s.newApplier(false)
+	err := foldInBatches(a, recs[:5*batch], batch)
+	if cerr := a.close(); err == nil {
+		err = cerr
+	}
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("folding past a failed commit: %v", err)
+	}
+	if s.Applied() != 2*batch-1 {
+		t.Fatalf("applied %d after the commit of the batch ending at %d failed, want %d", s.Applied(), 3*batch-1, 2*batch-1)
+	}
+	mu.Lock()
+	for _, last := range started {
+		if last > 3*batch-1 {
+			t.Errorf("the commit of the batch ending at %d started after the one before it failed", last)
+		}
+	}
+	mu.Unlock()
+
+	s.beforeCommit = nil
+	a = s.newApplier(false)
+	if err := foldInBatches(a, recs[s.Applied()+1:], batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.close(); err != nil {
+		t.Fatal(err)
 	}
 	sameKV(t, dump(t, s), ref)
 }

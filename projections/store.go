@@ -65,6 +65,9 @@ type Store struct {
 	// afterFold, when set (tests), runs after each record is folded into
 	// the open transaction, before the commit.
 	afterFold func(offset int64)
+	// beforeCommit, when set (tests), runs as the commit of the batch
+	// ending at offset last starts; an error fails the commit.
+	beforeCommit func(last int64) error
 }
 
 // Open opens (or creates) the store in dir; dir "" keeps it in memory.
