@@ -85,8 +85,10 @@ var sections = []section{
 			"events/s for the mix (issue 2's 0.5x of a raw consume is dropped: see the note below the table). `decode_only_vs_raw` " +
 			"is reading ahead alone, in the same run: fetch, decode and validate, hash chain, with nothing folded or stored. " +
 			"`cpu_us_per_event` is the process's CPU time (both cores: fold, Badger, the in-process broker) over the rebuild per event, " +
-			"`allocs_per_event` its heap allocations per event: they move less than the rate with the VM's speed.",
-		cols:  []string{"events", "replay_per_s", "raw_consume_per_s", "replay_vs_raw", "decode_only_vs_raw", "cpu_us_per_event", "allocs_per_event"},
+			"`allocs_per_event` its heap allocations per event: they move less than the rate with the VM's speed. Each log is " +
+			"rebuilt `rebuilds` times, each into an empty store: the row is the median rebuild, `replay_min_per_s` and " +
+			"`replay_max_per_s` the slowest and the fastest (the VM's speed drifts from minute to minute).",
+		cols:  []string{"events", "replay_per_s", "raw_consume_per_s", "replay_vs_raw", "decode_only_vs_raw", "cpu_us_per_event", "allocs_per_event", "rebuilds", "replay_min_per_s", "replay_max_per_s"},
 		chart: []string{"replay_per_s", "raw_consume_per_s"}, chartTitle: "events/s"},
 	{id: "memory", title: "6. Memory",
 		text: "`BenchmarkReportsMemory` (`internal/bench/fleetbench`): the manager's resident memory (`nebula manager` alone, its broker " +
