@@ -225,26 +225,35 @@ func (l *Lexer) Array(elem func()) {
 	}
 }
 
+// plainEnd is where the plain string (ASCII, no escapes, no control
+// characters) at the next value ends: its closing quote's offset, ok=false
+// if the next value is not one.
+func (l *Lexer) plainEnd() (end int, ok bool) {
+	if l.Peek() != '"' {
+		return 0, false
+	}
+	for j := l.i + 1; j < len(l.b); j++ {
+		switch c := l.b[j]; {
+		case c == '"':
+			return j, true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
 // plainString reads a string without escapes and returns its bytes (a
 // view of the input, for keys).
 func (l *Lexer) plainString() []byte {
-	if l.Peek() != '"' {
+	end, ok := l.plainEnd()
+	if !ok {
 		l.bad = true
 		return nil
 	}
-	start := l.i + 1
-	for j := start; j < len(l.b); j++ {
-		switch c := l.b[j]; {
-		case c == '"':
-			l.i = j + 1
-			return l.b[start:j]
-		case c == '\\' || c < 0x20 || c >= 0x80:
-			l.bad = true
-			return nil
-		}
-	}
-	l.bad = true
-	return nil
+	s := l.b[l.i+1 : end]
+	l.i = end + 1
+	return s
 }
 
 // Str reads a string. Invalid UTF-8 (which encoding/json replaces) and
@@ -282,20 +291,10 @@ func (l *Lexer) Str() string {
 // StrOf is Str for a string that is usually one of known's keys: it
 // returns known's value for it (its one copy) instead of a new string.
 func (l *Lexer) StrOf(known map[string]string) string {
-	if l.Peek() == '"' {
-		start := l.i + 1
-		for j := start; j < len(l.b); j++ {
-			c := l.b[j]
-			if c == '"' {
-				if s, ok := known[string(l.b[start:j])]; ok {
-					l.i = j + 1
-					return s
-				}
-				break
-			}
-			if c == '\\' || c < 0x20 || c >= 0x80 {
-				break
-			}
+	if end, ok := l.plainEnd(); ok {
+		if s, ok := known[string(l.b[l.i+1:end])]; ok {
+			l.i = end + 1
+			return s
 		}
 	}
 	return l.Str()

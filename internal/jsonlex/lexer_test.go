@@ -83,7 +83,15 @@ func FuzzLexer(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { sameAsJSON(t, b) })
+	known := map[string]string{"plain": "plain", "ws": "ws", "k": "k", "": ""}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sameAsJSON(t, b)
+		// StrOf reads what Str reads, whatever the input.
+		want, got := New(b, 0), New(b, 0)
+		if ws, gs := want.Str(), got.StrOf(known); gs != ws || got.Bad() != want.Bad() || got.Offset() != want.Offset() {
+			t.Fatalf("StrOf(%q) = %q (bad %v, at %d), Str: %q (bad %v, at %d)", b, gs, got.Bad(), got.Offset(), ws, want.Bad(), want.Offset())
+		}
+	})
 }
 
 // TestStrOfReturnsTheKnownCopy: StrOf reads what Str reads, and a known
