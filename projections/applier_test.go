@@ -423,22 +423,31 @@ func untilFolded(t *testing.T, folded *atomic.Int64, off int64, why string) {
 	}
 }
 
+// trackedFold returns a mixed log of n records, the state it folds to one
+// record at a time, an empty store, and the offset of the last record the
+// store's fold has folded (-1 before any).
+func trackedFold(t *testing.T, n int, seed uint64) ([]events.Record, MemKV, *Store, *atomic.Int64) {
+	t.Helper()
+	recs, ref := mixedLog(t, n, seed)
+	s := openStore(t, t.TempDir())
+	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	folded := new(atomic.Int64)
+	folded.Store(-1)
+	s.afterFold = func(off int64) { folded.Store(off) }
+	return recs, ref, s, folded
+}
+
 // TestFoldRunsAheadOfSlowCommits: the fold goes on while two batches wait
 // for or are in their commit (each commit is held until the fold is in the
 // middle of the batch two after it), reading through both overlays to the
 // snapshot under them, and ends as a fold of one record at a time ends.
 func TestFoldRunsAheadOfSlowCommits(t *testing.T) {
 	const batch = 100
-	recs, ref := mixedLog(t, 2000, 11)
-	s := openStore(t, t.TempDir())
-	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	var folded atomic.Int64
-	folded.Store(-1)
-	s.afterFold = func(off int64) { folded.Store(off) }
+	recs, ref, s, folded := trackedFold(t, 2000, 11)
 	s.beforeCommit = func(last int64) error {
-		untilFolded(t, &folded, min(last+2*batch-batch/2, int64(len(recs)-1)), "a commit in flight held it back")
+		untilFolded(t, folded, min(last+2*batch-batch/2, int64(len(recs)-1)), "a commit in flight held it back")
 		return nil
 	}
 	a := s.newApplier(true)
@@ -461,14 +470,7 @@ func TestFoldRunsAheadOfSlowCommits(t *testing.T) {
 // record at a time.
 func TestFailedCommitStopsTheOnesAfter(t *testing.T) {
 	const batch = 100
-	recs, ref := mixedLog(t, 600, 13)
-	s := openStore(t, t.TempDir())
-	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	var folded atomic.Int64
-	folded.Store(-1)
-	s.afterFold = func(off int64) { folded.Store(off) }
+	recs, ref, s, folded := trackedFold(t, 600, 13)
 	var started []int64
 	var mu sync.Mutex
 	s.beforeCommit = func(last int64) error {
@@ -477,7 +479,7 @@ func TestFailedCommitStopsTheOnesAfter(t *testing.T) {
 		mu.Unlock()
 		if last == 3*batch-1 {
 			// The next batch folded and queued behind this one first.
-			untilFolded(t, &folded, 4*batch-1, "a commit in flight held it back")
+			untilFolded(t, folded, 4*batch-1, "a commit in flight held it back")
 			return errors.New("disk full")
 		}
 		return nil
