@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -410,32 +409,53 @@ func foldInBatches(a *applier, recs []events.Record, size int) error {
 	return nil
 }
 
-// untilFolded waits until folded reaches off, or fails the test after
-// a while: the fold was held back.
-func untilFolded(t *testing.T, folded *atomic.Int64, off int64, why string) {
-	deadline := time.Now().Add(10 * time.Second)
-	for folded.Load() < off {
-		if time.Now().After(deadline) {
-			t.Errorf("the fold stopped at offset %d, short of %d: %s", folded.Load(), off, why)
+// foldedTo is the offset of the last record a store's fold folded (-1
+// before any), and a channel closed when it moves.
+type foldedTo struct {
+	mu      sync.Mutex
+	off     int64
+	changed chan struct{}
+}
+
+func (f *foldedTo) set(off int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.off = off
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// until waits until the fold reaches off, or fails the test after a
+// while: the fold was held back.
+func (f *foldedTo) until(t *testing.T, off int64, why string) {
+	deadline := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		at, changed := f.off, f.changed
+		f.mu.Unlock()
+		if at >= off {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Errorf("the fold stopped at offset %d, short of %d: %s", at, off, why)
+			return
+		}
 	}
 }
 
 // trackedFold returns a mixed log of n records, the state it folds to one
-// record at a time, an empty store, and the offset of the last record the
-// store's fold has folded (-1 before any).
-func trackedFold(t *testing.T, n int, seed uint64) ([]events.Record, MemKV, *Store, *atomic.Int64) {
+// record at a time, an empty store, and where the store's fold stands.
+func trackedFold(t *testing.T, n int, seed uint64) ([]events.Record, MemKV, *Store, *foldedTo) {
 	t.Helper()
 	recs, ref := mixedLog(t, n, seed)
 	s := openStore(t, t.TempDir())
 	if err := s.Reset(events.LogIdentity{ClusterID: "c", Topic: "t", TopicID: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	folded := new(atomic.Int64)
-	folded.Store(-1)
-	s.afterFold = func(off int64) { folded.Store(off) }
+	folded := &foldedTo{off: -1, changed: make(chan struct{})}
+	s.afterFold = folded.set
 	return recs, ref, s, folded
 }
 
@@ -447,7 +467,7 @@ func TestFoldRunsAheadOfSlowCommits(t *testing.T) {
 	const batch = 100
 	recs, ref, s, folded := trackedFold(t, 2000, 11)
 	s.beforeCommit = func(last int64) error {
-		untilFolded(t, folded, min(last+2*batch-batch/2, int64(len(recs)-1)), "a commit in flight held it back")
+		folded.until(t, min(last+2*batch-batch/2, int64(len(recs)-1)), "a commit in flight held it back")
 		return nil
 	}
 	a := s.newApplier(true)
@@ -479,7 +499,7 @@ func TestFailedCommitStopsTheOnesAfter(t *testing.T) {
 		mu.Unlock()
 		if last == 3*batch-1 {
 			// The next batch folded and queued behind this one first.
-			untilFolded(t, folded, 4*batch-1, "a commit in flight held it back")
+			folded.until(t, 4*batch-1, "a commit in flight held it back")
 			return errors.New("disk full")
 		}
 		return nil

@@ -136,10 +136,7 @@ func (s *Store) swapIn(side *Store) error {
 	s.dir, s.gen, s.opts = side.dir, side.gen, side.opts
 	s.setApplied(side.Applied())
 	s.filter = side.filter
-	if s.damaged != nil {
-		s.damaged, s.damagedCh = nil, make(chan struct{})
-		s.isDamaged.Store(false)
-	}
+	s.clearDamage()
 	close(s.changed) // waiters see the new applied offset
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

@@ -69,11 +69,10 @@ func (s *Store) RunVerify(ctx context.Context, interval time.Duration) {
 func (s *Store) markDamaged(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.damaged != nil {
+	if s.damaged.Load() != nil {
 		return
 	}
-	s.damaged = err
-	s.isDamaged.Store(true)
+	s.damaged.Store(&err)
 	close(s.damagedCh)
 	s.logger.Error("the projection store is damaged; rebuilding it from the event log", "err", err)
 }
@@ -83,5 +82,21 @@ func (s *Store) markDamaged(err error) {
 func (s *Store) damage() (error, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.damaged, s.damagedCh
+	if err := s.damaged.Load(); err != nil {
+		return *err, s.damagedCh
+	}
+	return nil, s.damagedCh
+}
+
+// isDamaged says whether damage was found since the store was last
+// emptied, without the lock.
+func (s *Store) isDamaged() bool { return s.damaged.Load() != nil }
+
+// clearDamage forgets the damage found, if any, as the store is emptied or
+// replaced (s.mu held).
+func (s *Store) clearDamage() {
+	if s.damaged.Load() != nil {
+		s.damaged.Store(nil)
+		s.damagedCh = make(chan struct{})
+	}
 }

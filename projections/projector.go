@@ -72,7 +72,7 @@ func (p *Projector) Ready() <-chan struct{} { return p.ready }
 // being rebuilt holds an old state of the log, a group without the apps
 // added to it since, say: devices served from it would undo changes.
 func (p *Projector) Serving() bool {
-	if p.store.isDamaged.Load() {
+	if p.store.isDamaged() {
 		return false // until the rebuild, which begins at once
 	}
 	return p.serving.Load()

@@ -48,12 +48,11 @@ type Store struct {
 	// (events/signing); set before the projector runs.
 	trust *signing.Trust
 	// damaged is set when Verify found damage (until Reset empties the
-	// store); damagedCh is closed then.
-	damaged   error
+	// store); damagedCh is closed then. Both change with s.mu held;
+	// damaged is read without it too (every request asks whether the
+	// projection is serving).
+	damaged   atomic.Pointer[error]
 	damagedCh chan struct{}
-	// isDamaged is damaged != nil, read without the lock (every request
-	// asks whether the projection is serving).
-	isDamaged atomic.Bool
 
 	// filter knows every name key of a store this process built from
 	// empty (nil otherwise). Set by Reset, used by the applier only.
@@ -295,10 +294,7 @@ func (s *Store) Reset(id events.LogIdentity) error {
 	s.filter = newKeyFilter() // the store is empty: every key it gets, the filter gets
 	s.mu.Lock()
 	s.setApplied(-1)
-	if s.damaged != nil {
-		s.damaged, s.damagedCh = nil, make(chan struct{})
-		s.isDamaged.Store(false)
-	}
+	s.clearDamage()
 	s.mu.Unlock()
 	if s.onReset != nil {
 		s.onReset()
