@@ -26,7 +26,7 @@ func groupDeviceKey(group, id string) []byte {
 // putDevice writes a device's entry, its group index entry, its k/
 // entry and its standing (standing.go); before is the entry it had, as p
 // found it, whose index entries go where they changed.
-func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, p presence) error {
+func (s *Store) putDevice(w *batch, sd *standingDelta, d, before Device, p presence) error {
 	b, err := d.appendJSON(make([]byte, 0, 512))
 	if err != nil {
 		if b, err = json.Marshal(d); err != nil {
@@ -35,7 +35,7 @@ func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, 
 	}
 	sameGroup := p.found && before.DeviceGroup == d.DeviceGroup
 	if p.found && !sameGroup {
-		if err := txn.Delete(groupDeviceKey(before.DeviceGroup, d.DeviceID)); err != nil {
+		if err := w.delete(groupDeviceKey(before.DeviceGroup, d.DeviceID)); err != nil {
 			return err
 		}
 	}
@@ -52,11 +52,11 @@ func (s *Store) putDevice(txn *badger.Txn, sd *standingDelta, d, before Device, 
 	}
 	for _, e := range entries {
 		e.ExpiresAt = held
-		if err := txn.SetEntry(e); err != nil {
+		if err := w.set(e); err != nil {
 			return err
 		}
 	}
-	return s.putStanding(txn, sd, before, p, d, held, sameHeld)
+	return s.putStanding(w, sd, before, p, d, held, sameHeld)
 }
 
 // indexOnce builds an index a store written before it lacks, once (then
@@ -178,7 +178,12 @@ func (s *Store) Devices(q DeviceQuery) ([]Device, bool, error) {
 					return err
 				}
 			}
-			d, p, err := s.deviceOf(txn, item, id)
+			var d Device
+			var p presence
+			err := item.Value(func(v []byte) (err error) {
+				d, p, err = s.deviceOf(txnKV{txn}, v, item.ExpiresAt(), id)
+				return err
+			})
 			if err != nil {
 				return err
 			}

@@ -29,7 +29,7 @@ func appliedKey(device, report string) []byte {
 	return append(append(k, 0), report...)
 }
 
-func putApplied(txn *badger.Txn, device, report string, a AppliedVersion) error {
+func putApplied(w *batch, device, report string, a AppliedVersion) error {
 	if a.PreviousGroup == a.DeviceGroup {
 		a.PreviousGroup = ""
 	}
@@ -37,7 +37,7 @@ func putApplied(txn *badger.Txn, device, report string, a AppliedVersion) error 
 	if err != nil {
 		return err
 	}
-	return txn.Set(appliedKey(device, report), b)
+	return w.set(badger.NewEntry(appliedKey(device, report), b))
 }
 
 // AppliedVersions returns up to limit steps of the device's story, oldest

@@ -67,19 +67,12 @@ func decodeSeen(id string, b []byte) (seen, error) {
 }
 
 // seenOf reads a device's k/ entry.
-func seenOf(txn *badger.Txn, id string) (seen, bool, error) {
-	item, err := txn.Get(seenKey(id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return seen{}, false, nil
-	}
-	if err != nil {
+func seenOf(r kv, id string) (seen, bool, error) {
+	v, _, found, err := r.get(seenKey(id))
+	if err != nil || !found {
 		return seen{}, false, err
 	}
-	var k seen
-	err = item.Value(func(b []byte) error {
-		k, err = decodeSeen(id, b)
-		return err
-	})
+	k, err := decodeSeen(id, v)
 	if err != nil {
 		return k, false, fmt.Errorf("last-seen entry of device %q is corrupt: %w", id, err)
 	}
@@ -109,8 +102,8 @@ func (s *Store) expired(lastSeen time.Time) bool {
 // known, the heartbeat names its group and applied version, and its
 // expiry is within the hold of the device's d/ entry; handled says it
 // did.
-func (s *Store) beat(txn *badger.Txn, sd *standingDelta, id, group string, version int64, at time.Time) (handled bool, err error) {
-	k, found, err := seenOf(txn, id)
+func (s *Store) beat(b *batch, sd *standingDelta, id, group string, version int64, at time.Time) (handled bool, err error) {
+	k, found, err := seenOf(b, id)
 	if err != nil || !found || k.group != group || k.applied != version || s.expiresAt(at) > k.held || s.expired(k.last) {
 		return false, err
 	}
@@ -121,11 +114,11 @@ func (s *Store) beat(txn *badger.Txn, sd *standingDelta, id, group string, versi
 	k.last = at
 	sd.add(s, before, -1)
 	sd.add(s, k.stand, 1)
-	if err := txn.Delete(lastSeenKey(before)); err != nil {
+	if err := b.delete(lastSeenKey(before)); err != nil {
 		return true, err
 	}
 	for _, e := range []*badger.Entry{s.lastSeenEntry(k.stand), k.entry()} {
-		if err := txn.SetEntry(e); err != nil {
+		if err := b.set(e); err != nil {
 			return true, err
 		}
 	}

@@ -147,7 +147,7 @@ func (sd *standingDelta) add(s *Store, st stand, n int32) {
 // found it) to d; held is when d's d/ entry expires, and its s/ entry
 // with it (sameHeld: as before's). The counters count before only if it
 // was alive; an expired device's index entries may still be there.
-func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, p presence, d Device, held uint64, sameHeld bool) error {
+func (s *Store) putStanding(w *batch, sd *standingDelta, before Device, p presence, d Device, held uint64, sameHeld bool) error {
 	b, st := standOf(before), standOf(d)
 	sameClass := p.found && b.group == st.group && b.class == st.class && b.applied == st.applied
 	if p.alive {
@@ -155,12 +155,12 @@ func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, p
 	}
 	if p.found {
 		if b.group != st.group || !b.last.Equal(st.last) {
-			if err := txn.Delete(lastSeenKey(b)); err != nil {
+			if err := w.delete(lastSeenKey(b)); err != nil {
 				return err
 			}
 		}
 		if !sameClass {
-			if err := txn.Delete(classKey(b)); err != nil {
+			if err := w.delete(classKey(b)); err != nil {
 				return err
 			}
 		}
@@ -171,7 +171,7 @@ func (s *Store) putStanding(txn *badger.Txn, sd *standingDelta, before Device, p
 		es = append(es, classEntry(st, held))
 	}
 	for _, e := range es {
-		if err := txn.SetEntry(e); err != nil {
+		if err := w.set(e); err != nil {
 			return err
 		}
 	}
@@ -268,18 +268,17 @@ func encodeCounts[N int32 | uint32](c *[60]N) []byte {
 }
 
 // flush adds the gathered changes to the stored counters.
-func (sd *standingDelta) flush(txn *badger.Txn) error {
+func (sd *standingDelta) flush(w *batch) error {
 	for k, delta := range sd.counts {
 		var c [60]uint32
-		item, err := txn.Get([]byte(k))
-		switch {
-		case err == nil:
-			err = item.Value(func(b []byte) error { return readCounts(b, &c) })
-			if err != nil {
+		v, _, found, err := w.get([]byte(k))
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := readCounts(v, &c); err != nil {
 				return fmt.Errorf("standing counter %q: %w", k, err)
 			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
 		}
 		total := uint32(0)
 		for i, n := range delta {
@@ -290,14 +289,14 @@ func (sd *standingDelta) flush(txn *badger.Txn) error {
 			total += c[i]
 		}
 		if total == 0 {
-			if err := txn.Delete([]byte(k)); err != nil {
+			if err := w.delete([]byte(k)); err != nil {
 				return err
 			}
 			continue
 		}
 		e := badger.NewEntry([]byte(k), encodeCounts(&c))
 		e.ExpiresAt = sd.expires[k]
-		if err := txn.SetEntry(e); err != nil {
+		if err := w.set(e); err != nil {
 			return err
 		}
 	}
@@ -415,7 +414,7 @@ func (s *Store) listBehind(txn *badger.Txn, st *Standing, group string, version 
 	// want reads a device an index entry names and lists it if its status
 	// is status.
 	want := func(id, status string) (bool, error) {
-		d, found, err := s.live(txn, id)
+		d, found, err := s.live(txnKV{txn}, id)
 		if err != nil || !found || d.DeviceGroup != group || StatusOf(d, version, now, silentAfter) != status {
 			return false, err
 		}

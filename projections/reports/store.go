@@ -102,6 +102,11 @@ type Store struct {
 	lag atomic.Int64
 	// LagEvery is how often the lag is checked (set before following).
 	LagEvery time.Duration
+	// beforeCommit, if set (tests), runs before each batch's commit; an
+	// error fails the commit.
+	beforeCommit func() error
+	// afterFold, if set (tests), runs after each batch is folded.
+	afterFold func()
 }
 
 // Open opens the report store in dir ("" = memory).
@@ -260,39 +265,53 @@ func partitionKey(p int32) []byte {
 	return binary.BigEndian.AppendUint32(append([]byte(nil), prefixOffset...), uint32(p))
 }
 
-// reportsPerTxn bounds a transaction (Badger refuses too big ones).
+// reportsPerTxn bounds a batch (Badger refuses too big transactions).
 const reportsPerTxn = 500
 
 // Apply folds records (in order per partition); records at offsets
 // already folded, and events already seen, are skipped. An undecodable
 // record is logged and skipped: this topic is a feed, not the source of
-// truth.
+// truth. It returns once they are committed.
 func (s *Store) Apply(recs []events.Record) error {
+	p := &pipeline{s: s}
 	// Decoded a transaction's worth at a time: a fetch decoded whole
 	// held every report of it in memory at once.
 	for len(recs) > 0 {
 		n := min(len(recs), reportsPerTxn)
-		if err := s.applySplit(recs[:n], decodeDeviceEvents(recs[:n])); err != nil {
-			return err
+		if err := p.apply(recs[:n], decodeDeviceEvents(recs[:n])); err != nil {
+			return errors.Join(err, p.close())
 		}
 		recs = recs[n:]
 	}
-	return nil
+	return p.close()
 }
 
-// applySplit folds recs in one transaction, or, when that is more than a
-// transaction holds (Badger's limit is a share of a memtable: long device
-// IDs and hostnames in 500 reports' keys reach it), in halves.
-func (s *Store) applySplit(recs []events.Record, decoded []deviceEvent) error {
-	err := s.applyChunk(recs, decoded)
-	if !errors.Is(err, badger.ErrTxnTooBig) || len(recs) < 2 {
+// apply folds recs in one batch and starts committing it, or, when that is
+// more than a transaction holds (Badger's limit is a share of a memtable:
+// long device IDs and hostnames in 500 reports' keys reach it), in halves.
+func (p *pipeline) apply(recs []events.Record, decoded []deviceEvent) error {
+	b := p.s.newBatch(p.top())
+	if err := p.s.fold(b, recs, decoded); err != nil {
 		return err
+	}
+	if p.s.afterFold != nil {
+		p.s.afterFold()
+	}
+	if b.fits(p.s.db) {
+		if len(b.writes) == 0 {
+			return nil // every record folded before
+		}
+		return p.commit(b)
+	}
+	if len(recs) < 2 {
+		return fmt.Errorf("the device event at partition %d offset %d does not fit in one transaction: %w",
+			recs[0].Partition, recs[0].Offset, badger.ErrTxnTooBig)
 	}
 	h := len(recs) / 2
-	if err := s.applySplit(recs[:h], decoded[:h]); err != nil {
+	if err := p.apply(recs[:h], decoded[:h]); err != nil {
 		return err
 	}
-	return s.applySplit(recs[h:], decoded[h:])
+	return p.apply(recs[h:], decoded[h:])
 }
 
 // deviceEvent is a record of the device events topic, decoded.
@@ -356,104 +375,105 @@ func storedReportJSON(id string, at time.Time, report json.RawMessage) ([]byte, 
 	return append(b, '}'), nil
 }
 
-func (s *Store) applyChunk(recs []events.Record, decoded []deviceEvent) error {
-	offsets, err := s.Offsets()
-	if err != nil {
-		return err
-	}
-	stored := 0
-	err = s.db.Update(func(txn *badger.Txn) error {
-		sd := newStandingDelta()
-		next := map[int32]int64{}
-		for i, rec := range recs {
-			if rec.Offset < offsets[rec.Partition] {
-				continue
-			}
-			next[rec.Partition] = rec.Offset + 1
-			ev, err := decoded[i].ev, decoded[i].err
-			if err != nil {
-				s.logger.Error("device event skipped: not readable", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-				continue
-			}
-			if ev.Type == events.DeviceHeartbeat {
-				// Not de-duplicated by its ID: a heartbeat that comes
-				// again, or late, moves nothing (last seen only grows).
-				if err := s.applyHeartbeat(txn, sd, ev); err != nil {
-					return err
-				}
-				continue
-			}
-			ek := append(append([]byte(nil), prefixEvent...), ev.ID...)
-			if _, err := txn.Get(ek); err == nil {
-				continue // redelivered
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
-				return err
-			}
-			if ev.Type != events.DeviceReported {
-				if err := s.applyStatus(txn, sd, ev); err != nil {
-					return err
-				}
-				if err := txn.SetEntry(badger.NewEntry(ek, nil).WithTTL(s.ttl)); err != nil {
-					return err
-				}
-				continue
-			}
-			if ev.Report == nil {
-				s.logger.Error("device report event without a report skipped", "partition", rec.Partition, "offset", rec.Offset)
-				continue
-			}
-			id := fmt.Sprintf("%08x%02x%014x", uint32(ev.Time.Unix()), uint8(rec.Partition), uint64(rec.Offset)&(1<<56-1))
-			doc, err := storedReportJSON(id, ev.Time, decoded[i].report)
+// fold folds recs into b.
+func (s *Store) fold(b *batch, recs []events.Record, decoded []deviceEvent) error {
+	sd := newStandingDelta()
+	offsets := map[int32]int64{}
+	for i, rec := range recs {
+		from, ok := offsets[rec.Partition]
+		if !ok {
+			v, _, found, err := b.get(partitionKey(rec.Partition))
 			if err != nil {
 				return err
 			}
-			before, d, p, err := s.folding(txn, ev.DeviceID)
-			if err != nil {
-				return err
+			if found {
+				from = decodeInt(v)
 			}
-			known := p.alive
-			was, wasVersion := d.DeviceGroup, d.AppliedVersion
-			if !known || was != ev.DeviceGroup || wasVersion != ev.Report.AppliedVersion {
-				if err := putApplied(txn, ev.DeviceID, id, AppliedVersion{Version: ev.Report.AppliedVersion,
-					DeviceGroup: ev.DeviceGroup, At: ev.Time, Report: id, Previous: wasVersion, PreviousGroup: was}); err != nil {
-					return err
-				}
-			}
-			d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
-			d.AppliedVersion, d.Apps, d.Errors, d.Labels = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors, ev.Report.Labels
-			if err := s.putDevice(txn, sd, d, before, p); err != nil {
-				return err
-			}
-			for _, e := range []*badger.Entry{
-				badger.NewEntry(append(append([]byte(nil), prefixReport...), id...), doc).WithTTL(s.ttl),
-				badger.NewEntry(groupReportKey(ev.DeviceGroup, id), nil).WithTTL(s.ttl),
-				badger.NewEntry(hostReportKey(ev.Report.Hostname, id), nil).WithTTL(s.ttl),
-				badger.NewEntry(ek, nil).WithTTL(s.ttl),
-			} {
-				if err := txn.SetEntry(e); err != nil {
-					return err
-				}
-			}
-			stored++
+			offsets[rec.Partition] = from
 		}
-		for p, o := range next {
-			if err := txn.Set(partitionKey(p), encodeInt(o)); err != nil {
+		if rec.Offset < from {
+			continue
+		}
+		b.next[rec.Partition] = rec.Offset + 1
+		ev, err := decoded[i].ev, decoded[i].err
+		if err != nil {
+			s.logger.Error("device event skipped: not readable", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			continue
+		}
+		if ev.Type == events.DeviceHeartbeat {
+			// Not de-duplicated by its ID: a heartbeat that comes
+			// again, or late, moves nothing (last seen only grows).
+			if err := s.applyHeartbeat(b, sd, ev); err != nil {
+				return err
+			}
+			continue
+		}
+		ek := append(append([]byte(nil), prefixEvent...), ev.ID...)
+		if _, _, seen, err := b.get(ek); err != nil {
+			return err
+		} else if seen {
+			continue // redelivered
+		}
+		if ev.Type != events.DeviceReported {
+			if err := s.applyStatus(b, sd, ev); err != nil {
+				return err
+			}
+			if err := b.set(badger.NewEntry(ek, nil).WithTTL(s.ttl)); err != nil {
+				return err
+			}
+			continue
+		}
+		if ev.Report == nil {
+			s.logger.Error("device report event without a report skipped", "partition", rec.Partition, "offset", rec.Offset)
+			continue
+		}
+		id := fmt.Sprintf("%08x%02x%014x", uint32(ev.Time.Unix()), uint8(rec.Partition), uint64(rec.Offset)&(1<<56-1))
+		doc, err := storedReportJSON(id, ev.Time, decoded[i].report)
+		if err != nil {
+			return err
+		}
+		before, d, p, err := s.folding(b, ev.DeviceID)
+		if err != nil {
+			return err
+		}
+		known := p.alive
+		was, wasVersion := d.DeviceGroup, d.AppliedVersion
+		if !known || was != ev.DeviceGroup || wasVersion != ev.Report.AppliedVersion {
+			if err := putApplied(b, ev.DeviceID, id, AppliedVersion{Version: ev.Report.AppliedVersion,
+				DeviceGroup: ev.DeviceGroup, At: ev.Time, Report: id, Previous: wasVersion, PreviousGroup: was}); err != nil {
 				return err
 			}
 		}
-		return sd.flush(txn)
-	})
-	if err == nil {
-		s.folded.Add(int64(stored))
+		d.DeviceID, d.DeviceGroup, d.Hostname, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Report.Hostname, ev.Time
+		d.AppliedVersion, d.Apps, d.Errors, d.Labels = ev.Report.AppliedVersion, ev.Report.AppsStatus, ev.Report.Errors, ev.Report.Labels
+		if err := s.putDevice(b, sd, d, before, p); err != nil {
+			return err
+		}
+		for _, e := range []*badger.Entry{
+			badger.NewEntry(append(append([]byte(nil), prefixReport...), id...), doc).WithTTL(s.ttl),
+			badger.NewEntry(groupReportKey(ev.DeviceGroup, id), nil).WithTTL(s.ttl),
+			badger.NewEntry(hostReportKey(ev.Report.Hostname, id), nil).WithTTL(s.ttl),
+			badger.NewEntry(ek, nil).WithTTL(s.ttl),
+		} {
+			if err := b.set(e); err != nil {
+				return err
+			}
+		}
+		b.stored++
 	}
-	return err
+	for p, o := range b.next {
+		if err := b.set(badger.NewEntry(partitionKey(p), encodeInt(o))); err != nil {
+			return err
+		}
+	}
+	return sd.flush(b)
 }
 
 // Device returns the inventory's entry of a device, found=false if the
 // store does not know it.
 func (s *Store) Device(id string) (d Device, found bool, err error) {
 	err = s.view(func(txn *badger.Txn) error {
-		d, found, err = s.live(txn, id)
+		d, found, err = s.live(txnKV{txn}, id)
 		return err
 	})
 	return d, found, err
@@ -467,45 +487,42 @@ type presence struct {
 }
 
 // device reads a device's inventory entry as stored (a new one if none).
-func (s *Store) device(txn *badger.Txn, id string) (Device, presence, error) {
-	item, err := txn.Get(deviceKey(id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Device{ConvergedAt: -1}, presence{}, nil
-	}
-	if err != nil {
+func (s *Store) device(r kv, id string) (Device, presence, error) {
+	v, expiresAt, found, err := r.get(deviceKey(id))
+	if err != nil || !found {
 		return Device{ConvergedAt: -1}, presence{}, err
 	}
-	return s.deviceOf(txn, item, id)
+	return s.deviceOf(r, v, expiresAt, id)
 }
 
 // live reads a device's inventory entry (found=false if it has none, or
 // it has expired).
-func (s *Store) live(txn *badger.Txn, id string) (Device, bool, error) {
-	d, p, err := s.device(txn, id)
+func (s *Store) live(r kv, id string) (Device, bool, error) {
+	d, p, err := s.device(r, id)
 	return d, p.alive, err
 }
 
-// deviceOf reads the d/ entry item of device id, its last seen moved by
-// its k/ entry (seen.go).
-func (s *Store) deviceOf(txn *badger.Txn, item *badger.Item, id string) (Device, presence, error) {
+// deviceOf reads the d/ entry of device id (v, expiring at expiresAt),
+// its last seen moved by its k/ entry (seen.go).
+func (s *Store) deviceOf(r kv, v []byte, expiresAt uint64, id string) (Device, presence, error) {
 	d := Device{ConvergedAt: -1}
-	if err := item.Value(func(b []byte) error { return readDevice(b, &d) }); err != nil {
+	if err := readDevice(v, &d); err != nil {
 		return d, presence{}, fmt.Errorf("device entry %q is corrupt: %w", id, err)
 	}
-	k, found, err := seenOf(txn, id)
+	k, found, err := seenOf(r, id)
 	if err != nil {
 		return d, presence{}, err
 	}
 	if found && k.last.After(d.LastSeen) {
 		d.LastSeen = k.last
 	}
-	return d, presence{found: true, alive: !s.expired(d.LastSeen), held: item.ExpiresAt()}, nil
+	return d, presence{found: true, alive: !s.expired(d.LastSeen), held: expiresAt}, nil
 }
 
 // folding reads a device for the fold: as stored, and what the event
 // starts from (the stored device if alive, a new one if not).
-func (s *Store) folding(txn *badger.Txn, id string) (stored, d Device, p presence, err error) {
-	stored, p, err = s.device(txn, id)
+func (s *Store) folding(r kv, id string) (stored, d Device, p presence, err error) {
+	stored, p, err = s.device(r, id)
 	d = stored
 	if !p.alive {
 		d = Device{ConvergedAt: -1}
@@ -515,8 +532,8 @@ func (s *Store) folding(txn *badger.Txn, id string) (stored, d Device, p presenc
 
 // applyStatus folds a status event into the device's entry; one that
 // changes nothing (a restarted reporter's "online") is a no-op.
-func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.DeviceEvent) error {
-	stored, d, p, err := s.folding(txn, ev.DeviceID)
+func (s *Store) applyStatus(b *batch, sd *standingDelta, ev events.DeviceEvent) error {
+	stored, d, p, err := s.folding(b, ev.DeviceID)
 	if err != nil {
 		return err
 	}
@@ -541,23 +558,23 @@ func (s *Store) applyStatus(txn *badger.Txn, sd *standingDelta, ev events.Device
 		return nil
 	}
 	d.StatusChangedAt = ev.Time
-	return s.putDevice(txn, sd, d, stored, p)
+	return s.putDevice(b, sd, d, stored, p)
 }
 
 // applyHeartbeat moves a device's last seen to the heartbeat's time (if
 // later). A heartbeat names the device's group and applied version; where
 // they differ from what the store holds (its full report was lost: it
 // expired, the store was rebuilt), the heartbeat's are taken.
-func (s *Store) applyHeartbeat(txn *badger.Txn, sd *standingDelta, ev events.DeviceEvent) error {
-	if done, err := s.beat(txn, sd, ev.DeviceID, ev.DeviceGroup, ev.Version, ev.Time); done || err != nil {
+func (s *Store) applyHeartbeat(b *batch, sd *standingDelta, ev events.DeviceEvent) error {
+	if done, err := s.beat(b, sd, ev.DeviceID, ev.DeviceGroup, ev.Version, ev.Time); done || err != nil {
 		return err
 	}
-	stored, d, p, err := s.folding(txn, ev.DeviceID)
+	stored, d, p, err := s.folding(b, ev.DeviceID)
 	if err != nil || p.alive && !ev.Time.After(d.LastSeen) {
 		return err
 	}
 	d.DeviceID, d.DeviceGroup, d.AppliedVersion, d.LastSeen = ev.DeviceID, ev.DeviceGroup, ev.Version, ev.Time
-	return s.putDevice(txn, sd, d, stored, p)
+	return s.putDevice(b, sd, d, stored, p)
 }
 
 func hostReportKey(hostname, id string) []byte {
