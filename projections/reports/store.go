@@ -127,6 +127,10 @@ func Open(dir string, ttl time.Duration, logger *slog.Logger) (*Store, error) {
 		WithValueLogFileSize(64 << 20).WithNumCompactors(2).
 		WithMemTableSize(4 << 20).WithNumMemtables(2).WithCompression(options.None).WithBlockCacheSize(0)
 	opts.TableSizeMultiplier = 1 // as the projection store's
+	// The one transaction that writes is a batch's commit (batch.go),
+	// which reads nothing, and batches commit one at a time: Badger could
+	// never find a conflict, and hashed every key of every commit.
+	opts = opts.WithDetectConflicts(false)
 	if dir == "" {
 		// In memory, values are refused over the threshold (no value
 		// log): the default, 1 MiB, which needs a batch limit (15% of a
