@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -460,11 +461,13 @@ func readAhead(ctx context.Context, r RecordReader, from chainState, trust *sign
 // the others: they were folded before) and returns where the chain stands.
 func chainAhead(c chainState, recs []events.Record, out []decoded) chainState {
 	h := chain.NewHasher()
+	heads := make([]byte, 0, sha256.Size*len(recs)) // the batch's heads in one buffer
 	for i, rec := range recs {
 		if rec.Offset <= c.offset {
 			continue
 		}
-		c = chainState{rec.Offset, h.Next(c.head, rec.Offset, rec.Value)}
+		heads = h.AppendNext(heads, c.head, rec.Offset, rec.Value)
+		c = chainState{rec.Offset, heads[len(heads)-sha256.Size : len(heads) : len(heads)]}
 		out[i].head = c.head
 	}
 	return c

@@ -23,7 +23,10 @@ import (
 
 // Hasher extends the chain; one Hasher reuses its hash state (it is not
 // safe for concurrent use).
-type Hasher struct{ h hash.Hash }
+type Hasher struct {
+	h   hash.Hash
+	off [8]byte
+}
 
 // NewHasher returns a Hasher.
 func NewHasher() *Hasher { return &Hasher{h: sha256.New()} }
@@ -31,11 +34,18 @@ func NewHasher() *Hasher { return &Hasher{h: sha256.New()} }
 // Next is the chain head after the record at off holding value, given
 // the head before it (nil before offset 0).
 func (c *Hasher) Next(prev []byte, off int64, value []byte) []byte {
+	return c.AppendNext(nil, prev, off, value)
+}
+
+// AppendNext appends the chain head after the record at off to dst (a
+// replay keeps a batch's heads in one buffer, not one each).
+func (c *Hasher) AppendNext(dst, prev []byte, off int64, value []byte) []byte {
 	c.h.Reset()
 	c.h.Write(prev)
-	c.h.Write(binary.BigEndian.AppendUint64(nil, uint64(off)))
+	binary.BigEndian.PutUint64(c.off[:], uint64(off))
+	c.h.Write(c.off[:])
 	c.h.Write(value)
-	return c.h.Sum(nil)
+	return c.h.Sum(dst)
 }
 
 // Message is what a checkpoint's signature covers.

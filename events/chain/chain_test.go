@@ -1,7 +1,10 @@
 package chain_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +76,33 @@ func TestVerifier(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("a missing record: %v", err)
+	}
+}
+
+// TestAppendNextIsNext: heads appended one after the other to one buffer
+// are the heads Next computes, the definition's SHA-256, and appending
+// one leaves the ones before it as they were.
+func TestAppendNextIsNext(t *testing.T) {
+	h := chain.NewHasher()
+	var buf, prev, want []byte
+	var heads [][]byte
+	for off := range int64(20) {
+		value := []byte(strings.Repeat("x", int(off)))
+		buf = h.AppendNext(buf, prev, off, value)
+		prev = buf[len(buf)-sha256.Size:]
+		heads = append(heads, prev)
+		sum := sha256.Sum256(append(binary.BigEndian.AppendUint64(append([]byte(nil), want...), uint64(off)), value...))
+		want = sum[:]
+		if !bytes.Equal(prev, want) {
+			t.Fatalf("head %d: %x, want %x", off, prev, want)
+		}
+	}
+	prev = nil
+	for off, head := range heads {
+		next := chain.NewHasher().Next(prev, int64(off), []byte(strings.Repeat("x", off)))
+		if !bytes.Equal(head, next) {
+			t.Fatalf("head %d in the buffer changed: %x, Next says %x", off, head, next)
+		}
+		prev = next
 	}
 }
