@@ -107,15 +107,10 @@ func (b *batch) put(k string, w write) {
 }
 
 // set writes e (its key, value and expiry); the batch keeps its slices.
-func (b *batch) set(e *badger.Entry) error {
-	b.put(string(e.Key), write{v: e.Value, expiresAt: e.ExpiresAt})
-	return nil
-}
+// Nothing fails before the commit, which checks the transaction's size.
+func (b *batch) set(e *badger.Entry) { b.put(string(e.Key), write{v: e.Value, expiresAt: e.ExpiresAt}) }
 
-func (b *batch) delete(k []byte) error {
-	b.put(string(k), write{deleted: true})
-	return nil
-}
+func (b *batch) delete(k []byte) { b.put(string(k), write{deleted: true}) }
 
 // fits says whether one Badger transaction takes the batch.
 func (b *batch) fits(db *badger.DB) bool {

@@ -65,6 +65,17 @@ func fleetRecords(t *testing.T, n int) []events.Record {
 	return recs
 }
 
+// openOnDisk opens a store in a new directory, closed with the test.
+func openOnDisk(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // contents is every entry of the store: key, value, and whether it
 // expires.
 func contents(t *testing.T, s *Store) map[string]string {
@@ -91,11 +102,7 @@ func contents(t *testing.T, s *Store) map[string]string {
 // oneByOne is the store after folding recs one record per Apply.
 func oneByOne(t *testing.T, recs []events.Record) map[string]string {
 	t.Helper()
-	s, err := Open(t.TempDir(), time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOnDisk(t)
 	for _, r := range recs {
 		if err := s.Apply([]events.Record{r}); err != nil {
 			t.Fatal(err)
@@ -123,11 +130,7 @@ func sameContents(t *testing.T, got, want map[string]string) {
 // ends as a fold of one record at a time ends.
 func TestFoldRunsAheadOfTheCommit(t *testing.T) {
 	recs := fleetRecords(t, 5*reportsPerTxn/2)
-	s, err := Open(t.TempDir(), time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOnDisk(t)
 	folds := make(chan struct{}, 16)
 	s.afterFold = func() { folds <- struct{}{} }
 	commits, folded := 0, 0
@@ -158,11 +161,7 @@ func TestFoldRunsAheadOfTheCommit(t *testing.T) {
 // of one record at a time ends.
 func TestFailedCommitStopsTheBatchesAfter(t *testing.T) {
 	recs := fleetRecords(t, 5*reportsPerTxn/2)
-	s, err := Open(t.TempDir(), time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOnDisk(t)
 	var commits atomic.Int32
 	refused := errors.New("disk full")
 	s.beforeCommit = func() error {
@@ -208,7 +207,10 @@ func TestBatchReadsAsBadger(t *testing.T) {
 	b := s.newBatch(txnKV{snap})
 	past := badger.NewEntry([]byte("c"), []byte("3"))
 	past.ExpiresAt = uint64(time.Now().Add(-time.Second).Unix())
-	_ = errors.Join(b.delete([]byte("a")), b.set(badger.NewEntry([]byte("b"), []byte("x"))), b.set(badger.NewEntry([]byte("b"), []byte("y"))), b.set(past))
+	b.delete([]byte("a"))
+	b.set(badger.NewEntry([]byte("b"), []byte("x")))
+	b.set(badger.NewEntry([]byte("b"), []byte("y")))
+	b.set(past)
 	for k, want := range map[string]string{"a": "", "b": "y", "c": ""} {
 		v, _, found, err := b.get([]byte(k))
 		if err != nil || found != (want != "") || !bytes.Equal(v, []byte(want)) {

@@ -35,9 +35,7 @@ func (s *Store) putDevice(w *batch, sd *standingDelta, d, before Device, p prese
 	}
 	sameGroup := p.found && before.DeviceGroup == d.DeviceGroup
 	if p.found && !sameGroup {
-		if err := w.delete(groupDeviceKey(before.DeviceGroup, d.DeviceID)); err != nil {
-			return err
-		}
+		w.delete(groupDeviceKey(before.DeviceGroup, d.DeviceID))
 	}
 	// The index entries are written again only when they change: a
 	// group, or a hold (seen.go), not at every report.
@@ -52,11 +50,10 @@ func (s *Store) putDevice(w *batch, sd *standingDelta, d, before Device, p prese
 	}
 	for _, e := range entries {
 		e.ExpiresAt = held
-		if err := w.set(e); err != nil {
-			return err
-		}
+		w.set(e)
 	}
-	return s.putStanding(w, sd, before, p, d, held, sameHeld)
+	s.putStanding(w, sd, before, p, d, held, sameHeld)
+	return nil
 }
 
 // indexOnce builds an index a store written before it lacks, once (then

@@ -37,7 +37,8 @@ func putApplied(w *batch, device, report string, a AppliedVersion) error {
 	if err != nil {
 		return err
 	}
-	return w.set(badger.NewEntry(appliedKey(device, report), b))
+	w.set(badger.NewEntry(appliedKey(device, report), b))
+	return nil
 }
 
 // AppliedVersions returns up to limit steps of the device's story, oldest

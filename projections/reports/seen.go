@@ -114,13 +114,8 @@ func (s *Store) beat(b *batch, sd *standingDelta, id, group string, version int6
 	k.last = at
 	sd.add(s, before, -1)
 	sd.add(s, k.stand, 1)
-	if err := b.delete(lastSeenKey(before)); err != nil {
-		return true, err
-	}
-	for _, e := range []*badger.Entry{s.lastSeenEntry(k.stand), k.entry()} {
-		if err := b.set(e); err != nil {
-			return true, err
-		}
-	}
+	b.delete(lastSeenKey(before))
+	b.set(s.lastSeenEntry(k.stand))
+	b.set(k.entry())
 	return true, nil
 }

@@ -147,7 +147,7 @@ func (sd *standingDelta) add(s *Store, st stand, n int32) {
 // found it) to d; held is when d's d/ entry expires, and its s/ entry
 // with it (sameHeld: as before's). The counters count before only if it
 // was alive; an expired device's index entries may still be there.
-func (s *Store) putStanding(w *batch, sd *standingDelta, before Device, p presence, d Device, held uint64, sameHeld bool) error {
+func (s *Store) putStanding(w *batch, sd *standingDelta, before Device, p presence, d Device, held uint64, sameHeld bool) {
 	b, st := standOf(before), standOf(d)
 	sameClass := p.found && b.group == st.group && b.class == st.class && b.applied == st.applied
 	if p.alive {
@@ -155,27 +155,17 @@ func (s *Store) putStanding(w *batch, sd *standingDelta, before Device, p presen
 	}
 	if p.found {
 		if b.group != st.group || !b.last.Equal(st.last) {
-			if err := w.delete(lastSeenKey(b)); err != nil {
-				return err
-			}
+			w.delete(lastSeenKey(b))
 		}
 		if !sameClass {
-			if err := w.delete(classKey(b)); err != nil {
-				return err
-			}
+			w.delete(classKey(b))
 		}
 	}
 	sd.add(s, st, 1)
-	es := []*badger.Entry{s.lastSeenEntry(st)}
+	w.set(s.lastSeenEntry(st))
 	if !sameClass || !sameHeld {
-		es = append(es, classEntry(st, held))
+		w.set(classEntry(st, held))
 	}
-	for _, e := range es {
-		if err := w.set(e); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // lastSeenEntry is a device's l/ entry: it expires with the device.
@@ -289,16 +279,12 @@ func (sd *standingDelta) flush(w *batch) error {
 			total += c[i]
 		}
 		if total == 0 {
-			if err := w.delete([]byte(k)); err != nil {
-				return err
-			}
+			w.delete([]byte(k))
 			continue
 		}
 		e := badger.NewEntry([]byte(k), encodeCounts(&c))
 		e.ExpiresAt = sd.expires[k]
-		if err := w.set(e); err != nil {
-			return err
-		}
+		w.set(e)
 	}
 	return nil
 }

@@ -422,9 +422,7 @@ func (s *Store) fold(b *batch, recs []events.Record, decoded []deviceEvent) erro
 			if err := s.applyStatus(b, sd, ev); err != nil {
 				return err
 			}
-			if err := b.set(badger.NewEntry(ek, nil).WithTTL(s.ttl)); err != nil {
-				return err
-			}
+			b.set(badger.NewEntry(ek, nil).WithTTL(s.ttl))
 			continue
 		}
 		if ev.Report == nil {
@@ -459,16 +457,12 @@ func (s *Store) fold(b *batch, recs []events.Record, decoded []deviceEvent) erro
 			badger.NewEntry(hostReportKey(ev.Report.Hostname, id), nil).WithTTL(s.ttl),
 			badger.NewEntry(ek, nil).WithTTL(s.ttl),
 		} {
-			if err := b.set(e); err != nil {
-				return err
-			}
+			b.set(e)
 		}
 		b.stored++
 	}
 	for p, o := range b.next {
-		if err := b.set(badger.NewEntry(partitionKey(p), encodeInt(o))); err != nil {
-			return err
-		}
+		b.set(badger.NewEntry(partitionKey(p), encodeInt(o)))
 	}
 	return sd.flush(b)
 }
