@@ -76,6 +76,9 @@ func mixedLog(t *testing.T, n int, seed uint64) ([]events.Record, MemKV) {
 			}
 		}
 		env.CommandID = fmt.Sprintf("cmd-%d", rnd.IntN(n)) // some repeat: duplicates
+		if rnd.IntN(3) == 0 {
+			env.CommandID = fmt.Sprintf("alice/%d", rnd.IntN(n)) // a client's key (recent.go)
+		}
 		b, err := encodeUnchecked(env)
 		if err != nil {
 			t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 10 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go); 9: the last checkpoint; 10: versions in chunks
+const FoldVersion = 11 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go); 9: the last checkpoint; 10: versions in chunks; 11: random command IDs remembered for a window (recent.go)
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.
@@ -236,12 +236,16 @@ func (f *folder) touch(g DeviceGroup) {
 	}
 }
 
-// dedupe rejects a record whose command ID an earlier record carried, and
+// dedupe rejects a record whose command ID an earlier record carried (for
+// a random ID: one of the recentWindow before it, recent.go), and
 // otherwise remembers the command ID.
 func (f *folder) dedupe() error {
 	id := f.env.CommandID
 	if id == "" {
 		return nil
+	}
+	if !keyedCommand(id) {
+		return f.dedupeRecent(id)
 	}
 	k := key(prefixCommand, id)
 	prev, found, err := f.kv.Get(k)

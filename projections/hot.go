@@ -35,7 +35,7 @@ const hotMaxBytes = 16 << 20
 
 const hotEntryOverhead = 64
 
-var hotPrefixes = newPrefixSet(prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUserGroup, []byte("idx/"))
+var hotPrefixes = newPrefixSet(prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUserGroup, []byte("idx/"), prefixRecent)
 
 // hot reports whether the cache keeps the key k.
 func hot(k []byte) bool { return hotPrefixes.has(k) }

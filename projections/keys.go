@@ -39,7 +39,11 @@ import (
 //	                             (chain: the hash chain after that record, docs/events.md; time: the latest
 //	                             event time, Unix ns, of the records up to it, which never decreases, so
 //	                             the offset of a time is a binary search: OffsetAt)
-//	cmd/<command id>             int64 BE: offset of the first record with that command ID
+//	cmd/<command id>             int64 BE: offset of the first record with that command ID, for a client's
+//	                             idempotency key ("<actor>/<key>")
+//	cmdr/<bucket uint16 BE>      the random command IDs of the last recentWindow offsets whose SHA-256 falls in
+//	                             the bucket (recent.go): repeated { offset int64 BE | 16 bytes of the SHA-256 },
+//	                             in offset order
 //	ev/<kind>/<name>/<offset BE> empty: the record at offset is an event of that object (accepted or not),
 //	                             so one object's events are read without reading the log (events.go)
 //	meta/chain_head              32 bytes: the hash chain after the last record folded

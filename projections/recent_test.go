@@ -1,0 +1,99 @@
+package projections
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
+)
+
+// TestRandomCommandIDsRepeatWithinTheWindow: a random command ID repeated
+// by one of the recentWindow offsets after its record is a duplicate, one
+// more offset later it is not; a client's key (with a '/') is a duplicate
+// at any distance. The store (Badger, batches of 700) answers as a fold of
+// one record at a time, and the buckets drop what is out of the window.
+func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
+	const w = recentWindow
+	ids := map[int64]string{0: "r-a", w: "r-a", 1: "r-b", w + 2: "r-b", 2: "alice/k", 2*w + 10: "alice/k"}
+	want := map[int64]int64{w: 0, 2*w + 10: 2} // offset -> the duplicate's first record
+	n := int64(2*w + 11)
+	var recs []events.Record
+	for off := int64(0); off < n; off++ {
+		env := ev(events.KindApp, "web", events.AppRestartedV{})
+		if off == 0 {
+			env = app("web", "nginx")
+		}
+		env.CommandID = fmt.Sprintf("%032x", off) // as a manager's: 32 hex digits
+		if id, ok := ids[off]; ok {
+			env.CommandID = id
+		}
+		b, err := encodeUnchecked(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, events.Record{Offset: off, Value: b})
+	}
+	ref := MemKV{}
+	for _, rec := range recs {
+		res, err := Apply(ref, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := res.Verdict
+		first, dup := want[rec.Offset]
+		if dup != (v.Reason == ReasonDuplicate) || v.Accepted == dup || (dup && v.DuplicateOf != first) {
+			t.Fatalf("offset %d (command %q): verdict %+v; want duplicate=%v of %d", rec.Offset, v.CommandID, v, dup, first)
+		}
+	}
+	s := openStore(t, t.TempDir())
+	for i := 0; i < len(recs); i += 700 {
+		if _, err := s.ApplyBatch(recs[i:min(i+700, len(recs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := dump(t, s)
+	sameKV(t, got, ref)
+
+	// Without the pruning the buckets would hold all 2w+9 random IDs.
+	entries := 0
+	for k, v := range got {
+		if !strings.HasPrefix(k, string(prefixRecent)) {
+			continue
+		}
+		for i := recentEntrySize; i < len(v); i += recentEntrySize {
+			if binary.BigEndian.Uint64(v[i:]) <= binary.BigEndian.Uint64(v[i-recentEntrySize:]) {
+				t.Fatalf("bucket %q is not in offset order", k)
+			}
+		}
+		entries += len(v) / recentEntrySize
+	}
+	if entries < w || entries > w+w/2 {
+		t.Fatalf("the buckets hold %d IDs, want about %d (the window)", entries, w)
+	}
+	if _, found := got[string(key(prefixCommand, "r-a"))]; found {
+		t.Fatal("a random command ID has a cmd/ key")
+	}
+	if _, found := got[string(key(prefixCommand, "alice/k"))]; !found {
+		t.Fatal("a client's key has no cmd/ key")
+	}
+}
+
+// TestDamagedRecentBucketIsAnError: a bucket whose length is not a whole
+// number of entries stops the fold (an error, not a verdict).
+func TestDamagedRecentBucketIsAnError(t *testing.T) {
+	kv := MemKV{}
+	for b := range uint16(recentBuckets) {
+		kv[string(recentKey(b))] = []byte("short")
+	}
+	env := app("web", "nginx")
+	env.CommandID = "0123456789abcdef0123456789abcdef"
+	b, err := encodeUnchecked(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(kv, events.Record{Offset: 0, Value: b}); err == nil || !strings.Contains(err.Error(), "whole number of entries") {
+		t.Fatalf("fold over a damaged bucket: %v", err)
+	}
+}
