@@ -110,6 +110,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	cur.filter = a.filter
 	cur.latest = a.hot
 	cur.chunks = newVersionChunks()
+	cur.recent = &recentSet{}
 	if !a.s.opts.InMemory {
 		cur.valueLogFrom = int(a.s.opts.ValueThreshold)
 	}
@@ -353,10 +354,7 @@ func (s *Store) commit(b *pending) error {
 	// The keys, copied into one buffer (Badger keeps them until the
 	// commit): a slice for each of a batch's tens of thousands of keys was
 	// a tenth of the commit.
-	n := 0
-	for k := range b.writes.set {
-		n += len(k)
-	}
+	n := b.writes.keyBytes()
 	for k := range b.writes.del {
 		n += len(k)
 	}

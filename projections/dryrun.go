@@ -40,6 +40,27 @@ type overlay struct {
 	// overlay write into one chunk per document (versions.go), written
 	// by the commit, not kept in set.
 	chunks *versionChunks
+	// recent, if set, holds the buckets of recent command IDs
+	// (recent.go) this overlay set, by bucket, not in set: every record
+	// of a replay reads and sets one, and the map's lookups were half of
+	// what keeping them cost.
+	recent *recentSet
+}
+
+// recentSet is an overlay's writes to the recent command IDs' buckets.
+type recentSet struct {
+	v [recentBuckets][]byte // nil: not set here
+	n int                   // buckets set
+}
+
+// recentBucketOf is the bucket k is the key of, ok=false if it is not a
+// bucket's key.
+func recentBucketOf(k []byte) (b int, ok bool) {
+	if len(k) != len(prefixRecent)+2 || string(k[:len(prefixRecent)]) != string(prefixRecent) {
+		return 0, false
+	}
+	b = int(k[len(prefixRecent)])<<8 | int(k[len(prefixRecent)+1])
+	return b, b < recentBuckets
 }
 
 func (o *overlay) addVersion(k []byte, off int64, meta, doc []byte, exists bool) bool {
@@ -59,6 +80,9 @@ func (o *overlay) addVersion(k []byte, off int64, meta, doc []byte, exists bool)
 // entries is how many keys committing the writes sets or deletes.
 func (o *overlay) entries() int64 {
 	n := len(o.set) + len(o.del)
+	if o.recent != nil {
+		n += o.recent.n
+	}
 	if o.chunks != nil {
 		n += len(o.chunks.all)
 	}
@@ -84,6 +108,12 @@ func newOverlay(base KV, sizeHint int) *overlay {
 
 // lookup is the value this overlay set at k, if it set one.
 func (o *overlay) lookup(k []byte) ([]byte, bool) {
+	if o.recent != nil {
+		if b, ok := recentBucketOf(k); ok {
+			v := o.recent.v[b]
+			return v, v != nil
+		}
+	}
 	if i, ok := o.set[string(k)]; ok {
 		return o.vals[i].v, true
 	}
@@ -95,6 +125,25 @@ func (o *overlay) each(fn func(k string, v []byte)) {
 	for k, i := range o.set {
 		fn(k, o.vals[i].v)
 	}
+	if o.recent != nil {
+		for b, v := range o.recent.v {
+			if v != nil {
+				fn(string(recentKey(uint16(b))), v)
+			}
+		}
+	}
+}
+
+// keyBytes is the length of the keys each passes.
+func (o *overlay) keyBytes() int {
+	n := 0
+	for k := range o.set {
+		n += len(k)
+	}
+	if o.recent != nil {
+		n += o.recent.n * (len(prefixRecent) + 2)
+	}
+	return n
 }
 
 func (o *overlay) Get(k []byte) ([]byte, bool, error) {
@@ -106,7 +155,11 @@ func (o *overlay) Get(k []byte) ([]byte, bool, error) {
 	if len(o.del) > 0 && o.del[string(k)] {
 		return nil, false, nil
 	}
-	if i, ok := o.set[string(k)]; ok {
+	if b, ok := recentBucketOf(k); ok && o.recent != nil {
+		if v := o.recent.v[b]; v != nil {
+			return v, true, nil
+		}
+	} else if i, ok := o.set[string(k)]; ok {
 		return o.vals[i].v, true, nil
 	}
 	if o.filter != nil && filtered(k) && !o.filter.mayContain(k) {
@@ -118,6 +171,10 @@ func (o *overlay) Get(k []byte) ([]byte, bool, error) {
 func (o *overlay) Set(k, v []byte) error {
 	if !o.owned {
 		v = append([]byte(nil), v...)
+	}
+	if b, ok := recentBucketOf(k); ok && o.recent != nil {
+		o.setRecent(k, b, v)
+		return nil
 	}
 	if i, ok := o.set[string(k)]; ok {
 		e := &o.vals[i]
@@ -142,6 +199,24 @@ func (o *overlay) Set(k, v []byte) error {
 	return nil
 }
 
+func (o *overlay) setRecent(k []byte, b int, v []byte) {
+	if len(o.del) > 0 && o.del[string(k)] {
+		delete(o.del, string(k))
+		o.size -= int64(len(k)) + entryOverhead
+	}
+	if v == nil {
+		v = []byte{} // nil is "not set"
+	}
+	if old := o.recent.v[b]; old == nil {
+		o.recent.n++
+		o.size += int64(len(k)) + entryOverhead
+	} else {
+		o.size -= int64(o.valueSize(len(old)))
+	}
+	o.recent.v[b] = v
+	o.size += int64(o.valueSize(len(v)))
+}
+
 // valueSize is what a value of n bytes adds to a transaction's size: its
 // bytes, or nothing beyond entryOverhead when it goes to the value log.
 func (o *overlay) valueSize(n int) int {
@@ -154,6 +229,11 @@ func (o *overlay) valueSize(n int) int {
 func (o *overlay) Delete(k []byte) error {
 	if o.del[string(k)] {
 		return nil
+	}
+	if b, ok := recentBucketOf(k); ok && o.recent != nil && o.recent.v[b] != nil {
+		o.size -= int64(len(k)+o.valueSize(len(o.recent.v[b]))) + entryOverhead
+		o.recent.v[b] = nil
+		o.recent.n--
 	}
 	if i, ok := o.set[string(k)]; ok {
 		delete(o.set, string(k))
@@ -183,6 +263,13 @@ func (o *overlay) Keys(prefix []byte, fn func([]byte) error) error {
 	for k := range o.set {
 		if strings.HasPrefix(k, string(prefix)) {
 			seen[k] = true
+		}
+	}
+	if o.recent != nil {
+		for b, v := range o.recent.v {
+			if k := string(recentKey(uint16(b))); v != nil && strings.HasPrefix(k, string(prefix)) {
+				seen[k] = true
+			}
 		}
 	}
 	keys := make([]string, 0, len(seen))

@@ -35,7 +35,7 @@ const hotMaxBytes = 16 << 20
 
 const hotEntryOverhead = 64
 
-var hotPrefixes = newPrefixSet(prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUserGroup, []byte("idx/"), prefixRecent)
+var hotPrefixes = newPrefixSet(prefixApp, prefixGroup, prefixRollout, prefixCron, prefixUserGroup, []byte("idx/"))
 
 // hot reports whether the cache keeps the key k.
 func hot(k []byte) bool { return hotPrefixes.has(k) }

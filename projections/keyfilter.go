@@ -11,8 +11,10 @@ import (
 // the largest cost of folding one. Where the filter says "absent" the key
 // is absent; where it says "maybe", Badger answers.
 //
-// It covers every key the fold writes (a new record block is a miss too);
-// the meta keys, which Reset writes, bypass it. It grows by adding
+// It covers every key the fold writes (a new record block is a miss too)
+// but the meta keys, which Reset writes, the versions and events, and the
+// buckets of recent command IDs (recent.go: the same 1,024 keys, there
+// after the first batches). It grows by adding
 // a filter twice as big whenever the last one is full, up to maxKeys:
 // past that it lets go of its memory and answers "maybe" to everything
 // (Badger answers, as for a store opened from disk). Only the goroutine
@@ -46,7 +48,7 @@ func newKeyFilter() *keyFilter { return &keyFilter{seed: maphash.MakeSeed(), max
 func filtered(k []byte) bool { return !unfiltered.has(k) }
 
 // unfiltered are the keys the filter does not cover.
-var unfiltered = newPrefixSet([]byte("meta/"), prefixVersion, prefixEvents)
+var unfiltered = newPrefixSet([]byte("meta/"), prefixVersion, prefixEvents, prefixRecent)
 
 func (f *keyFilter) add(k []byte) {
 	if f.full {
