@@ -28,3 +28,42 @@ func TestAppendStringMapIsJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendStringIsJSONMarshal: every byte alone, in the middle of a name
+// and at its end, and invalid UTF-8, as json.Marshal writes them.
+func TestAppendStringIsJSONMarshal(t *testing.T) {
+	var cases []string
+	for c := range 256 {
+		cases = append(cases, string(rune(c)), "app"+string([]byte{byte(c)})+"x", "registry.local/web:"+string([]byte{byte(c)}))
+	}
+	cases = append(cases, "", "\u2028", "\xff\xfe", "é")
+	for _, s := range cases {
+		appendStringIsMarshal(t, s)
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "web", "a<b>&\"\\", "\u2028\x00\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(appendStringIsMarshal)
+}
+
+func appendStringIsMarshal(t *testing.T, s string) {
+	want, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendString([]byte("p"), s); string(got) != "p"+string(want) {
+		t.Fatalf("AppendString(%q) = %s, want p%s", s, got, want)
+	}
+}
+
+// BenchmarkAppendString: an image reference, the usual string of a
+// document the fold writes.
+func BenchmarkAppendString(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	for b.Loop() {
+		buf = AppendString(buf[:0], "registry.local/app1234:987654")
+	}
+}
