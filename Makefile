@@ -56,7 +56,7 @@ fuzz: ## a short run of every fuzzer
 	@for f in FuzzDocumentEncoding FuzzDocumentDecoding FuzzVersionChunk; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./projections || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzDeviceDocument$$' -fuzztime 20s ./projections/reports
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./internal/cronexpr
-	$(GO) test -run '^$$' -fuzz '^FuzzLexer$$' -fuzztime 20s ./internal/jsonlex
+	@for f in FuzzLexer FuzzAppendString; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s ./internal/jsonlex || exit 1; done
 
 kcat-demo: deps ## print the event log of a running `make run` with kcat
 	kcat -b 127.0.0.1:9092 -t nebula-events -C -e -f '%o\t%k\t%h\t%s\n'

@@ -233,6 +233,9 @@ func (l *Lexer) plainEnd() (end int, ok bool) {
 		return 0, false
 	}
 	for j := l.i + 1; j < len(l.b); j++ {
+		if inString[l.b[j]] {
+			continue
+		}
 		switch c := l.b[j]; {
 		case c == '"':
 			return j, true
@@ -256,6 +259,16 @@ func (l *Lexer) plainString() []byte {
 	return s
 }
 
+// inString are the bytes a string holds as they are, with nothing to
+// check: printable ASCII but the quote and the backslash (one load per
+// byte before the comparisons).
+var inString = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // Str reads a string. Invalid UTF-8 (which encoding/json replaces) and
 // surrogate escapes set bad.
 func (l *Lexer) Str() string {
@@ -266,6 +279,9 @@ func (l *Lexer) Str() string {
 	start := l.i + 1
 	ascii := true
 	for j := start; j < len(l.b); j++ {
+		if inString[l.b[j]] {
+			continue
+		}
 		switch c := l.b[j]; {
 		case c == '"':
 			s := l.b[start:j]
