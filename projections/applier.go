@@ -110,7 +110,11 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	cur.filter = a.filter
 	cur.latest = a.hot
 	cur.chunks = newVersionChunks()
-	cur.recent = &recentSet{}
+	if len(recs) >= recentBuckets {
+		// A replay's batch sets most buckets: an array of them (24 KiB)
+		// beats the map; a live batch of a few records sets a few.
+		cur.recent = &recentSet{}
+	}
 	if !a.s.opts.InMemory {
 		cur.valueLogFrom = int(a.s.opts.ValueThreshold)
 	}

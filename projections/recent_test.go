@@ -12,7 +12,7 @@ import (
 // TestRandomCommandIDsRepeatWithinTheWindow: a random command ID repeated
 // by one of the recentWindow offsets after its record is a duplicate, one
 // more offset later it is not; a client's key (with a '/') is a duplicate
-// at any distance. The store (Badger, batches of 700) answers as a fold of
+// at any distance. The store (Badger, batches of 700 and 1,500) answers as a fold of
 // one record at a time, and the buckets drop what is out of the window.
 func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 	const w = recentWindow
@@ -47,9 +47,11 @@ func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 			t.Fatalf("offset %d (command %q): verdict %+v; want duplicate=%v of %d", rec.Offset, v.CommandID, v, dup, first)
 		}
 	}
+	// Fetches of 700 and 1,500 records: an overlay keeps the buckets in
+	// its map of keys, or apart in an array (overlay.recent).
 	s := openStore(t, t.TempDir())
-	for i := 0; i < len(recs); i += 700 {
-		if _, err := s.ApplyBatch(recs[i:min(i+700, len(recs))]); err != nil {
+	for i, size := 0, 700; i < len(recs); i, size = i+size, 2200-size {
+		if _, err := s.ApplyBatch(recs[i:min(i+size, len(recs))]); err != nil {
 			t.Fatal(err)
 		}
 	}
