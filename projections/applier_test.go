@@ -79,11 +79,7 @@ func mixedLog(t *testing.T, n int, seed uint64) ([]events.Record, MemKV) {
 		if rnd.IntN(3) == 0 {
 			env.CommandID = fmt.Sprintf("alice/%d", rnd.IntN(n)) // a client's key (recent.go)
 		}
-		b, err := encodeUnchecked(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := events.Record{Offset: off, Value: b}
+		rec := record(t, off, env)
 		if _, err := Apply(ref, rec); err != nil {
 			t.Fatalf("offset %d: %v", off, err)
 		}

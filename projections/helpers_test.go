@@ -3,6 +3,9 @@ package projections
 import (
 	"encoding/json"
 	"strconv"
+	"testing"
+
+	"github.com/nebula-orchestrator/nebula-go/events"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -16,3 +19,13 @@ func mustJSON(v any) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// record is env encoded (encodeUnchecked) as the record at off.
+func record(t testing.TB, off int64, env events.Envelope) events.Record {
+	t.Helper()
+	b, err := encodeUnchecked(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events.Record{Offset: off, Value: b}
+}

@@ -29,11 +29,7 @@ func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 		if id, ok := ids[off]; ok {
 			env.CommandID = id
 		}
-		b, err := encodeUnchecked(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, events.Record{Offset: off, Value: b})
+		recs = append(recs, record(t, off, env))
 	}
 	ref := MemKV{}
 	for _, rec := range recs {

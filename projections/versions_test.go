@@ -69,11 +69,7 @@ func pastLog(t *testing.T, n int, seed uint64) []events.Record {
 			env = ev(events.KindApp, name("app", 20), events.AppRestartedV{})
 		}
 		env.CommandID = fmt.Sprintf("cmd-%d", rnd.IntN(4*n)) // some repeat: duplicates
-		b, err := encodeUnchecked(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, events.Record{Offset: off, Value: b})
+		recs = append(recs, record(t, off, env))
 	}
 	return recs
 }
@@ -282,11 +278,7 @@ func TestVersionChunks(t *testing.T) {
 				EnvVars: &map[string]string{"BIG": big, "N": fmt.Sprint(off)}}}})
 		}
 		env.CommandID = fmt.Sprint("c", off)
-		b, err := encodeUnchecked(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, events.Record{Offset: off, Value: b})
+		recs = append(recs, record(t, off, env))
 	}
 	ref := MemKV{}
 	for _, rec := range recs {
