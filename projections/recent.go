@@ -17,10 +17,13 @@ import (
 // Any other ID is random, made by the manager for one request and never
 // sent again: it repeats only when the same record was appended twice, a
 // writer retrying a write that had in fact landed (a manager's own retries
-// do not: franz-go's idempotent producer drops them). Such a copy lands right
-// after the record it repeats, so these IDs are remembered for the
-// recentWindow offsets after their record, in recentBuckets keys that each
-// hold the recent IDs whose hash falls in them. A replay writes one key per
+// do not: franz-go's idempotent producer drops them). Such a copy lands
+// behind the record it repeats, among the writes in flight with it, so
+// these IDs are remembered for the recentWindow offsets after their record
+// (seconds of the busiest log), in recentBuckets keys that each hold the
+// recent IDs whose hash falls in them. A copy appended later than that (a
+// writer retrying after a long timeout, on a busy log) is folded as a new
+// command. A replay writes one key per
 // bucket per batch instead of one per record: the cmd/ keys were 61% of the
 // Badger entries a replay wrote, and most of its allocations.
 //
