@@ -111,7 +111,7 @@ func (a *applier) fold(recs []events.Record, envs []decoded) (int, *pending, err
 	cur.latest = a.hot
 	cur.chunks = newVersionChunks()
 	if len(recs) >= recentBuckets {
-		// A replay's batch sets most buckets: an array of them (24 KiB)
+		// A replay's batch sets most buckets: an array of them (96 KiB)
 		// beats the map; a live batch of a few records sets a few.
 		cur.recent = &recentSet{}
 	}

@@ -13,7 +13,7 @@ import (
 
 // FoldVersion changes whenever the fold's logic changes what it writes for
 // the same log. A store built by another fold version is rebuilt.
-const FoldVersion = 11 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go); 9: the last checkpoint; 10: versions in chunks; 11: random command IDs remembered for a window (recent.go)
+const FoldVersion = 12 // 7: rollouts (rollout.go); 8: documents keep their versions (versions.go); 9: the last checkpoint; 10: versions in chunks; 11: random command IDs remembered for a window (recent.go); 12: its buckets compact
 
 // RecordError is a record the fold cannot read (corrupt, unknown type,
 // newer schema). The projection stops there: it never skips a record.

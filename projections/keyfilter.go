@@ -13,7 +13,7 @@ import (
 //
 // It covers every key the fold writes (a new record block is a miss too)
 // but the meta keys, which Reset writes, the versions and events, and the
-// buckets of recent command IDs (recent.go: the same 1,024 keys, there
+// buckets of recent command IDs (recent.go: the same 4,096 keys, there
 // after the first batches). It grows by adding
 // a filter twice as big whenever the last one is full, up to maxKeys:
 // past that it lets go of its memory and answers "maybe" to everything

@@ -42,8 +42,8 @@ import (
 //	cmd/<command id>             int64 BE: offset of the first record with that command ID, for a client's
 //	                             idempotency key ("<actor>/<key>")
 //	cmdr/<bucket uint16 BE>      the random command IDs of the last recentWindow offsets whose SHA-256 falls in
-//	                             the bucket (recent.go): repeated { offset int64 BE | 16 bytes of the SHA-256 },
-//	                             in offset order
+//	                             the bucket (recent.go): the first one's offset int64 BE, then repeated
+//	                             { offset after it uint16 BE | 10 bytes of the SHA-256 }, in offset order
 //	ev/<kind>/<name>/<offset BE> empty: the record at offset is an event of that object (accepted or not),
 //	                             so one object's events are read without reading the log (events.go)
 //	meta/chain_head              32 bytes: the hash chain after the last record folded

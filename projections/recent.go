@@ -23,20 +23,25 @@ import (
 // (seconds of the busiest log), in recentBuckets keys that each hold the
 // recent IDs whose hash falls in them. A copy appended later than that (a
 // writer retrying after a long timeout, on a busy log) is folded as a new
-// command. A replay writes one key per
-// bucket per batch instead of one per record: the cmd/ keys were 61% of the
-// Badger entries a replay wrote, and most of its allocations.
+// command. A replay writes one key per bucket per batch (a batch holds
+// about 10,000 records) instead of one per record: the cmd/ keys were 61%
+// of the Badger entries a replay wrote, and most of its allocations.
 //
 // The rule is the log's, not the batch's: a record repeats a random ID when
 // one of the recentWindow offsets before it carried the same ID, whatever
 // was pruned when; every manager folds the same verdict.
+//
+// Most buckets stay under the store's value threshold (64 bytes: four IDs),
+// so a live manager's commands do not grow the value log with them: the offset of its first entry (int64 BE), then for
+// each ID, in offset order, its offset after that one (uint16 BE: the
+// entries kept span at most recentWindow offsets) and 10 bytes of its
+// SHA-256 (a false match is a 2^-80 chance per pair).
 const (
 	recentWindow  = 10_000
-	recentBuckets = 1024
+	recentBuckets = 4096
 
-	// recentEntrySize is a bucket's entry: the offset (int64 BE) and 16
-	// bytes of the ID's SHA-256 (a false match is a 2^-128 chance per pair).
-	recentEntrySize = 8 + 16
+	recentBaseSize  = 8
+	recentEntrySize = 2 + 10
 )
 
 var prefixRecent = []byte("cmdr/")
@@ -50,33 +55,55 @@ func keyedCommand(id string) bool { return strings.IndexByte(id, '/') >= 0 }
 // in its bucket, dropping the entries that are out of the window.
 func (f *folder) dedupeRecent(id string) error {
 	sum := sha256.Sum256([]byte(id))
-	fp := sum[2:18]
+	fp := sum[2 : 2+recentEntrySize-2]
 	k := recentKey(binary.BigEndian.Uint16(sum[:2]) % recentBuckets)
-	old, _, err := f.kv.Get(k)
+	old, found, err := f.kv.Get(k)
 	if err != nil {
 		return err
 	}
-	if len(old)%recentEntrySize != 0 {
-		return fmt.Errorf("recent command IDs %q: %d bytes is not a whole number of entries", k, len(old))
+	var base int64
+	if found {
+		if len(old) < recentBaseSize || (len(old)-recentBaseSize)%recentEntrySize != 0 {
+			return fmt.Errorf("recent command IDs %q: %d bytes is not a base and whole entries", k, len(old))
+		}
+		base, old = int64(binary.BigEndian.Uint64(old)), old[recentBaseSize:]
 	}
 	from := f.off - recentWindow
-	keep := len(old)
+	keep, newBase := len(old), f.off
 	for i := 0; i < len(old); i += recentEntrySize {
-		off := int64(binary.BigEndian.Uint64(old[i:]))
+		off := base + int64(binary.BigEndian.Uint16(old[i:]))
 		if off < from {
 			continue
 		}
 		if keep == len(old) {
-			keep = i
+			keep, newBase = i, off
 		}
-		if bytes.Equal(old[i+8:i+recentEntrySize], fp) {
+		if bytes.Equal(old[i+2:i+recentEntrySize], fp) {
 			return &rejection{reason: ReasonDuplicate, detail: fmt.Sprintf("command %q was folded at offset %d", id, off), duplicateOf: off}
 		}
 	}
-	// Entries are in offset order: those out of the window are a prefix.
-	v := make([]byte, 0, len(old)-keep+recentEntrySize)
-	v = append(binary.BigEndian.AppendUint64(append(v, old[keep:]...), uint64(f.off)), fp...)
+	// Entries are in offset order: those out of the window are a prefix;
+	// those kept are counted from the first of them.
+	v := make([]byte, 0, recentBaseSize+len(old)-keep+recentEntrySize)
+	v = binary.BigEndian.AppendUint64(v, uint64(newBase))
+	for i := keep; i < len(old); i += recentEntrySize {
+		off := base + int64(binary.BigEndian.Uint16(old[i:]))
+		v = append(binary.BigEndian.AppendUint16(v, uint16(off-newBase)), old[i+2:i+recentEntrySize]...)
+	}
+	v = append(binary.BigEndian.AppendUint16(v, uint16(f.off-newBase)), fp...)
 	return f.kv.Set(k, v)
+}
+
+// recentOffsets are the offsets a bucket's value holds (tests).
+func recentOffsets(v []byte) []int64 {
+	if len(v) < recentBaseSize {
+		return nil
+	}
+	base, out := int64(binary.BigEndian.Uint64(v)), []int64{}
+	for i := recentBaseSize; i+recentEntrySize <= len(v); i += recentEntrySize {
+		out = append(out, base+int64(binary.BigEndian.Uint16(v[i:])))
+	}
+	return out
 }
 
 func recentKey(bucket uint16) []byte {

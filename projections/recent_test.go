@@ -1,8 +1,8 @@
 package projections
 
 import (
-	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,7 +12,7 @@ import (
 // TestRandomCommandIDsRepeatWithinTheWindow: a random command ID repeated
 // by one of the recentWindow offsets after its record is a duplicate, one
 // more offset later it is not; a client's key (with a '/') is a duplicate
-// at any distance. The store (Badger, batches of 700 and 1,500) answers as a fold of
+// at any distance. The store (Badger, batches of 700 and 4,500) answers as a fold of
 // one record at a time, and the buckets drop what is out of the window.
 func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 	const w = recentWindow
@@ -43,10 +43,10 @@ func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 			t.Fatalf("offset %d (command %q): verdict %+v; want duplicate=%v of %d", rec.Offset, v.CommandID, v, dup, first)
 		}
 	}
-	// Fetches of 700 and 1,500 records: an overlay keeps the buckets in
+	// Fetches of 700 and 4,500 records: an overlay keeps the buckets in
 	// its map of keys, or apart in an array (overlay.recent).
 	s := openStore(t, t.TempDir())
-	for i, size := 0, 700; i < len(recs); i, size = i+size, 2200-size {
+	for i, size := 0, 700; i < len(recs); i, size = i+size, 5200-size {
 		if _, err := s.ApplyBatch(recs[i:min(i+size, len(recs))]); err != nil {
 			t.Fatal(err)
 		}
@@ -55,17 +55,22 @@ func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 	sameKV(t, got, ref)
 
 	// Without the pruning the buckets would hold all 2w+9 random IDs.
-	entries := 0
+	entries, small := 0, 0
 	for k, v := range got {
 		if !strings.HasPrefix(k, string(prefixRecent)) {
 			continue
 		}
-		for i := recentEntrySize; i < len(v); i += recentEntrySize {
-			if binary.BigEndian.Uint64(v[i:]) <= binary.BigEndian.Uint64(v[i-recentEntrySize:]) {
-				t.Fatalf("bucket %q is not in offset order", k)
-			}
+		offs := recentOffsets(v)
+		if len(offs) == 0 || !slices.IsSorted(offs) || offs[len(offs)-1]-offs[0] > w {
+			t.Fatalf("bucket %q holds %v: not a window in offset order", k, offs)
 		}
-		entries += len(v) / recentEntrySize
+		entries += len(offs)
+		if len(v) < 64 {
+			small++ // under the store's value threshold
+		}
+	}
+	if small < recentBuckets*3/4 {
+		t.Fatalf("%d buckets of %d are under 64 bytes", small, recentBuckets)
 	}
 	if entries < w || entries > w+w/2 {
 		t.Fatalf("the buckets hold %d IDs, want about %d (the window)", entries, w)
@@ -91,7 +96,7 @@ func TestDamagedRecentBucketIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(kv, events.Record{Offset: 0, Value: b}); err == nil || !strings.Contains(err.Error(), "whole number of entries") {
+	if _, err := Apply(kv, events.Record{Offset: 0, Value: b}); err == nil || !strings.Contains(err.Error(), "not a base and whole entries") {
 		t.Fatalf("fold over a damaged bucket: %v", err)
 	}
 }
