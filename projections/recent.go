@@ -31,11 +31,12 @@ import (
 // one of the recentWindow offsets before it carried the same ID, whatever
 // was pruned when; every manager folds the same verdict.
 //
-// Most buckets stay under the store's value threshold (64 bytes: four IDs),
-// so a live manager's commands do not grow the value log with them: the offset of its first entry (int64 BE), then for
-// each ID, in offset order, its offset after that one (uint16 BE: the
-// entries kept span at most recentWindow offsets) and 10 bytes of its
-// SHA-256 (a false match is a 2^-80 chance per pair).
+// Most buckets stay under the store's value threshold (64 bytes: four
+// IDs), so a live manager's commands do not grow the value log with them.
+// A bucket is the offset of its first entry (int64 BE), then for each ID,
+// in offset order, its offset after that one (uint16 BE: the entries kept
+// span at most recentWindow offsets) and 10 bytes of its SHA-256 (a false
+// match is a 2^-80 chance per pair).
 const (
 	recentWindow  = 10_000
 	recentBuckets = 4096
@@ -92,18 +93,6 @@ func (f *folder) dedupeRecent(id string) error {
 	}
 	v = append(binary.BigEndian.AppendUint16(v, uint16(f.off-newBase)), fp...)
 	return f.kv.Set(k, v)
-}
-
-// recentOffsets are the offsets a bucket's value holds (tests).
-func recentOffsets(v []byte) []int64 {
-	if len(v) < recentBaseSize {
-		return nil
-	}
-	base, out := int64(binary.BigEndian.Uint64(v)), []int64{}
-	for i := recentBaseSize; i+recentEntrySize <= len(v); i += recentEntrySize {
-		out = append(out, base+int64(binary.BigEndian.Uint16(v[i:])))
-	}
-	return out
 }
 
 func recentKey(bucket uint16) []byte {

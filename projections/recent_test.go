@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,8 +84,8 @@ func TestRandomCommandIDsRepeatWithinTheWindow(t *testing.T) {
 	}
 }
 
-// TestDamagedRecentBucketIsAnError: a bucket whose length is not a whole
-// number of entries stops the fold (an error, not a verdict).
+// TestDamagedRecentBucketIsAnError: a bucket that is not a base offset and
+// whole entries stops the fold (an error, not a verdict).
 func TestDamagedRecentBucketIsAnError(t *testing.T) {
 	kv := MemKV{}
 	for b := range uint16(recentBuckets) {
@@ -99,4 +100,16 @@ func TestDamagedRecentBucketIsAnError(t *testing.T) {
 	if _, err := Apply(kv, events.Record{Offset: 0, Value: b}); err == nil || !strings.Contains(err.Error(), "not a base and whole entries") {
 		t.Fatalf("fold over a damaged bucket: %v", err)
 	}
+}
+
+// recentOffsets are the offsets a bucket's value holds.
+func recentOffsets(v []byte) []int64 {
+	if len(v) < recentBaseSize {
+		return nil
+	}
+	base, out := int64(binary.BigEndian.Uint64(v)), []int64{}
+	for i := recentBaseSize; i+recentEntrySize <= len(v); i += recentEntrySize {
+		out = append(out, base+int64(binary.BigEndian.Uint16(v[i:])))
+	}
+	return out
 }
